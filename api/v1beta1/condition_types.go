@@ -1,0 +1,87 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1beta1
+
+// Finalizer is set on every ExternalSource so that its stored artifacts and
+// its ExternalArtifact are removed before the object goes. It is Flux's
+// finalizer name, so Flux tooling recognises it.
+const Finalizer = "finalizers.fluxcd.io"
+
+// Condition types, besides Flux's Ready, Reconciling and Stalled. The names
+// are source-controller's, so dashboards and alerts written for Flux sources
+// read ours the same way.
+const (
+	// FetchFailedCondition is True (negative polarity) while the generator
+	// cannot fetch the data: network errors, non-2xx answers, missing Secrets.
+	FetchFailedCondition string = "FetchFailed"
+
+	// HookFailedCondition is True (negative polarity) while a pre- or
+	// post-request hook fails or is refused by the whitelist.
+	HookFailedCondition string = "HookFailed"
+
+	// StorageOperationFailedCondition is True (negative polarity) while the
+	// artifact storage cannot be read or written.
+	StorageOperationFailedCondition string = "StorageOperationFailed"
+
+	// ArtifactInStorageCondition is True when the artifact of
+	// status.artifact exists in storage and matches its digest.
+	ArtifactInStorageCondition string = "ArtifactInStorage"
+)
+
+// Condition reasons specific to ExternalSource; Flux's generic reasons
+// (Succeeded, Failed, Progressing, ...) come from fluxcd/pkg/apis/meta.
+const (
+	// FetchFailedReason: the generator could not produce the data.
+	FetchFailedReason string = "FetchFailed"
+
+	// InvalidSpecReason: a spec field holds a value the controller cannot use;
+	// the message names the field. The object is Stalled until the spec changes.
+	InvalidSpecReason string = "InvalidSpec"
+
+	// UnsupportedGeneratorReason: spec.generator.type has no implementation
+	// in this controller.
+	UnsupportedGeneratorReason string = "UnsupportedGenerator"
+
+	// HooksDisabledReason: the object has hooks but this controller runs
+	// without a hook executor.
+	HooksDisabledReason string = "HooksDisabled"
+
+	// HookFailedReason: a hook exited non-zero, timed out or was refused.
+	HookFailedReason string = "HookFailed"
+
+	// ArchiveOperationFailedReason: the data could not be packaged.
+	ArchiveOperationFailedReason string = "ArchiveOperationFailed"
+
+	// StatOperationFailedReason: the stored artifact could not be checked.
+	StatOperationFailedReason string = "StatOperationFailed"
+
+	// WriteOperationFailedReason: the artifact could not be written.
+	WriteOperationFailedReason string = "WriteOperationFailed"
+
+	// ArtifactUpToDateReason: the upstream data has not changed.
+	ArtifactUpToDateReason string = "ArtifactUpToDate"
+
+	// NewArtifactReason: a new revision was stored and published.
+	NewArtifactReason string = "NewArtifact"
+
+	// PublishFailedReason: the ExternalArtifact could not be written.
+	PublishFailedReason string = "PublishFailed"
+
+	// ArtifactOwnedByOtherReason: an ExternalArtifact of the same name is
+	// controlled by another owner and is not adopted.
+	ArtifactOwnedByOtherReason string = "ArtifactOwnedByOther"
+)

@@ -1,0 +1,306 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1beta1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fluxcd/pkg/apis/meta"
+)
+
+// ExternalSourceKind is the kind of ExternalSource objects.
+const ExternalSourceKind = "ExternalSource"
+
+// Generator types. Each value must also be listed in the Enum marker of
+// GeneratorSpec.Type and have an implementation registered with the
+// controller; a test holds the three together.
+const (
+	// GeneratorTypeHTTP fetches the data with one HTTP request.
+	GeneratorTypeHTTP = "http"
+)
+
+// GeneratorTypes lists every generator type the CRD accepts.
+var GeneratorTypes = []string{GeneratorTypeHTTP}
+
+// Hook retry policies.
+const (
+	// HookRetryPolicyFail fails the reconciliation when the hook fails.
+	HookRetryPolicyFail = "fail"
+	// HookRetryPolicyRetry runs the hook again, up to maxRetries times.
+	HookRetryPolicyRetry = "retry"
+	// HookRetryPolicyIgnore passes the hook's input on unchanged when it fails.
+	HookRetryPolicyIgnore = "ignore"
+)
+
+// DefaultTimeout bounds a whole fetch, hooks included, when spec.timeout is unset.
+const DefaultTimeout = 60 * time.Second
+
+// ExternalSourceSpec defines where the data comes from, how often it is
+// fetched and where it lands in the artifact.
+type ExternalSourceSpec struct {
+	// Interval at which the data is fetched. At least one minute.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="must be at least 1m"
+	// +required
+	Interval metav1.Duration `json:"interval"`
+
+	// Timeout bounds a whole fetch, hooks included. Defaults to 60s.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be greater than 0s"
+	// +kubebuilder:default="60s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Suspend tells the controller to stop fetching; the published artifact stays.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// DestinationPath is the path of the data inside the artifact: relative,
+	// without '..' segments. It is cleaned ('a/./b' is 'a/b').
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="must be a relative path"
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="must not contain '..' segments"
+	// +kubebuilder:validation:XValidation:rule="self.split('/').exists(s, s != '' && s != '.')",message="must name a file"
+	// +required
+	DestinationPath string `json:"destinationPath"`
+
+	// Generator says how the data is produced.
+	// +required
+	Generator GeneratorSpec `json:"generator"`
+
+	// Hooks are whitelisted commands run before the request and on the data.
+	// +optional
+	Hooks *Hooks `json:"hooks,omitempty"`
+}
+
+// GeneratorSpec selects a generator type and holds its configuration; each
+// type has its own field named after it.
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || has(self.http)",message="http must be set when type is http"
+type GeneratorSpec struct {
+	// Type of the generator.
+	// +kubebuilder:validation:Enum=http
+	// +required
+	Type string `json:"type"`
+
+	// HTTP configures the http generator.
+	// +optional
+	HTTP *HTTPGeneratorSpec `json:"http,omitempty"`
+}
+
+// HTTPGeneratorSpec configures a request to an HTTP API.
+// +kubebuilder:validation:XValidation:rule="!has(self.body) || self.method != 'GET'",message="body is not allowed with method GET"
+type HTTPGeneratorSpec struct {
+	// URL of the API, http or https.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an http or https URL"
+	// +required
+	URL string `json:"url"`
+
+	// Method of the request.
+	// +kubebuilder:validation:Enum=GET;POST;PUT;PATCH
+	// +kubebuilder:default=GET
+	// +optional
+	Method string `json:"method,omitempty"`
+
+	// Body of the request, for methods other than GET.
+	// +optional
+	Body string `json:"body,omitempty"`
+
+	// HeadersSecretRef names a Secret in the same namespace whose every key
+	// becomes a request header.
+	// +optional
+	HeadersSecretRef *meta.LocalObjectReference `json:"headersSecretRef,omitempty"`
+
+	// CertSecretRef names a Secret in the same namespace with a CA bundle
+	// (ca.crt) and/or a client certificate (tls.crt and tls.key).
+	// +optional
+	CertSecretRef *meta.LocalObjectReference `json:"certSecretRef,omitempty"`
+
+	// InsecureSkipVerify disables TLS certificate verification. Never the
+	// default; reported in the Ready message and a Warning event.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// Hooks are the commands run around the request, in order.
+type Hooks struct {
+	// PreRequest hooks read the request as JSON on stdin and write the
+	// request to send on stdout.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	PreRequest []Hook `json:"preRequest,omitempty"`
+
+	// PostRequest hooks read the data on stdin and write new data on stdout.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	PostRequest []Hook `json:"postRequest,omitempty"`
+}
+
+// Hook is one whitelisted command.
+type Hook struct {
+	// Name identifies the hook in conditions, events and metrics.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+	// +required
+	Name string `json:"name"`
+
+	// Command is the name of a whitelist entry (not a path).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Command string `json:"command"`
+
+	// Args are passed as argv, without a shell; each must match the whitelist.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// Env are static variables for the command; their names must be allowed
+	// by the whitelist.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Env []HookEnvVar `json:"env,omitempty"`
+
+	// Timeout of one run, capped by the whitelist's maxTimeout.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// RetryPolicy says what a failure does: fail the reconciliation, retry
+	// up to maxRetries times, or ignore it and pass the input on.
+	// +kubebuilder:validation:Enum=fail;retry;ignore
+	// +kubebuilder:default=fail
+	// +optional
+	RetryPolicy string `json:"retryPolicy,omitempty"`
+
+	// MaxRetries bounds the retries of the retry policy. Defaults to 3.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	MaxRetries *int32 `json:"maxRetries,omitempty"`
+}
+
+// HookEnvVar is an environment variable set for a hook.
+type HookEnvVar struct {
+	// Name of the variable.
+	// +kubebuilder:validation:Pattern="^[A-Za-z_][A-Za-z0-9_]*$"
+	// +kubebuilder:validation:MaxLength=128
+	// +required
+	Name string `json:"name"`
+
+	// Value of the variable.
+	// +optional
+	Value string `json:"value,omitempty"`
+}
+
+// ExternalSourceStatus is the observed state of an ExternalSource.
+type ExternalSourceStatus struct {
+	// ObservedGeneration is the last generation fully handled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions of the object: Ready, Reconciling, Stalled and the failure
+	// conditions of each step.
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Artifact is the artifact last stored and published.
+	// +optional
+	Artifact *meta.Artifact `json:"artifact,omitempty"`
+
+	// LastHandledETag is the ETag of the upstream response the artifact was
+	// built from, used for conditional requests.
+	// +optional
+	LastHandledETag string `json:"lastHandledETag,omitempty"`
+
+	meta.ReconcileRequestStatus `json:",inline"`
+
+	meta.ForceRequestStatus `json:",inline"`
+}
+
+// GetConditions returns the status conditions of the object.
+func (in *ExternalSource) GetConditions() []metav1.Condition {
+	return in.Status.Conditions
+}
+
+// SetConditions sets the status conditions on the object.
+func (in *ExternalSource) SetConditions(conditions []metav1.Condition) {
+	in.Status.Conditions = conditions
+}
+
+// GetRequeueAfter returns the interval at which the object is reconciled.
+func (in *ExternalSource) GetRequeueAfter() time.Duration {
+	return in.Spec.Interval.Duration
+}
+
+// GetTimeout returns spec.timeout, or DefaultTimeout when unset.
+func (in *ExternalSource) GetTimeout() time.Duration {
+	if in.Spec.Timeout != nil && in.Spec.Timeout.Duration > 0 {
+		return in.Spec.Timeout.Duration
+	}
+	return DefaultTimeout
+}
+
+// GetArtifact returns the published artifact, or nil.
+func (in *ExternalSource) GetArtifact() *meta.Artifact {
+	return in.Status.Artifact
+}
+
+// HasHooks reports whether any hook is configured.
+func (in *ExternalSource) HasHooks() bool {
+	return in.Spec.Hooks != nil && (len(in.Spec.Hooks.PreRequest) > 0 || len(in.Spec.Hooks.PostRequest) > 0)
+}
+
+// +genclient
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=exs
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+// +kubebuilder:printcolumn:name="Ready",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].status"
+// +kubebuilder:printcolumn:name="Status",type="string",JSONPath=".status.conditions[?(@.type==\"Ready\")].message"
+// +kubebuilder:printcolumn:name="Revision",type="string",JSONPath=".status.artifact.revision"
+
+// ExternalSource fetches data from an external API on an interval and
+// publishes it as a Flux ExternalArtifact.
+type ExternalSource struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec ExternalSourceSpec `json:"spec,omitempty"`
+	// +kubebuilder:default={"observedGeneration":-1}
+	Status ExternalSourceStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ExternalSourceList is a list of ExternalSource objects.
+type ExternalSourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ExternalSource `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ExternalSource{}, &ExternalSourceList{})
+}

@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package archive packages data as a deterministic tar.gz: the same bytes at
+// the same path always give the same archive, and so the same digest and
+// revision. That is what lets an unchanged upstream publish nothing new.
+package archive
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// modTime is the fixed modification time of every entry. A real clock would
+// make each build of the same data a new revision.
+var modTime = time.Unix(0, 0).UTC()
+
+// fileMode is the fixed mode of the data file: readable by consumers
+// whatever the umask of the machine that built it.
+const fileMode = 0o644
+
+// CleanPath returns the cleaned, slash-separated relative form of p, or an
+// error when p is absolute, climbs out with '..', or names no file. The API
+// server rejects such values already (CEL rules); this is the controller's
+// own guard, since the archive must never hold an entry outside its root.
+func CleanPath(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("must not be empty")
+	}
+	if strings.HasPrefix(p, "/") || strings.HasPrefix(p, `\`) {
+		return "", fmt.Errorf("%q must be a relative path", p)
+	}
+	for _, s := range strings.Split(p, "/") {
+		if s == ".." {
+			return "", fmt.Errorf("%q must not contain '..' segments", p)
+		}
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%q must not contain NUL", p)
+	}
+	c := path.Clean(p)
+	if c == "." || c == "/" {
+		return "", fmt.Errorf("%q must name a file", p)
+	}
+	return c, nil
+}
+
+// Result describes a written archive.
+type Result struct {
+	// Digest is "sha256:<hex>" of the archive bytes.
+	Digest string
+	// Size is the length of the archive in bytes.
+	Size int64
+}
+
+// Hex returns the hex part of the digest.
+func (r Result) Hex() string {
+	return strings.TrimPrefix(r.Digest, "sha256:")
+}
+
+// Write streams a tar.gz holding exactly one regular file, at destPath, with
+// the size bytes read from data, to w. The reader must yield exactly size
+// bytes: the tar header is written first and states the size. Memory use is
+// bounded by the gzip window whatever the size.
+func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, error) {
+	name, err := CleanPath(destPath)
+	if err != nil {
+		return Result{}, fmt.Errorf("destinationPath: %w", err)
+	}
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(w, h)}
+
+	// BestSpeed: artifacts are read far less often than they are built, and
+	// the data is usually small JSON; the level is part of the determinism,
+	// so it is a constant, not a flag.
+	gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+	if err != nil {
+		return Result{}, err
+	}
+	// A zero gzip header (no name, no mtime, OS unknown) keeps the bytes stable.
+	tw := tar.NewWriter(gz)
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     fileMode,
+		ModTime:  modTime,
+		Format:   tar.FormatPAX,
+	}
+	if len(name) <= 100 {
+		// USTAR when it fits: no PAX records, readable by every tar.
+		hdr.Format = tar.FormatUSTAR
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return Result{}, fmt.Errorf("writing tar header: %w", err)
+	}
+	n, err := io.Copy(tw, data)
+	if err != nil {
+		return Result{}, fmt.Errorf("writing data: %w", err)
+	}
+	if n != size {
+		return Result{}, fmt.Errorf("data is %d bytes, expected %d", n, size)
+	}
+	if err := tw.Close(); err != nil {
+		return Result{}, fmt.Errorf("closing tar: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return Result{}, fmt.Errorf("closing gzip: %w", err)
+	}
+	return Result{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: cw.n}, nil
+}
+
+// Revision returns the Flux revision of an archive digest.
+func Revision(digest string) string {
+	return "latest@" + digest
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

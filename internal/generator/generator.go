@@ -1,0 +1,157 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package generator defines how an ExternalSource's data is produced. The
+// reconciler knows only the Generator interface and the Registry; each
+// generator type is its own package, registered by one line in
+// internal/generator/builtin.
+package generator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+// Generator produces the data of an ExternalSource. Implementations are
+// long-lived and shared by every object of their type (they hold transports
+// and caches), so Generate must be safe for concurrent use.
+type Generator interface {
+	Generate(ctx context.Context, req *Request) (*Result, error)
+}
+
+// Request is what a generator is given for one fetch.
+type Request struct {
+	// Source is the object being reconciled; a generator reads its own
+	// field of spec.generator. It must not modify it.
+	Source *v1.ExternalSource
+
+	// Reader reads objects (Secrets) from the API server, uncached, in the
+	// object's namespace only.
+	Reader client.Reader
+
+	// Previous holds the validators of the response the published artifact
+	// was built from; empty when a full fetch is wanted.
+	Previous Validators
+}
+
+// Validators are the cache validators of a response, used for conditional
+// requests.
+type Validators struct {
+	ETag         string
+	LastModified string
+}
+
+// Result is the outcome of a fetch.
+type Result struct {
+	// Body streams the data. Nil when NotModified. The caller closes it.
+	Body io.ReadCloser
+
+	// NotModified says the upstream confirmed that the data is the one the
+	// published artifact was built from.
+	NotModified bool
+
+	// Validators of this response, recorded for the next conditional request.
+	Validators Validators
+}
+
+// InvalidSpecError says that the object's spec cannot be used as it is. The
+// reconciler marks the object Stalled until the spec changes, instead of
+// retrying. Field names the offending field, e.g. spec.generator.http.url.
+type InvalidSpecError struct {
+	Field string
+	Err   error
+}
+
+func (e *InvalidSpecError) Error() string { return fmt.Sprintf("%s: %v", e.Field, e.Err) }
+func (e *InvalidSpecError) Unwrap() error { return e.Err }
+
+// InvalidSpec returns an InvalidSpecError for field.
+func InvalidSpec(field, format string, args ...any) error {
+	return &InvalidSpecError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Registry maps generator types to their implementations.
+type Registry struct {
+	mu   sync.RWMutex
+	gens map[string]Generator
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{gens: map[string]Generator{}}
+}
+
+// Register adds the implementation of a type; registering a type twice is
+// a programming error and fails.
+func (r *Registry) Register(typ string, g Generator) error {
+	if typ == "" || g == nil {
+		return errors.New("generator type and implementation are required")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.gens[typ]; ok {
+		return fmt.Errorf("generator type %q registered twice", typ)
+	}
+	r.gens[typ] = g
+	return nil
+}
+
+// Get returns the implementation of a type.
+func (r *Registry) Get(typ string) (Generator, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	g, ok := r.gens[typ]
+	return g, ok
+}
+
+// Types returns the registered types, sorted.
+func (r *Registry) Types() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.gens))
+	for t := range r.gens {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckImplements fails unless every type in types has an implementation.
+// The controller calls it at start-up with the types the CRD accepts, so a
+// type that the API server admits can never reach a controller that cannot
+// run it.
+func (r *Registry) CheckImplements(types []string) error {
+	have := r.Types()
+	var missing []string
+	for _, t := range types {
+		if !slices.Contains(have, t) {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("generator types accepted by the API have no implementation: %v", missing)
+	}
+	return nil
+}

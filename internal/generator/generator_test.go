@@ -1,0 +1,55 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package generator
+
+import (
+	"context"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+type nopGenerator struct{}
+
+func (nopGenerator) Generate(context.Context, *Request) (*Result, error) { return &Result{}, nil }
+
+func TestRegistry(t *testing.T) {
+	g := NewWithT(t)
+	r := NewRegistry()
+	g.Expect(r.Types()).To(BeEmpty())
+	g.Expect(r.CheckImplements([]string{"http"})).To(MatchError(ContainSubstring("[http]")))
+
+	g.Expect(r.Register("http", nopGenerator{})).To(Succeed())
+	g.Expect(r.Register("a", nopGenerator{})).To(Succeed())
+	g.Expect(r.Register("http", nopGenerator{})).To(MatchError(ContainSubstring("twice")))
+	g.Expect(r.Register("", nopGenerator{})).ToNot(Succeed())
+	g.Expect(r.Register("b", nil)).ToNot(Succeed())
+
+	g.Expect(r.Types()).To(Equal([]string{"a", "http"}))
+	_, ok := r.Get("http")
+	g.Expect(ok).To(BeTrue())
+	_, ok = r.Get("ftp")
+	g.Expect(ok).To(BeFalse())
+	g.Expect(r.CheckImplements([]string{"http", "a"})).To(Succeed())
+	g.Expect(r.CheckImplements([]string{"http", "ftp", "s3"})).To(MatchError(ContainSubstring("[ftp s3]")))
+}
+
+func TestInvalidSpecError(t *testing.T) {
+	g := NewWithT(t)
+	err := InvalidSpec("spec.generator.http.url", "bad %s", "x")
+	g.Expect(err.Error()).To(Equal("spec.generator.http.url: bad x"))
+}

@@ -1,0 +1,232 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package memory is a Storage backend that keeps artifacts in the
+// controller's memory: for development and tests. Artifacts do not survive a
+// restart; the controller says so at start-up, in Ready messages and in a
+// metric, and republishes them on the next reconcile.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fluxcd/pkg/apis/meta"
+
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// DefaultMaxBytes bounds the memory store when no limit is given.
+const DefaultMaxBytes = 512 << 20
+
+// Options configure the memory store.
+type Options struct {
+	// BaseURL is the advertised base of artifact URLs, e.g. http://host:9090.
+	BaseURL string
+	// MaxBytes bounds the bytes held; a Put that would exceed it fails.
+	MaxBytes int64
+}
+
+// Storage keeps artifacts in a map guarded by a mutex. Objects are
+// immutable once stored, so readers get a view of the bytes without copying.
+type Storage struct {
+	opts Options
+
+	mu    sync.RWMutex
+	objs  map[string]*object
+	total int64
+
+	now func() time.Time
+}
+
+type object struct {
+	data    []byte
+	digest  string
+	modTime time.Time
+}
+
+var _ storage.Storage = (*Storage)(nil)
+
+// New returns an empty memory store.
+func New(opts Options) *Storage {
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	return &Storage{opts: opts, objs: map[string]*object{}, now: time.Now}
+}
+
+// NewArtifactFor implements storage.Storage.
+func (s *Storage) NewArtifactFor(kind string, obj metav1.Object, revision, fileName string) meta.Artifact {
+	return storage.NewArtifact(s.opts.BaseURL, kind, obj, revision, fileName)
+}
+
+// SetArtifactURL implements storage.Storage.
+func (s *Storage) SetArtifactURL(a *meta.Artifact) {
+	a.URL = storage.ArtifactURL(s.opts.BaseURL, a.Path)
+}
+
+// Ephemeral implements storage.Storage: memory does not survive a restart.
+func (s *Storage) Ephemeral() bool { return true }
+
+// Put implements storage.Storage. It reads at most the free room plus one
+// byte, so a full store fails fast without holding an unbounded body.
+func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error {
+	s.mu.RLock()
+	room := s.opts.MaxBytes - s.total
+	if old, ok := s.objs[a.Path]; ok {
+		room += int64(len(old.data))
+	}
+	s.mu.RUnlock()
+
+	var buf bytes.Buffer
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(&buf, h), io.LimitReader(r, room+1))
+	if err != nil {
+		return fmt.Errorf("reading artifact: %w", err)
+	}
+	if n > room {
+		return fmt.Errorf("memory store is full: storing %s would exceed --memory-store-max-bytes=%d", a.Path, s.opts.MaxBytes)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &object{data: buf.Bytes(), digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), modTime: s.now()}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.objs[a.Path]; ok {
+		s.total -= int64(len(old.data))
+	}
+	if s.total+int64(len(o.data)) > s.opts.MaxBytes {
+		return fmt.Errorf("memory store is full: storing %s would exceed --memory-store-max-bytes=%d", a.Path, s.opts.MaxBytes)
+	}
+	s.objs[a.Path] = o
+	s.total += int64(len(o.data))
+
+	a.Digest = o.digest
+	a.Size = ptrInt64(int64(len(o.data)))
+	a.LastUpdateTime = metav1.NewTime(o.modTime)
+	s.SetArtifactURL(a)
+	return nil
+}
+
+// Open implements storage.Storage.
+func (s *Storage) Open(_ context.Context, p string) (io.ReadCloser, int64, error) {
+	s.mu.RLock()
+	o, ok := s.objs[p]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, 0, fmt.Errorf("%s: %w", p, storage.ErrNotFound)
+	}
+	return io.NopCloser(bytes.NewReader(o.data)), int64(len(o.data)), nil
+}
+
+// Exists implements storage.Storage.
+func (s *Storage) Exists(_ context.Context, a meta.Artifact) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.objs[a.Path]
+	return ok, nil
+}
+
+// Verify implements storage.Storage.
+func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
+	s.mu.RLock()
+	o, ok := s.objs[a.Path]
+	s.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+	}
+	// The digest is computed from the bytes at Put and the bytes are never
+	// changed afterwards, so comparing the recorded digest is enough.
+	if o.digest != a.Digest {
+		return fmt.Errorf("%s: stored %s, expected %s: %w", a.Path, o.digest, a.Digest, storage.ErrDigestMismatch)
+	}
+	return nil
+}
+
+// Remove implements storage.Storage.
+func (s *Storage) Remove(_ context.Context, a meta.Artifact) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removeLocked(a.Path)
+	return nil
+}
+
+// RemoveAll implements storage.Storage.
+func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
+	dir := dirOf(a.Path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for p := range s.objs {
+		if dirOf(p) == dir {
+			s.removeLocked(p)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// GarbageCollect implements storage.Storage.
+func (s *Storage) GarbageCollect(_ context.Context, current meta.Artifact, policy storage.Retention) ([]string, error) {
+	dir := dirOf(current.Path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var infos []storage.ObjectInfo
+	for p, o := range s.objs {
+		if dirOf(p) == dir {
+			infos = append(infos, storage.ObjectInfo{Path: p, ModTime: o.modTime, Size: int64(len(o.data))})
+		}
+	}
+	del := storage.GarbageFiles(infos, current.Path, policy, s.now())
+	for _, p := range del {
+		s.removeLocked(p)
+	}
+	return del, nil
+}
+
+// Len returns how many artifacts are stored; for tests and metrics.
+func (s *Storage) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.objs)
+}
+
+func (s *Storage) removeLocked(p string) {
+	if o, ok := s.objs[p]; ok {
+		s.total -= int64(len(o.data))
+		delete(s.objs, p)
+	}
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+func ptrInt64(v int64) *int64 { return &v }
