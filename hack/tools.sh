@@ -4,7 +4,7 @@
 # the tool module's go.mod/go.sum, the Go version and the build flags, and links
 # them into bin/. A warm run only checks keys and links: seconds.
 #
-# usage: hack/tools.sh [tool ...]   (default: every tool under tests/tools)
+# usage: hack/tools.sh [tool ...|crds]   (default: every tool under tests/tools, and crds)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +22,9 @@ declare -A ldflags=(
   [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
 )
 
-tools=("$@")
-if [ ${#tools[@]} -eq 0 ]; then
+tools=()
+for a in "$@"; do [ "$a" = crds ] || tools+=("$a"); done
+if [ $# -eq 0 ]; then
   for d in "$root"/tests/tools/*/; do
     [ -f "$d/go.mod" ] && tools+=("$(basename "$d")")
   done
@@ -45,3 +46,19 @@ for t in "${tools[@]}"; do
   fi
   ln -sfn "$out" "$root/bin/$t"
 done
+
+# The Flux CRDs the tests install (Flux owns them; we never ship copies):
+# taken from the released controller modules in the module cache.
+flux_crds() {
+  local mod=$1 ver=$2; shift 2
+  local dir
+  dir=$(cd "$root" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
+  mkdir -p "$root/bin/crds"
+  for f in "$@"; do
+    install -m 0644 "$dir/config/crd/bases/$f" "$root/bin/crds/$f"
+  done
+}
+if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
+  flux_crds github.com/fluxcd/source-controller v1.9.6 source.toolkit.fluxcd.io_externalartifacts.yaml
+fi

@@ -267,6 +267,18 @@ func (in *ExternalSource) GetArtifact() *meta.Artifact {
 	return in.Status.Artifact
 }
 
+// GetLastHandledReconcileRequest returns the last handled
+// reconcile.fluxcd.io/requestedAt value.
+func (in *ExternalSource) GetLastHandledReconcileRequest() string {
+	return in.Status.GetLastHandledReconcileRequest()
+}
+
+// GetLastHandledForceRequestStatus returns a pointer to the last handled
+// reconcile.fluxcd.io/forceAt value, for meta.ShouldHandleForceRequest.
+func (in *ExternalSource) GetLastHandledForceRequestStatus() *string {
+	return &in.Status.LastHandledForceAt
+}
+
 // HasHooks reports whether any hook is configured.
 func (in *ExternalSource) HasHooks() bool {
 	return in.Spec.Hooks != nil && (len(in.Spec.Hooks.PreRequest) > 0 || len(in.Spec.Hooks.PostRequest) > 0)

@@ -1,0 +1,322 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controller holds the ExternalSourceReconciler: one file per step
+// of the pipeline (fetch, storage, publish), chained in reconcile.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	"github.com/fluxcd/pkg/runtime/patch"
+	"github.com/fluxcd/pkg/runtime/predicates"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"k8s.io/client-go/util/workqueue"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/hook"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// DefaultMaxDataSize bounds the data of one fetch when no limit is set.
+const DefaultMaxDataSize = 50 << 20
+
+// ExternalSourceReconciler fetches, packages, stores and publishes the data
+// of ExternalSource objects. It knows the generator registry, the Storage
+// and the hook Runner only through their interfaces.
+type ExternalSourceReconciler struct {
+	client.Client
+	events.Recorder
+
+	// APIReader reads Secrets uncached, so that no Secret is cached
+	// cluster-wide.
+	APIReader client.Reader
+
+	// ControllerName is the field owner of patches and the event source.
+	ControllerName string
+
+	Generators *generator.Registry
+	Storage    storage.Storage
+
+	// HookRunner runs hooks; nil means hooks are disabled and objects with
+	// hooks are Stalled.
+	HookRunner hook.Runner
+
+	// MaxDataSize bounds the data of one fetch, in bytes.
+	MaxDataSize int64
+
+	// Retention is the artifact retention policy applied after each new
+	// artifact.
+	Retention storage.Retention
+
+	// TempDir is where data and archives are spooled; "" is os.TempDir.
+	TempDir string
+}
+
+// ReconcilerOptions configure the controller that runs the reconciler.
+type ReconcilerOptions struct {
+	MaxConcurrentReconciles int
+	RateLimiter             workqueue.TypedRateLimiter[reconcile.Request]
+}
+
+// readyCondition lists the conditions Ready is summarised from, as
+// source-controller does: the failure conditions are negative polarity.
+var (
+	ownedConditions = []string{
+		v1.FetchFailedCondition,
+		v1.HookFailedCondition,
+		v1.StorageOperationFailedCondition,
+		v1.ArtifactInStorageCondition,
+		meta.ReadyCondition,
+		meta.ReconcilingCondition,
+		meta.StalledCondition,
+	}
+	summarizeConditions = []string{
+		meta.StalledCondition,
+		v1.FetchFailedCondition,
+		v1.HookFailedCondition,
+		v1.StorageOperationFailedCondition,
+		meta.ReconcilingCondition,
+		v1.ArtifactInStorageCondition,
+	}
+	negativePolarity = []string{
+		meta.StalledCondition,
+		v1.FetchFailedCondition,
+		v1.HookFailedCondition,
+		v1.StorageOperationFailedCondition,
+		meta.ReconcilingCondition,
+	}
+)
+
+// +kubebuilder:rbac:groups=source.externalsource.io,resources=externalsources,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=source.externalsource.io,resources=externalsources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=source.externalsource.io,resources=externalsources/finalizers,verbs=update
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=externalartifacts,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=source.toolkit.fluxcd.io,resources=externalartifacts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="events.k8s.io",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="coordination.k8s.io",resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// SetupWithManager registers the reconciler: it watches ExternalSources
+// (spec changes and reconcile requests) and the ExternalArtifacts it owns,
+// so a deleted or edited ExternalArtifact is put back.
+func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts ReconcilerOptions) error {
+	if r.MaxDataSize <= 0 {
+		r.MaxDataSize = DefaultMaxDataSize
+	}
+	if r.Retention.Records <= 0 {
+		r.Retention = storage.DefaultRetention
+	}
+	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1.ExternalSource{}, builder.WithPredicates(pred)).
+		Owns(&sourcev1.ExternalArtifact{}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			RateLimiter:             opts.RateLimiter,
+			RecoverPanic:            ptrTo(true),
+		}).
+		Complete(r)
+}
+
+// reconcileState carries what one step hands to the next.
+type reconcileState struct {
+	// tmpDir holds the spooled data and the archive; removed at the end.
+	tmpDir string
+	// dataFile is the spooled data and dataSize its length.
+	dataFile string
+	dataSize int64
+	// validators of the response the data came from.
+	validators generator.Validators
+	// notModified says the upstream confirmed the published data.
+	notModified bool
+	// newArtifact says this reconcile stored a new revision.
+	newArtifact bool
+}
+
+// reconcileFunc is one step of the pipeline.
+type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.ExternalSource, st *reconcileState) error
+
+// Reconcile follows source-controller: get, serial patcher, deferred
+// summarize-and-patch, finalizer, suspend, then the steps.
+func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	log := ctrl.LoggerFrom(ctx)
+
+	obj := &v1.ExternalSource{}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	sp := patch.NewSerialPatcher(obj, r.Client)
+
+	// done says the steps ran to the end (as opposed to: stopped early for
+	// deletion, suspension or the finalizer).
+	var done bool
+	defer func() {
+		result, retErr = r.summarizeAndPatch(ctx, sp, obj, done, retErr)
+	}()
+
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
+	}
+
+	// Add the finalizer first and persist it at once, so that nothing is
+	// stored for an object that could then be deleted without cleanup.
+	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
+		controllerutil.AddFinalizer(obj, v1.Finalizer)
+		if err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
+
+	if obj.Spec.Suspend {
+		log.V(1).Info("reconciliation is suspended for this object")
+		return ctrl.Result{}, nil
+	}
+
+	st := &reconcileState{}
+	defer st.cleanup()
+	steps := []reconcileFunc{
+		r.reconcileStorage,
+		r.reconcileSource,
+		r.reconcileArtifact,
+		r.reconcileExternalArtifact,
+	}
+	for _, step := range steps {
+		if err := step(ctx, sp, obj, st); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	done = true
+	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+}
+
+// summarizeAndPatch turns the outcome of the steps into Ready, Reconciling
+// and Stalled, records the handled reconcile request, emits a Warning for a
+// failure and patches the object once. A stalling error is not returned to
+// controller-runtime (retrying cannot fix it); any other error is, so the
+// rate limiter backs off exponentially while the last artifact stays
+// published.
+func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *patch.SerialPatcher,
+	obj *v1.ExternalSource, done bool, recErr error) (ctrl.Result, error) {
+	result := ctrl.Result{}
+	if done {
+		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
+	}
+
+	if !obj.DeletionTimestamp.IsZero() && recErr == nil {
+		// Persist the finalizer's removal; the object then goes.
+		err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName))
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+
+	var stall *stallingError
+	switch {
+	case errors.As(recErr, &stall):
+		conditions.MarkStalled(obj, stall.reason, "%s", recErr.Error())
+		conditions.MarkFalse(obj, meta.ReadyCondition, stall.reason, "%s", recErr.Error())
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		r.Eventf(obj, nil, corev1.EventTypeWarning, stall.reason, "Reconcile", "%s", recErr.Error())
+	case recErr != nil:
+		conditions.Delete(obj, meta.StalledCondition)
+		reason := reasonOf(recErr, meta.FailedReason)
+		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", recErr.Error())
+		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", recErr.Error())
+		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", recErr.Error())
+	case done:
+		conditions.Delete(obj, meta.StalledCondition)
+		conditions.Delete(obj, meta.ReconcilingCondition)
+		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj))
+	}
+
+	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
+		obj.Status.SetLastHandledReconcileRequest(v)
+	}
+
+	opts := []patch.Option{
+		patch.WithOwnedConditions{Conditions: ownedConditions},
+		patch.WithFieldOwner(r.ControllerName),
+	}
+	// observedGeneration says a generation was fully handled: done, or
+	// stalled on it (which is final for that generation).
+	if done || stall != nil {
+		opts = append(opts, patch.WithStatusObservedGeneration{})
+	}
+	if err := sp.Patch(ctx, obj, opts...); err != nil {
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil
+		}
+		recErr = kerrors.NewAggregate([]error{recErr, err})
+	}
+
+	if stall != nil {
+		return ctrl.Result{}, nil
+	}
+	if recErr != nil {
+		return ctrl.Result{}, recErr
+	}
+	return result, nil
+}
+
+// readyMessage names the published revision, and warns when the store does
+// not survive a restart.
+func (r *ExternalSourceReconciler) readyMessage(obj *v1.ExternalSource) string {
+	a := obj.GetArtifact()
+	if a == nil {
+		return "no artifact"
+	}
+	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
+	if r.Storage.Ephemeral() {
+		msg += " (memory storage: artifacts do not survive a controller restart)"
+	}
+	return msg
+}
+
+// progressing marks the object Reconciling with Ready Unknown when a new
+// generation is being handled, so `kubectl wait` does not see the old Ready.
+func progressing(obj *v1.ExternalSource, format string, args ...any) {
+	conditions.MarkReconciling(obj, meta.ProgressingReason, format, args...)
+	if obj.Generation != obj.Status.ObservedGeneration || !conditions.Has(obj, meta.ReadyCondition) {
+		conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, format, args...)
+	}
+}
+
+func (st *reconcileState) cleanup() {
+	if st.tmpDir != "" {
+		_ = os.RemoveAll(st.tmpDir)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

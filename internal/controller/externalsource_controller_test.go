@@ -1,0 +1,446 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// upstream is an API whose payload the test changes; it counts requests.
+type upstream struct {
+	*httptest.Server
+	mu       sync.Mutex
+	body     string
+	status   int
+	requests atomic.Int64
+}
+
+func newUpstream(t *testing.T, body string) *upstream {
+	u := &upstream{body: body, status: http.StatusOK}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.requests.Add(1)
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		w.WriteHeader(u.status)
+		_, _ = io.WriteString(w, u.body)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *upstream) set(status int, body string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.status, u.body = status, body
+}
+
+var nsCount atomic.Int64
+
+// newNamespace creates a namespace per test so tests never see each other's objects.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("test-%d-%d", time.Now().UnixNano()%100000, nsCount.Add(1))}}
+	if err := k8sClient.Create(testCtx, ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func newSource(ns, name, url string) *v1.ExternalSource {
+	return &v1.ExternalSource{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.ExternalSourceSpec{
+			Interval:        metav1.Duration{Duration: 10 * time.Minute},
+			DestinationPath: "data/pricing.json",
+			Generator: v1.GeneratorSpec{
+				Type: v1.GeneratorTypeHTTP,
+				HTTP: &v1.HTTPGeneratorSpec{URL: url},
+			},
+		},
+	}
+}
+
+func getSource(g Gomega, obj *v1.ExternalSource) *v1.ExternalSource {
+	out := &v1.ExternalSource{}
+	g.Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), out)).To(Succeed())
+	return out
+}
+
+// waitReady waits until the object is Ready for its current generation and
+// returns it.
+func waitReady(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
+	t.Helper()
+	g := NewWithT(t)
+	var out *v1.ExternalSource
+	g.Eventually(func(g Gomega) {
+		out = getSource(g, obj)
+		g.Expect(conditions.IsReady(out)).To(BeTrue(), "Ready: %v", conditions.Get(out, meta.ReadyCondition))
+		g.Expect(out.Status.ObservedGeneration).To(Equal(out.Generation))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	return out
+}
+
+// requestReconcile sets reconcile.fluxcd.io/requestedAt and waits until the
+// controller has handled it, as `flux reconcile` does.
+func requestReconcile(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
+	t.Helper()
+	g := NewWithT(t)
+	token := time.Now().Format(time.RFC3339Nano)
+	g.Eventually(func() error {
+		cur := &v1.ExternalSource{}
+		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), cur); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(cur.DeepCopy())
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		cur.Annotations[meta.ReconcileRequestAnnotation] = token
+		return k8sClient.Patch(testCtx, cur, patch)
+	}, timeout).Should(Succeed())
+	var out *v1.ExternalSource
+	g.Eventually(func(g Gomega) {
+		out = getSource(g, obj)
+		g.Expect(out.Status.LastHandledReconcileAt).To(Equal(token))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	return out
+}
+
+// download GETs an artifact URL and returns the bytes.
+func download(g Gomega, url string) []byte {
+	resp, err := http.Get(url)
+	g.Expect(err).ToNot(HaveOccurred())
+	defer resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	b, err := io.ReadAll(resp.Body)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(resp.ContentLength).To(Equal(int64(len(b))))
+	return b
+}
+
+// untar returns the regular files of a tar.gz by name.
+func untar(g Gomega, b []byte) map[string]string {
+	gz, err := gzip.NewReader(bytes.NewReader(b))
+	g.Expect(err).ToNot(HaveOccurred())
+	tr := tar.NewReader(gz)
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		g.Expect(err).ToNot(HaveOccurred())
+		d, err := io.ReadAll(tr)
+		g.Expect(err).ToNot(HaveOccurred())
+		files[h.Name] = string(d)
+	}
+}
+
+func sha256Digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func getExternalArtifact(g Gomega, obj *v1.ExternalSource) *sourcev1.ExternalArtifact {
+	ea := &sourcev1.ExternalArtifact{}
+	g.Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), ea)).To(Succeed())
+	return ea
+}
+
+func TestExternalSourcePublishesArtifact(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, `{"price": 42}`)
+
+	obj := newSource(ns, "pricing", up.URL+"/v1/pricing")
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	ready := waitReady(t, obj)
+
+	// Ready names the revision; the artifact is a content-addressed revision.
+	a := ready.Status.Artifact
+	g.Expect(a).ToNot(BeNil())
+	g.Expect(a.Revision).To(MatchRegexp(`^latest@sha256:[0-9a-f]{64}$`))
+	g.Expect(a.Revision).To(Equal("latest@" + a.Digest))
+	g.Expect(conditions.GetMessage(ready, meta.ReadyCondition)).To(ContainSubstring(a.Revision))
+	g.Expect(conditions.GetMessage(ready, meta.ReadyCondition)).To(ContainSubstring("do not survive a controller restart"))
+	g.Expect(conditions.IsTrue(ready, v1.ArtifactInStorageCondition)).To(BeTrue())
+	g.Expect(ready.Finalizers).To(ContainElement(v1.Finalizer))
+
+	// The ExternalArtifact is ours, points back at us and carries the artifact.
+	ea := getExternalArtifact(g, obj)
+	owner := metav1.GetControllerOf(ea)
+	g.Expect(owner).ToNot(BeNil())
+	g.Expect(owner.UID).To(Equal(ready.UID))
+	g.Expect(owner.Kind).To(Equal(v1.ExternalSourceKind))
+	g.Expect(ea.Spec.SourceRef).To(Equal(&meta.NamespacedObjectKindReference{
+		APIVersion: v1.GroupVersion.String(), Kind: v1.ExternalSourceKind, Name: obj.Name, Namespace: ns,
+	}))
+	g.Expect(ea.Status.Artifact).To(Equal(a))
+	g.Expect(conditions.IsReady(ea)).To(BeTrue())
+
+	// The URL serves exactly the artifact: digest and size match, and the
+	// archive holds only the data at destinationPath.
+	b := download(g, a.URL)
+	g.Expect(sha256Digest(b)).To(Equal(a.Digest))
+	g.Expect(a.Size).ToNot(BeNil())
+	g.Expect(int64(len(b))).To(Equal(*a.Size))
+	g.Expect(untar(g, b)).To(Equal(map[string]string{"data/pricing.json": `{"price": 42}`}))
+
+	// An unchanged upstream: fetched again on request, same revision,
+	// nothing stored, no write to the ExternalArtifact.
+	before := up.requests.Load()
+	stored := testStore.Len()
+	eaVersion := ea.ResourceVersion
+	again := requestReconcile(t, obj)
+	g.Expect(up.requests.Load()).To(BeNumerically(">", before))
+	g.Expect(again.Status.Artifact).To(Equal(a))
+	g.Expect(testStore.Len()).To(Equal(stored))
+	g.Expect(getExternalArtifact(g, obj).ResourceVersion).To(Equal(eaVersion))
+
+	// A changed upstream, on a reconcile request (the interval is 10m, so
+	// only the request can trigger it): a new revision and URL, published.
+	up.set(http.StatusOK, `{"price": 43}`)
+	var changed *v1.ExternalSource
+	g.Eventually(func(g Gomega) {
+		changed = requestReconcile(t, obj)
+		g.Expect(changed.Status.Artifact.Revision).ToNot(Equal(a.Revision))
+	}, timeout).Should(Succeed())
+	g.Expect(changed.Status.Artifact.URL).ToNot(Equal(a.URL))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(changed.Status.Artifact))
+	}, timeout).Should(Succeed())
+	g.Expect(untar(g, download(g, changed.Status.Artifact.URL))).To(Equal(map[string]string{"data/pricing.json": `{"price": 43}`}))
+	// The previous artifact is kept for in-flight downloads.
+	g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
+
+	// Deletion removes the ExternalArtifact and every stored artifact.
+	g.Expect(k8sClient.Delete(testCtx, obj)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &v1.ExternalSource{}))
+	}, timeout).Should(BeTrue())
+	g.Expect(apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &sourcev1.ExternalArtifact{}))).To(BeTrue())
+	for _, u := range []string{a.URL, changed.Status.Artifact.URL} {
+		resp, err := http.Get(u)
+		g.Expect(err).ToNot(HaveOccurred())
+		resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+	}
+	any := meta.Artifact{Path: storage.ArtifactPath(v1.ExternalSourceKind, ns, obj.Name, "x")}
+	n, _ := testStore.RemoveAll(testCtx, any)
+	g.Expect(n).To(BeZero())
+}
+
+func TestExternalSourceSuspend(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, "a: 1\n")
+	obj := newSource(ns, "suspended", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	ready := waitReady(t, obj)
+	rev := ready.Status.Artifact.Revision
+
+	patch := client.MergeFrom(ready.DeepCopy())
+	ready.Spec.Suspend = true
+	g.Expect(k8sClient.Patch(testCtx, ready, patch)).To(Succeed())
+
+	// Changes upstream and reconcile requests fetch nothing while suspended.
+	up.set(http.StatusOK, "a: 2\n")
+	before := up.requests.Load()
+	handled := requestReconcile(t, obj)
+	g.Expect(up.requests.Load()).To(Equal(before))
+	g.Expect(handled.Status.Artifact.Revision).To(Equal(rev))
+
+	// Resuming fetches the change.
+	cur := getSource(g, obj)
+	patch = client.MergeFrom(cur.DeepCopy())
+	cur.Spec.Suspend = false
+	g.Expect(k8sClient.Patch(testCtx, cur, patch)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getSource(g, obj).Status.Artifact.Revision).ToNot(Equal(rev))
+	}, timeout).Should(Succeed())
+	g.Expect(up.requests.Load()).To(BeNumerically(">", before))
+}
+
+func TestExternalSourceFailuresKeepTheArtifact(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, "v: 1\n")
+	obj := newSource(ns, "flaky", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	ready := waitReady(t, obj)
+	a := ready.Status.Artifact
+
+	up.set(http.StatusServiceUnavailable, "maintenance window")
+	requestReconcile(t, obj)
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.IsTrue(cur, v1.FetchFailedCondition)).To(BeTrue())
+		msg := conditions.GetMessage(cur, meta.ReadyCondition)
+		g.Expect(msg).To(ContainSubstring("503"))
+		g.Expect(msg).To(ContainSubstring("maintenance window"))
+		g.Expect(cur.Status.Artifact).To(Equal(a))
+	}, timeout).Should(Succeed())
+	// Still published and downloadable.
+	g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a))
+	g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
+	var events corev1.EventList
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.List(testCtx, &events, client.InNamespace(ns))).To(Succeed())
+		found := false
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == obj.Name && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "503") {
+				found = true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "a Warning event with the failure")
+	}, timeout).Should(Succeed())
+
+	// It recovers by itself (controller-runtime backoff), without a request.
+	up.set(http.StatusOK, "v: 1\n")
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(conditions.Has(cur, v1.FetchFailedCondition)).To(BeFalse())
+		g.Expect(cur.Status.Artifact).To(Equal(a))
+	}, timeout).Should(Succeed())
+}
+
+func TestExternalSourceStalls(t *testing.T) {
+	ns := newNamespace(t)
+	up := newUpstream(t, "x")
+	tests := []struct {
+		name    string
+		mutate  func(*v1.ExternalSource)
+		reason  string
+		message string
+	}{
+		{
+			name: "hooks-without-executor",
+			mutate: func(o *v1.ExternalSource) {
+				o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "to-yaml", Command: "yq"}}}
+			},
+			reason:  v1.HooksDisabledReason,
+			message: "spec.hooks: hooks are disabled on this controller",
+		},
+		{
+			name: "cert-secret-not-yet-supported",
+			mutate: func(o *v1.ExternalSource) {
+				o.Spec.Generator.HTTP.CertSecretRef = &meta.LocalObjectReference{Name: "tls"}
+			},
+			reason:  v1.InvalidSpecReason,
+			message: "spec.generator.http.certSecretRef: is not supported",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newSource(ns, tt.name, up.URL)
+			tt.mutate(obj)
+			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+			g.Eventually(func(g Gomega) {
+				cur := getSource(g, obj)
+				g.Expect(conditions.IsStalled(cur)).To(BeTrue())
+				g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+				g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(tt.reason))
+				g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.message))
+				g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+			}, timeout).Should(Succeed())
+		})
+	}
+}
+
+func TestExternalSourceMissingSecretRetries(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var auth atomic.Value
+	auth.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		_, _ = io.WriteString(w, "ok: true\n")
+	}))
+	t.Cleanup(srv.Close)
+	obj := newSource(ns, "auth", srv.URL)
+	obj.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{Name: "api-auth"}
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.IsStalled(cur)).To(BeFalse())
+		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(fmt.Sprintf(`Secret "%s/api-auth" not found`, ns)))
+	}, timeout).Should(Succeed())
+
+	// Creating the Secret is enough: the failure was retried with backoff.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "api-auth", Namespace: ns},
+		StringData: map[string]string{"Authorization": "Bearer s3cr3t"}}
+	g.Expect(k8sClient.Create(testCtx, secret)).To(Succeed())
+	ready := waitReady(t, obj)
+	g.Expect(auth.Load()).To(Equal("Bearer s3cr3t"))
+	g.Expect(conditions.GetMessage(ready, meta.ReadyCondition)).ToNot(ContainSubstring("s3cr3t"))
+}
+
+func TestExternalArtifactOwnedByAnotherIsNotAdopted(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, "x: 1\n")
+	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owner", Namespace: ns}}
+	g.Expect(k8sClient.Create(testCtx, other)).To(Succeed())
+	isController := true
+	foreign := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{
+		Name: "taken", Namespace: ns,
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "owner", UID: other.UID, Controller: &isController}},
+	}}
+	g.Expect(k8sClient.Create(testCtx, foreign)).To(Succeed())
+
+	obj := newSource(ns, "taken", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(v1.ArtifactOwnedByOtherReason))
+		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring("refusing to adopt"))
+	}, timeout).Should(Succeed())
+	ea := getExternalArtifact(g, obj)
+	g.Expect(ea.Status.Artifact).To(BeNil())
+	g.Expect(metav1.GetControllerOf(ea).UID).To(Equal(other.UID))
+}

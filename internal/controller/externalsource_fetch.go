@@ -1,0 +1,125 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/archive"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+)
+
+// reconcileSource validates what the controller itself must check, runs
+// the generator and spools the data to a temporary file with a size bound,
+// so the data is never held whole in memory.
+func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
+	obj *v1.ExternalSource, st *reconcileState) error {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		progressing(obj, "processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
+	}
+
+	if _, err := archive.CleanPath(obj.Spec.DestinationPath); err != nil {
+		return stalling(v1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
+	}
+	gen, ok := r.Generators.Get(obj.Spec.Generator.Type)
+	if !ok {
+		return stalling(v1.UnsupportedGeneratorReason,
+			fmt.Errorf("spec.generator.type: %q has no implementation in this controller (supported: %v)",
+				obj.Spec.Generator.Type, r.Generators.Types()))
+	}
+	if obj.HasHooks() && r.HookRunner == nil {
+		return stalling(v1.HooksDisabledReason,
+			errors.New("spec.hooks: hooks are disabled on this controller (it runs without --hook-executor-socket)"))
+	}
+
+	// A conditional request only makes sense when the artifact it would
+	// confirm is published, the spec is the one it was built from, and no
+	// forced fetch is pending.
+	var prev generator.Validators
+	force := meta.ShouldHandleForceRequest(obj)
+	if obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !force {
+		prev.ETag = obj.Status.LastHandledETag
+	}
+
+	fctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	defer cancel()
+	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev})
+	if err != nil {
+		return r.fetchFailed(obj, err)
+	}
+	if res.NotModified {
+		if obj.GetArtifact() == nil {
+			return r.fetchFailed(obj, errors.New("upstream answered 'not modified' but no artifact is published"))
+		}
+		st.notModified = true
+		st.validators = res.Validators
+		conditions.Delete(obj, v1.FetchFailedCondition)
+		return nil
+	}
+	defer res.Body.Close()
+
+	dir, err := os.MkdirTemp(r.TempDir, "externalsource-")
+	if err != nil {
+		return transient(meta.FailedReason, fmt.Errorf("creating temporary directory: %w", err))
+	}
+	st.tmpDir = dir
+	st.dataFile = filepath.Join(dir, "data")
+	f, err := os.Create(st.dataFile)
+	if err != nil {
+		return transient(meta.FailedReason, fmt.Errorf("creating temporary file: %w", err))
+	}
+	n, err := io.Copy(f, io.LimitReader(res.Body, r.MaxDataSize+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && fctx.Err() != nil {
+		err = fctx.Err()
+	}
+	if err != nil {
+		return r.fetchFailed(obj, fmt.Errorf("reading response: %w", err))
+	}
+	if n > r.MaxDataSize {
+		return r.fetchFailed(obj, fmt.Errorf("response exceeds the maximum size of %d bytes (--max-response-size)", r.MaxDataSize))
+	}
+	st.dataSize = n
+	st.validators = res.Validators
+	conditions.Delete(obj, v1.FetchFailedCondition)
+	return nil
+}
+
+// fetchFailed records a generator failure: FetchFailed=True with the
+// message, and Stalled for a spec that cannot work as it is.
+func (r *ExternalSourceReconciler) fetchFailed(obj *v1.ExternalSource, err error) error {
+	var inv *generator.InvalidSpecError
+	if errors.As(err, &inv) {
+		conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.InvalidSpecReason, "%s", err.Error())
+		return stalling(v1.InvalidSpecReason, err)
+	}
+	err = fmt.Errorf("fetch failed: %w", err)
+	conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.FetchFailedReason, "%s", err.Error())
+	return transient(v1.FetchFailedReason, err)
+}

@@ -1,0 +1,154 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// reconcileExternalArtifact makes the child ExternalArtifact (same name and
+// namespace) point at the published artifact. It writes only what differs,
+// so a steady state costs no API write. An ExternalArtifact controlled by
+// another owner is never adopted.
+func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context, _ *patch.SerialPatcher,
+	obj *v1.ExternalSource, st *reconcileState) error {
+	a := obj.GetArtifact()
+	if a == nil {
+		return nil
+	}
+
+	ea := &sourcev1.ExternalArtifact{}
+	key := client.ObjectKeyFromObject(obj)
+	err := r.Get(ctx, key, ea)
+	switch {
+	case apierrors.IsNotFound(err):
+		ea = &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace}}
+		r.setExternalArtifactSpec(obj, ea)
+		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
+			return transient(v1.PublishFailedReason, err)
+		}
+		if err := r.Create(ctx, ea, client.FieldOwner(r.ControllerName)); err != nil {
+			return transient(v1.PublishFailedReason, fmt.Errorf("creating ExternalArtifact: %w", err))
+		}
+	case err != nil:
+		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+	default:
+		if owner := metav1.GetControllerOf(ea); owner != nil && owner.UID != obj.UID {
+			return transient(v1.ArtifactOwnedByOtherReason, fmt.Errorf(
+				"ExternalArtifact %s is controlled by %s %s, refusing to adopt it", key, owner.Kind, owner.Name))
+		}
+		before := ea.DeepCopy()
+		r.setExternalArtifactSpec(obj, ea)
+		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
+			return transient(v1.PublishFailedReason, err)
+		}
+		if !equality.Semantic.DeepEqual(before.Spec, ea.Spec) || !equality.Semantic.DeepEqual(before.OwnerReferences, ea.OwnerReferences) {
+			if err := r.Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
+				return transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact: %w", err))
+			}
+		}
+	}
+
+	before := ea.DeepCopy()
+	ea.Status.Artifact = a.DeepCopy()
+	conditions.MarkTrue(ea, meta.ReadyCondition, meta.SucceededReason, "stored artifact for revision '%s'", a.Revision)
+	if c := conditions.Get(ea, meta.ReadyCondition); c != nil {
+		c.ObservedGeneration = ea.Generation
+		conditions.Set(ea, c)
+	}
+	if !equality.Semantic.DeepEqual(before.Status, ea.Status) {
+		if err := r.Status().Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
+			return transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact status: %w", err))
+		}
+	}
+
+	if st.newArtifact {
+		r.notifyNewArtifact(obj, ea)
+	}
+	return nil
+}
+
+func (r *ExternalSourceReconciler) setExternalArtifactSpec(obj *v1.ExternalSource, ea *sourcev1.ExternalArtifact) {
+	ea.Spec.SourceRef = &meta.NamespacedObjectKindReference{
+		APIVersion: v1.GroupVersion.String(),
+		Kind:       v1.ExternalSourceKind,
+		Name:       obj.Name,
+		Namespace:  obj.Namespace,
+	}
+}
+
+// notifyNewArtifact emits NewArtifact for the ExternalSource and for the
+// ExternalArtifact (notification-controller Alerts select the latter), with
+// the revision and digest annotations Flux writes.
+func (r *ExternalSourceReconciler) notifyNewArtifact(obj *v1.ExternalSource, ea *sourcev1.ExternalArtifact) {
+	a := obj.GetArtifact()
+	annotations := map[string]string{
+		sourcev1.GroupVersion.Group + "/" + eventv1.MetaRevisionKey: a.Revision,
+		sourcev1.GroupVersion.Group + "/" + eventv1.MetaDigestKey:   a.Digest,
+	}
+	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
+	r.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
+	r.AnnotatedEventf(ea, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
+}
+
+// reconcileDelete removes every stored artifact of the object and its
+// ExternalArtifact, then the finalizer. Owner references make Kubernetes
+// garbage collection a second safety net for the ExternalArtifact.
+func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.ExternalSource) error {
+	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
+		return nil
+	}
+	any := meta.Artifact{Path: storage.ArtifactPath(v1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
+	n, err := r.Storage.RemoveAll(ctx, any)
+	if err != nil {
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, "GarbageCollectionFailed", "removing artifacts: %s", err)
+		return transient("GarbageCollectionFailed", fmt.Errorf("removing artifacts: %w", err))
+	}
+
+	ea := &sourcev1.ExternalArtifact{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), ea); err == nil {
+		if metav1.IsControlledBy(ea, obj) {
+			if err := r.Delete(ctx, ea); client.IgnoreNotFound(err) != nil {
+				return transient(v1.PublishFailedReason, fmt.Errorf("deleting ExternalArtifact: %w", err))
+			}
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+	}
+
+	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
+	controllerutil.RemoveFinalizer(obj, v1.Finalizer)
+	return nil
+}

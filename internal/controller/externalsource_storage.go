@@ -1,0 +1,144 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/archive"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// reconcileStorage checks that the published artifact is still stored and
+// intact. A missing one (memory store after a restart, a deleted object) or
+// a corrupt one is forgotten together with the conditional-request record,
+// so the next steps fetch and publish it again even if the upstream says
+// nothing changed.
+func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patch.SerialPatcher,
+	obj *v1.ExternalSource, _ *reconcileState) error {
+	a := obj.GetArtifact()
+	if a == nil {
+		conditions.Delete(obj, v1.ArtifactInStorageCondition)
+		return nil
+	}
+	err := r.Storage.Verify(ctx, *a)
+	switch {
+	case err == nil:
+		// The advertised address may have changed since the artifact was stored.
+		r.Storage.SetArtifactURL(a)
+		conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", a.Revision)
+		return nil
+	case errors.Is(err, storage.ErrDigestMismatch):
+		r.Eventf(obj, nil, corev1.EventTypeWarning, "ArtifactVerificationFailed", "Reconcile",
+			"stored artifact is corrupt, fetching again: %s", err.Error())
+		if rerr := r.Storage.Remove(ctx, *a); rerr != nil {
+			conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
+			return transient(v1.StatOperationFailedReason, fmt.Errorf("removing corrupt artifact: %w", rerr))
+		}
+		fallthrough
+	case errors.Is(err, storage.ErrNotFound):
+		ctrl.LoggerFrom(ctx).Info("published artifact is not in storage, fetching again", "path", a.Path)
+		obj.Status.Artifact = nil
+		obj.Status.LastHandledETag = ""
+		conditions.Delete(obj, v1.ArtifactInStorageCondition)
+		return nil
+	default:
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.StatOperationFailedReason, "verifying artifact: %s", err)
+		return transient(v1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
+	}
+}
+
+// reconcileArtifact packages the data as a deterministic tar.gz and stores
+// it when its digest differs from the published one. Same data, same path:
+// same bytes, so nothing is stored or published for an unchanged upstream.
+func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *patch.SerialPatcher,
+	obj *v1.ExternalSource, st *reconcileState) error {
+	if st.notModified {
+		obj.Status.LastHandledETag = st.validators.ETag
+		return nil
+	}
+
+	archivePath := filepath.Join(st.tmpDir, "artifact.tar.gz")
+	res, err := r.writeArchive(obj, st, archivePath)
+	if err != nil {
+		return transient(v1.ArchiveOperationFailedReason, fmt.Errorf("packaging data: %w", err))
+	}
+
+	if cur := obj.GetArtifact(); cur != nil && cur.Digest == res.Digest {
+		obj.Status.LastHandledETag = st.validators.ETag
+		return nil
+	}
+
+	artifact := r.Storage.NewArtifactFor(v1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return transient(v1.ArchiveOperationFailedReason, err)
+	}
+	defer f.Close()
+	if err := r.Storage.Put(ctx, &artifact, f); err != nil {
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.WriteOperationFailedReason, "storing artifact: %s", err)
+		return transient(v1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
+	}
+	if artifact.Digest != res.Digest {
+		err := fmt.Errorf("storing artifact: stored digest %s differs from built %s", artifact.Digest, res.Digest)
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.WriteOperationFailedReason, "%s", err)
+		return transient(v1.WriteOperationFailedReason, err)
+	}
+
+	obj.Status.Artifact = artifact.DeepCopy()
+	obj.Status.LastHandledETag = st.validators.ETag
+	st.newArtifact = true
+	conditions.Delete(obj, v1.StorageOperationFailedCondition)
+	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", artifact.Revision)
+
+	// Keep the previous artifact for in-flight downloads; a GC failure
+	// costs space, not correctness, so it is logged and not fatal.
+	if deleted, err := r.Storage.GarbageCollect(ctx, artifact, r.Retention); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "garbage collecting old artifacts")
+	} else if len(deleted) > 0 {
+		ctrl.LoggerFrom(ctx).V(1).Info("garbage collected old artifacts", "paths", deleted)
+	}
+	return nil
+}
+
+func (r *ExternalSourceReconciler) writeArchive(obj *v1.ExternalSource, st *reconcileState, out string) (archive.Result, error) {
+	data, err := os.Open(st.dataFile)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	defer data.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return archive.Result{}, err
+	}
+	res, err := archive.Write(f, obj.Spec.DestinationPath, data, st.dataSize)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return res, err
+}

@@ -1,0 +1,91 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+// TestAPIRejectsBadInput checks that the API server itself (OpenAPI schema
+// and CEL rules of the CRD) refuses bad specs with a message naming the field.
+func TestAPIRejectsBadInput(t *testing.T) {
+	ns := newNamespace(t)
+	tests := []struct {
+		name   string
+		mutate func(*v1.ExternalSource)
+		want   []string
+	}{
+		{"interval-below-1m", func(o *v1.ExternalSource) { o.Spec.Interval = metav1.Duration{Duration: 30 * time.Second} },
+			[]string{"spec.interval", "must be at least 1m"}},
+		{"absolute-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "/etc/x" },
+			[]string{"spec.destinationPath", "must be a relative path"}},
+		{"climbing-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "a/../../b" },
+			[]string{"spec.destinationPath", "must not contain '..' segments"}},
+		{"dot-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "./" },
+			[]string{"spec.destinationPath", "must name a file"}},
+		{"empty-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "" },
+			[]string{"spec.destinationPath"}},
+		{"ftp-url", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "ftp://x" },
+			[]string{"spec.generator.http.url", "must be an http or https URL"}},
+		{"url-without-host", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://" },
+			[]string{"spec.generator.http.url", "must be an http or https URL"}},
+		{"unknown-generator-type", func(o *v1.ExternalSource) { o.Spec.Generator.Type = "ftp" },
+			[]string{"spec.generator.type", `Unsupported value: "ftp"`}},
+		{"http-without-config", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP = nil },
+			[]string{"spec.generator", "http must be set when type is http"}},
+		{"unknown-method", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.Method = "DELETE" },
+			[]string{"spec.generator.http.method", `Unsupported value: "DELETE"`}},
+		{"get-with-body", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.Body = "{}" },
+			[]string{"spec.generator.http", "body is not allowed with method GET"}},
+		{"zero-timeout", func(o *v1.ExternalSource) { o.Spec.Timeout = &metav1.Duration{} },
+			[]string{"spec.timeout", "must be greater than 0s"}},
+		{"bad-retry-policy", func(o *v1.ExternalSource) {
+			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", RetryPolicy: "sometimes"}}}
+		}, []string{"spec.hooks.postRequest[0].retryPolicy", `Unsupported value: "sometimes"`}},
+		{"bad-env-name", func(o *v1.ExternalSource) {
+			o.Spec.Hooks = &v1.Hooks{PreRequest: []v1.Hook{{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "A=B"}}}}}
+		}, []string{"spec.hooks.preRequest[0].env[0].name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := newSource(ns, tt.name, "https://api.example.com/v1")
+			tt.mutate(obj)
+			err := k8sClient.Create(testCtx, obj)
+			g.Expect(err).To(HaveOccurred())
+			for _, w := range tt.want {
+				g.Expect(err.Error()).To(ContainSubstring(w))
+			}
+		})
+	}
+
+	// The boundary values are accepted.
+	g := NewWithT(t)
+	ok := newSource(ns, "valid", "https://api.example.com/v1")
+	ok.Spec.Interval = metav1.Duration{Duration: time.Minute}
+	ok.Spec.DestinationPath = "./data//c.json"
+	ok.Spec.Suspend = true
+	g.Expect(k8sClient.Create(testCtx, ok)).To(Succeed())
+	g.Expect(ok.Spec.Generator.HTTP.Method).To(Equal("GET"), "method defaults to GET")
+	g.Expect(ok.Spec.Timeout.Duration).To(Equal(60*time.Second), "timeout defaults to 60s")
+}

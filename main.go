@@ -1,0 +1,289 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command externalsource-controller is a Flux source controller that turns
+// data behind HTTP APIs into versioned ExternalArtifacts.
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	flag "github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/fluxcd/pkg/runtime/acl"
+	runtimeclient "github.com/fluxcd/pkg/runtime/client"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	feathelper "github.com/fluxcd/pkg/runtime/features"
+	"github.com/fluxcd/pkg/runtime/jitter"
+	"github.com/fluxcd/pkg/runtime/leaderelection"
+	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/pprof"
+	"github.com/fluxcd/pkg/runtime/probes"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/controller"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
+	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/server"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+)
+
+const controllerName = "externalsource-controller"
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+	// version is set at build time.
+	version = "dev"
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(sourcev1.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+}
+
+// flags holds everything main binds; kept together so tests can read the
+// defaults.
+type flags struct {
+	metricsAddr, healthAddr, eventsAddr string
+	concurrent                          int
+	storageBackend                      string
+	storageAddr, storageAdvAddr         string
+	memoryMaxBytes                      int64
+	maxResponseSize                     int64
+	retentionTTL                        time.Duration
+	retentionRecords                    int
+
+	aclOptions            acl.Options
+	clientOptions         runtimeclient.Options
+	featureGates          feathelper.FeatureGates
+	intervalJitter        jitter.IntervalOptions
+	leaderElectionOptions leaderelection.Options
+	logOptions            logger.Options
+	rateLimiterOptions    runtimectrl.RateLimiterOptions
+	watchOptions          runtimectrl.WatchOptions
+}
+
+func (f *flags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"), "The address the metric endpoint binds to.")
+	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
+	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
+	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
+	fs.StringVar(&f.storageBackend, "storage-backend", "memory", "Where artifacts are stored: memory.")
+	fs.StringVar(&f.storageAddr, "storage-addr", envOr("STORAGE_ADDR", ":9090"), "The address the artifact server binds to.")
+	fs.StringVar(&f.storageAdvAddr, "storage-adv-addr", envOr("STORAGE_ADV_ADDR", ""),
+		"The address artifact URLs are advertised at (host:port or URL); defaults to the hostname and the port of --storage-addr.")
+	fs.Int64Var(&f.memoryMaxBytes, "memory-store-max-bytes", memory.DefaultMaxBytes, "The most bytes the memory store holds.")
+	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
+	fs.DurationVar(&f.retentionTTL, "artifact-retention-ttl", storage.DefaultRetention.TTL,
+		"How long superseded artifacts are kept for in-flight downloads.")
+	fs.IntVar(&f.retentionRecords, "artifact-retention-records", storage.DefaultRetention.Records,
+		"How many artifacts of an object are kept, the current one included.")
+
+	f.aclOptions.BindFlags(fs)
+	f.clientOptions.BindFlags(fs)
+	f.featureGates.BindFlags(fs)
+	f.intervalJitter.BindFlags(fs)
+	f.leaderElectionOptions.BindFlags(fs)
+	f.logOptions.BindFlags(fs)
+	f.rateLimiterOptions.BindFlags(fs)
+	f.watchOptions.BindFlags(fs)
+}
+
+func main() {
+	var f flags
+	f.bind(flag.CommandLine)
+	flag.Parse()
+
+	ctrl.SetLogger(logger.NewLogger(f.logOptions))
+	if err := run(ctrl.SetupSignalHandler(), &f); err != nil {
+		setupLog.Error(err, "exiting")
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, f *flags) error {
+	setupLog.Info("starting", "version", version)
+	if err := f.featureGates.WithLogger(setupLog).SupportedFeatures(map[string]bool{}); err != nil {
+		return fmt.Errorf("feature gates: %w", err)
+	}
+	if err := f.intervalJitter.SetGlobalJitter(nil); err != nil {
+		return fmt.Errorf("interval jitter: %w", err)
+	}
+
+	advAddr, err := advertisedAddress(f.storageAddr, f.storageAdvAddr)
+	if err != nil {
+		return err
+	}
+	store, err := newStorage(f, storage.BaseURL(advAddr))
+	if err != nil {
+		return err
+	}
+
+	generators := generator.NewRegistry()
+	if err := builtin.Register(generators, builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version}}); err != nil {
+		return err
+	}
+	// Every type the CRD admits must have an implementation.
+	if err := generators.CheckImplements(v1.GeneratorTypes); err != nil {
+		return err
+	}
+
+	watchSelector, err := runtimectrl.GetWatchSelector(f.watchOptions)
+	if err != nil {
+		return fmt.Errorf("watch label selector: %w", err)
+	}
+	leaderElectionID := controllerName + "-leader-election"
+	if f.watchOptions.LabelSelector != "" {
+		leaderElectionID = leaderelection.GenerateID(leaderElectionID, f.watchOptions.LabelSelector)
+	}
+
+	mgrOpts := ctrl.Options{
+		Scheme: scheme,
+		Metrics: metricsserver.Options{
+			BindAddress:   f.metricsAddr,
+			ExtraHandlers: pprof.GetHandlers(),
+		},
+		HealthProbeBindAddress:        f.healthAddr,
+		LeaderElection:                f.leaderElectionOptions.Enable,
+		LeaderElectionReleaseOnCancel: f.leaderElectionOptions.ReleaseOnCancel,
+		LeaseDuration:                 &f.leaderElectionOptions.LeaseDuration,
+		RenewDeadline:                 &f.leaderElectionOptions.RenewDeadline,
+		RetryPeriod:                   &f.leaderElectionOptions.RetryPeriod,
+		LeaderElectionID:              leaderElectionID,
+		Logger:                        ctrl.Log,
+		Client: ctrlclient.Options{
+			Cache: &ctrlclient.CacheOptions{
+				// Secrets and ConfigMaps are read through the API reader:
+				// caching them cluster-wide costs memory and RBAC.
+				DisableFor: []ctrlclient.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
+			},
+		},
+		Cache: ctrlcache.Options{
+			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
+				&v1.ExternalSource{}: {Label: watchSelector},
+			},
+		},
+	}
+	if !f.watchOptions.AllNamespaces {
+		mgrOpts.Cache.DefaultNamespaces = map[string]ctrlcache.Config{
+			os.Getenv(runtimectrl.EnvRuntimeNamespace): {},
+		}
+	}
+
+	restConfig := runtimeclient.GetConfigOrDie(f.clientOptions)
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	probes.SetupChecks(mgr, setupLog)
+
+	recorder, err := events.NewRecorder(ctrl.Log.WithName("events"), f.eventsAddr, controllerName, events.WithManager(mgr))
+	if err != nil {
+		return fmt.Errorf("event recorder: %w", err)
+	}
+
+	r := &controller.ExternalSourceReconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       recorder,
+		APIReader:      mgr.GetAPIReader(),
+		ControllerName: controllerName,
+		Generators:     generators,
+		Storage:        store,
+		MaxDataSize:    f.maxResponseSize,
+		Retention:      storage.Retention{TTL: f.retentionTTL, Records: f.retentionRecords},
+	}
+	if err := r.SetupWithManager(mgr, controller.ReconcilerOptions{
+		MaxConcurrentReconciles: f.concurrent,
+		RateLimiter:             runtimectrl.GetRateLimiter(f.rateLimiterOptions),
+	}); err != nil {
+		return fmt.Errorf("setting up controller: %w", err)
+	}
+
+	// The artifact server runs on every replica: with the memory and
+	// filesystem backends only the leader has the artifacts, and its
+	// readiness (leader election) routes the Service to it, as with
+	// source-controller.
+	go func() {
+		<-mgr.Elected()
+		setupLog.Info("starting artifact server", "addr", f.storageAddr, "advertised", advAddr)
+		srv := &server.Server{Addr: f.storageAddr, Storage: store, Log: ctrl.Log.WithName("artifact-server")}
+		if err := srv.Start(ctx); err != nil {
+			setupLog.Error(err, "artifact server failed")
+			os.Exit(1)
+		}
+	}()
+
+	setupLog.Info("starting manager")
+	return mgr.Start(ctx)
+}
+
+// newStorage returns the backend named by --storage-backend.
+func newStorage(f *flags, baseURL string) (storage.Storage, error) {
+	switch f.storageBackend {
+	case "memory":
+		setupLog.Info("WARNING: using the memory storage backend: artifacts do not survive a restart " +
+			"and are fetched again after one; use it for development and tests only")
+		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes}), nil
+	default:
+		return nil, fmt.Errorf("--storage-backend: unknown backend %q (supported: memory)", f.storageBackend)
+	}
+}
+
+// advertisedAddress returns --storage-adv-addr, or the hostname with the
+// port of --storage-addr, as source-controller does.
+func advertisedAddress(addr, adv string) (string, error) {
+	if adv != "" {
+		return adv, nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--storage-addr %q: %w", addr, err)
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return "", fmt.Errorf("--storage-addr %q: invalid port", addr)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("--storage-adv-addr is unset and the hostname is unknown: %w", err)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
