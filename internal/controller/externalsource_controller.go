@@ -128,7 +128,6 @@ var (
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="events.k8s.io",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="coordination.k8s.io",resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // SetupWithManager registers the reconciler: it watches ExternalSources
 // (spec changes and reconcile requests) and the ExternalArtifacts it owns,
