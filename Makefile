@@ -18,7 +18,8 @@ all: build
 ##@ Development
 
 .PHONY: dev
-dev: tools build ## Run the controller on a local control plane with the memory store and a sample source.
+dev: build ## Run the controller on a local control plane with the memory store and a sample source.
+	hack/tools.sh etcd kube-apiserver crds
 	go run ./hack/dev
 
 .PHONY: test

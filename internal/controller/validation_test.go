@@ -17,13 +17,18 @@ limitations under the License.
 package controller
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
 // TestAPIRejectsBadInput checks that the API server itself (OpenAPI schema
@@ -88,4 +93,25 @@ func TestAPIRejectsBadInput(t *testing.T) {
 	g.Expect(k8sClient.Create(testCtx, ok)).To(Succeed())
 	g.Expect(ok.Spec.Generator.HTTP.Method).To(Equal("GET"), "method defaults to GET")
 	g.Expect(ok.Spec.Timeout.Duration).To(Equal(60*time.Second), "timeout defaults to 60s")
+}
+
+// TestSamplesAreAccepted applies every sample under config/samples to the
+// API server, so the examples in the repository can never rot.
+func TestSamplesAreAccepted(t *testing.T) {
+	g := NewWithT(t)
+	files, err := filepath.Glob(filepath.Join(devenv.Root(), "config", "samples", "source_*.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(files).ToNot(BeEmpty())
+	ns := newNamespace(t)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		g.Expect(err).ToNot(HaveOccurred())
+		for _, doc := range strings.Split(string(b), "\n---\n") {
+			obj := &v1.ExternalSource{}
+			g.Expect(yaml.UnmarshalStrict([]byte(doc), obj)).To(Succeed(), f)
+			obj.Namespace = ns
+			obj.Spec.Suspend = true // examples point at hosts that do not exist here
+			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed(), f)
+		}
+	}
 }
