@@ -24,8 +24,8 @@ dev: build ## Run the controller on a local control plane with the memory store 
 
 .PHONY: test
 test: tools generate-check vet ## Run every test against a real kube-apiserver and etcd.
-	go test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 	cd api && go test -count=1 ./...
+	go test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
 .PHONY: tools
 tools: ## Build the test binaries (idempotent; seconds when warm).
