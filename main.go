@@ -55,7 +55,9 @@ import (
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3"
 )
 
 const controllerName = "externalsource-controller"
@@ -81,6 +83,8 @@ type flags struct {
 	storageBackend                      string
 	storageAddr, storageAdvAddr         string
 	memoryMaxBytes                      int64
+	storagePath                         string
+	s3                                  s3.Options
 	maxResponseSize                     int64
 	retentionTTL                        time.Duration
 	retentionRecords                    int
@@ -100,7 +104,13 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
 	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
 	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
-	fs.StringVar(&f.storageBackend, "storage-backend", "memory", "Where artifacts are stored: memory.")
+	fs.StringVar(&f.storageBackend, "storage-backend", "memory", "Where artifacts are stored: filesystem, s3 or memory.")
+	fs.StringVar(&f.storagePath, "storage-path", envOr("STORAGE_PATH", "/data"), "The directory of the filesystem backend.")
+	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "The S3 endpoint, host[:port] (e.g. s3.amazonaws.com).")
+	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "The S3 bucket of the s3 backend.")
+	fs.StringVar(&f.s3.Region, "s3-region", "", "The S3 region.")
+	fs.StringVar(&f.s3.Prefix, "s3-prefix", "", "A prefix for every object key, e.g. 'externalsource/'.")
+	fs.BoolVar(&f.s3.Insecure, "s3-insecure", false, "Talk to the S3 endpoint over plain HTTP.")
 	fs.StringVar(&f.storageAddr, "storage-addr", envOr("STORAGE_ADDR", ":9090"), "The address the artifact server binds to.")
 	fs.StringVar(&f.storageAdvAddr, "storage-adv-addr", envOr("STORAGE_ADV_ADDR", ""),
 		"The address artifact URLs are advertised at (host:port or URL); defaults to the hostname and the port of --storage-addr.")
@@ -146,7 +156,7 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
-	store, err := newStorage(f, storage.BaseURL(advAddr))
+	store, err := newStorage(ctx, f, storage.BaseURL(advAddr))
 	if err != nil {
 		return err
 	}
@@ -231,14 +241,19 @@ func run(ctx context.Context, f *flags) error {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
 
-	// The artifact server runs on every replica: with the memory and
-	// filesystem backends only the leader has the artifacts, and its
-	// readiness (leader election) routes the Service to it, as with
-	// source-controller.
+	// With the memory and filesystem backends only the leader has the
+	// artifacts: the server starts once elected, and readiness (which
+	// waits for the election) routes the Service to the leader, as with
+	// source-controller. With s3 every replica serves every artifact.
+	srv := &server.Server{Addr: f.storageAddr, Storage: store, Log: ctrl.Log.WithName("artifact-server")}
+	if err := mgr.AddReadyzCheck("artifact-server", srv.ReadyCheck); err != nil {
+		return err
+	}
 	go func() {
-		<-mgr.Elected()
+		if f.storageBackend != "s3" {
+			<-mgr.Elected()
+		}
 		setupLog.Info("starting artifact server", "addr", f.storageAddr, "advertised", advAddr)
-		srv := &server.Server{Addr: f.storageAddr, Storage: store, Log: ctrl.Log.WithName("artifact-server")}
 		if err := srv.Start(ctx); err != nil {
 			setupLog.Error(err, "artifact server failed")
 			os.Exit(1)
@@ -250,14 +265,31 @@ func run(ctx context.Context, f *flags) error {
 }
 
 // newStorage returns the backend named by --storage-backend.
-func newStorage(f *flags, baseURL string) (storage.Storage, error) {
+func newStorage(ctx context.Context, f *flags, baseURL string) (storage.Storage, error) {
 	switch f.storageBackend {
 	case "memory":
 		setupLog.Info("WARNING: using the memory storage backend: artifacts do not survive a restart " +
 			"and are fetched again after one; use it for development and tests only")
 		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes}), nil
+	case "filesystem":
+		setupLog.Info("using the filesystem storage backend", "path", f.storagePath)
+		return filesystem.New(filesystem.Options{Path: f.storagePath, BaseURL: baseURL})
+	case "s3":
+		opts := f.s3
+		opts.BaseURL = baseURL
+		st, err := s3.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := st.Check(cctx); err != nil {
+			return nil, err
+		}
+		setupLog.Info("using the s3 storage backend", "endpoint", opts.Endpoint, "bucket", opts.Bucket, "prefix", opts.Prefix)
+		return st, nil
 	default:
-		return nil, fmt.Errorf("--storage-backend: unknown backend %q (supported: memory)", f.storageBackend)
+		return nil, fmt.Errorf("--storage-backend: unknown backend %q (supported: filesystem, s3, memory)", f.storageBackend)
 	}
 }
 

@@ -255,8 +255,10 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", recErr.Error())
 		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", recErr.Error())
 	case done:
-		conditions.Delete(obj, meta.StalledCondition)
-		conditions.Delete(obj, meta.ReconcilingCondition)
+		// Every step succeeded: no failure condition can still hold.
+		for _, c := range negativePolarity {
+			conditions.Delete(obj, c)
+		}
 		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj))
 	}
 

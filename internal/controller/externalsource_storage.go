@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 
@@ -95,19 +96,12 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	}
 
 	artifact := r.Storage.NewArtifactFor(v1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return transient(v1.ArchiveOperationFailedReason, err)
-	}
-	defer f.Close()
-	if err := r.Storage.Put(ctx, &artifact, f); err != nil {
+	// The expected digest lets the backend check the bytes as they stream
+	// (and S3 store it as metadata in one upload).
+	artifact.Digest = res.Digest
+	if err := r.store(ctx, &artifact, archivePath); err != nil {
 		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.WriteOperationFailedReason, "storing artifact: %s", err)
 		return transient(v1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
-	}
-	if artifact.Digest != res.Digest {
-		err := fmt.Errorf("storing artifact: stored digest %s differs from built %s", artifact.Digest, res.Digest)
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.WriteOperationFailedReason, "%s", err)
-		return transient(v1.WriteOperationFailedReason, err)
 	}
 
 	obj.Status.Artifact = artifact.DeepCopy()
@@ -116,9 +110,27 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	conditions.Delete(obj, v1.StorageOperationFailedCondition)
 	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", artifact.Revision)
 
-	// Keep the previous artifact for in-flight downloads; a GC failure
-	// costs space, not correctness, so it is logged and not fatal.
-	if deleted, err := r.Storage.GarbageCollect(ctx, artifact, r.Retention); err != nil {
+	return nil
+}
+
+// store puts the archive under the artifact's lock, then garbage-collects
+// the object's older artifacts, keeping the previous one for in-flight
+// downloads. A GC failure costs space, not correctness: logged, not fatal.
+func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Artifact, archivePath string) error {
+	unlock, err := r.Storage.Lock(ctx, *artifact)
+	if err != nil {
+		return fmt.Errorf("locking artifact: %w", err)
+	}
+	defer unlock()
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := r.Storage.Put(ctx, artifact, f); err != nil {
+		return err
+	}
+	if deleted, err := r.Storage.GarbageCollect(ctx, *artifact, r.Retention); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "garbage collecting old artifacts")
 	} else if len(deleted) > 0 {
 		ctrl.LoggerFrom(ctx).V(1).Info("garbage collected old artifacts", "paths", deleted)

@@ -29,6 +29,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -98,6 +99,8 @@ type Server struct {
 	Addr    string
 	Storage storage.Storage
 	Log     logr.Logger
+
+	serving atomic.Bool
 }
 
 // Start listens and serves until ctx is done, then shuts down gracefully,
@@ -110,8 +113,20 @@ func (s *Server) Start(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
+// ReadyCheck is a readiness check (healthz.Checker) that passes only while
+// the server serves. With backends that only the leader holds, the server
+// starts once elected, so readiness routes the Service to the leader.
+func (s *Server) ReadyCheck(_ *http.Request) error {
+	if !s.serving.Load() {
+		return errors.New("artifact server is not serving (not the leader yet)")
+	}
+	return nil
+}
+
 // Serve serves on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.serving.Store(true)
+	defer s.serving.Store(false)
 	srv := &http.Server{
 		Handler:           Handler(s.Storage, s.Log),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -19,10 +19,12 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,4 +103,34 @@ func TestCleanRequestPath(t *testing.T) {
 			t.Errorf("CleanRequestPath(%q) = %v, want %v", in, got, ok)
 		}
 	}
+}
+
+func TestServeReadinessAndShutdown(t *testing.T) {
+	g := NewWithT(t)
+	store := memory.New(memory.Options{})
+	obj := &metav1.ObjectMeta{Name: "o", Namespace: "ns"}
+	a := store.NewArtifactFor("ExternalSource", obj, "rev", "a.tar.gz")
+	g.Expect(store.Put(context.Background(), &a, strings.NewReader(strings.Repeat("x", 1<<20)))).To(Succeed())
+
+	srv := &Server{Addr: "127.0.0.1:0", Storage: store, Log: ctrl.Log}
+	g.Expect(srv.ReadyCheck(nil)).To(MatchError(ContainSubstring("not serving")))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	g.Eventually(func() error { return srv.ReadyCheck(nil) }).Should(Succeed())
+
+	resp, err := http.Get("http://" + ln.Addr().String() + "/" + a.Path)
+	g.Expect(err).ToNot(HaveOccurred())
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	g.Expect(b).To(HaveLen(1 << 20))
+
+	cancel()
+	g.Eventually(done, 10*time.Second).Should(Receive(BeNil()), "graceful shutdown returns no error")
+	g.Expect(srv.ReadyCheck(nil)).To(HaveOccurred())
+	_, err = http.Get("http://" + ln.Addr().String() + "/" + a.Path)
+	g.Expect(err).To(HaveOccurred(), "no longer listening")
 }

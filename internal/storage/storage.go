@@ -50,7 +50,9 @@ type Storage interface {
 
 	// Put stores everything read from r at artifact.Path, so that a reader
 	// sees either the previous object or the whole new one, and fills the
-	// artifact's Digest, Size, LastUpdateTime and URL.
+	// artifact's Digest, Size, LastUpdateTime and URL. When artifact.Digest
+	// is already set it is the expected digest: Put fails with
+	// ErrDigestMismatch, and stores nothing, when the bytes differ.
 	Put(ctx context.Context, artifact *meta.Artifact, r io.Reader) error
 
 	// Open returns the bytes stored at path and their size, or ErrNotFound.
@@ -74,6 +76,12 @@ type Storage interface {
 	// current itself and the newest ones that the policy keeps, and returns
 	// the deleted paths.
 	GarbageCollect(ctx context.Context, current meta.Artifact, policy Retention) ([]string, error)
+
+	// Lock takes the artifact's lock, so that two writers in this
+	// controller never interleave a Put and a garbage collection of the
+	// same object. Across replicas, leader election (or sharding by label
+	// selector) keeps each object to one writer.
+	Lock(ctx context.Context, artifact meta.Artifact) (unlock func(), err error)
 
 	// SetArtifactURL sets the artifact's URL from its path and the address
 	// the artifact server is advertised at.

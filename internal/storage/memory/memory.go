@@ -58,6 +58,8 @@ type Storage struct {
 	objs  map[string]*object
 	total int64
 
+	locks sync.Map // artifact path -> *sync.Mutex
+
 	now func() time.Time
 }
 
@@ -113,6 +115,9 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 		return err
 	}
 	o := &object{data: buf.Bytes(), digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), modTime: s.now()}
+	if a.Digest != "" && a.Digest != o.digest {
+		return fmt.Errorf("storing %s: bytes have digest %s, expected %s: %w", a.Path, o.digest, a.Digest, storage.ErrDigestMismatch)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,13 +164,23 @@ func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
 	if !ok {
 		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
 	}
-	// The digest is computed from the bytes at Put and the bytes are never
-	// changed afterwards, so comparing the recorded digest is enough.
-	if o.digest != a.Digest {
-		return fmt.Errorf("%s: stored %s, expected %s: %w", a.Path, o.digest, a.Digest, storage.ErrDigestMismatch)
+	// Hash the bytes themselves, not the digest recorded at Put: verifying
+	// means checking what would be served.
+	sum := sha256.Sum256(o.data)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != a.Digest {
+		return fmt.Errorf("%s: stored bytes have digest %s, expected %s: %w", a.Path, got, a.Digest, storage.ErrDigestMismatch)
 	}
 	return nil
 }
+
+// Lock implements storage.Storage with one mutex per artifact path.
+func (s *Storage) Lock(_ context.Context, a meta.Artifact) (func(), error) {
+	v, _ := s.locks.LoadOrStore(a.Path, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock, nil
+}
+
 
 // Remove implements storage.Storage.
 func (s *Storage) Remove(_ context.Context, a meta.Artifact) error {

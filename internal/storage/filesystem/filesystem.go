@@ -1,0 +1,218 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package filesystem is a Storage backend on a local directory (a PVC in a
+// cluster), wrapping Flux's own github.com/fluxcd/pkg/artifact/storage: the
+// same layout, atomic writes, file locks and garbage collection as
+// source-controller.
+package filesystem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	fluxstorage "github.com/fluxcd/pkg/artifact/storage"
+
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// gcTimeout bounds one garbage collection, as source-controller does.
+const gcTimeout = 5 * time.Minute
+
+// Options configure the filesystem store.
+type Options struct {
+	// Path is the root directory; it must exist.
+	Path string
+	// BaseURL is the advertised base of artifact URLs.
+	BaseURL string
+}
+
+// Storage stores artifacts under a root directory.
+type Storage struct {
+	flux    *fluxstorage.Storage
+	baseURL string
+}
+
+var _ storage.Storage = (*Storage)(nil)
+
+// New returns a filesystem store rooted at opts.Path.
+func New(opts Options) (*Storage, error) {
+	root, err := filepath.Abs(opts.Path)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("--storage-path %q is not a directory", opts.Path)
+	}
+	return &Storage{
+		flux:    &fluxstorage.Storage{BasePath: root, Hostname: strings.TrimPrefix(opts.BaseURL, "http://")},
+		baseURL: opts.BaseURL,
+	}, nil
+}
+
+// NewArtifactFor implements storage.Storage.
+func (s *Storage) NewArtifactFor(kind string, obj metav1.Object, revision, fileName string) meta.Artifact {
+	return storage.NewArtifact(s.baseURL, kind, obj, revision, fileName)
+}
+
+// SetArtifactURL implements storage.Storage.
+func (s *Storage) SetArtifactURL(a *meta.Artifact) {
+	a.URL = storage.ArtifactURL(s.baseURL, a.Path)
+}
+
+// Ephemeral implements storage.Storage: files survive restarts.
+func (s *Storage) Ephemeral() bool { return false }
+
+// localPath resolves an artifact path inside the root (securejoin: no
+// escape through '..' or symlinks).
+func (s *Storage) localPath(p string) (string, error) {
+	lp := s.flux.LocalPath(meta.Artifact{Path: p})
+	if lp == "" {
+		return "", fmt.Errorf("invalid artifact path %q", p)
+	}
+	return lp, nil
+}
+
+// Put implements storage.Storage: a temporary file in the same directory,
+// renamed over the target, so a reader sees the old file or the new one.
+func (s *Storage) Put(_ context.Context, a *meta.Artifact, r io.Reader) error {
+	if err := s.flux.MkdirAll(*a); err != nil {
+		return err
+	}
+	expected := a.Digest
+	if err := s.flux.AtomicWriteFile(a, r, 0o644); err != nil {
+		return err
+	}
+	if expected != "" && a.Digest != expected {
+		got := a.Digest
+		_ = s.flux.Remove(*a)
+		a.Digest = expected
+		return fmt.Errorf("storing %s: bytes have digest %s, expected %s: %w", a.Path, got, expected, storage.ErrDigestMismatch)
+	}
+	s.SetArtifactURL(a)
+	return nil
+}
+
+// Open implements storage.Storage.
+func (s *Storage) Open(_ context.Context, p string) (io.ReadCloser, int64, error) {
+	lp, err := s.localPath(p)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", p, storage.ErrNotFound)
+	}
+	f, err := os.Open(lp)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, fmt.Errorf("%s: %w", p, storage.ErrNotFound)
+		}
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w", p, storage.ErrNotFound)
+	}
+	return f, fi.Size(), nil
+}
+
+// Exists implements storage.Storage.
+func (s *Storage) Exists(_ context.Context, a meta.Artifact) (bool, error) {
+	return s.flux.ArtifactExist(a), nil
+}
+
+// Verify implements storage.Storage: Flux's verification hashes the file.
+func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
+	if !s.flux.ArtifactExist(a) {
+		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+	}
+	if err := s.flux.VerifyArtifact(a); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+		}
+		if strings.Contains(err.Error(), "doesn't match") {
+			return fmt.Errorf("%s: %v: %w", a.Path, err, storage.ErrDigestMismatch)
+		}
+		return err
+	}
+	return nil
+}
+
+// Remove implements storage.Storage.
+func (s *Storage) Remove(_ context.Context, a meta.Artifact) error {
+	if err := s.flux.Remove(a); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// RemoveAll implements storage.Storage.
+func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
+	lp, err := s.localPath(a.Path)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir(filepath.Dir(lp))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Type().IsRegular() && filepath.Ext(e.Name()) != ".lock" {
+			n++
+		}
+	}
+	if _, err := s.flux.RemoveAll(a); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// GarbageCollect implements storage.Storage with Flux's garbage collector.
+func (s *Storage) GarbageCollect(ctx context.Context, current meta.Artifact, policy storage.Retention) ([]string, error) {
+	fl := *s.flux
+	fl.ArtifactRetentionTTL = policy.TTL
+	fl.ArtifactRetentionRecords = policy.Records
+	deleted, err := fl.GarbageCollect(ctx, current, gcTimeout)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(deleted))
+	for _, d := range deleted {
+		rel, err := filepath.Rel(s.flux.BasePath, d)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, filepath.ToSlash(rel))
+	}
+	return out, nil
+}
+
+// Lock implements storage.Storage with Flux's lock file beside the artifact.
+func (s *Storage) Lock(_ context.Context, a meta.Artifact) (func(), error) {
+	if err := s.flux.MkdirAll(a); err != nil {
+		return nil, err
+	}
+	return s.flux.Lock(a)
+}
