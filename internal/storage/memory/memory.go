@@ -181,7 +181,6 @@ func (s *Storage) Lock(_ context.Context, a meta.Artifact) (func(), error) {
 	return mu.Unlock, nil
 }
 
-
 // Remove implements storage.Storage.
 func (s *Storage) Remove(_ context.Context, a meta.Artifact) error {
 	s.mu.Lock()
