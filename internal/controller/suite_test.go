@@ -21,8 +21,17 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 
 	"go.uber.org/zap/zapcore"
 
@@ -34,6 +43,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/events"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
@@ -43,17 +53,47 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
 )
 
 // The suite runs one real control plane (etcd + kube-apiserver) and one
-// manager with the reconciler for every test in this package.
+// manager per storage backend, each reconciling only the ExternalSources
+// labelled with its backend (Flux's label-selector sharding), so every
+// end-to-end test can run against every backend.
 var (
 	testScheme = runtime.NewScheme()
 	k8sClient  client.Client
-	testStore  *memory.Storage
 	testCtx    context.Context
+	testEnv    *devenv.Env
+	backends   = map[string]*backend{}
+	s3Server   *s3test.Server
 )
+
+// backendLabel selects the manager (and so the backend) of an object.
+const backendLabel = "test.externalsource.io/backend"
+
+// backendNames lists the backends in the order tests run them.
+var backendNames = []string{"memory", "filesystem", "s3"}
+
+// backend is one manager with its store.
+type backend struct {
+	name  string
+	store storage.Storage
+	// list returns the stored artifact paths of an object.
+	list func(ns, name string) []string
+	// remove deletes a stored artifact behind the controller's back.
+	remove func(path string)
+	// corrupt changes a stored artifact's bytes behind the controller's back.
+	corrupt func(path string)
+	// stop stops the manager and its artifact server; done is closed when
+	// both have returned.
+	stop context.CancelFunc
+	done chan struct{}
+	addr string
+}
 
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
@@ -64,49 +104,153 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 
 	env, err := devenv.Start()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	defer func() { _ = env.Stop() }()
+	testEnv = env
 
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: testScheme})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	testCtx = ctx
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tmp, err := os.MkdirTemp("", "externalsource-suite-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
-	testStore = memory.New(memory.Options{BaseURL: storage.BaseURL(ln.Addr().String())})
-	go func() { _ = (&server.Server{Storage: testStore, Log: ctrl.Log}).Serve(ctx, ln) }()
+	defer os.RemoveAll(tmp)
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	// Each backend's artifact server listens before its store is built, so
+	// the store knows the base URL it advertises.
+	listeners := map[string]net.Listener{}
+	for _, name := range append(backendNames, "s3-wrong-credentials") {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fail(err)
+		}
+		listeners[name] = ln
+	}
+	baseURL := func(name string) string { return storage.BaseURL(listeners[name].Addr().String()) }
+
+	// memory
+	mem := memory.New(memory.Options{BaseURL: baseURL("memory")})
+	backends["memory"] = &backend{name: "memory", store: mem,
+		list: func(ns, name string) []string { return listMemory(mem, ns, name) },
+		remove: func(p string) {
+			_ = mem.Remove(ctx, meta.Artifact{Path: p})
+		},
+	}
+
+	// filesystem
+	fsDir := filepath.Join(tmp, "fs")
+	if err := os.MkdirAll(fsDir, 0o755); err != nil {
+		return fail(err)
+	}
+	fsStore, err := filesystem.New(filesystem.Options{Path: fsDir, BaseURL: baseURL("filesystem")})
+	if err != nil {
+		return fail(err)
+	}
+	backends["filesystem"] = &backend{name: "filesystem", store: fsStore,
+		list: func(ns, name string) []string {
+			entries, _ := os.ReadDir(filepath.Join(fsDir, storage.ArtifactDir(v1.ExternalSourceKind, ns, name)))
+			var out []string
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".tar.gz") {
+					out = append(out, storage.ArtifactPath(v1.ExternalSourceKind, ns, name, e.Name()))
+				}
+			}
+			return out
+		},
+		remove:  func(p string) { _ = os.Remove(filepath.Join(fsDir, p)) },
+		corrupt: func(p string) { _ = os.WriteFile(filepath.Join(fsDir, p), []byte("corrupt"), 0o644) },
+	}
+
+	// s3, on a real S3 server
+	s3Server, err = s3test.StartDir(filepath.Join(tmp, "s3"), func(string, ...any) {})
+	if err != nil {
+		return fail(err)
+	}
+	defer s3Server.Stop()
+	if err := s3Server.MakeBucket(ctx, "artifacts"); err != nil {
+		return fail(err)
+	}
+	raw, err := s3Server.Client()
+	if err != nil {
+		return fail(err)
+	}
+	s3Store, err := s3.New(s3.Options{Endpoint: s3Server.Endpoint, Bucket: "artifacts", Insecure: true, BaseURL: baseURL("s3"),
+		Prefix: "exs/", Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, "")})
+	if err != nil {
+		return fail(err)
+	}
+	backends["s3"] = &backend{name: "s3", store: s3Store,
+		list: func(ns, name string) []string {
+			var out []string
+			prefix := "exs/" + storage.ArtifactDir(v1.ExternalSourceKind, ns, name) + "/"
+			for o := range raw.ListObjects(ctx, "artifacts", minio.ListObjectsOptions{Prefix: prefix}) {
+				if o.Err == nil {
+					out = append(out, strings.TrimPrefix(o.Key, "exs/"))
+				}
+			}
+			return out
+		},
+		remove: func(p string) { _ = raw.RemoveObject(ctx, "artifacts", "exs/"+p, minio.RemoveObjectOptions{}) },
+		corrupt: func(p string) {
+			_, _ = raw.PutObject(ctx, "artifacts", "exs/"+p, strings.NewReader("corrupt"), 7, minio.PutObjectOptions{})
+		},
+	}
+
+	// An S3 store whose secret is wrong: every request is refused by
+	// SigV4 verification.
+	badStore, err := s3.New(s3.Options{Endpoint: s3Server.Endpoint, Bucket: "artifacts", Insecure: true,
+		BaseURL: baseURL("s3-wrong-credentials"), Creds: credentials.NewStaticV4(s3test.AccessKey, "wrong", "")})
+	if err != nil {
+		return fail(err)
+	}
+	backends["s3-wrong-credentials"] = &backend{name: "s3-wrong-credentials", store: badStore}
+
+	for _, name := range append(backendNames, "s3-wrong-credentials") {
+		if err := startManager(ctx, backends[name], listeners[name]); err != nil {
+			return fail(fmt.Errorf("%s manager: %w", name, err))
+		}
+	}
+	return m.Run()
+}
+
+// startManager runs a manager for one backend with its artifact server on ln.
+func startManager(parent context.Context, b *backend, ln net.Listener) error {
+	sel, err := labels.Parse(backendLabel + "=" + b.name)
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
 		Scheme:  testScheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
+			&v1.ExternalSource{}: {Label: sel},
+		}},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptrTo(true)},
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	gens := generator.NewRegistry()
 	if err := builtin.Register(gens, builtin.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
 	r := &ExternalSourceReconciler{
 		Client:         mgr.GetClient(),
@@ -114,24 +258,57 @@ func runSuite(m *testing.M) int {
 		APIReader:      mgr.GetAPIReader(),
 		ControllerName: "externalsource-controller",
 		Generators:     gens,
-		Storage:        testStore,
+		Storage:        b.store,
 		MaxDataSize:    1 << 20,
 	}
 	if err := r.SetupWithManager(mgr, ReconcilerOptions{MaxConcurrentReconciles: 4}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
+	ctx, cancel := context.WithCancel(parent)
+	b.stop = cancel
+	b.done = make(chan struct{})
+	b.addr = ln.Addr().String()
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
+		defer wg.Done()
+		_ = (&server.Server{Storage: b.store, Log: ctrl.Log}).Serve(ctx, ln)
+	}()
+	go func() {
+		defer wg.Done()
 		if err := mgr.Start(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 			os.Exit(1)
 		}
 	}()
+	go func() { wg.Wait(); close(b.done) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "cache did not sync")
-		return 1
+		return fmt.Errorf("cache did not sync")
 	}
-	return m.Run()
+	return nil
+}
+
+// restart stops the backend's manager and starts a new one on the same
+// address, as a controller restart does; store replaces the store when not
+// nil (a memory store does not survive a restart).
+func restart(t *testing.T, b *backend, store storage.Storage) {
+	t.Helper()
+	b.stop()
+	<-b.done
+	ln, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store != nil {
+		b.store = store
+	}
+	if err := startManager(testCtx, b, ln); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listMemory(m *memory.Storage, ns, name string) []string {
+	return m.List(storage.ArtifactDir(v1.ExternalSourceKind, ns, name))
 }
 
 func zapLevel() zapcore.Level {

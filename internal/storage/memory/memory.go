@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -220,6 +221,20 @@ func (s *Storage) GarbageCollect(_ context.Context, current meta.Artifact, polic
 		s.removeLocked(p)
 	}
 	return del, nil
+}
+
+// List returns the paths stored in dir, sorted.
+func (s *Storage) List(dir string) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for p := range s.objs {
+		if dirOf(p) == dir {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Len returns how many artifacts are stored; for tests and metrics.

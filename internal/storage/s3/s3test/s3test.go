@@ -68,6 +68,9 @@ func Start(t testing.TB) *Server {
 
 // StartDir starts a server over dir on a free loopback port.
 func StartDir(dir string, logf func(string, ...any)) (*Server, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

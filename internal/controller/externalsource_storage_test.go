@@ -1,0 +1,169 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"net/http"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+)
+
+// TestStorageRecovery: an artifact deleted or corrupted behind the
+// controller's back is fetched and published again at the next reconcile,
+// on every backend, even though the upstream says nothing changed.
+func TestStorageRecovery(t *testing.T) {
+	for _, name := range backendNames {
+		b := backends[name]
+		faults := map[string]func(string){"deleted": b.remove}
+		if b.corrupt != nil {
+			faults["corrupt"] = b.corrupt
+		}
+		for fault, apply := range faults {
+			t.Run(name+"/"+fault, func(t *testing.T) {
+				g := NewWithT(t)
+				ns := newNamespace(t)
+				up := newUpstream(t, "recover: me\n")
+				obj := newSourceOn(name, ns, "recover", up.URL)
+				g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+				a := waitReady(t, obj).Status.Artifact
+
+				apply(a.Path)
+				before := up.requests.Load()
+				got := requestReconcile(t, obj)
+				g.Expect(up.requests.Load()).To(BeNumerically(">", before), "fetched again")
+				g.Expect(conditions.IsReady(got)).To(BeTrue())
+				g.Expect(got.Status.Artifact.Revision).To(Equal(a.Revision))
+				g.Expect(got.Status.Artifact.URL).To(Equal(a.URL))
+				g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest), "the artifact is served again")
+				g.Expect(b.store.Verify(testCtx, *got.Status.Artifact)).To(Succeed())
+			})
+		}
+	}
+}
+
+// TestControllerRestart: a restarted controller with the memory backend
+// republishes the artifact within one reconcile; with filesystem and S3 the
+// artifact, its revision and URL stay, and nothing new is stored.
+func TestControllerRestart(t *testing.T) {
+	for _, name := range backendNames {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			b := backends[name]
+			ns := newNamespace(t)
+			up := newUpstream(t, "restart: 1\n")
+			obj := newSourceOn(name, ns, "restart", up.URL)
+			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+			ready := waitReady(t, obj)
+			a := ready.Status.Artifact
+			stored := b.list(ns, obj.Name)
+
+			var fresh *memory.Storage
+			if b.store.Ephemeral() {
+				fresh = memory.New(memory.Options{BaseURL: "http://" + b.addr})
+				restart(t, b, fresh)
+			} else {
+				restart(t, b, nil)
+			}
+
+			// Same URL, same bytes, served by the new process's server.
+			g.Eventually(func(g Gomega) {
+				resp, err := http.Get(a.URL)
+				g.Expect(err).ToNot(HaveOccurred())
+				resp.Body.Close()
+				g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			}, timeout).Should(Succeed())
+			g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
+
+			cur := waitReady(t, obj)
+			g.Expect(cur.Status.Artifact.Revision).To(Equal(a.Revision))
+			g.Expect(cur.Status.Artifact.URL).To(Equal(a.URL))
+			g.Expect(b.list(ns, obj.Name)).To(Equal(stored))
+			ea := getExternalArtifact(g, obj)
+			g.Expect(ea.Status.Artifact.Digest).To(Equal(a.Digest))
+			if !b.store.Ephemeral() {
+				g.Expect(cur.Status.Artifact).To(Equal(a), "nothing republished")
+			}
+		})
+	}
+}
+
+// TestS3ServerDown: with the S3 server stopped, the source reports a
+// storage failure while its ExternalArtifact keeps the last artifact; when
+// the server is back it recovers by itself and publishes the change.
+func TestS3ServerDown(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, "v: 1\n")
+	obj := newSourceOn("s3", ns, "s3-down", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	a := waitReady(t, obj).Status.Artifact
+
+	s3Server.Stop()
+	restarted := false
+	defer func() {
+		if !restarted {
+			_ = s3Server.Restart()
+		}
+	}()
+	up.set(http.StatusOK, "v: 2\n")
+	requestReconcile(t, obj)
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.IsTrue(cur, v1.StorageOperationFailedCondition)).To(BeTrue())
+		g.Expect(conditions.GetMessage(cur, v1.StorageOperationFailedCondition)).To(ContainSubstring("connection refused"))
+	}, timeout).Should(Succeed())
+	g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a), "the last artifact stays published")
+
+	g.Expect(s3Server.Restart()).To(Succeed())
+	restarted = true
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(conditions.Has(cur, v1.StorageOperationFailedCondition)).To(BeFalse())
+		g.Expect(cur.Status.Artifact.Revision).ToNot(Equal(a.Revision))
+	}, 2*timeout).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		ea := getExternalArtifact(g, obj)
+		g.Expect(ea.Status.Artifact.Revision).ToNot(Equal(a.Revision))
+	}, timeout).Should(Succeed())
+}
+
+// TestS3WrongCredentials: a store the S3 server refuses gives a clear
+// StorageOperationFailed condition naming the S3 error.
+func TestS3WrongCredentials(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, "v: 1\n")
+	obj := newSourceOn("s3-wrong-credentials", ns, "denied", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(v1.WriteOperationFailedReason))
+		g.Expect(conditions.IsTrue(cur, v1.StorageOperationFailedCondition)).To(BeTrue())
+		g.Expect(conditions.GetMessage(cur, v1.StorageOperationFailedCondition)).To(ContainSubstring("SignatureDoesNotMatch"))
+		g.Expect(cur.Status.Artifact).To(BeNil())
+	}, timeout).Should(Succeed())
+}
