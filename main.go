@@ -160,6 +160,7 @@ func run(ctx context.Context, f *flags) error {
 	if err != nil {
 		return err
 	}
+	storage.RecordBackend(f.storageBackend, store)
 
 	generators := generator.NewRegistry()
 	if err := builtin.Register(generators, builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version}}); err != nil {

@@ -19,6 +19,7 @@ package s3
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,4 +120,41 @@ func TestServerDown(t *testing.T) {
 
 	g.Expect(srv.Restart()).To(Succeed())
 	g.Expect(s.Verify(context.Background(), a)).To(Succeed())
+}
+
+// TestDefaultCredentials: the standard chain finds keys in the AWS
+// environment variables and in a shared credentials file. (The chain's last
+// link, IAM, is never reached here: it would query a metadata address.)
+func TestDefaultCredentials(t *testing.T) {
+	srv := s3test.Start(t)
+	g := NewWithT(t)
+	g.Expect(srv.MakeBucket(context.Background(), "creds")).To(Succeed())
+	for _, env := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
+		"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_PROFILE"} {
+		t.Setenv(env, "")
+	}
+	cases := map[string]func(t *testing.T){
+		"environment": func(t *testing.T) {
+			t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+			t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+		},
+		"shared-credentials-file": func(t *testing.T) {
+			f := t.TempDir() + "/credentials"
+			content := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", s3test.AccessKey, s3test.SecretKey)
+			if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", f)
+			t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none")
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			setup(t)
+			s, err := New(Options{Endpoint: srv.Endpoint, Bucket: "creds", Insecure: true})
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(s.Check(context.Background())).To(Succeed())
+		})
+	}
 }
