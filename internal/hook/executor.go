@@ -1,0 +1,188 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+// DefaultMaxOutput caps a hook's stdout when no limit is given.
+const DefaultMaxOutput = 64 << 20
+
+// stderrTail is how much of a failing hook's stderr is reported.
+const stderrTail = 2048
+
+// pipeDelay is how long a finished command's children may keep its output
+// open before the pipes are closed and the process group is killed.
+const pipeDelay = time.Second
+
+// ExecError says a hook ran and failed: non-zero exit, timeout, output over
+// the cap, or a binary that could not start. The reconciler applies the
+// hook's retry policy to it.
+type ExecError struct {
+	Hook     string
+	ExitCode int    // -1 when the command did not exit by itself
+	Reason   string // what failed
+	Stderr   string // the tail of stderr
+}
+
+func (e *ExecError) Error() string {
+	msg := fmt.Sprintf("hook %q failed: %s", e.Hook, e.Reason)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// Executor runs hooks as local processes: argv without a shell, the
+// whitelist checked again, a minimal environment, its own process group
+// killed on timeout and after exit (no orphans), output capped.
+type Executor struct {
+	// Whitelist returns the whitelist in force.
+	Whitelist func() *Whitelist
+	// MaxOutput caps stdout in bytes.
+	MaxOutput int64
+}
+
+var _ Runner = (*Executor)(nil)
+
+// Run implements Runner.
+func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+	res, err := e.Whitelist().Check(h)
+	if err != nil {
+		return err
+	}
+	max := e.MaxOutput
+	if max <= 0 {
+		max = DefaultMaxOutput
+	}
+	dir, err := os.MkdirTemp("", "hook-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, res.Path, res.Args...)
+	cmd.Env = res.Env // nothing of our own environment leaks in
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdin = stdin
+	out := &capWriter{w: stdout, max: max}
+	errBuf := &tailBuffer{max: stderrTail}
+	cmd.Stdout = out
+	cmd.Stderr = errBuf
+	cmd.Cancel = func() error { return killGroup(cmd) }
+	cmd.WaitDelay = pipeDelay
+
+	if err := cmd.Start(); err != nil {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
+	}
+	// Kill whatever the command left behind, whatever happened.
+	waitErr := cmd.Wait()
+	_ = killGroup(cmd)
+
+	stderr := strings.TrimSpace(errBuf.String())
+	switch {
+	case out.exceeded:
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("timed out after %s", res.Timeout), Stderr: stderr}
+	case waitErr != nil:
+		var exitErr *exec.ExitError
+		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
+			return &ExecError{Hook: h.Name, ExitCode: exitErr.ExitCode(), Reason: fmt.Sprintf("exit code %d", exitErr.ExitCode()), Stderr: stderr}
+		}
+		if errors.Is(waitErr, exec.ErrWaitDelay) {
+			// The command exited 0 but a child kept its output open; the
+			// group is killed, the output is what was written.
+			return nil
+		}
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: waitErr.Error(), Stderr: stderr}
+	}
+	if ctx.Err() != nil {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: ctx.Err().Error(), Stderr: stderr}
+	}
+	return nil
+}
+
+func killGroup(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return nil
+	}
+	// The negative pid addresses the whole group (Setpgid made the
+	// command its leader).
+	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+// capWriter passes at most max bytes through and then fails, which makes
+// the command's writes fail and Wait report it.
+type capWriter struct {
+	w        io.Writer
+	max, n   int64
+	exceeded bool
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if c.n+int64(len(p)) > c.max {
+		c.exceeded = true
+		return 0, errors.New("output limit exceeded")
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

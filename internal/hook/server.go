@@ -1,0 +1,231 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hook
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+// The wire protocol between the controller and the hook-executor sidecar:
+// HTTP/1.1 over a Unix socket. POST /v1/run carries the hook (JSON, base64)
+// in a header and stdin as the body; the response streams stdout, and its
+// trailers say how the command ended. A refusal by the whitelist is a 403
+// before anything runs.
+const (
+	runPath       = "/v1/run"
+	hookHeader    = "X-Hook"
+	trailerError  = "X-Hook-Error"
+	trailerReason = "X-Hook-Reason"
+	trailerExit   = "X-Hook-Exit-Code"
+	trailerStderr = "X-Hook-Stderr"
+)
+
+// Server is the hook-executor sidecar: it serves an Executor on a Unix
+// socket in a volume shared with the controller, never on a TCP port.
+type Server struct {
+	Socket   string
+	Executor *Executor
+	Log      logr.Logger
+}
+
+// Serve listens on the socket (replacing a stale one) until ctx is done.
+func (s *Server) Serve(ctx context.Context) error {
+	_ = os.Remove(s.Socket)
+	ln, err := net.Listen("unix", s.Socket)
+	if err != nil {
+		return err
+	}
+	// Only the controller's user (and group: the shared volume) may talk.
+	if err := os.Chmod(s.Socket, 0o660); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.Log.Info("hook executor listening", "socket", s.Socket)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("POST "+runPath, func(w http.ResponseWriter, r *http.Request) {
+		h, err := decodeHook(r.Header.Get(hookHeader))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// Defence in depth: the controller checked the whitelist already.
+		if _, err := s.Executor.Whitelist().Check(h); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(map[string]string{"reason": err.(*RejectedError).Reason})
+			return
+		}
+		// stdout streams back while stdin still streams in.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		start := time.Now()
+		err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
+		var ee *ExecError
+		switch {
+		case err == nil:
+			w.Header().Set(trailerExit, "0")
+		case errors.As(err, &ee):
+			w.Header().Set(trailerError, "exec")
+			w.Header().Set(trailerReason, base64.StdEncoding.EncodeToString([]byte(ee.Reason)))
+			w.Header().Set(trailerExit, strconv.Itoa(ee.ExitCode))
+			w.Header().Set(trailerStderr, base64.StdEncoding.EncodeToString([]byte(ee.Stderr)))
+		default:
+			w.Header().Set(trailerError, "internal")
+			w.Header().Set(trailerReason, base64.StdEncoding.EncodeToString([]byte(err.Error())))
+		}
+		s.Log.V(1).Info("hook ran", "hook", h.Name, "command", h.Command, "duration", time.Since(start).String(), "error", errString(err))
+	})
+	return mux
+}
+
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if f, ok := f.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return n, err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func encodeHook(h v1.Hook) (string, error) {
+	b, err := json.Marshal(h)
+	return base64.StdEncoding.EncodeToString(b), err
+}
+
+func decodeHook(s string) (v1.Hook, error) {
+	var h v1.Hook
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return h, fmt.Errorf("bad %s header: %w", hookHeader, err)
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("bad %s header: %w", hookHeader, err)
+	}
+	return h, nil
+}
+
+// Client runs hooks in the hook-executor sidecar over its Unix socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+var _ Runner = (*Client)(nil)
+
+// NewClient returns a client of the sidecar at socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Run implements Runner.
+func (c *Client) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+	enc, err := encodeHook(h)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://hook-executor"+runPath, stdin)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(hookHeader, enc)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("hook executor unreachable at %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		var body struct{ Reason string }
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+		return &RejectedError{Hook: h.Name, Reason: body.Reason + " (refused by the hook executor)"}
+	default:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("hook executor: %s: %s", resp.Status, b)
+	}
+	if _, err := io.Copy(stdout, resp.Body); err != nil {
+		return fmt.Errorf("hook %q: reading output: %w", h.Name, err)
+	}
+	reason := decodeTrailer(resp.Trailer.Get(trailerReason))
+	switch resp.Trailer.Get(trailerError) {
+	case "":
+		if resp.Trailer.Get(trailerExit) != "0" {
+			return fmt.Errorf("hook %q: the hook executor ended the output early", h.Name)
+		}
+		return nil
+	case "exec":
+		code, _ := strconv.Atoi(resp.Trailer.Get(trailerExit))
+		return &ExecError{Hook: h.Name, ExitCode: code, Reason: reason, Stderr: decodeTrailer(resp.Trailer.Get(trailerStderr))}
+	default:
+		return fmt.Errorf("hook %q: hook executor: %s", h.Name, reason)
+	}
+}
+
+func decodeTrailer(s string) string {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return s
+	}
+	return string(b)
+}

@@ -1,0 +1,120 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hook
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+const allowJq = "commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]\n"
+const allowYq = "commands: [{name: yq, path: /usr/bin/yq, args: ['.*']}]\n"
+
+var jqHook = v1.Hook{Name: "h", Command: "jq", Args: []string{"."}}
+
+// watch starts Store.Watch and returns a function that waits until the
+// decision on jqHook becomes want.
+func watch(t *testing.T, s *Store) func(want bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = s.Watch(ctx) }()
+	time.Sleep(100 * time.Millisecond) // the watch is set up
+	return func(want bool) {
+		NewWithT(t).Eventually(func() bool {
+			_, err := s.Get().Check(jqHook)
+			return err == nil
+		}, 10*time.Second, 20*time.Millisecond).Should(Equal(want))
+	}
+}
+
+func TestStoreReloadsAnInPlaceWrite(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "whitelist.yaml")
+	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())
+	s, err := NewStore(path, ctrl.Log)
+	g.Expect(err).ToNot(HaveOccurred())
+	changes := make(chan struct{}, 10)
+	s.OnChange(func() { changes <- struct{}{} })
+	allowed := watch(t, s)
+	allowed(true)
+
+	g.Expect(os.WriteFile(path, []byte(allowYq), 0o644)).To(Succeed())
+	allowed(false)
+	g.Eventually(changes).Should(Receive())
+
+	// An invalid file keeps the last good whitelist, and says so.
+	failures := testutil.ToFloat64(reloads.WithLabelValues("failure"))
+	g.Expect(os.WriteFile(path, []byte("commands: {"), 0o644)).To(Succeed())
+	g.Eventually(func() float64 { return testutil.ToFloat64(reloads.WithLabelValues("failure")) }, 10*time.Second).Should(BeNumerically(">", failures))
+	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(0.0))
+	_, err = s.Get().Check(v1.Hook{Name: "h", Command: "yq"})
+	g.Expect(err).ToNot(HaveOccurred(), "the last good whitelist is still in force")
+
+	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())
+	allowed(true)
+	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(1.0))
+}
+
+// TestStoreReloadsAConfigMapSwap mimics the kubelet's ConfigMap update:
+// the file is a symlink through ..data, and an update points ..data at a
+// new timestamped directory with one atomic rename.
+func TestStoreReloadsAConfigMapSwap(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	version := func(name, content string) {
+		g.Expect(os.MkdirAll(filepath.Join(dir, name), 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(filepath.Join(dir, name, "whitelist.yaml"), []byte(content), 0o644)).To(Succeed())
+		tmp := filepath.Join(dir, "..data_tmp")
+		g.Expect(os.Symlink(name, tmp)).To(Succeed())
+		g.Expect(os.Rename(tmp, filepath.Join(dir, "..data"))).To(Succeed())
+	}
+	version("..2026_11_26_01", allowJq)
+	path := filepath.Join(dir, "whitelist.yaml")
+	g.Expect(os.Symlink(filepath.Join("..data", "whitelist.yaml"), path)).To(Succeed())
+
+	s, err := NewStore(path, ctrl.Log)
+	g.Expect(err).ToNot(HaveOccurred())
+	allowed := watch(t, s)
+	allowed(true)
+
+	version("..2026_11_26_02", allowYq)
+	g.Expect(os.RemoveAll(filepath.Join(dir, "..2026_11_26_01"))).To(Succeed())
+	allowed(false)
+
+	version("..2026_11_26_03", allowJq)
+	allowed(true)
+}
+
+func TestNewStoreFailsOnABadWhitelist(t *testing.T) {
+	g := NewWithT(t)
+	path := filepath.Join(t.TempDir(), "w.yaml")
+	_, err := NewStore(path, ctrl.Log)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(os.WriteFile(path, []byte("commands: [{name: x, path: rel}]"), 0o644)).To(Succeed())
+	_, err = NewStore(path, ctrl.Log)
+	g.Expect(err).To(MatchError(ContainSubstring("clean absolute path")))
+}
