@@ -59,6 +59,13 @@ func (e *ExecError) Error() string {
 	return msg
 }
 
+// TimedOut reports whether the hook was killed at its timeout. The reason
+// travels as text between the sidecar and the controller, so the text is
+// the contract: it starts with "timed out".
+func (e *ExecError) TimedOut() bool {
+	return e.ExitCode == -1 && strings.HasPrefix(e.Reason, "timed out")
+}
+
 // Executor runs hooks as local processes: argv without a shell, the
 // whitelist checked again, a minimal environment, its own process group
 // killed on timeout and after exit (no orphans), output capped.

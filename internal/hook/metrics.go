@@ -1,0 +1,76 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hook
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+var hookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "externalsource_hook_duration_seconds",
+	Help:    "Duration of hook runs, by whitelist command and result (success, failure, timeout, rejected, unavailable).",
+	Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+}, []string{"command", "result"})
+
+func init() {
+	metrics.Registry.MustRegister(hookDuration)
+}
+
+// Instrumented wraps a Runner and records every run's duration and result
+// by command. Commands are whitelist names, so the label set is bounded by
+// the whitelist (a rejected command is recorded as "<rejected>").
+func Instrumented(r Runner) Runner {
+	return instrumented{r}
+}
+
+type instrumented struct{ r Runner }
+
+func (i instrumented) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+	start := time.Now()
+	err := i.r.Run(ctx, h, stdin, stdout)
+	command, result := h.Command, Result(err)
+	if result == "rejected" {
+		command = "<rejected>"
+	}
+	hookDuration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// Result names the outcome of a run for metrics and events.
+func Result(err error) string {
+	var ee *ExecError
+	switch {
+	case err == nil:
+		return "success"
+	case IsRejected(err):
+		return "rejected"
+	case errors.As(err, &ee) && ee.TimedOut():
+		return "timeout"
+	case errors.As(err, &ee):
+		return "failure"
+	default:
+		return "unavailable"
+	}
+}
