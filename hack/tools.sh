@@ -49,16 +49,24 @@ done
 
 # The Flux CRDs the tests install (Flux owns them; we never ship copies):
 # taken from the released controller modules in the module cache.
+# bin/crds holds what every test needs (ExternalArtifact); bin/crds-e2e what
+# kustomize-controller needs besides (the other source kinds it watches, and
+# Kustomization).
 flux_crds() {
-  local mod=$1 ver=$2; shift 2
+  local mod=$1 ver=$2 dest=$3; shift 3
   local dir
   dir=$(cd "$root" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [ -n "$dir" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
-  mkdir -p "$root/bin/crds"
+  mkdir -p "$root/bin/$dest"
   for f in "$@"; do
-    install -m 0644 "$dir/config/crd/bases/$f" "$root/bin/crds/$f"
+    install -m 0644 "$dir/config/crd/bases/$f" "$root/bin/$dest/$f"
   done
 }
 if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
-  flux_crds github.com/fluxcd/source-controller v1.9.6 source.toolkit.fluxcd.io_externalartifacts.yaml
+  flux_crds github.com/fluxcd/source-controller v1.9.6 crds source.toolkit.fluxcd.io_externalartifacts.yaml
+  flux_crds github.com/fluxcd/source-controller v1.9.6 crds-e2e \
+    source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_gitrepositories.yaml \
+    source.toolkit.fluxcd.io_helmcharts.yaml source.toolkit.fluxcd.io_helmrepositories.yaml \
+    source.toolkit.fluxcd.io_ocirepositories.yaml
+  flux_crds github.com/fluxcd/kustomize-controller v1.7.3 crds-e2e kustomize.toolkit.fluxcd.io_kustomizations.yaml
 fi

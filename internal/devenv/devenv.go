@@ -46,9 +46,10 @@ type Env struct {
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (bin/ by
-// default) and installs the CRDs. It fails with instructions when the
-// binaries are missing: they are built by `make tools`, never downloaded.
-func Start() (*Env, error) {
+// default) and installs our CRDs, Flux's ExternalArtifact CRD and any extra
+// CRD paths. It fails with instructions when the binaries are missing: they
+// are built by `make tools`, never downloaded.
+func Start(extraCRDPaths ...string) (*Env, error) {
 	root := Root()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -65,10 +66,10 @@ func Start() (*Env, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths: []string{
+		CRDDirectoryPaths: append([]string{
 			filepath.Join(root, "config", "crd", "bases"),
 			fluxCRDs,
-		},
+		}, extraCRDPaths...),
 		ErrorIfCRDPathMissing:    true,
 		DownloadBinaryAssets:     false,
 		ControlPlaneStartTimeout: 2 * time.Minute,

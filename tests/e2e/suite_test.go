@@ -1,0 +1,214 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package e2e runs the controller binary and a real kustomize-controller
+// against a real kube-apiserver: an ExternalSource's artifact is deployed by
+// a Flux Kustomization, as in a cluster.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
+)
+
+var (
+	scheme    = runtime.NewScheme()
+	k8sClient client.Client
+	events    = &eventReceiver{}
+	ctx       = context.Background()
+	workDir   string
+	// processes started by the suite, stopped at the end.
+	procs []*exec.Cmd
+)
+
+const runtimeNamespace = "flux-system"
+
+func TestMain(m *testing.M) {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(sourcev1.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "e2e:", err); return 1 }
+	root := devenv.Root()
+	env, err := devenv.Start(filepath.Join(root, "bin", "crds-e2e"))
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { _ = env.Stop() }()
+
+	workDir, err = os.MkdirTemp("", "externalsource-e2e-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(workDir)
+	kubeconfig := filepath.Join(workDir, "kubeconfig")
+	if err := env.WriteKubeconfig(kubeconfig); err != nil {
+		return fail(err)
+	}
+	k8sClient, err = client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return fail(err)
+	}
+	if err := k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: runtimeNamespace}}); err != nil {
+		return fail(err)
+	}
+
+	// The controller binary, built from this tree.
+	bin := filepath.Join(workDir, "externalsource-controller")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fail(fmt.Errorf("building the controller: %w", err))
+	}
+
+	receiver := httptest.NewServer(events)
+	defer receiver.Close()
+
+	storageAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	defer stopAll()
+	if err := start("externalsource-controller", bin, kubeconfig,
+		"--storage-backend=memory",
+		"--storage-addr="+storageAddr,
+		"--storage-adv-addr="+storageAddr,
+		"--metrics-addr=127.0.0.1:0",
+		"--health-addr=127.0.0.1:0",
+		"--events-addr="+receiver.URL,
+		"--log-level=debug",
+	); err != nil {
+		return fail(err)
+	}
+	kc := filepath.Join(root, "bin", "kustomize-controller")
+	if _, err := os.Stat(kc); err != nil {
+		return fail(fmt.Errorf("%s not found: run `make tools` first", kc))
+	}
+	if err := start("kustomize-controller", kc, kubeconfig,
+		"--metrics-addr=127.0.0.1:0",
+		"--health-addr=127.0.0.1:0",
+		"--feature-gates=ExternalArtifact=true",
+		"--log-encoding=console",
+		"--requeue-dependency=2s",
+	); err != nil {
+		return fail(err)
+	}
+	return m.Run()
+}
+
+// start runs a controller process with its log in workDir.
+func start(name, bin, kubeconfig string, args ...string) error {
+	log, err := os.Create(filepath.Join(workDir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+runtimeNamespace)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	procs = append(procs, cmd)
+	return nil
+}
+
+func stopAll() {
+	for _, p := range procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	if os.Getenv("E2E_LOGS") != "" {
+		for _, name := range []string{"externalsource-controller", "kustomize-controller"} {
+			b, _ := os.ReadFile(filepath.Join(workDir, name+".log"))
+			fmt.Fprintf(os.Stderr, "==== %s\n%s\n", name, b)
+		}
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// eventReceiver is a notification endpoint: it decodes Flux's event payload.
+type eventReceiver struct {
+	mu     sync.Mutex
+	events []eventv1.Event
+}
+
+func (e *eventReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ev eventv1.Event
+	b, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(b, &ev); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	e.mu.Lock()
+	e.events = append(e.events, ev)
+	e.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (e *eventReceiver) all() []eventv1.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]eventv1.Event(nil), e.events...)
+}
+
+// timeout bounds each wait; never a performance assertion.
+const timeout = 60 * time.Second
+
