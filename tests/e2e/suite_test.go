@@ -211,4 +211,3 @@ func (e *eventReceiver) all() []eventv1.Event {
 
 // timeout bounds each wait; never a performance assertion.
 const timeout = 60 * time.Second
-
