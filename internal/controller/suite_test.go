@@ -41,6 +41,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
+	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
@@ -104,7 +105,9 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	gens := generator.NewRegistry()
-	if err := builtin.Register(gens, builtin.Options{}); err != nil {
+	// Retries within a fetch wait milliseconds, not seconds, in tests.
+	httpOpts := httpgen.Options{RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 100 * time.Millisecond}
+	if err := builtin.Register(gens, builtin.Options{HTTP: httpOpts}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
