@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -155,13 +156,25 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ExternalSource{}, builder.WithPredicates(pred)).
-		Owns(&sourcev1.ExternalArtifact{}).
+		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(externalArtifactChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			RateLimiter:             opts.RateLimiter,
 			RecoverPanic:            ptrTo(true),
 		}).
 		Complete(r)
+}
+
+// externalArtifactChanged lets through the events of an owned
+// ExternalArtifact that need the owner reconciled at once: its deletion and
+// a change of its spec by someone else. The controller's own writes (create,
+// status) do not: reconciling on them would fetch the upstream again right
+// after every new revision.
+var externalArtifactChanged = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(e event.UpdateEvent) bool { return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() },
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // reconcileState carries what one step hands to the next.

@@ -26,15 +26,20 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
+	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -42,6 +47,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
@@ -54,7 +60,15 @@ var (
 	k8sClient  client.Client
 	testStore  *memory.Storage
 	testCtx    context.Context
+	testConfig *rest.Config
+	// testGenerators is the registry of the suite's reconciler; tests that
+	// run reconciles of their own share it (and its HTTP clients).
+	testGenerators *generator.Registry
 )
+
+// isolatedLabel marks objects the suite's manager ignores, for tests that
+// run a reconciler of their own with other options (e.g. backoff timing).
+const isolatedLabel = "test.externalsource.io/isolated"
 
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
@@ -91,9 +105,18 @@ func runSuite(m *testing.M) int {
 	testStore = memory.New(memory.Options{BaseURL: storage.BaseURL(ln.Addr().String())})
 	go func() { _ = (&server.Server{Storage: testStore, Log: ctrl.Log}).Serve(ctx, ln) }()
 
+	testConfig = env.Config
+	notIsolated, err := labels.Parse("!" + isolatedLabel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  testScheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
+			&v1.ExternalSource{}: {Label: notIsolated},
+		}},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -111,7 +134,10 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	testGenerators = gens
 	r := &ExternalSourceReconciler{
+		Metrics:        runtimectrl.NewMetrics(mgr, fluxmetrics.MustMakeRecorder(), v1.Finalizer),
+		FetchMetrics:   metrics.MustMakeRecorder(),
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
 		APIReader:      mgr.GetAPIReader(),
