@@ -17,6 +17,7 @@ limitations under the License.
 package http
 
 import (
+	"net/http"
 	"sync"
 	"time"
 
@@ -37,8 +38,10 @@ type clientCache struct {
 }
 
 type cachedClient struct {
-	client   *retryablehttp.Client
-	lastUsed time.Time
+	client *retryablehttp.Client
+	// transport is closed (its idle connections) when the entry goes.
+	transport *http.Transport
+	lastUsed  time.Time
 }
 
 func newClientCache(ttl time.Duration, maxEntries int) *clientCache {
@@ -48,7 +51,7 @@ func newClientCache(ttl time.Duration, maxEntries int) *clientCache {
 // get returns the client for key, building it on a miss. A failed build is
 // not cached: the error is reported again on the next reconcile, and a
 // fixed Secret yields a new key anyway.
-func (c *clientCache) get(key string, build func() (*retryablehttp.Client, error)) (*retryablehttp.Client, error) {
+func (c *clientCache) get(key string, build func() (*retryablehttp.Client, *http.Transport, error)) (*retryablehttp.Client, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -57,14 +60,14 @@ func (c *clientCache) get(key string, build func() (*retryablehttp.Client, error
 		e.lastUsed = now
 		return e.client, nil
 	}
-	client, err := build()
+	client, transport, err := build()
 	if err != nil {
 		return nil, err
 	}
 	for len(c.entries) >= c.max {
 		c.evictOldest()
 	}
-	c.entries[key] = &cachedClient{client: client, lastUsed: now}
+	c.entries[key] = &cachedClient{client: client, transport: transport, lastUsed: now}
 	return client, nil
 }
 
@@ -76,7 +79,7 @@ func (c *clientCache) sweep(now time.Time) {
 	c.lastSweep = now
 	for k, e := range c.entries {
 		if now.Sub(e.lastUsed) > c.ttl {
-			e.client.HTTPClient.CloseIdleConnections()
+			e.close()
 			delete(c.entries, k)
 		}
 	}
@@ -91,8 +94,14 @@ func (c *clientCache) evictOldest() {
 		}
 	}
 	if e, ok := c.entries[oldest]; ok {
-		e.client.HTTPClient.CloseIdleConnections()
+		e.close()
 		delete(c.entries, oldest)
+	}
+}
+
+func (e *cachedClient) close() {
+	if e.transport != nil {
+		e.transport.CloseIdleConnections()
 	}
 }
 

@@ -193,12 +193,19 @@ func (c transportConfig) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// keepIdle hides the transport's CloseIdleConnections from http.Client:
+// go-retryablehttp closes the idle connections of its client after every
+// failed request, which on a client shared by many sources would drop the
+// pooled connections of all of them because one upstream fails. The cache
+// closes them when the configuration is no longer used.
+type keepIdle struct{ http.RoundTripper }
+
 // newClient builds the retrying client of a configuration. It is called
 // only on a cache miss, i.e. once per configuration.
-func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, error) {
+func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, *http.Transport, error) {
 	tlsCfg, err := c.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	proxy := g.opts.Proxy
 	if c.proxy != nil {
@@ -221,7 +228,7 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, error) 
 	return &retryablehttp.Client{
 		// No client timeout: the context carries spec.timeout, which bounds
 		// the retries and the body too.
-		HTTPClient:   &http.Client{Transport: transport},
+		HTTPClient:   &http.Client{Transport: keepIdle{transport}},
 		Logger:       nil, // URLs and errors are reported through status; never log headers
 		RetryMax:     g.opts.RetryMax,
 		RetryWaitMin: g.opts.RetryWaitMin,
@@ -230,5 +237,5 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, error) 
 		Backoff:      backoff,
 		// Keep the last response, so that its status and body reach the user.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}, nil
+	}, transport, nil
 }

@@ -169,7 +169,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	if err != nil {
 		return nil, err
 	}
-	client, err := g.clients.get(tc.key(), func() (*retryablehttp.Client, error) { return g.newClient(tc) })
+	client, err := g.clients.get(tc.key(), func() (*retryablehttp.Client, *http.Transport, error) { return g.newClient(tc) })
 	if err != nil {
 		return nil, err
 	}

@@ -178,12 +178,27 @@ func TestClientsAreReused(t *testing.T) {
 	g.Expect(gen.Clients()).To(Equal(1))
 	g.Expect(conns.Load()).To(Equal(int64(1)))
 
+	// Another source of the same configuration fails against another
+	// server: the pooled connection of the first stays open.
+	failing := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	_, err := gen.Generate(context.Background(), &generator.Request{
+		Source: source(failing.URL, func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }),
+		Reader: rd,
+	})
+	g.Expect(err).To(MatchError(ContainSubstring("503")))
+	g.Expect(gen.Clients()).To(Equal(1))
+	fetch("ca")
+	g.Expect(conns.Load()).To(Equal(int64(1)))
+
 	// Another Secret with the same content is the same configuration.
 	fetch("ca-copy")
 	g.Expect(gen.Clients()).To(Equal(1))
 
 	// A different configuration gets its own client.
-	_, err := gen.Generate(context.Background(), &generator.Request{
+	_, err = gen.Generate(context.Background(), &generator.Request{
 		Source: source(srv.URL, func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true }),
 	})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -197,7 +212,7 @@ func TestClientCacheEviction(t *testing.T) {
 	c.now = func() time.Time { return now }
 	builds := 0
 	get := func(key string) {
-		_, err := c.get(key, func() (*retryableClient, error) { builds++; return newTestClient(), nil })
+		_, err := c.get(key, func() (*retryableClient, *http.Transport, error) { builds++; return newTestClient(), nil, nil })
 		g.Expect(err).ToNot(HaveOccurred())
 	}
 	get("a")
@@ -216,7 +231,7 @@ func TestClientCacheEviction(t *testing.T) {
 	get("d")
 	g.Expect(c.len()).To(Equal(1))
 
-	_, err := c.get("e", func() (*retryableClient, error) { return nil, fmt.Errorf("bad config") })
+	_, err := c.get("e", func() (*retryableClient, *http.Transport, error) { return nil, nil, fmt.Errorf("bad config") })
 	g.Expect(err).To(MatchError("bad config"))
 	g.Expect(c.len()).To(Equal(1))
 }
