@@ -44,6 +44,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
 	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/metrics"
 	"github.com/fluxcd/pkg/runtime/pprof"
 	"github.com/fluxcd/pkg/runtime/probes"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -53,6 +54,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	fetchmetrics "github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
@@ -162,12 +164,9 @@ func run(ctx context.Context, f *flags) error {
 	}
 	storage.RecordBackend(f.storageBackend, store)
 
-	generators := generator.NewRegistry()
-	if err := builtin.Register(generators, builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version}}); err != nil {
-		return err
-	}
-	// Every type the CRD admits must have an implementation.
-	if err := generators.CheckImplements(v1.GeneratorTypes); err != nil {
+	generators, err := newGenerators(v1.GeneratorTypes, builtin.Register,
+		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version}})
+	if err != nil {
 		return err
 	}
 
@@ -226,6 +225,8 @@ func run(ctx context.Context, f *flags) error {
 	}
 
 	r := &controller.ExternalSourceReconciler{
+		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), v1.Finalizer),
+		FetchMetrics:   fetchmetrics.MustMakeRecorder(),
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
 		APIReader:      mgr.GetAPIReader(),
@@ -263,6 +264,21 @@ func run(ctx context.Context, f *flags) error {
 
 	setupLog.Info("starting manager")
 	return mgr.Start(ctx)
+}
+
+// newGenerators returns the generator registry. Start-up fails unless every
+// type the CRD accepts (accepted) has an implementation: a type the API
+// server admits must never reach a controller that cannot run it.
+func newGenerators(accepted []string, register func(*generator.Registry, builtin.Options) error,
+	opts builtin.Options) (*generator.Registry, error) {
+	r := generator.NewRegistry()
+	if err := register(r, opts); err != nil {
+		return nil, err
+	}
+	if err := r.CheckImplements(accepted); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // newStorage returns the backend named by --storage-backend.

@@ -19,6 +19,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -53,6 +54,23 @@ func TestGeneratorTypesMatchTheCRD(t *testing.T) {
 	g.Expect(builtin.Register(r, builtin.Options{})).To(Succeed())
 	g.Expect(r.CheckImplements(enum)).To(Succeed())
 	g.Expect(r.CheckImplements(append(enum, "ftp"))).To(MatchError(ContainSubstring("[ftp]")))
+}
+
+// TestStartupFailsForATypeWithoutImplementation runs the start-up step that
+// builds the registry: with the CRD's types it succeeds; when the API
+// accepts a type nothing implements, start-up fails naming it.
+func TestStartupFailsForATypeWithoutImplementation(t *testing.T) {
+	g := NewWithT(t)
+	r, err := newGenerators(v1.GeneratorTypes, builtin.Register, builtin.Options{})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(r.Types()).To(ConsistOf(v1.GeneratorTypes))
+
+	_, err = newGenerators(append(slices.Clone(v1.GeneratorTypes), "ftp"), builtin.Register, builtin.Options{})
+	g.Expect(err).To(MatchError(ContainSubstring("have no implementation: [ftp]")))
+
+	none := func(*generator.Registry, builtin.Options) error { return nil }
+	_, err = newGenerators(v1.GeneratorTypes, none, builtin.Options{})
+	g.Expect(err).To(MatchError(ContainSubstring("[http]")))
 }
 
 func TestAdvertisedAddress(t *testing.T) {

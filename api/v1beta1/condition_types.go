@@ -60,6 +60,11 @@ const (
 	// without a hook executor.
 	HooksDisabledReason string = "HooksDisabled"
 
+	// GeneratorWarningReason: the fetch worked, but the generator reports a
+	// condition the user must know about (e.g. TLS verification disabled).
+	// It is also in Ready's message.
+	GeneratorWarningReason string = "GeneratorWarning"
+
 	// HookFailedReason: a hook exited non-zero, timed out or was refused.
 	HookFailedReason string = "HookFailed"
 

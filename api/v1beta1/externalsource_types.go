@@ -139,6 +139,13 @@ type HTTPGeneratorSpec struct {
 	// default; reported in the Ready message and a Warning event.
 	// +optional
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+
+	// ProxySecretRef names a Secret in the same namespace with the proxy to
+	// use: address (http, https or socks5 URL) and optionally username and
+	// password. Without it, HTTPS_PROXY, HTTP_PROXY and NO_PROXY of the
+	// controller apply.
+	// +optional
+	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
 }
 
 // Hooks are the commands run around the request, in order.
@@ -233,6 +240,19 @@ type ExternalSourceStatus struct {
 	// built from, used for conditional requests.
 	// +optional
 	LastHandledETag string `json:"lastHandledETag,omitempty"`
+
+	// LastModified is the Last-Modified header of the upstream response the
+	// artifact was built from, sent as If-Modified-Since.
+	// +optional
+	LastModified string `json:"lastModified,omitempty"`
+
+	// ChangeDetection says how the last successful fetch learned whether the
+	// upstream changed: HEAD (a HEAD request returned the recorded ETag; no
+	// data was downloaded), ConditionalGET (a GET with If-None-Match or
+	// If-Modified-Since), GET (a GET without validators; the content digest
+	// decides), or the method of a non-GET request (POST, PUT, PATCH).
+	// +optional
+	ChangeDetection string `json:"changeDetection,omitempty"`
 
 	meta.ReconcileRequestStatus `json:",inline"`
 

@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,11 +34,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/patch"
@@ -47,6 +51,7 @@ import (
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -83,6 +88,15 @@ type ExternalSourceReconciler struct {
 
 	// TempDir is where data and archives are spooled; "" is os.TempDir.
 	TempDir string
+
+	// Metrics records Flux's per-object metrics (gotk_reconcile_duration_seconds,
+	// gotk_reconcile_condition, gotk_suspend_status); the zero value records
+	// nothing. Its series are deleted when the object is.
+	Metrics runtimectrl.Metrics
+
+	// FetchMetrics records fetches by generator type and result; nil
+	// records nothing.
+	FetchMetrics *metrics.Recorder
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -142,13 +156,25 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ExternalSource{}, builder.WithPredicates(pred)).
-		Owns(&sourcev1.ExternalArtifact{}).
+		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(externalArtifactChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			RateLimiter:             opts.RateLimiter,
 			RecoverPanic:            ptrTo(true),
 		}).
 		Complete(r)
+}
+
+// externalArtifactChanged lets through the events of an owned
+// ExternalArtifact that need the owner reconciled at once: its deletion and
+// a change of its spec by someone else. The controller's own writes (create,
+// status) do not: reconciling on them would fetch the upstream again right
+// after every new revision.
+var externalArtifactChanged = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(e event.UpdateEvent) bool { return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() },
+	DeleteFunc:  func(event.DeleteEvent) bool { return true },
+	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
 // reconcileState carries what one step hands to the next.
@@ -162,8 +188,17 @@ type reconcileState struct {
 	validators generator.Validators
 	// notModified says the upstream confirmed the published data.
 	notModified bool
+	// changeDetection says how the generator detected the change.
+	changeDetection string
+	// warnings of the generator, for Ready's message.
+	warnings []string
+	// fetchDuration is how long the fetch took (request and download).
+	fetchDuration time.Duration
 	// newArtifact says this reconcile stored a new revision.
 	newArtifact bool
+	// prevReadyMessage is Ready's message before this reconcile, to emit a
+	// warning event only when a warning appears.
+	prevReadyMessage string
 }
 
 // reconcileFunc is one step of the pipeline.
@@ -174,17 +209,22 @@ type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.Ex
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	log := ctrl.LoggerFrom(ctx)
 
+	start := time.Now()
+
 	obj := &v1.ExternalSource{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	sp := patch.NewSerialPatcher(obj, r.Client)
+	st := &reconcileState{prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
+	defer st.cleanup()
 
 	// done says the steps ran to the end (as opposed to: stopped early for
 	// deletion, suspension or the finalizer).
 	var done bool
 	defer func() {
-		result, retErr = r.summarizeAndPatch(ctx, sp, obj, done, retErr)
+		result, retErr = r.summarizeAndPatch(ctx, sp, obj, st, done, retErr)
+		r.recordMetrics(ctx, obj, start)
 	}()
 
 	if !obj.DeletionTimestamp.IsZero() {
@@ -205,8 +245,6 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, nil
 	}
 
-	st := &reconcileState{}
-	defer st.cleanup()
 	steps := []reconcileFunc{
 		r.reconcileStorage,
 		r.reconcileSource,
@@ -229,7 +267,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // rate limiter backs off exponentially while the last artifact stays
 // published.
 func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *patch.SerialPatcher,
-	obj *v1.ExternalSource, done bool, recErr error) (ctrl.Result, error) {
+	obj *v1.ExternalSource, st *reconcileState, done bool, recErr error) (ctrl.Result, error) {
 	result := ctrl.Result{}
 	if done {
 		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
@@ -259,7 +297,14 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 		for _, c := range negativePolarity {
 			conditions.Delete(obj, c)
 		}
-		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj))
+		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		// A warning is an event when it appears, not on every interval:
+		// a steady state costs no API write.
+		for _, w := range st.warnings {
+			if !strings.Contains(st.prevReadyMessage, w) {
+				r.Eventf(obj, nil, corev1.EventTypeWarning, v1.GeneratorWarningReason, "Reconcile", "%s", w)
+			}
+		}
 	}
 
 	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
@@ -291,18 +336,31 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 	return result, nil
 }
 
-// readyMessage names the published revision, and warns when the store does
-// not survive a restart.
-func (r *ExternalSourceReconciler) readyMessage(obj *v1.ExternalSource) string {
+// readyMessage names the published revision, and adds the generator's
+// warnings and a note when the store does not survive a restart.
+func (r *ExternalSourceReconciler) readyMessage(obj *v1.ExternalSource, warnings []string) string {
 	a := obj.GetArtifact()
 	if a == nil {
 		return "no artifact"
 	}
 	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
+	for _, w := range warnings {
+		msg += "; warning: " + w
+	}
 	if r.Storage.Ephemeral() {
 		msg += " (memory storage: artifacts do not survive a controller restart)"
 	}
 	return msg
+}
+
+// recordMetrics records Flux's per-object metrics after the final patch;
+// for an object whose finalizer is gone they delete its series instead.
+func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *v1.ExternalSource, start time.Time) {
+	r.Metrics.RecordDuration(ctx, obj, start)
+	r.Metrics.RecordSuspend(ctx, obj, obj.Spec.Suspend)
+	r.Metrics.RecordReadiness(ctx, obj)
+	r.Metrics.RecordReconciling(ctx, obj)
+	r.Metrics.RecordStalled(ctx, obj)
 }
 
 // progressing marks the object Reconciling with Ready Unknown when a new

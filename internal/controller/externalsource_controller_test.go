@@ -379,14 +379,6 @@ func TestExternalSourceStalls(t *testing.T) {
 			reason:  v1.HooksDisabledReason,
 			message: "spec.hooks: hooks are disabled on this controller",
 		},
-		{
-			name: "cert-secret-not-yet-supported",
-			mutate: func(o *v1.ExternalSource) {
-				o.Spec.Generator.HTTP.CertSecretRef = &meta.LocalObjectReference{Name: "tls"}
-			},
-			reason:  v1.InvalidSpecReason,
-			message: "spec.generator.http.certSecretRef: is not supported",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -31,11 +32,18 @@ import (
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 )
 
 // reconcileSource validates what the controller itself must check, runs
 // the generator and spools the data to a temporary file with a size bound,
 // so the data is never held whole in memory.
+//
+// It decides whether the generator may skip the download: only when the
+// published artifact is in storage (checked by reconcileStorage just
+// before), was built from this generation, and no forced fetch is pending
+// does the generator get the validators of the last response. A skipped
+// fetch leaves the status as it was, so the final patch sends nothing.
 func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
 	obj *v1.ExternalSource, st *reconcileState) error {
 	if obj.Generation != obj.Status.ObservedGeneration {
@@ -56,31 +64,48 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 			errors.New("spec.hooks: hooks are disabled on this controller (it runs without --hook-executor-socket)"))
 	}
 
-	// A conditional request only makes sense when the artifact it would
-	// confirm is published, the spec is the one it was built from, and no
-	// forced fetch is pending.
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)
 	if obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !force {
-		prev.ETag = obj.Status.LastHandledETag
+		prev = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
 	}
 
-	fctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	timeout := obj.GetTimeout()
+	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev})
-	if err != nil {
+	start := time.Now()
+	// failed names a deadline hit as spec.timeout, records the failure and
+	// says whether to stall or retry.
+	failed := func(err error) error {
+		if errors.Is(fctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("timeout: the fetch did not complete within spec.timeout (%s): %w", timeout, err)
+		}
+		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
 		return r.fetchFailed(obj, err)
 	}
+
+	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev})
+	if err != nil {
+		return failed(err)
+	}
+	st.changeDetection = res.ChangeDetection
+	st.warnings = res.Warnings
 	if res.NotModified {
 		if obj.GetArtifact() == nil {
-			return r.fetchFailed(obj, errors.New("upstream answered 'not modified' but no artifact is published"))
+			return failed(errors.New("upstream answered 'not modified' but no artifact is published"))
 		}
 		st.notModified = true
 		st.validators = res.Validators
+		st.fetchDuration = time.Since(start)
+		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, st.fetchDuration)
 		conditions.Delete(obj, v1.FetchFailedCondition)
 		return nil
 	}
 	defer res.Body.Close()
+	if res.ContentLength > r.MaxDataSize {
+		return failed(fmt.Errorf("response of %d bytes exceeds the maximum size of %d bytes (--max-response-size)",
+			res.ContentLength, r.MaxDataSize))
+	}
 
 	dir, err := os.MkdirTemp(r.TempDir, "externalsource-")
 	if err != nil {
@@ -92,6 +117,8 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	if err != nil {
 		return transient(meta.FailedReason, fmt.Errorf("creating temporary file: %w", err))
 	}
+	// Reading one byte past the limit tells "exactly at the limit" from
+	// "over it" without reading the rest.
 	n, err := io.Copy(f, io.LimitReader(res.Body, r.MaxDataSize+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -100,13 +127,15 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		err = fctx.Err()
 	}
 	if err != nil {
-		return r.fetchFailed(obj, fmt.Errorf("reading response: %w", err))
+		return failed(fmt.Errorf("reading response: %w", err))
 	}
 	if n > r.MaxDataSize {
-		return r.fetchFailed(obj, fmt.Errorf("response exceeds the maximum size of %d bytes (--max-response-size)", r.MaxDataSize))
+		return failed(fmt.Errorf("response exceeds the maximum size of %d bytes (--max-response-size)", r.MaxDataSize))
 	}
 	st.dataSize = n
 	st.validators = res.Validators
+	st.fetchDuration = time.Since(start)
+	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, v1.FetchFailedCondition)
 	return nil
 }
@@ -122,4 +151,12 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *v1.ExternalSource, err error
 	err = fmt.Errorf("fetch failed: %w", err)
 	conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.FetchFailedReason, "%s", err.Error())
 	return transient(v1.FetchFailedReason, err)
+}
+
+// recordFetchResult updates the conditional-request record and how the
+// change was detected, once the fetch is known to be handled.
+func recordFetchResult(obj *v1.ExternalSource, st *reconcileState) {
+	obj.Status.LastHandledETag = st.validators.ETag
+	obj.Status.LastModified = st.validators.LastModified
+	obj.Status.ChangeDetection = st.changeDetection
 }

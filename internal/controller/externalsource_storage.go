@@ -32,6 +32,7 @@ import (
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -66,6 +67,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 		ctrl.LoggerFrom(ctx).Info("published artifact is not in storage, fetching again", "path", a.Path)
 		obj.Status.Artifact = nil
 		obj.Status.LastHandledETag = ""
+		obj.Status.LastModified = ""
 		conditions.Delete(obj, v1.ArtifactInStorageCondition)
 		return nil
 	default:
@@ -80,7 +82,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *patch.SerialPatcher,
 	obj *v1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
-		obj.Status.LastHandledETag = st.validators.ETag
+		recordFetchResult(obj, st)
 		return nil
 	}
 
@@ -91,9 +93,11 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	}
 
 	if cur := obj.GetArtifact(); cur != nil && cur.Digest == res.Digest {
-		obj.Status.LastHandledETag = st.validators.ETag
+		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, st.fetchDuration)
+		recordFetchResult(obj, st)
 		return nil
 	}
+	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultChanged, st.fetchDuration)
 
 	artifact := r.Storage.NewArtifactFor(v1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
 	// The expected digest lets the backend check the bytes as they stream
@@ -105,7 +109,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	}
 
 	obj.Status.Artifact = artifact.DeepCopy()
-	obj.Status.LastHandledETag = st.validators.ETag
+	recordFetchResult(obj, st)
 	st.newArtifact = true
 	conditions.Delete(obj, v1.StorageOperationFailedCondition)
 	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", artifact.Revision)

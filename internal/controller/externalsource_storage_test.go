@@ -19,6 +19,7 @@ package controller
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -64,19 +65,21 @@ func TestStorageRecovery(t *testing.T) {
 
 // TestControllerRestart: a restarted controller with the memory backend
 // republishes the artifact within one reconcile; with filesystem and S3 the
-// artifact, its revision and URL stay, and nothing new is stored.
+// artifact, its revision and URL stay, nothing new is stored, and the
+// upstream (which supports ETags) sees a HEAD and no GET.
 func TestControllerRestart(t *testing.T) {
 	for _, name := range backendNames {
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			b := backends[name]
 			ns := newNamespace(t)
-			up := newUpstream(t, "restart: 1\n")
+			up := newCountingUpstream(t, "restart: 1\n", `"v1"`, "", true)
 			obj := newSourceOn(name, ns, "restart", up.URL)
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			ready := waitReady(t, obj)
 			a := ready.Status.Artifact
 			stored := b.list(ns, obj.Name)
+			before := up.counts()
 
 			var fresh *memory.Storage
 			if b.store.Ephemeral() {
@@ -102,7 +105,13 @@ func TestControllerRestart(t *testing.T) {
 			ea := getExternalArtifact(g, obj)
 			g.Expect(ea.Status.Artifact.Digest).To(Equal(a.Digest))
 			if !b.store.Ephemeral() {
+				// The new process checks every object once at start: with a
+				// HEAD, whose ETag says nothing changed.
+				g.Eventually(func() int64 { return up.counts().minus(before).heads }, timeout).Should(BeNumerically(">=", 1))
 				g.Expect(cur.Status.Artifact).To(Equal(a), "nothing republished")
+				g.Consistently(func() int64 { return up.counts().minus(before).gets }, 2*time.Second).Should(BeZero(), "no upstream GET")
+			} else {
+				g.Expect(up.counts().minus(before).gets).To(BeNumerically(">=", 1), "the memory store refetches")
 			}
 		})
 	}

@@ -38,19 +38,24 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
+	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
+	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
@@ -68,12 +73,28 @@ var (
 	k8sClient  client.Client
 	testCtx    context.Context
 	testEnv    *devenv.Env
+	testConfig *rest.Config
 	backends   = map[string]*backend{}
 	s3Server   *s3test.Server
+	// testStore is the memory backend's store, for tests that run
+	// reconciles of their own.
+	testStore *memory.Storage
+	// testGenerators is the registry every manager's reconciler shares;
+	// tests that run reconciles of their own share it (and its clients).
+	testGenerators *generator.Registry
+	// The metric recorders register on the global registry once.
+	fluxMetrics  *fluxmetrics.Recorder
+	fetchMetrics *metrics.Recorder
 )
 
-// backendLabel selects the manager (and so the backend) of an object.
+// backendLabel selects the manager (and so the backend) of an object:
+// each manager watches only its own value (Flux's label-selector sharding).
 const backendLabel = "test.externalsource.io/backend"
+
+// isolatedLabel marks objects for tests that run a reconciler of their
+// own with other options (e.g. backoff timing): such objects carry no
+// backendLabel, so no suite manager reconciles them.
+const isolatedLabel = "test.externalsource.io/isolated"
 
 // backendNames lists the backends in the order tests run them.
 var backendNames = []string{"memory", "filesystem", "s3"}
@@ -115,6 +136,16 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	testEnv = env
+	testConfig = env.Config
+
+	testGenerators = generator.NewRegistry()
+	// Retries within a fetch wait milliseconds, not seconds, in tests.
+	httpOpts := httpgen.Options{RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 100 * time.Millisecond}
+	if err := builtin.Register(testGenerators, builtin.Options{HTTP: httpOpts}); err != nil {
+		return fail(err)
+	}
+	fluxMetrics = fluxmetrics.MustMakeRecorder()
+	fetchMetrics = metrics.MustMakeRecorder()
 
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: testScheme})
 	if err != nil {
@@ -144,6 +175,7 @@ func runSuite(m *testing.M) int {
 
 	// memory
 	mem := memory.New(memory.Options{BaseURL: baseURL("memory")})
+	testStore = mem
 	backends["memory"] = &backend{name: "memory", store: mem,
 		list: func(ns, name string) []string { return listMemory(mem, ns, name) },
 		remove: func(p string) {
@@ -248,16 +280,14 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 	if err != nil {
 		return err
 	}
-	gens := generator.NewRegistry()
-	if err := builtin.Register(gens, builtin.Options{}); err != nil {
-		return err
-	}
 	r := &ExternalSourceReconciler{
+		Metrics:        runtimectrl.NewMetrics(mgr, fluxMetrics, v1.Finalizer),
+		FetchMetrics:   fetchMetrics,
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
 		APIReader:      mgr.GetAPIReader(),
 		ControllerName: "externalsource-controller",
-		Generators:     gens,
+		Generators:     testGenerators,
 		Storage:        b.store,
 		MaxDataSize:    1 << 20,
 	}

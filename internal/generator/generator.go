@@ -47,12 +47,16 @@ type Request struct {
 	// field of spec.generator. It must not modify it.
 	Source *v1.ExternalSource
 
-	// Reader reads objects (Secrets) from the API server, uncached, in the
-	// object's namespace only.
+	// Reader reads objects (Secrets) from the API server, uncached. A
+	// generator reads only from Source's namespace.
 	Reader client.Reader
 
 	// Previous holds the validators of the response the published artifact
-	// was built from; empty when a full fetch is wanted.
+	// was built from. The reconciler sets it only when that artifact is in
+	// storage, was built from the current generation, and no forced fetch
+	// (reconcile.fluxcd.io/forceAt) is pending: a generator may then answer
+	// NotModified without downloading anything. Empty means a full fetch is
+	// wanted.
 	Previous Validators
 }
 
@@ -63,10 +67,33 @@ type Validators struct {
 	LastModified string
 }
 
+// IsZero reports whether no validator is known.
+func (v Validators) IsZero() bool { return v.ETag == "" && v.LastModified == "" }
+
+// How a generator learned whether the upstream changed; recorded in
+// status.changeDetection. Generators of other kinds may use their own
+// short words.
+const (
+	// ChangeDetectionHEAD: a HEAD request returned the recorded ETag;
+	// nothing was downloaded.
+	ChangeDetectionHEAD = "HEAD"
+	// ChangeDetectionConditionalGET: a GET with If-None-Match and/or
+	// If-Modified-Since.
+	ChangeDetectionConditionalGET = "ConditionalGET"
+	// ChangeDetectionGET: a GET without validators; the content digest
+	// decides whether the revision changed.
+	ChangeDetectionGET = "GET"
+)
+
 // Result is the outcome of a fetch.
 type Result struct {
 	// Body streams the data. Nil when NotModified. The caller closes it.
 	Body io.ReadCloser
+
+	// ContentLength is the announced length of Body when known (> 0), so
+	// that the reconciler can refuse a body over its size limit before
+	// reading it. Zero or negative means unknown.
+	ContentLength int64
 
 	// NotModified says the upstream confirmed that the data is the one the
 	// published artifact was built from.
@@ -74,6 +101,15 @@ type Result struct {
 
 	// Validators of this response, recorded for the next conditional request.
 	Validators Validators
+
+	// ChangeDetection says how the change was detected (see the
+	// ChangeDetection constants); recorded in status.changeDetection.
+	ChangeDetection string
+
+	// Warnings are conditions the user must know about although the fetch
+	// worked (e.g. TLS verification disabled). The reconciler adds them to
+	// Ready's message and emits a Warning event when one appears.
+	Warnings []string
 }
 
 // InvalidSpecError says that the object's spec cannot be used as it is. The

@@ -14,21 +14,23 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package http is the generator that fetches data with one HTTP request.
+// Package http is the generator that fetches data with one HTTP request:
+// GET, POST, PUT or PATCH, with headers from a Secret, a custom CA bundle or
+// client certificate, an optional proxy, retries within a fetch, and cheap
+// change detection (HEAD with the recorded ETag, then conditional GET).
 package http
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
+	"github.com/hashicorp/go-retryablehttp"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/externalsource/externalsource-controller/internal/generator"
 )
@@ -37,176 +39,255 @@ import (
 // to read an API's error message, never a whole page.
 const errorBodyPrefix = 256
 
+// Defaults of Options.
+const (
+	DefaultRetryMax      = 4
+	DefaultRetryWaitMin  = time.Second
+	DefaultRetryWaitMax  = 30 * time.Second
+	DefaultClientIdleTTL = time.Hour
+	DefaultMaxClients    = 1000
+)
+
+// InsecureWarning is the warning returned with every result of a source
+// with insecureSkipVerify; the reconciler puts it in Ready's message.
+const InsecureWarning = "TLS certificate verification is disabled (spec.generator.http.insecureSkipVerify)"
+
 // Options configure the HTTP generator.
 type Options struct {
 	// UserAgent is sent with every request.
 	UserAgent string
-	// Transport overrides the shared transport (tests).
-	Transport http.RoundTripper
+
+	// Proxy chooses the proxy of a request for sources without a
+	// proxySecretRef. Nil is http.ProxyFromEnvironment (HTTPS_PROXY,
+	// HTTP_PROXY, NO_PROXY, which Go reads once per process); tests inject
+	// an equivalent function built from explicit values.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// RetryMax is how often one request is retried within a fetch after a
+	// connection error, 429 or 5xx (but 501). Zero is DefaultRetryMax;
+	// negative disables retries.
+	RetryMax int
+
+	// RetryWaitMin and RetryWaitMax bound the exponential wait between
+	// retries; a Retry-After header of the server is honoured instead.
+	RetryWaitMin, RetryWaitMax time.Duration
+
+	// ClientIdleTTL is how long a client of a TLS/proxy configuration that
+	// no source uses any more is kept before its connections are closed.
+	ClientIdleTTL time.Duration
+
+	// MaxClients bounds the number of cached clients (one per distinct
+	// TLS/proxy configuration); the least recently used goes first.
+	MaxClients int
 }
 
-// Generator fetches data over HTTP. One instance serves every object; its
-// client and transport are shared, so connections are pooled across
-// reconciles instead of being opened and leaked per request.
+func (o Options) withDefaults() Options {
+	if o.UserAgent == "" {
+		o.UserAgent = "externalsource-controller"
+	}
+	if o.Proxy == nil {
+		o.Proxy = http.ProxyFromEnvironment
+	}
+	switch {
+	case o.RetryMax == 0:
+		o.RetryMax = DefaultRetryMax
+	case o.RetryMax < 0:
+		o.RetryMax = 0
+	}
+	if o.RetryWaitMin <= 0 {
+		o.RetryWaitMin = DefaultRetryWaitMin
+	}
+	if o.RetryWaitMax < o.RetryWaitMin {
+		o.RetryWaitMax = max(DefaultRetryWaitMax, o.RetryWaitMin)
+	}
+	if o.ClientIdleTTL <= 0 {
+		o.ClientIdleTTL = DefaultClientIdleTTL
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = DefaultMaxClients
+	}
+	return o
+}
+
+// Generator fetches data over HTTP. One instance serves every object. It
+// keeps one retrying client, with its own transport and connection pool,
+// per distinct TLS/proxy configuration and reuses it across reconciles, so
+// no transport (and no idle connection or goroutine) is created per request.
 type Generator struct {
-	client    *http.Client
-	userAgent string
+	opts    Options
+	clients *clientCache
 }
 
 var _ generator.Generator = (*Generator)(nil)
 
 // New returns the HTTP generator.
 func New(opts Options) *Generator {
-	tr := opts.Transport
-	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 4
-		t.IdleConnTimeout = 90 * time.Second
-		tr = t
-	}
-	ua := opts.UserAgent
-	if ua == "" {
-		ua = "externalsource-controller"
-	}
-	return &Generator{
-		// No client timeout: the reconciler's context carries spec.timeout.
-		client:    &http.Client{Transport: tr},
-		userAgent: ua,
-	}
+	opts = opts.withDefaults()
+	return &Generator{opts: opts, clients: newClientCache(opts.ClientIdleTTL, opts.MaxClients)}
 }
 
-// Generate implements generator.Generator.
+// Clients returns the number of cached clients (one per TLS/proxy
+// configuration in use).
+func (g *Generator) Clients() int { return g.clients.len() }
+
+// Generate implements generator.Generator. The context bounds the whole
+// fetch (the reconciler sets spec.timeout); the body it returns must be
+// read before the context ends.
 func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*generator.Result, error) {
 	spec := req.Source.Spec.Generator.HTTP
 	if spec == nil {
 		return nil, generator.InvalidSpec("spec.generator.http", "must be set when type is http")
 	}
-	if spec.CertSecretRef != nil {
-		return nil, generator.InvalidSpec("spec.generator.http.certSecretRef", "is not supported by this controller version yet")
-	}
-	if spec.InsecureSkipVerify {
-		return nil, generator.InvalidSpec("spec.generator.http.insecureSkipVerify", "is not supported by this controller version yet")
-	}
-
 	method := spec.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	var body io.Reader
-	if spec.Body != "" {
-		if method == http.MethodGet {
-			return nil, generator.InvalidSpec("spec.generator.http.body", "is not allowed with method GET")
-		}
-		body = strings.NewReader(spec.Body)
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return nil, generator.InvalidSpec("spec.generator.http.method", "%q is not one of GET, POST, PUT, PATCH", method)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, method, spec.URL, body)
+	if spec.Body != "" && method == http.MethodGet {
+		return nil, generator.InvalidSpec("spec.generator.http.body", "is not allowed with method GET")
+	}
+	u, err := url.Parse(spec.URL)
 	if err != nil {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
 	}
-	if hreq.URL.Scheme != "http" && hreq.URL.Scheme != "https" {
-		return nil, generator.InvalidSpec("spec.generator.http.url", "scheme must be http or https, not %q", hreq.URL.Scheme)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, generator.InvalidSpec("spec.generator.http.url", "scheme must be http or https, not %q", u.Scheme)
 	}
-	if hreq.URL.Host == "" {
+	if u.Host == "" {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "must have a host")
 	}
-	hreq.Header.Set("User-Agent", g.userAgent)
 
-	if ref := spec.HeadersSecretRef; ref != nil {
-		if err := g.addSecretHeaders(ctx, req, ref.Name, hreq.Header); err != nil {
-			return nil, err
-		}
-	}
-
-	// Conditional GET: the server answers 304 when the data is unchanged.
-	if method == http.MethodGet {
-		if v := req.Previous.ETag; v != "" {
-			hreq.Header.Set("If-None-Match", v)
-		}
-		if v := req.Previous.LastModified; v != "" {
-			hreq.Header.Set("If-Modified-Since", v)
-		}
-	}
-
-	resp, err := g.client.Do(hreq)
+	header, err := g.headers(ctx, req, spec)
 	if err != nil {
-		return nil, describeTransportError(err)
+		return nil, err
+	}
+	tc, err := g.transportConfig(ctx, req, spec)
+	if err != nil {
+		return nil, err
+	}
+	client, err := g.clients.get(tc.key(), func() (*retryablehttp.Client, *http.Transport, error) { return g.newClient(tc) })
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
+	if spec.InsecureSkipVerify {
+		warnings = append(warnings, InsecureWarning)
+	}
+
+	prev := req.Previous
+	// A HEAD costs the upstream no body: when it returns the ETag the
+	// published artifact was built from, there is nothing to fetch. Only
+	// for GET: HEAD says nothing about what a POST would return.
+	if method == http.MethodGet && prev.ETag != "" && g.headConfirms(ctx, client, u, header, prev.ETag) {
+		return &generator.Result{
+			NotModified:     true,
+			Validators:      prev,
+			ChangeDetection: generator.ChangeDetectionHEAD,
+			Warnings:        warnings,
+		}, nil
+	}
+
+	var body any
+	if spec.Body != "" {
+		body = []byte(spec.Body)
+	}
+	rreq, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
+	}
+	rreq.Header = header
+	detection := method
+	if method == http.MethodGet {
+		detection = generator.ChangeDetectionGET
+		// Conditional GET: the server answers 304 when the data is unchanged.
+		if prev.ETag != "" {
+			rreq.Header.Set("If-None-Match", prev.ETag)
+		}
+		if prev.LastModified != "" {
+			rreq.Header.Set("If-Modified-Since", prev.LastModified)
+		}
+		if !prev.IsZero() {
+			detection = generator.ChangeDetectionConditionalGET
+		}
+	}
+
+	resp, err := client.Do(rreq)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, redact(u), describeTransportError(err))
 	}
 	validators := generator.Validators{
 		ETag:         resp.Header.Get("ETag"),
 		LastModified: resp.Header.Get("Last-Modified"),
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotModified && method == http.MethodGet:
-		resp.Body.Close()
+	case resp.StatusCode == http.StatusNotModified && detection == generator.ChangeDetectionConditionalGET:
+		drain(resp.Body)
 		if validators.ETag == "" {
-			validators.ETag = req.Previous.ETag
+			validators.ETag = prev.ETag
 		}
 		if validators.LastModified == "" {
-			validators.LastModified = req.Previous.LastModified
+			validators.LastModified = prev.LastModified
 		}
-		return &generator.Result{NotModified: true, Validators: validators}, nil
+		return &generator.Result{NotModified: true, Validators: validators, ChangeDetection: detection, Warnings: warnings}, nil
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		defer resp.Body.Close()
+		defer drain(resp.Body)
 		prefix, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyPrefix))
-		return nil, fmt.Errorf("%s %s: %s: %q", method, redact(hreq), resp.Status, strings.TrimSpace(string(prefix)))
+		return nil, fmt.Errorf("%s %s: %s: %q", method, redact(u), resp.Status, strings.TrimSpace(string(prefix)))
 	}
-	return &generator.Result{Body: resp.Body, Validators: validators}, nil
+	return &generator.Result{
+		Body:            resp.Body,
+		ContentLength:   resp.ContentLength,
+		Validators:      validators,
+		ChangeDetection: detection,
+		Warnings:        warnings,
+	}, nil
 }
 
-// addSecretHeaders sets a header for every key of the Secret. Values are
-// never logged or reported; errors name the Secret and key only.
-func (g *Generator) addSecretHeaders(ctx context.Context, req *generator.Request, name string, h http.Header) error {
-	var s corev1.Secret
-	key := types.NamespacedName{Namespace: req.Source.Namespace, Name: name}
-	if err := req.Reader.Get(ctx, key, &s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("spec.generator.http.headersSecretRef: Secret %q not found", key.String())
-		}
-		return fmt.Errorf("spec.generator.http.headersSecretRef: reading Secret %q: %w", key.String(), err)
-	}
-	for k, v := range s.Data {
-		if !validHeaderName(k) {
-			return generator.InvalidSpec("spec.generator.http.headersSecretRef",
-				"key %q of Secret %q is not a valid header name", k, key.String())
-		}
-		h.Set(k, strings.TrimSpace(string(v)))
-	}
-	return nil
-}
-
-func validHeaderName(k string) bool {
-	if k == "" {
+// headConfirms sends one HEAD (no retries: it is an optimisation) and
+// reports whether the upstream confirms etag, by returning it or by
+// answering 304 to If-None-Match. Anything else (405 or 501 for servers
+// without HEAD, no ETag, an error) returns false and the caller falls back
+// to a conditional GET, which is retried and reports errors properly.
+func (g *Generator) headConfirms(ctx context.Context, client *retryablehttp.Client, u *url.URL, header http.Header, etag string) bool {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
+	if err != nil {
 		return false
 	}
-	for _, c := range k {
-		if c <= ' ' || c >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", c) {
-			return false
-		}
+	hreq.Header = header.Clone()
+	hreq.Header.Set("If-None-Match", etag)
+	resp, err := client.HTTPClient.Do(hreq)
+	if err != nil {
+		log.FromContext(ctx).V(1).Info("HEAD failed, falling back to a conditional GET", "error", describeTransportError(err).Error())
+		return false
 	}
-	return true
-}
-
-// describeTransportError names the kind of failure (DNS, TLS, timeout,
-// connection) in front of Go's own message, which stays for the details.
-func describeTransportError(err error) error {
+	drain(resp.Body)
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("timeout: %w", err)
-	case strings.Contains(err.Error(), "no such host"):
-		return fmt.Errorf("DNS error: %w", err)
-	case strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:"):
-		return fmt.Errorf("TLS error: %w", err)
-	case strings.Contains(err.Error(), "connection refused"):
-		return fmt.Errorf("connection refused: %w", err)
+	case resp.StatusCode == http.StatusNotModified:
+		return true
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299 && resp.Header.Get("ETag") == etag:
+		return true
 	}
-	return err
+	log.FromContext(ctx).V(1).Info("HEAD did not confirm the ETag, falling back to a conditional GET",
+		"status", resp.StatusCode, "etag", resp.Header.Get("ETag"))
+	return false
 }
 
-// redact returns the request URL without user info and query, which may
-// carry credentials.
-func redact(r *http.Request) string {
-	u := *r.URL
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
+// drain reads what is left of a small body (so that the connection can be
+// reused) and closes it.
+func drain(b io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(b, 64<<10))
+	_ = b.Close()
+}
+
+// redact returns the URL without user info and query, which may carry
+// credentials.
+func redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	return c.String()
 }

@@ -1,0 +1,169 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// This file is an external test package on purpose: it proves that a new
+// generator type needs nothing from the reconciler but its exported API.
+package controller_test
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/events"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/controller"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+)
+
+// staticGenerator is a generator type defined in this test alone: it
+// returns a fixed document and a version that works as its validator.
+type staticGenerator struct {
+	mu      sync.Mutex
+	data    string
+	version string
+	calls   int
+}
+
+func (s *staticGenerator) Generate(_ context.Context, req *generator.Request) (*generator.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if req.Previous.ETag == s.version {
+		return &generator.Result{NotModified: true, Validators: req.Previous, ChangeDetection: "version"}, nil
+	}
+	return &generator.Result{
+		Body:            io.NopCloser(strings.NewReader(s.data)),
+		Validators:      generator.Validators{ETag: s.version},
+		ChangeDetection: "version",
+	}, nil
+}
+
+func (s *staticGenerator) set(data, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data, s.version = data, version
+}
+
+// TestAnotherGeneratorTypeRunsThroughThePipeline registers a generator type
+// the controller does not ship and runs the whole reconcile pipeline on it
+// (fetch, archive, store, publish) against a fake API client, with no
+// change to the reconciler.
+func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	utilruntime.Must(corev1.AddToScheme(scheme))
+	utilruntime.Must(sourcev1.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+
+	static := &staticGenerator{data: "answer: 42\n", version: "1"}
+	gens := generator.NewRegistry()
+	g.Expect(gens.Register("static", static)).To(Succeed())
+
+	obj := &v1.ExternalSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "static", Namespace: "default", Generation: 1},
+		Spec: v1.ExternalSourceSpec{
+			Interval:        metav1.Duration{Duration: 600e9},
+			DestinationPath: "answer.yaml",
+			Generator:       v1.GeneratorSpec{Type: "static"},
+		},
+	}
+	other := obj.DeepCopy()
+	other.Name, other.Spec.Generator.Type = "unknown", "ftp"
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(obj, other).
+		WithStatusSubresource(&v1.ExternalSource{}, &sourcev1.ExternalArtifact{}).Build()
+	store := memory.New(memory.Options{BaseURL: "http://artifacts.test"})
+	r := &controller.ExternalSourceReconciler{
+		Client:         c,
+		Recorder:       events.NewNopRecorder(),
+		APIReader:      c,
+		ControllerName: "externalsource-controller",
+		Generators:     gens,
+		Storage:        store,
+		MaxDataSize:    1 << 20,
+		Retention:      storage.DefaultRetention,
+	}
+	reconcile := func(o client.Object) *v1.ExternalSource {
+		_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		g.Expect(err).ToNot(HaveOccurred())
+		out := &v1.ExternalSource{}
+		g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(o), out)).To(Succeed())
+		return out
+	}
+	// readArtifact returns the file at destinationPath in a stored artifact.
+	readArtifact := func(a *meta.Artifact) string {
+		rc, _, err := store.Open(context.Background(), a.Path)
+		g.Expect(err).ToNot(HaveOccurred())
+		defer rc.Close()
+		gz, err := gzip.NewReader(rc)
+		g.Expect(err).ToNot(HaveOccurred())
+		tr := tar.NewReader(gz)
+		h, err := tr.Next()
+		g.Expect(err).ToNot(HaveOccurred())
+		g.Expect(h.Name).To(Equal("answer.yaml"))
+		b, err := io.ReadAll(tr)
+		g.Expect(err).ToNot(HaveOccurred())
+		return string(b)
+	}
+
+	first := reconcile(obj)
+	g.Expect(conditions.IsReady(first)).To(BeTrue(), "%v", first.Status.Conditions)
+	g.Expect(first.Status.Artifact).ToNot(BeNil())
+	g.Expect(first.Status.LastHandledETag).To(Equal("1"))
+	g.Expect(first.Status.ChangeDetection).To(Equal("version"))
+	g.Expect(readArtifact(first.Status.Artifact)).To(Equal("answer: 42\n"))
+	ea := &sourcev1.ExternalArtifact{}
+	g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(obj), ea)).To(Succeed())
+	g.Expect(ea.Status.Artifact).To(Equal(first.Status.Artifact))
+
+	// Unchanged: the generator is asked with its validator and says so.
+	again := reconcile(obj)
+	g.Expect(again.Status.Artifact).To(Equal(first.Status.Artifact))
+	g.Expect(static.calls).To(Equal(2))
+
+	// Changed: a new revision, published.
+	static.set("answer: 43\n", "2")
+	changed := reconcile(obj)
+	g.Expect(changed.Status.Artifact.Revision).ToNot(Equal(first.Status.Artifact.Revision))
+	g.Expect(readArtifact(changed.Status.Artifact)).To(Equal("answer: 43\n"))
+	g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(obj), ea)).To(Succeed())
+	g.Expect(ea.Status.Artifact).To(Equal(changed.Status.Artifact))
+
+	// A type nobody registered is Stalled, naming the field.
+	stalled := reconcile(other)
+	g.Expect(conditions.IsStalled(stalled)).To(BeTrue())
+	g.Expect(conditions.GetReason(stalled, meta.ReadyCondition)).To(Equal(v1.UnsupportedGeneratorReason))
+	g.Expect(conditions.GetMessage(stalled, meta.ReadyCondition)).To(ContainSubstring(`spec.generator.type: "ftp" has no implementation`))
+}

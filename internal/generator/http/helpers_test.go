@@ -1,0 +1,37 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package http
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/externalsource/externalsource-controller/internal/testutil"
+)
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+type retryableClient = retryablehttp.Client
+
+func newTestClient() *retryablehttp.Client {
+	return &retryablehttp.Client{HTTPClient: &http.Client{}}
+}
+
+func serverCA(srv *httptest.Server) []byte { return testutil.ServerCAPEM(srv) }

@@ -1,0 +1,133 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package http
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/net/http/httpproxy"
+
+	"github.com/fluxcd/pkg/apis/meta"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
+)
+
+// TestProxySecretRef sends plain-HTTP requests through a real forward proxy
+// named by proxySecretRef, with basic auth. The target host resolves
+// nowhere: only the proxy can reach it.
+func TestProxySecretRef(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "via proxy: "+r.Host)
+	}))
+	defer upstream.Close()
+	proxy := testutil.NewProxy(t, strings.TrimPrefix(upstream.URL, "http://"), "user", "s3cret")
+
+	rd := reader(
+		secret("proxy", map[string][]byte{"address": []byte(proxy.URL), "username": []byte("user"), "password": []byte("s3cret")}),
+		secret("proxy-wrong", map[string][]byte{"address": []byte(proxy.URL), "username": []byte("user"), "password": []byte("nope")}),
+		secret("proxy-noaddr", map[string][]byte{"username": []byte("user")}),
+	)
+	proxyRef := func(name string) func(*v1.HTTPGeneratorSpec) {
+		return func(s *v1.HTTPGeneratorSpec) { s.ProxySecretRef = &meta.LocalObjectReference{Name: name} }
+	}
+	// The environment proxy must not be used when proxySecretRef is set.
+	envUsed := 0
+	opts := fastOptions()
+	opts.Proxy = func(*http.Request) (*url.URL, error) { envUsed++; return nil, nil }
+	gen := New(opts)
+
+	tests := []struct {
+		name     string
+		mutate   func(*v1.HTTPGeneratorSpec)
+		wantBody string
+		wantErr  string
+		refused  int64
+	}{
+		{name: "authenticated", mutate: proxyRef("proxy"), wantBody: "via proxy: api.externalsource.invalid"},
+		{name: "wrong password", mutate: proxyRef("proxy-wrong"), wantErr: "407 Proxy Authentication Required", refused: 1},
+		{name: "no address", mutate: proxyRef("proxy-noaddr"), wantErr: "spec.generator.http.proxySecretRef: secret 'ns/proxy-noaddr': key 'address' not found"},
+		{name: "missing Secret", mutate: proxyRef("nope"), wantErr: `spec.generator.http.proxySecretRef: Secret "ns/nope" not found`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			refused := proxy.Refused.Load()
+			res, err := gen.Generate(context.Background(), &generator.Request{
+				Source: source("http://api.externalsource.invalid/data", tt.mutate), Reader: rd})
+			g.Expect(proxy.Refused.Load() - refused).To(Equal(tt.refused))
+			if tt.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+				g.Expect(err.Error()).ToNot(ContainSubstring("s3cret"))
+				return
+			}
+			g.Expect(err).ToNot(HaveOccurred())
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			g.Expect(string(b)).To(Equal(tt.wantBody))
+		})
+	}
+	g := NewWithT(t)
+	g.Expect(envUsed).To(BeZero())
+	g.Expect(proxy.Requests.Load()).To(Equal(int64(1)))
+}
+
+// TestEnvironmentProxy checks that sources without proxySecretRef use the
+// controller's HTTPS_PROXY and NO_PROXY. Go reads the environment once per
+// process, so the test injects the function http.ProxyFromEnvironment is
+// built from, with explicit values. HTTPS goes through a CONNECT tunnel to a
+// TLS server whose certificate is valid for example.com.
+func TestEnvironmentProxy(t *testing.T) {
+	g := NewWithT(t)
+	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "tunnelled to "+r.Host)
+	}))
+	defer upstream.Close()
+	proxy := testutil.NewProxy(t, strings.TrimPrefix(upstream.URL, "https://"), "", "")
+	env := httpproxy.Config{HTTPSProxy: proxy.URL, NoProxy: "direct.example.com"}
+	envProxy := env.ProxyFunc()
+	opts := fastOptions()
+	opts.RetryMax = -1
+	opts.Proxy = func(r *http.Request) (*url.URL, error) { return envProxy(r.URL) }
+	gen := New(opts)
+	rd := reader(secret("ca", map[string][]byte{"ca.crt": testutil.ServerCAPEM(upstream)}))
+	withCA := func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }
+
+	res, err := gen.Generate(context.Background(), &generator.Request{Source: source("https://api.example.com/data", withCA), Reader: rd})
+	g.Expect(err).ToNot(HaveOccurred())
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	g.Expect(string(b)).To(Equal("tunnelled to api.example.com"))
+	g.Expect(proxy.Connects.Load()).To(Equal(int64(1)))
+
+	// NO_PROXY: the proxy is not asked; the direct connection goes wherever
+	// DNS says (nowhere useful here), so only the proxy's silence counts.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = gen.Generate(ctx, &generator.Request{Source: source("https://direct.example.com/data", withCA), Reader: rd})
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(proxy.Connects.Load()).To(Equal(int64(1)))
+}

@@ -1,0 +1,143 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package http
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// checkRetry decides, after each attempt of one fetch, whether to try
+// again: connection errors, 429 and 5xx (but 501 Not Implemented) are
+// worth it; TLS and "no such host" errors are not (they will not heal in
+// seconds), and neither is a wait the server asks for (Retry-After) that
+// would outlast the fetch's deadline: the reconciler's backoff takes over.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		if isTLSError(err) || isDNSNotFound(err) {
+			return false, err
+		}
+		return true, nil
+	}
+	if resp.StatusCode != http.StatusTooManyRequests &&
+		(resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented) {
+		return false, nil
+	}
+	if wait, ok := retryAfter(resp); ok {
+		if deadline, has := ctx.Deadline(); has && time.Now().Add(wait).After(deadline) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// backoff waits what the server asks for in Retry-After (429 and 5xx), or
+// min·2^attempt, at most max.
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil {
+		if wait, ok := retryAfter(resp); ok {
+			return wait
+		}
+	}
+	wait := minWait << attempt
+	if wait <= 0 || wait > maxWait {
+		wait = maxWait
+	}
+	return wait
+}
+
+// retryAfter parses Retry-After (seconds or an HTTP date) of a 429 or 5xx.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+		return 0, false
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+// describeTransportError names the kind of failure (timeout, DNS, TLS,
+// connection refused) in front of Go's own message, which stays for the
+// details.
+func describeTransportError(err error) error {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		return fmt.Errorf("timeout: %w", err)
+	case isDNSError(err):
+		return fmt.Errorf("DNS error: %w", err)
+	case isTLSError(err):
+		return fmt.Errorf("TLS error: %w", err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("connection refused: %w", err)
+	}
+	return err
+}
+
+func isDNSError(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr)
+}
+
+func isDNSNotFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}
+
+// isTLSError recognises certificate verification failures on either side
+// (unknown authority, wrong host name, expired, a client certificate the
+// server refuses) and handshake failures.
+func isTLSError(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verification     *tls.CertificateVerificationError
+		alert            tls.AlertError
+		record           tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid),
+		errors.As(err, &verification), errors.As(err, &alert), errors.As(err, &record):
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:")
+}
