@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -34,6 +35,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fluxcd/pkg/runtime/acl"
@@ -55,6 +57,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	fetchmetrics "github.com/externalsource/externalsource-controller/internal/metrics"
+	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
@@ -88,6 +91,7 @@ type flags struct {
 	storagePath                         string
 	s3                                  s3.Options
 	maxResponseSize                     int64
+	hookSocket, hookWhitelist           string
 	retentionTTL                        time.Duration
 	retentionRecords                    int
 
@@ -118,6 +122,9 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"The address artifact URLs are advertised at (host:port or URL); defaults to the hostname and the port of --storage-addr.")
 	fs.Int64Var(&f.memoryMaxBytes, "memory-store-max-bytes", memory.DefaultMaxBytes, "The most bytes the memory store holds.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
+	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
+		"The Unix socket of the hook-executor sidecar; without it, objects with hooks are Stalled.")
+	fs.StringVar(&f.hookWhitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
 	fs.DurationVar(&f.retentionTTL, "artifact-retention-ttl", storage.DefaultRetention.TTL,
 		"How long superseded artifacts are kept for in-flight downloads.")
 	fs.IntVar(&f.retentionRecords, "artifact-retention-records", storage.DefaultRetention.Records,
@@ -134,6 +141,14 @@ func (f *flags) bind(fs *flag.FlagSet) {
 }
 
 func main() {
+	// The same binary runs the hook sidecar.
+	if len(os.Args) > 1 && os.Args[1] == "hook-executor" {
+		if err := runHookExecutor(os.Args[2:]); err != nil {
+			setupLog.Error(err, "hook executor exiting")
+			os.Exit(1)
+		}
+		return
+	}
 	var f flags
 	f.bind(flag.CommandLine)
 	flag.Parse()
@@ -224,7 +239,13 @@ func run(ctx context.Context, f *flags) error {
 		return fmt.Errorf("event recorder: %w", err)
 	}
 
+	hookRunner, whitelistChanged, err := setupHooks(ctx, f)
+	if err != nil {
+		return err
+	}
+
 	r := &controller.ExternalSourceReconciler{
+		HookRunner:     hookRunner,
 		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), v1.Finalizer),
 		FetchMetrics:   fetchmetrics.MustMakeRecorder(),
 		Client:         mgr.GetClient(),
@@ -239,6 +260,7 @@ func run(ctx context.Context, f *flags) error {
 	if err := r.SetupWithManager(mgr, controller.ReconcilerOptions{
 		MaxConcurrentReconciles: f.concurrent,
 		RateLimiter:             runtimectrl.GetRateLimiter(f.rateLimiterOptions),
+		HookWhitelistChanged:    whitelistChanged,
 	}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
@@ -335,4 +357,65 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// setupHooks returns the hook runner (nil when hooks are disabled) and the
+// channel that says the whitelist changed. The controller checks hooks
+// against its own copy of the whitelist before sending them to the sidecar.
+func setupHooks(ctx context.Context, f *flags) (hook.Runner, chan event.GenericEvent, error) {
+	if f.hookSocket == "" {
+		setupLog.Info("hooks are disabled: no --hook-executor-socket; ExternalSources with hooks will be Stalled")
+		return nil, nil, nil
+	}
+	if f.hookWhitelist == "" {
+		return nil, nil, errors.New("--hook-whitelist is required with --hook-executor-socket")
+	}
+	wl, err := hook.NewStore(f.hookWhitelist, ctrl.Log.WithName("hook-whitelist"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--hook-whitelist: %w", err)
+	}
+	changed := make(chan event.GenericEvent, 1)
+	wl.OnChange(func() {
+		select {
+		case changed <- event.GenericEvent{Object: &v1.ExternalSource{}}:
+		default: // a requeue is already pending
+		}
+	})
+	go func() {
+		if err := wl.Watch(ctx); err != nil {
+			setupLog.Error(err, "watching the hook whitelist")
+		}
+	}()
+	return hook.Instrumented(hook.Checked(wl.Get, hook.NewClient(f.hookSocket))), changed, nil
+}
+
+// runHookExecutor is the `hook-executor` subcommand: the sidecar that runs
+// hook commands for the controller over a Unix socket.
+func runHookExecutor(args []string) error {
+	fs := flag.NewFlagSet("hook-executor", flag.ContinueOnError)
+	socket := fs.String("socket", "/var/run/hooks/hook.sock", "The Unix socket to listen on.")
+	whitelist := fs.String("hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
+	maxOutput := fs.Int64("hook-max-output", hook.DefaultMaxOutput, "The most bytes a hook may write on stdout.")
+	var logOptions logger.Options
+	logOptions.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctrl.SetLogger(logger.NewLogger(logOptions))
+	if *whitelist == "" {
+		return errors.New("--hook-whitelist is required")
+	}
+	log := ctrl.Log.WithName("hook-executor")
+	wl, err := hook.NewStore(*whitelist, log)
+	if err != nil {
+		return fmt.Errorf("--hook-whitelist: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	go func() {
+		if err := wl.Watch(ctx); err != nil {
+			log.Error(err, "watching the hook whitelist")
+		}
+	}()
+	srv := &hook.Server{Socket: *socket, Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput}, Log: log}
+	return srv.Serve(ctx)
 }

@@ -65,8 +65,13 @@ const (
 	// It is also in Ready's message.
 	GeneratorWarningReason string = "GeneratorWarning"
 
-	// HookFailedReason: a hook exited non-zero, timed out or was refused.
+	// HookFailedReason: a hook exited non-zero, timed out, wrote too much,
+	// or the hook executor could not be reached.
 	HookFailedReason string = "HookFailed"
+
+	// HookRejectedReason: the whitelist refused a hook before it ran; the
+	// object is Stalled until its spec or the whitelist changes.
+	HookRejectedReason string = "HookRejected"
 
 	// ArchiveOperationFailedReason: the data could not be packaged.
 	ArchiveOperationFailedReason string = "ArchiveOperationFailed"

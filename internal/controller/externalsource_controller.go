@@ -35,8 +35,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -103,6 +105,9 @@ type ExternalSourceReconciler struct {
 type ReconcilerOptions struct {
 	MaxConcurrentReconciles int
 	RateLimiter             workqueue.TypedRateLimiter[reconcile.Request]
+	// HookWhitelistChanged receives an event whenever the hook whitelist
+	// changes; the objects with hooks are then requeued.
+	HookWhitelistChanged <-chan event.GenericEvent
 }
 
 // readyCondition lists the conditions Ready is summarised from, as
@@ -154,15 +159,37 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		r.Retention = storage.DefaultRetention
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1.ExternalSource{}, builder.WithPredicates(pred)).
 		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(externalArtifactChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			RateLimiter:             opts.RateLimiter,
 			RecoverPanic:            ptrTo(true),
-		}).
-		Complete(r)
+		})
+	if opts.HookWhitelistChanged != nil {
+		// A whitelist change can unstall (or stall) objects with hooks:
+		// requeue them all, and only them.
+		b = b.WatchesRawSource(source.Channel(opts.HookWhitelistChanged,
+			handler.EnqueueRequestsFromMapFunc(r.objectsWithHooks)))
+	}
+	return b.Complete(r)
+}
+
+// objectsWithHooks lists, from the cache, every ExternalSource with hooks.
+func (r *ExternalSourceReconciler) objectsWithHooks(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list v1.ExternalSourceList
+	if err := r.List(ctx, &list); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing ExternalSources after a hook whitelist change")
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].HasHooks() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
 }
 
 // externalArtifactChanged lets through the events of an owned
@@ -248,6 +275,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	steps := []reconcileFunc{
 		r.reconcileStorage,
 		r.reconcileSource,
+		r.reconcileHooks,
 		r.reconcileArtifact,
 		r.reconcileExternalArtifact,
 	}

@@ -367,12 +367,14 @@ func TestExternalSourceStalls(t *testing.T) {
 	up := newUpstream(t, "x")
 	tests := []struct {
 		name    string
+		manager string
 		mutate  func(*v1.ExternalSource)
 		reason  string
 		message string
 	}{
 		{
-			name: "hooks-without-executor",
+			name:    "hooks-without-executor",
+			manager: "no-hooks",
 			mutate: func(o *v1.ExternalSource) {
 				o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "to-yaml", Command: "yq"}}}
 			},
@@ -383,7 +385,7 @@ func TestExternalSourceStalls(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			obj := newSource(ns, tt.name, up.URL)
+			obj := newSourceOn(tt.manager, ns, tt.name, up.URL)
 			tt.mutate(obj)
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			g.Eventually(func(g Gomega) {

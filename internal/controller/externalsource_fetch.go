@@ -84,8 +84,13 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		return r.fetchFailed(obj, err)
 	}
 
-	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev})
+	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev,
+		PreRequest: r.preRequestHooks(obj)})
 	if err != nil {
+		if isHookError(err) {
+			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
+			return r.hookFailed(obj, err)
+		}
 		return failed(err)
 	}
 	st.changeDetection = res.ChangeDetection

@@ -55,6 +55,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
 	"github.com/externalsource/externalsource-controller/internal/storage"
@@ -99,6 +100,9 @@ const isolatedLabel = "test.externalsource.io/isolated"
 // backendNames lists the backends in the order tests run them.
 var backendNames = []string{"memory", "filesystem", "s3"}
 
+// extraManagers are managers for special cases, not backends to test on.
+var extraManagers = []string{"s3-wrong-credentials", "no-hooks", "hooks-down"}
+
 // backend is one manager with its store.
 type backend struct {
 	name  string
@@ -109,6 +113,8 @@ type backend struct {
 	remove func(path string)
 	// corrupt changes a stored artifact's bytes behind the controller's back.
 	corrupt func(path string)
+	// hooks runs the manager's hooks; nil disables them.
+	hooks hook.Runner
 	// stop stops the manager and its artifact server; done is closed when
 	// both have returned.
 	stop context.CancelFunc
@@ -164,7 +170,7 @@ func runSuite(m *testing.M) int {
 	// Each backend's artifact server listens before its store is built, so
 	// the store knows the base URL it advertises.
 	listeners := map[string]net.Listener{}
-	for _, name := range append(backendNames, "s3-wrong-credentials") {
+	for _, name := range append(backendNames, extraManagers...) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fail(err)
@@ -251,7 +257,22 @@ func runSuite(m *testing.M) int {
 	}
 	backends["s3-wrong-credentials"] = &backend{name: "s3-wrong-credentials", store: badStore}
 
+	// Hooks: the real hook-executor process on a Unix socket, with the
+	// suite's whitelist; the managers check the same whitelist first.
+	hookRunner, stopHooks, err := startHookExecutor(ctx, tmp)
+	if err != nil {
+		return fail(err)
+	}
+	defer stopHooks()
 	for _, name := range append(backendNames, "s3-wrong-credentials") {
+		backends[name].hooks = hookRunner
+	}
+	// A manager without a hook executor, and one whose executor is down.
+	backends["no-hooks"] = &backend{name: "no-hooks", store: memory.New(memory.Options{BaseURL: baseURL("no-hooks")})}
+	backends["hooks-down"] = &backend{name: "hooks-down", store: memory.New(memory.Options{BaseURL: baseURL("hooks-down")}),
+		hooks: hook.Checked(testWhitelist.Get, hook.NewClient(filepath.Join(tmp, "nobody.sock")))}
+
+	for _, name := range append(backendNames, extraManagers...) {
 		if err := startManager(ctx, backends[name], listeners[name]); err != nil {
 			return fail(fmt.Errorf("%s manager: %w", name, err))
 		}
@@ -289,9 +310,10 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 		ControllerName: "externalsource-controller",
 		Generators:     testGenerators,
 		Storage:        b.store,
+		HookRunner:     b.hooks,
 		MaxDataSize:    1 << 20,
 	}
-	if err := r.SetupWithManager(mgr, ReconcilerOptions{MaxConcurrentReconciles: 4}); err != nil {
+	if err := r.SetupWithManager(mgr, ReconcilerOptions{MaxConcurrentReconciles: 4, HookWhitelistChanged: b.whitelistChanged()}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(parent)

@@ -58,6 +58,21 @@ type Request struct {
 	// NotModified without downloading anything. Empty means a full fetch is
 	// wanted.
 	Previous Validators
+
+	// PreRequest, when set, runs the object's pre-request hooks: a
+	// generator that sends requests calls it once with the request it is
+	// about to send and sends what it returns instead. The hook contract's
+	// request form is HookRequest.
+	PreRequest func(ctx context.Context, req *HookRequest) error
+}
+
+// HookRequest is a request as pre-request hooks read and write it (JSON on
+// stdin and stdout): {"url","method","headers","body"}.
+type HookRequest struct {
+	URL     string            `json:"url"`
+	Method  string            `json:"method"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
 }
 
 // Validators are the cache validators of a response, used for conditional

@@ -32,6 +32,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 // execWhitelist allows real commands for the executor tests: jq (what the
@@ -59,19 +60,6 @@ func newExecutor(t *testing.T, maxOutput int64) *Executor {
 		t.Fatal(err)
 	}
 	return &Executor{Whitelist: func() *Whitelist { return wl }, MaxOutput: maxOutput}
-}
-
-// processesWith lists live processes whose command line contains marker.
-func processesWith(marker string) []string {
-	var out []string
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
-			out = append(out, filepath.Base(d))
-		}
-	}
-	return out
 }
 
 func TestExecutor(t *testing.T) {
@@ -129,7 +117,7 @@ func TestExecutorKillsTheProcessGroup(t *testing.T) {
 	err := newExecutor(t, 0).Run(context.Background(), h, strings.NewReader(""), &bytes.Buffer{})
 	g.Expect(err).To(MatchError(ContainSubstring("timed out after 2s")))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 30*time.Second), "the timeout applies, not the sleep")
-	g.Eventually(func() []string { return processesWith("sleep " + marker) }, 5*time.Second).Should(BeEmpty())
+	g.Eventually(func() []string { return testutil.ProcessesWith("sleep " + marker) }, 5*time.Second).Should(BeEmpty())
 }
 
 // TestExecutorKillsLeftoverChildren: a hook that exits at once but leaves
@@ -142,7 +130,7 @@ func TestExecutorKillsLeftoverChildren(t *testing.T) {
 	err := newExecutor(t, 0).Run(context.Background(), h, strings.NewReader(""), &out)
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out.String()).To(Equal("done\n"))
-	g.Eventually(func() []string { return processesWith("sleep " + marker) }, 5*time.Second).Should(BeEmpty())
+	g.Eventually(func() []string { return testutil.ProcessesWith("sleep " + marker) }, 5*time.Second).Should(BeEmpty())
 }
 
 func TestServerAndClient(t *testing.T) {

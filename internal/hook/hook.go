@@ -31,3 +31,22 @@ import (
 type Runner interface {
 	Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error
 }
+
+// Checked returns a Runner that checks every hook against the whitelist
+// before handing it to next. The controller checks, so that a refused hook
+// stalls its object without a round trip; the sidecar checks again.
+func Checked(whitelist func() *Whitelist, next Runner) Runner {
+	return checked{whitelist: whitelist, next: next}
+}
+
+type checked struct {
+	whitelist func() *Whitelist
+	next      Runner
+}
+
+func (c checked) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+	if _, err := c.whitelist().Check(h); err != nil {
+		return err
+	}
+	return c.next.Run(ctx, h, stdin, stdout)
+}

@@ -165,6 +165,12 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	if err != nil {
 		return nil, err
 	}
+	bodyText := spec.Body
+	if req.PreRequest != nil {
+		if u, method, header, bodyText, err = preRequest(ctx, req, u, method, header, bodyText); err != nil {
+			return nil, err
+		}
+	}
 	tc, err := g.transportConfig(ctx, req, spec)
 	if err != nil {
 		return nil, err
@@ -192,8 +198,8 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	}
 
 	var body any
-	if spec.Body != "" {
-		body = []byte(spec.Body)
+	if bodyText != "" {
+		body = []byte(bodyText)
 	}
 	rreq, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
@@ -245,6 +251,41 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 		ChangeDetection: detection,
 		Warnings:        warnings,
 	}, nil
+}
+
+// preRequest hands the request to the pre-request hooks and takes back
+// what they return, checked as the spec would be: an http(s) URL with a
+// host and one of the supported methods.
+func preRequest(ctx context.Context, req *generator.Request, u *url.URL, method string, header http.Header, body string) (
+	*url.URL, string, http.Header, string, error) {
+	hr := &generator.HookRequest{URL: u.String(), Method: method, Headers: map[string]string{}, Body: body}
+	for k := range header {
+		hr.Headers[k] = header.Get(k)
+	}
+	if err := req.PreRequest(ctx, hr); err != nil {
+		return nil, "", nil, "", err
+	}
+	nu, err := url.Parse(hr.URL)
+	if err != nil || (nu.Scheme != "http" && nu.Scheme != "https") || nu.Host == "" {
+		return nil, "", nil, "", fmt.Errorf("pre-request hooks returned an invalid url %q: it must be http or https with a host", hr.URL)
+	}
+	m := strings.ToUpper(hr.Method)
+	if m == "" {
+		m = http.MethodGet
+	}
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		return nil, "", nil, "", fmt.Errorf("pre-request hooks returned method %q: it must be GET, POST, PUT or PATCH", hr.Method)
+	}
+	nh := http.Header{}
+	for k, v := range hr.Headers {
+		if !validHeaderName(k) || strings.ContainsAny(v, "\r\n") {
+			return nil, "", nil, "", fmt.Errorf("pre-request hooks returned an invalid header %q", k)
+		}
+		nh.Set(k, v)
+	}
+	return nu, m, nh, hr.Body, nil
 }
 
 // headConfirms sends one HEAD (no retries: it is an optimisation) and

@@ -1,0 +1,149 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
+	"github.com/externalsource/externalsource-controller/internal/hook"
+)
+
+// The suite's hook whitelist: jq for the real transformations, sh for
+// commands that fail, fork or count their runs, tr for hot-reload tests
+// (added and removed by them).
+const suiteWhitelist = `
+commands:
+  - name: jq
+    path: /usr/bin/jq
+    args: ['-[cerSn]+', '[.\[{(A-Za-z0-9_$"].*']
+    env: [TZ]
+    maxTimeout: 30s
+  - name: sh
+    path: /bin/sh
+    args: ['-c', '.*']
+    env: [MARK]
+    maxTimeout: 10s
+`
+
+// hookMaxOutput is the sidecar's --hook-max-output in the suite.
+const hookMaxOutput = 64 << 10
+
+var (
+	testWhitelistPath string
+	testWhitelist     *hook.Store
+	// whitelistSubs fan a whitelist change out to every manager.
+	whitelistMu   sync.Mutex
+	whitelistSubs []chan event.GenericEvent
+)
+
+// whitelistChanged returns a channel that receives an event whenever the
+// suite's whitelist changes, for the manager of b.
+func (b *backend) whitelistChanged() <-chan event.GenericEvent {
+	if b.hooks == nil {
+		return nil
+	}
+	ch := make(chan event.GenericEvent, 1)
+	whitelistMu.Lock()
+	whitelistSubs = append(whitelistSubs, ch)
+	whitelistMu.Unlock()
+	return ch
+}
+
+// writeWhitelist replaces the suite's whitelist (both the controller's
+// copy and the sidecar's reload it).
+func writeWhitelist(content string) error {
+	return os.WriteFile(testWhitelistPath, []byte(content), 0o644)
+}
+
+// startHookExecutor builds the controller binary and runs it as the
+// hook-executor sidecar on a Unix socket in dir, as in the Deployment.
+func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), error) {
+	wlDir := filepath.Join(dir, "whitelist")
+	if err := os.MkdirAll(wlDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	testWhitelistPath = filepath.Join(wlDir, "whitelist.yaml")
+	if err := writeWhitelist(suiteWhitelist); err != nil {
+		return nil, nil, err
+	}
+	store, err := hook.NewStore(testWhitelistPath, ctrl.Log.WithName("whitelist"))
+	if err != nil {
+		return nil, nil, err
+	}
+	testWhitelist = store
+	store.OnChange(func() {
+		whitelistMu.Lock()
+		defer whitelistMu.Unlock()
+		for _, ch := range whitelistSubs {
+			select {
+			case ch <- event.GenericEvent{Object: &v1.ExternalSource{}}:
+			default:
+			}
+		}
+	})
+	go func() { _ = store.Watch(ctx) }()
+
+	bin := filepath.Join(dir, "externalsource-controller")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = devenv.Root()
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("building the controller: %v: %s", err, out)
+	}
+	socket := filepath.Join(dir, "hook.sock")
+	cmd := exec.Command(bin, "hook-executor", "--socket="+socket, "--hook-whitelist="+testWhitelistPath,
+		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console")
+	logf, err := os.Create(filepath.Join(dir, "hook-executor.log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// The sidecar's environment is not the test's: hooks must see nothing
+	// of it anyway, and this proves it.
+	cmd.Env = []string{"SECRET_OF_THE_CONTROLLER=do-not-leak"}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+	}
+	client := hook.NewClient(socket)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, nil, fmt.Errorf("hook executor did not listen on %s", socket)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return hook.Instrumented(hook.Checked(store.Get, client)), stop, nil
+}

@@ -1,0 +1,281 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
+)
+
+// archived returns the data the source's artifact holds at its path.
+func archived(g Gomega, obj *v1.ExternalSource) string {
+	cur := getSource(g, obj)
+	g.Expect(cur.Status.Artifact).ToNot(BeNil())
+	files := untar(g, download(g, cur.Status.Artifact.URL))
+	g.Expect(files).To(HaveLen(1))
+	return files[obj.Spec.DestinationPath]
+}
+
+func withHooks(obj *v1.ExternalSource, pre, post []v1.Hook) *v1.ExternalSource {
+	obj.Spec.Hooks = &v1.Hooks{PreRequest: pre, PostRequest: post}
+	return obj
+}
+
+func jq(name string, args ...string) v1.Hook {
+	return v1.Hook{Name: name, Command: "jq", Args: args}
+}
+
+func sh(name, script string) v1.Hook {
+	return v1.Hook{Name: name, Command: "sh", Args: []string{"-c", script}}
+}
+
+// waitHookFailed waits for HookFailed with a message containing all parts.
+func waitHookFailed(t *testing.T, obj *v1.ExternalSource, stalled bool, parts ...string) *v1.ExternalSource {
+	t.Helper()
+	var cur *v1.ExternalSource
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur = getSource(g, obj)
+		g.Expect(conditions.IsTrue(cur, v1.HookFailedCondition)).To(BeTrue(), "HookFailed: %v", conditions.Get(cur, v1.HookFailedCondition))
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+		g.Expect(conditions.IsStalled(cur)).To(Equal(stalled))
+		for _, p := range parts {
+			g.Expect(conditions.GetMessage(cur, v1.HookFailedCondition)).To(ContainSubstring(p))
+			g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(p))
+		}
+	}, timeout).Should(Succeed())
+	return cur
+}
+
+// TestHooksTransformTheData: a JSON API answer turned by jq into a
+// ConfigMap manifest, through chained post-request hooks, is what the
+// artifact holds.
+func TestHooksTransformTheData(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, `{"items": [{"sku": "a", "cents": 150}, {"sku": "b", "cents": 99}]}`)
+	obj := withHooks(newSource(ns, "jq", up.URL), nil, []v1.Hook{
+		jq("prices", "-c", "[.items[] | {key: .sku, value: (.cents | tostring)}] | from_entries"),
+		jq("configmap", "-S", `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "prices"}, "data": .}`),
+	})
+	obj.Spec.DestinationPath = "prices.json"
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	waitReady(t, obj)
+	g.Expect(archived(g, obj)).To(MatchJSON(`{"apiVersion": "v1", "data": {"a": "150", "b": "99"}, "kind": "ConfigMap", "metadata": {"name": "prices"}}`))
+
+	// The same answer through the same hooks is the same revision.
+	rev := getSource(g, obj).Status.Artifact.Revision
+	g.Expect(requestReconcile(t, obj).Status.Artifact.Revision).To(Equal(rev))
+}
+
+// TestPreRequestHookSignsTheRequest: a pre-request hook adds a header the
+// server requires, and sees the headers from the Secret.
+func TestPreRequestHookSignsTheRequest(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Signature") != "sig:Bearer t0ken" || r.URL.Query().Get("region") != "eu" {
+			http.Error(w, "unsigned", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "signed: true\n")
+	}))
+	defer srv.Close()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "auth", Namespace: ns},
+		StringData: map[string]string{"Authorization": "Bearer t0ken"}}
+	g.Expect(k8sClient.Create(testCtx, secret)).To(Succeed())
+	obj := withHooks(newSource(ns, "signed", srv.URL+"/data"), []v1.Hook{
+		jq("sign", "-c", `.headers["X-Signature"] = ("sig:" + .headers.Authorization) | .url = (.url + "?region=eu")`),
+	}, nil)
+	obj.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"}
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	waitReady(t, obj)
+	g.Expect(archived(g, obj)).To(Equal("signed: true\n"))
+}
+
+// TestHookRetryPolicies runs each policy with a command that fails.
+func TestHookRetryPolicies(t *testing.T) {
+	ns := newNamespace(t)
+	up := newUpstream(t, `{"v": 1}`)
+
+	t.Run("fail keeps the last artifact", func(t *testing.T) {
+		g := NewWithT(t)
+		obj := withHooks(newSource(ns, "fail", up.URL), nil, []v1.Hook{jq("ok", "-c", ".")})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		a := waitReady(t, obj).Status.Artifact
+
+		cur := getSource(g, obj)
+		patch := client.MergeFrom(cur.DeepCopy())
+		cur.Spec.Hooks.PostRequest = []v1.Hook{jq("broken", "-c", ".v[")}
+		g.Expect(k8sClient.Patch(testCtx, cur, patch)).To(Succeed())
+		failed := waitHookFailed(t, obj, false, `hook "broken" failed`, "exit code 3", "error")
+		g.Expect(failed.Status.Artifact).To(Equal(a))
+		g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a))
+		g.Eventually(func(g Gomega) {
+			g.Expect(warningEvents(g, ns, obj.Name, `hook "broken" failed`)).ToNot(BeEmpty())
+		}, timeout).Should(Succeed())
+	})
+
+	t.Run("retry succeeds on the third run", func(t *testing.T) {
+		g := NewWithT(t)
+		counter := filepath.Join(os.TempDir(), fmt.Sprintf("exs-retry-%d", time.Now().UnixNano()))
+		t.Cleanup(func() { os.Remove(counter) })
+		script := fmt.Sprintf(`n=$(cat %[1]s 2>/dev/null || echo 0); echo $((n+1)) > %[1]s; [ "$n" -ge 2 ] && cat`, counter)
+		h := sh("flaky", script)
+		h.RetryPolicy, h.MaxRetries = v1.HookRetryPolicyRetry, ptrTo(int32(3))
+		obj := withHooks(newSource(ns, "retry", up.URL), nil, []v1.Hook{h})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitReady(t, obj)
+		g.Expect(archived(g, obj)).To(Equal(`{"v": 1}`))
+		b, err := os.ReadFile(counter)
+		g.Expect(err).ToNot(HaveOccurred())
+		g.Expect(strings.TrimSpace(string(b))).To(Equal("3"), "two failures, then success")
+	})
+
+	t.Run("retry gives up after maxRetries", func(t *testing.T) {
+		g := NewWithT(t)
+		h := sh("always-fails", "echo nope >&2; exit 7")
+		h.RetryPolicy, h.MaxRetries = v1.HookRetryPolicyRetry, ptrTo(int32(1))
+		obj := withHooks(newSource(ns, "give-up", up.URL), nil, []v1.Hook{h})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitHookFailed(t, obj, false, `hook "always-fails" failed`, "exit code 7", "nope")
+	})
+
+	t.Run("ignore passes the input on", func(t *testing.T) {
+		g := NewWithT(t)
+		h := jq("broken", "-c", ".v[")
+		h.RetryPolicy = v1.HookRetryPolicyIgnore
+		obj := withHooks(newSource(ns, "ignore", up.URL), nil, []v1.Hook{h, jq("after", "-c", "{w: .v}")})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitReady(t, obj)
+		g.Expect(archived(g, obj)).To(Equal("{\"w\":1}\n"), "the broken hook's input went to the next hook")
+		g.Eventually(func(g Gomega) {
+			g.Expect(warningEvents(g, ns, obj.Name, "ignored")).ToNot(BeEmpty())
+		}, timeout).Should(Succeed())
+	})
+
+	t.Run("timeout kills the forking command", func(t *testing.T) {
+		g := NewWithT(t)
+		marker := fmt.Sprintf("%d.%03d", 60+time.Now().Nanosecond()%30, time.Now().Nanosecond()%1000)
+		h := sh("forker", "sleep "+marker+" & sleep "+marker)
+		h.Timeout = &metav1.Duration{Duration: time.Second}
+		obj := withHooks(newSource(ns, "timeout", up.URL), nil, []v1.Hook{h})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitHookFailed(t, obj, false, `hook "forker" failed`, "timed out after 1s")
+		g.Eventually(func() []string { return testutil.ProcessesWith("sleep " + marker) }, 10*time.Second).Should(BeEmpty())
+	})
+
+	t.Run("output over the cap", func(t *testing.T) {
+		g := NewWithT(t)
+		obj := withHooks(newSource(ns, "too-much", up.URL), nil, []v1.Hook{jq("flood", "-c", "[range(0; 100000)]")})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitHookFailed(t, obj, false, `hook "flood" failed`, fmt.Sprintf("exceeds the limit of %d bytes (--hook-max-output)", hookMaxOutput))
+	})
+
+	t.Run("minimal environment", func(t *testing.T) {
+		g := NewWithT(t)
+		h := sh("env", "env | sort")
+		h.Env = []v1.HookEnvVar{{Name: "MARK", Value: "visible"}}
+		obj := withHooks(newSource(ns, "env", up.URL), nil, []v1.Hook{h})
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		waitReady(t, obj)
+		out := archived(g, obj)
+		g.Expect(out).To(ContainSubstring("MARK=visible"))
+		g.Expect(out).ToNot(ContainSubstring("SECRET_OF_THE_CONTROLLER"))
+		g.Expect(out).ToNot(ContainSubstring("KUBECONFIG"))
+	})
+}
+
+// TestHooksRejectedByTheWhitelist: nothing runs, the object is Stalled
+// with a message naming the hook and what failed.
+func TestHooksRejectedByTheWhitelist(t *testing.T) {
+	ns := newNamespace(t)
+	up := newUpstream(t, `{}`)
+	marker := filepath.Join(os.TempDir(), fmt.Sprintf("exs-ran-%d", time.Now().UnixNano()))
+	touch := "touch " + marker + "; cat"
+	tests := []struct {
+		name string
+		hook v1.Hook
+		want string
+	}{
+		{"not-on-the-whitelist", v1.Hook{Name: "curl", Command: "curl", Args: []string{"http://169.254.169.254/"}}, `command "curl" is not on the whitelist`},
+		{"path-trick", v1.Hook{Name: "jq-elsewhere", Command: "/tmp/x/jq", Args: []string{"."}}, `command "/tmp/x/jq" is not on the whitelist`},
+		{"rawfile", jq("exfiltrate", "--rawfile", "x", "/etc/passwd"), `argument 0 ("--rawfile") matches none of the patterns`},
+		{"bash-env", v1.Hook{Name: "inject", Command: "sh", Args: []string{"-c", touch}, Env: []v1.HookEnvVar{{Name: "BASH_ENV", Value: "/tmp/evil"}}},
+			`env "BASH_ENV" is never allowed`},
+		{"ld-preload", v1.Hook{Name: "preload", Command: "sh", Args: []string{"-c", touch}, Env: []v1.HookEnvVar{{Name: "LD_PRELOAD", Value: "/tmp/evil.so"}}},
+			`env "LD_PRELOAD" is never allowed`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj := withHooks(newSource(ns, tt.name, up.URL), nil, []v1.Hook{tt.hook})
+			NewWithT(t).Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+			cur := waitHookFailed(t, obj, true, fmt.Sprintf("hook %q rejected by the whitelist", tt.hook.Name), tt.want)
+			NewWithT(t).Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(v1.HookRejectedReason))
+		})
+	}
+	_, err := os.Stat(marker)
+	NewWithT(t).Expect(os.IsNotExist(err)).To(BeTrue(), "no rejected hook ran")
+}
+
+// TestWhitelistHotReload: allowing a command in the whitelist unstalls the
+// objects that use it, without a restart and without a spec change;
+// removing it stalls them again at their next reconcile.
+func TestWhitelistHotReload(t *testing.T) {
+	g := NewWithT(t)
+	t.Cleanup(func() { _ = writeWhitelist(suiteWhitelist) })
+	ns := newNamespace(t)
+	up := newUpstream(t, "abc")
+	obj := withHooks(newSource(ns, "reload", up.URL), nil, []v1.Hook{{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}})
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	waitHookFailed(t, obj, true, `command "tr" is not on the whitelist`)
+	gen := getSource(g, obj).Generation
+
+	g.Expect(writeWhitelist(suiteWhitelist + "  - name: tr\n    path: /usr/bin/tr\n    args: ['[a-zA-Z-]+']\n")).To(Succeed())
+	ready := waitReady(t, obj)
+	g.Expect(ready.Generation).To(Equal(gen), "no spec change was needed")
+	g.Expect(archived(g, obj)).To(Equal("ABC"))
+
+	g.Expect(writeWhitelist(suiteWhitelist)).To(Succeed())
+	waitHookFailed(t, obj, true, `command "tr" is not on the whitelist`)
+}
+
+// TestHookExecutorDown: with the sidecar unreachable, objects with hooks
+// fail and retry (not Stalled), keeping nothing half-done.
+func TestHookExecutorDown(t *testing.T) {
+	ns := newNamespace(t)
+	up := newUpstream(t, `{}`)
+	obj := withHooks(newSourceOn("hooks-down", ns, "down", up.URL), nil, []v1.Hook{jq("ok", "-c", ".")})
+	NewWithT(t).Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	waitHookFailed(t, obj, false, "hook executor unreachable")
+}
