@@ -39,7 +39,7 @@ import (
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
-// api serves a ConfigMap manifest whose price the test changes, or fails.
+// api serves JSON whose price the test changes, or fails.
 type api struct {
 	mu     sync.Mutex
 	price  string
@@ -53,7 +53,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "upstream is broken", a.status)
 		return
 	}
-	fmt.Fprintf(w, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: pricing\n  namespace: apps\ndata:\n  price: %q\n", a.price)
+	fmt.Fprintf(w, `{"plan": "standard", "price": %s}`, a.price)
 }
 
 func (a *api) set(status int, price string) {
@@ -131,12 +131,21 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	defer srv.Close()
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}})).To(Succeed())
 
+	// A post-request jq hook (allowed by the shipped example whitelist)
+	// turns the JSON answer into a ConfigMap manifest.
 	src := &v1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "pricing", Namespace: runtimeNamespace},
 		Spec: v1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
-			DestinationPath: "pricing.yaml",
+			DestinationPath: "pricing.yaml", // JSON is YAML; kustomize-controller reads *.yaml
 			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: srv.URL + "/v1/pricing"}},
+			Hooks: &v1.Hooks{PostRequest: []v1.Hook{{
+				Name:    "to-configmap",
+				Command: "jq",
+				Args: []string{"-c", `{"apiVersion": "v1", "kind": "ConfigMap", ` +
+					`"metadata": {"name": "pricing", "namespace": "apps"}, ` +
+					`"data": {"plan": .plan, "price": (.price | tostring)}}`},
+			}}},
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
@@ -145,6 +154,9 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 
 	// kustomize-controller applies the ConfigMap from our artifact.
 	g.Eventually(func(g Gomega) { g.Expect(configMapPrice(g)).To(Equal("42")) }, timeout).Should(Succeed())
+	var cm corev1.ConfigMap
+	g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: "apps", Name: "pricing"}, &cm)).To(Succeed())
+	g.Expect(cm.Data).To(Equal(map[string]string{"plan": "standard", "price": "42"}))
 	var first string
 	g.Eventually(func(g Gomega) {
 		k := getKustomization(g, runtimeNamespace, "pricing")

@@ -41,6 +41,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -111,6 +112,18 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer stopAll()
+
+	// The hook sidecar, as in the Deployment: the same binary, a Unix
+	// socket, the example whitelist of config/manager.
+	whitelist := filepath.Join(workDir, "whitelist.yaml")
+	if err := writeExampleWhitelist(root, whitelist); err != nil {
+		return fail(err)
+	}
+	socket := filepath.Join(workDir, "hook.sock")
+	if err := start("hook-executor", bin, kubeconfig, "hook-executor", "--socket="+socket,
+		"--hook-whitelist="+whitelist, "--log-encoding=console"); err != nil {
+		return fail(err)
+	}
 	if err := start("externalsource-controller", bin, kubeconfig,
 		"--storage-backend=memory",
 		"--storage-addr="+storageAddr,
@@ -118,6 +131,8 @@ func run(m *testing.M) int {
 		"--metrics-addr=127.0.0.1:0",
 		"--health-addr=127.0.0.1:0",
 		"--events-addr="+receiver.URL,
+		"--hook-executor-socket="+socket,
+		"--hook-whitelist="+whitelist,
 		"--log-level=debug",
 	); err != nil {
 		return fail(err)
@@ -168,11 +183,25 @@ func stopAll() {
 		}
 	}
 	if os.Getenv("E2E_LOGS") != "" {
-		for _, name := range []string{"externalsource-controller", "kustomize-controller"} {
+		for _, name := range []string{"externalsource-controller", "hook-executor", "kustomize-controller"} {
 			b, _ := os.ReadFile(filepath.Join(workDir, name+".log"))
 			fmt.Fprintf(os.Stderr, "==== %s\n%s\n", name, b)
 		}
 	}
+}
+
+// writeExampleWhitelist writes the whitelist of the shipped ConfigMap
+// (config/manager/hook-whitelist.yaml) to path.
+func writeExampleWhitelist(root, path string) error {
+	b, err := os.ReadFile(filepath.Join(root, "config", "manager", "hook-whitelist.yaml"))
+	if err != nil {
+		return err
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(cm.Data["whitelist.yaml"]), 0o644)
 }
 
 func freeAddr() (string, error) {
