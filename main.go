@@ -207,7 +207,10 @@ func run(ctx context.Context, f *flags) error {
 		RenewDeadline:                 &f.leaderElectionOptions.RenewDeadline,
 		RetryPeriod:                   &f.leaderElectionOptions.RetryPeriod,
 		LeaderElectionID:              leaderElectionID,
-		Logger:                        ctrl.Log,
+		// In a pod the namespace is found from the service account; out of
+		// a cluster (development, tests) RUNTIME_NAMESPACE names it.
+		LeaderElectionNamespace: os.Getenv(runtimectrl.EnvRuntimeNamespace),
+		Logger:                  ctrl.Log,
 		Client: ctrlclient.Options{
 			Cache: &ctrlclient.CacheOptions{
 				// Secrets and ConfigMaps are read through the API reader:

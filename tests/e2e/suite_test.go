@@ -56,6 +56,9 @@ var (
 	events    = &eventReceiver{}
 	ctx       = context.Background()
 	workDir   string
+	// bin is the controller binary built from this tree; kubeconfig the
+	// control plane's.
+	bin, kubeconfig string
 	// processes started by the suite, stopped at the end.
 	procs []*exec.Cmd
 )
@@ -83,7 +86,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer os.RemoveAll(workDir)
-	kubeconfig := filepath.Join(workDir, "kubeconfig")
+	kubeconfig = filepath.Join(workDir, "kubeconfig")
 	if err := env.WriteKubeconfig(kubeconfig); err != nil {
 		return fail(err)
 	}
@@ -96,7 +99,7 @@ func run(m *testing.M) int {
 	}
 
 	// The controller binary, built from this tree.
-	bin := filepath.Join(workDir, "externalsource-controller")
+	bin = filepath.Join(workDir, "externalsource-controller")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -155,23 +158,32 @@ func run(m *testing.M) int {
 
 // start runs a controller process with its log in workDir.
 func start(name, bin, kubeconfig string, args ...string) error {
+	_, err := startCmd(name, bin, kubeconfig, args...)
+	return err
+}
+
+// startCmd is start, returning the process.
+func startCmd(name, bin, kubeconfig string, args ...string) (*exec.Cmd, error) {
 	log, err := os.Create(filepath.Join(workDir, name+".log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+runtimeNamespace)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	procs = append(procs, cmd)
-	return nil
+	return cmd, nil
 }
 
 func stopAll() {
 	for _, p := range procs {
+		if p.ProcessState != nil {
+			continue // already stopped by its test
+		}
 		_ = p.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = p.Wait(); close(done) }()
@@ -183,9 +195,10 @@ func stopAll() {
 		}
 	}
 	if os.Getenv("E2E_LOGS") != "" {
-		for _, name := range []string{"externalsource-controller", "hook-executor", "kustomize-controller"} {
-			b, _ := os.ReadFile(filepath.Join(workDir, name+".log"))
-			fmt.Fprintf(os.Stderr, "==== %s\n%s\n", name, b)
+		logs, _ := filepath.Glob(filepath.Join(workDir, "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			fmt.Fprintf(os.Stderr, "==== %s\n%s\n", filepath.Base(l), b)
 		}
 	}
 }
