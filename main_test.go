@@ -94,3 +94,24 @@ func TestAdvertisedAddress(t *testing.T) {
 		g.Expect(got).To(Equal(tt.want))
 	}
 }
+
+// TestPrinterColumns: `kubectl get exs` shows what Flux users read first.
+func TestPrinterColumns(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join("config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var crd apiextensionsv1.CustomResourceDefinition
+	g.Expect(yaml.Unmarshal(b, &crd)).To(Succeed())
+	g.Expect(crd.Spec.Names.ShortNames).To(ContainElement("exs"))
+	cols := map[string]string{}
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		cols[c.Name] = c.JSONPath
+	}
+	g.Expect(cols).To(Equal(map[string]string{
+		"Age":      ".metadata.creationTimestamp",
+		"Ready":    `.status.conditions[?(@.type=="Ready")].status`,
+		"Status":   `.status.conditions[?(@.type=="Ready")].message`,
+		"Revision": ".status.artifact.revision",
+	}))
+	g.Expect(crd.Spec.Versions[0].Subresources.Status).ToNot(BeNil())
+}
