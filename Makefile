@@ -37,6 +37,10 @@ tools: ## Build the test binaries (idempotent; seconds when warm).
 build: ## Build the controller binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/externalsource-controller .
 
+.PHONY: image
+image: build ## Write an OCI image layout of the controller to dist/image (no container engine needed).
+	go run ./hack/image -binary $(BIN)/externalsource-controller -out dist/image -tag $(or $(VERSION),dev)
+
 .PHONY: generate
 generate: ## Regenerate deepcopy functions.
 	cd api && $(CONTROLLER_GEN) object:headerFile="../hack/boilerplate.go.txt" paths="./..."
