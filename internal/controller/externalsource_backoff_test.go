@@ -82,7 +82,7 @@ func TestFailingSourceBacksOff(t *testing.T) {
 		APIReader:      mgr.GetAPIReader(),
 		ControllerName: "externalsource-controller",
 		Generators:     gens,
-		Storage:        testStore,
+		Storage:        memoryStore(),
 	}
 	g.Expect(r.SetupWithManager(mgr, ReconcilerOptions{
 		MaxConcurrentReconciles: 1,

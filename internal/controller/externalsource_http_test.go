@@ -134,7 +134,7 @@ func reconcileOnce(t *testing.T, obj client.Object) (ctrl.Result, *events.FakeRe
 		APIReader:      k8sClient,
 		ControllerName: "externalsource-controller",
 		Generators:     testGenerators,
-		Storage:        testStore,
+		Storage:        memoryStore(),
 		MaxDataSize:    1 << 20,
 		Retention:      storage.DefaultRetention,
 	}
@@ -264,13 +264,13 @@ func TestETagChangeDetection(t *testing.T) {
 
 	// The stored artifact disappears (e.g. a memory store restarted): the
 	// ETag record goes with it and the data is fetched in full.
-	_, err := testStore.RemoveAll(testCtx, *getSource(g, obj).Status.Artifact)
+	_, err := memoryStore().RemoveAll(testCtx, *getSource(g, obj).Status.Artifact)
 	g.Expect(err).ToNot(HaveOccurred())
 	before = up.counts()
 	cur = requestReconcile(t, obj)
 	g.Expect(up.counts().minus(before)).To(Equal(counts{heads: 0, gets: 1}))
 	g.Expect(cur.Status.Artifact.Revision).To(Equal(rev3))
-	g.Expect(testStore.Exists(testCtx, *cur.Status.Artifact)).To(BeTrue())
+	g.Expect(memoryStore().Exists(testCtx, *cur.Status.Artifact)).To(BeTrue())
 }
 
 // TestRetryWithinOneReconcile: a 503 followed by a 200 is absorbed by the

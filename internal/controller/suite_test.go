@@ -77,9 +77,6 @@ var (
 	testConfig *rest.Config
 	backends   = map[string]*backend{}
 	s3Server   *s3test.Server
-	// testStore is the memory backend's store, for tests that run
-	// reconciles of their own.
-	testStore *memory.Storage
 	// testGenerators is the registry every manager's reconciler shares;
 	// tests that run reconciles of their own share it (and its clients).
 	testGenerators *generator.Registry
@@ -180,12 +177,12 @@ func runSuite(m *testing.M) int {
 	baseURL := func(name string) string { return storage.BaseURL(listeners[name].Addr().String()) }
 
 	// memory
+	// The closures read the current store: a restart replaces it.
 	mem := memory.New(memory.Options{BaseURL: baseURL("memory")})
-	testStore = mem
 	backends["memory"] = &backend{name: "memory", store: mem,
-		list: func(ns, name string) []string { return listMemory(mem, ns, name) },
+		list: func(ns, name string) []string { return listMemory(memoryStore(), ns, name) },
 		remove: func(p string) {
-			_ = mem.Remove(ctx, meta.Artifact{Path: p})
+			_ = memoryStore().Remove(ctx, meta.Artifact{Path: p})
 		},
 	}
 
@@ -357,6 +354,12 @@ func restart(t *testing.T, b *backend, store storage.Storage) {
 	if err := startManager(testCtx, b, ln); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// memoryStore is the memory backend's current store, for tests that run
+// reconciles of their own.
+func memoryStore() *memory.Storage {
+	return backends["memory"].store.(*memory.Storage)
 }
 
 func listMemory(m *memory.Storage, ns, name string) []string {
