@@ -37,6 +37,14 @@ tools: ## Build the test binaries (idempotent; seconds when warm).
 build: ## Build the controller binary into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/externalsource-controller .
 
+.PHONY: release-check
+release-check: ## Validate the release configuration and make a snapshot release into dist/ (nothing published).
+	hack/tools.sh goreleaser
+	$(BIN)/goreleaser check
+	$(BIN)/goreleaser release --snapshot --clean --skip=publish,docker
+	@test -s build/manifests/externalsource-controller.crds.yaml
+	@test -s build/manifests/externalsource-controller.deployment.yaml
+
 .PHONY: image
 image: build ## Write an OCI image layout of the controller to dist/image (no container engine needed).
 	go run ./hack/image -binary $(BIN)/externalsource-controller -out dist/image -tag $(or $(VERSION),dev)

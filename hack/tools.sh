@@ -17,6 +17,7 @@ declare -A pkg=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
   [versitygw]=github.com/versity/versitygw/cmd/versitygw
   [kustomize-controller]=github.com/fluxcd/kustomize-controller
+  [goreleaser]=github.com/goreleaser/goreleaser/v2
 )
 declare -A ldflags=(
   [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"

@@ -211,6 +211,8 @@ type reconcileState struct {
 	// dataFile is the spooled data and dataSize its length.
 	dataFile string
 	dataSize int64
+	// deadline ends the fetch and the hooks (spec.timeout from the start).
+	deadline time.Time
 	// validators of the response the data came from.
 	validators generator.Validators
 	// notModified says the upstream confirmed the published data.

@@ -71,7 +71,9 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	}
 
 	timeout := obj.GetTimeout()
-	fctx, cancel := context.WithTimeout(ctx, timeout)
+	// One deadline for the whole fetch, post-request hooks included.
+	st.deadline = time.Now().Add(timeout)
+	fctx, cancel := context.WithDeadline(ctx, st.deadline)
 	defer cancel()
 	start := time.Now()
 	// failed names a deadline hit as spec.timeout, records the failure and

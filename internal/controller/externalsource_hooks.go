@@ -93,7 +93,8 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.
 	if st.notModified || obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PostRequest) == 0 {
 		return nil
 	}
-	hctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
+	// The hooks share the fetch's deadline: spec.timeout bounds both.
+	hctx, cancel := context.WithDeadline(ctx, st.deadline)
 	defer cancel()
 	for i, h := range obj.Spec.Hooks.PostRequest {
 		in := st.dataFile
