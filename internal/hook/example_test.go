@@ -65,3 +65,34 @@ func TestExampleWhitelist(t *testing.T) {
 		g.Expect(IsRejected(err)).To(BeTrue(), "%v", h.Args)
 	}
 }
+
+// TestSamplesPassTheExampleWhitelist: the hooks of config/samples run with
+// the shipped whitelist as they are.
+func TestSamplesPassTheExampleWhitelist(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join(devenv.Root(), "config", "manager", "hook-whitelist.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var cm corev1.ConfigMap
+	g.Expect(yaml.Unmarshal(b, &cm)).To(Succeed())
+	wl, err := Parse([]byte(cm.Data["whitelist.yaml"]))
+	g.Expect(err).ToNot(HaveOccurred())
+
+	files, err := filepath.Glob(filepath.Join(devenv.Root(), "config", "samples", "source_*.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	hooks := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		g.Expect(err).ToNot(HaveOccurred())
+		var obj v1.ExternalSource
+		g.Expect(yaml.Unmarshal(b, &obj)).To(Succeed())
+		if obj.Spec.Hooks == nil {
+			continue
+		}
+		for _, h := range append(obj.Spec.Hooks.PreRequest, obj.Spec.Hooks.PostRequest...) {
+			_, err := wl.Check(h)
+			g.Expect(err).ToNot(HaveOccurred(), "%s: %s", filepath.Base(f), h.Name)
+			hooks++
+		}
+	}
+	g.Expect(hooks).To(BeNumerically(">", 0))
+}
