@@ -23,9 +23,25 @@ dev: build ## Run the controller on a local control plane with the memory store 
 	go run ./hack/dev
 
 .PHONY: test
-test: tools generate-check vet ## Run every test against a real kube-apiserver and etcd.
+test: tools generate-check vet fuzz ## Run every test against a real kube-apiserver and etcd.
 	cd api && go test -count=1 ./...
 	go test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
+
+# Fuzz targets (package:target), each run for FUZZ_TIME; their seed corpora
+# and any failure they ever found live in testdata/fuzz and run with the
+# ordinary tests too.
+FUZZ_TARGETS := internal/archive:FuzzCleanPath internal/archive:FuzzWrite \
+	internal/server:FuzzCleanRequestPath internal/server:FuzzHandler \
+	internal/hook:FuzzCheck internal/generator/http:FuzzSecretHeaders
+FUZZ_TIME ?= 5s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZ_TIME.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn ($$pkg) for $(FUZZ_TIME)"; \
+		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_TIME) ./$$pkg; \
+	done
 
 .PHONY: tools
 tools: ## Build the test binaries (idempotent; seconds when warm).

@@ -100,17 +100,15 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	}
 	// A zero gzip header (no name, no mtime, OS unknown) keeps the bytes stable.
 	tw := tar.NewWriter(gz)
+	// No explicit format: archive/tar picks USTAR when the header fits
+	// (short ASCII names) and PAX otherwise, the same way for the same
+	// header, so the bytes stay deterministic.
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
 		Size:     size,
 		Mode:     fileMode,
 		ModTime:  modTime,
-		Format:   tar.FormatPAX,
-	}
-	if len(name) <= 100 {
-		// USTAR when it fits: no PAX records, readable by every tar.
-		hdr.Format = tar.FormatUSTAR
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return Result{}, fmt.Errorf("writing tar header: %w", err)

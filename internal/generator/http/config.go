@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"golang.org/x/net/http/httpguts"
 	"net"
 	"net/http"
 	"net/url"
@@ -80,13 +81,33 @@ func (g *Generator) headers(ctx context.Context, req *generator.Request, spec *v
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range s.Data {
+	sh, err := secretHeaders(s.Data)
+	if err != nil {
+		// Not a spec error: fixing the Secret fixes it, so it is retried.
+		return nil, fmt.Errorf("%s: Secret \"%s/%s\": %w", field, s.Namespace, s.Name, err)
+	}
+	for k, v := range sh {
+		h[k] = v
+	}
+	return h, nil
+}
+
+// secretHeaders turns a Secret's data into headers: every key a header
+// name, every value (trimmed of surrounding space) its value. A key that is
+// not a valid header name, or a value with a control character (which
+// could smuggle another header), is an error naming the key, never the
+// value.
+func secretHeaders(data map[string][]byte) (http.Header, error) {
+	h := http.Header{}
+	for k, v := range data {
 		if !validHeaderName(k) {
-			// Not a spec error: fixing the Secret fixes it, so it is retried.
-			return nil, fmt.Errorf("%s: key %q of Secret \"%s/%s\" is not a valid header name",
-				field, k, s.Namespace, s.Name)
+			return nil, fmt.Errorf("key %q is not a valid header name", k)
 		}
-		h.Set(k, strings.TrimSpace(string(v)))
+		val := strings.TrimSpace(string(v))
+		if !httpguts.ValidHeaderFieldValue(val) {
+			return nil, fmt.Errorf("the value of key %q is not a valid header value (control characters)", k)
+		}
+		h.Set(k, val)
 	}
 	return h, nil
 }

@@ -256,7 +256,7 @@ func TestHeaderSecretErrors(t *testing.T) {
 		Reader: rd,
 	})
 	// A Secret's content is fixed without a spec change: retried, not stalled.
-	g.Expect(err).To(MatchError(ContainSubstring(`key "Bad Header" of Secret "ns/bad" is not a valid header name`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`Secret "ns/bad": key "Bad Header" is not a valid header name`)))
 	var inv *generator.InvalidSpecError
 	g.Expect(errorsAs(err, &inv)).To(BeFalse())
 }
