@@ -151,6 +151,9 @@ type Report struct {
 	InitialAPIWrites          APIWrites `json:"initialApiWrites"`
 	InitialAPIWritesPerSource float64   `json:"initialApiWritesPerSource"`
 
+	// Warmup is the first interval after the initial artifacts (interval
+	// mode only); Steady the one after it.
+	Warmup  SteadyReport  `json:"warmup"`
 	Steady  SteadyReport  `json:"steady"`
 	Latency LatencyReport `json:"latency"`
 
@@ -538,9 +541,11 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 	cfg := r.cfg
 	// Let trailing work (events, the last patches) finish.
 	time.Sleep(2 * time.Second)
-	changed := int(cfg.ChangeFraction * float64(cfg.N))
-	for i := range changed {
-		r.up.Change(i)
+	st := &r.rep.Steady
+	change := func() {
+		for i := range int(cfg.ChangeFraction * float64(cfg.N)) {
+			r.up.Change(i)
+		}
 	}
 	s0, err := r.snapshot(ctx)
 	if err != nil {
@@ -549,6 +554,7 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 	switch cfg.Steady {
 	case SteadyRequest:
 		logf("steady state: a reconcile request on every source")
+		change()
 		token := strconv.FormatInt(time.Now().UnixNano(), 10)
 		r.tr.expectHandled(token, cfg.N)
 		if err := parallel(ctx, cfg.N, 16, func(i int) error { return r.requestReconcile(ctx, i, token) }); err != nil {
@@ -563,28 +569,67 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 		}
 		time.Sleep(time.Second)
 	default:
-		logf("steady state: waiting for %d reconciles after spec.interval (%s)", cfg.N, cfg.Interval)
-		deadline := time.Now().Add(3*cfg.Interval + time.Minute)
-		for {
-			n, err := readReconciles(ctx, r.metrics)
-			if err != nil {
-				return err
-			}
-			if n-s0.reconciles >= int64(cfg.N) {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("only %d of %d reconciles within %s", n-s0.reconciles, cfg.N, time.Since(s0.at))
-			}
-			time.Sleep(500 * time.Millisecond)
+		// The first interval after a new artifact is a warm-up: it
+		// records status.changeDetection=HEAD (the first fetch was a GET)
+		// and drains the queued NewArtifact events. It is reported apart.
+		if err := r.waitReconciles(ctx, s0, logf, "warm-up"); err != nil {
+			return err
 		}
-		time.Sleep(time.Second)
+		sw, err := r.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		r.rep.Warmup = r.steadyReport(s0, sw)
+		s0 = sw
+		change()
+		if err := r.waitReconciles(ctx, s0, logf, "steady"); err != nil {
+			return err
+		}
 	}
 	s1, err := r.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	st := &r.rep.Steady
+	*st = r.steadyReport(s0, s1)
+	if p, err := ReadProc(r.pid); err == nil {
+		r.rep.RSSMiB = p.RSSMiB
+	}
+	logf("steady state: %d reconciles in %.1fs; upstream %+v; writes %s; artifacts %d",
+		st.Reconciles, st.WindowSeconds, st.Upstream, st.APIWrites, st.ArtifactsPublished)
+	return nil
+}
+
+// waitReconciles waits for N reconciles after s0 (one interval of every
+// source) and a second for trailing writes.
+func (r *run) waitReconciles(ctx context.Context, s0 snapshot, logf func(string, ...any), what string) error {
+	cfg := r.cfg
+	logf("%s: waiting for %d reconciles after spec.interval (%s)", what, cfg.N, cfg.Interval)
+	deadline := time.Now().Add(3*cfg.Interval + time.Minute)
+	for {
+		n, err := readReconciles(ctx, r.metrics)
+		if err != nil {
+			return err
+		}
+		if n-s0.reconciles >= int64(cfg.N) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d reconciles within %s", n-s0.reconciles, cfg.N, time.Since(s0.at))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	time.Sleep(time.Second)
+	return nil
+}
+
+// steadyReport derives the per-interval figures between two snapshots.
+func (r *run) steadyReport(s0, s1 snapshot) SteadyReport {
+	cfg := r.cfg
+	var st SteadyReport
 	st.Mode = cfg.Steady
 	st.WindowSeconds = s1.at.Sub(s0.at).Seconds()
 	st.Reconciles = s1.reconciles - s0.reconciles
@@ -605,12 +650,7 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 		st.APIWritesPerSourceInterval = float64(st.APIWrites.Total()) / per
 		st.ArtifactsPerSourceInterval = float64(st.ArtifactsPublished) / per
 	}
-	if p, err := ReadProc(r.pid); err == nil {
-		r.rep.RSSMiB = p.RSSMiB
-	}
-	logf("steady state: %d reconciles in %.1fs; upstream %+v; writes %s; artifacts %d",
-		st.Reconciles, st.WindowSeconds, st.Upstream, st.APIWrites, st.ArtifactsPublished)
-	return nil
+	return st
 }
 
 // requestReconcile sets reconcile.fluxcd.io/requestedAt on source i.

@@ -132,6 +132,7 @@ func PrintTable(w io.Writer, reps []*Report) {
 	row("all Ready s", func(r *Report) string { return f1(r.AllReadySeconds) })
 	row("initial reconciles/s", func(r *Report) string { return f1(r.InitialReconcilesPerSecond) })
 	row("initial API writes/source", func(r *Report) string { return f1(r.InitialAPIWritesPerSource) })
+	row("warm-up API writes/source", func(r *Report) string { return f3(r.Warmup.APIWritesPerSourceInterval) })
 	row("steady mode", func(r *Report) string { return r.Steady.Mode })
 	row("steady reconciles/s", func(r *Report) string { return f1(r.Steady.ReconcilesPerSecond) })
 	row("upstream req/source/interval", func(r *Report) string { return f3(r.Steady.UpstreamPerSourceInterval) })
