@@ -501,7 +501,7 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 		return err
 	}
 	r.rep.InitialAPIWrites = w1.Sub(w0)
-	delete(r.rep.InitialAPIWrites, "externalsources CREATE") // the harness's
+	delete(r.rep.InitialAPIWrites, "externalsources POST") // the harness's creates
 	r.rep.InitialAPIWritesPerSource = float64(r.rep.InitialAPIWrites.Total()) / float64(cfg.N)
 	if r.rep.Throughput != nil {
 		t := r.rep.Throughput

@@ -59,6 +59,7 @@ func WritePlots(rep *Report, dir string) ([]string, error) {
 			return nil, err
 		}
 		p.Add(h)
+		p.Legend.Top = true
 		for _, q := range []struct {
 			label string
 			v     float64
