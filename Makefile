@@ -22,6 +22,16 @@ dev: build ## Run the controller on a local control plane with the memory store 
 	hack/tools.sh etcd kube-apiserver crds
 	go run ./hack/dev
 
+# Scenarios of `make bench` (tests/bench/cmd: n5, n1000, n5000, large) and
+# extra flags (e.g. BENCH_FLAGS="-qps 50 -burst 300 -suffix -qps50").
+BENCH_SCENARIOS ?= n1000,n5000,large
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: ## Run the scale benchmark: real control plane, controller process, N sources; writes tests/bench/out and docs/benchmarks/*.png.
+	hack/tools.sh etcd kube-apiserver crds
+	go run ./tests/bench/cmd -scenarios $(BENCH_SCENARIOS) -out tests/bench/out -docs docs/benchmarks $(BENCH_FLAGS)
+
 .PHONY: test
 test: tools generate-check vet fuzz ## Run every test against a real kube-apiserver and etcd.
 	cd api && go test -count=1 ./...

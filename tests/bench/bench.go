@@ -1,0 +1,935 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package bench is the benchmark harness of `make bench`: it starts a real
+// control plane (etcd and kube-apiserver from bin/), a pool of HTTP
+// endpoints and the controller binary as a separate process, creates N
+// ExternalSources and measures readiness, steady-state cost, publish
+// latency, CPU and memory. docs/benchmarks.md describes the method.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
+)
+
+// Steady-state modes: how one "interval" of every source is produced.
+const (
+	// SteadyInterval waits for the sources' own requeue after
+	// spec.interval (1m, the CRD minimum): the real steady state.
+	SteadyInterval = "interval"
+	// SteadyRequest annotates every source with reconcile.fluxcd.io/requestedAt:
+	// fast, but each source then writes its status once to acknowledge the
+	// request (status.lastHandledReconcileAt, the Flux protocol).
+	SteadyRequest = "request"
+)
+
+// Config is one benchmark scenario.
+type Config struct {
+	Name string `json:"name"`
+	// N is the number of ExternalSources, each with its own endpoint.
+	N int `json:"n"`
+	// PayloadSize is the size of each response in bytes.
+	PayloadSize int `json:"payloadSize"`
+	// ETag says whether the endpoints send ETags (and answer 304).
+	ETag bool `json:"etag"`
+	// ChangeFraction of the endpoints change before the steady-state window.
+	ChangeFraction float64 `json:"changeFraction"`
+	// Backend is the controller's --storage-backend (memory or filesystem).
+	Backend string `json:"backend"`
+	// Concurrent, QPS and Burst set --concurrent, --kube-api-qps and
+	// --kube-api-burst; zero keeps the controller's default.
+	Concurrent int     `json:"concurrent,omitempty"`
+	QPS        float64 `json:"qps,omitempty"`
+	Burst      int     `json:"burst,omitempty"`
+	// Interval is spec.interval of every source (default 1m).
+	Interval time.Duration `json:"interval"`
+	// Steady is SteadyInterval or SteadyRequest.
+	Steady string `json:"steady"`
+	// LatencySamples upstream changes are made, each followed by a reconcile
+	// request, at LatencyRate per second.
+	LatencySamples int     `json:"latencySamples"`
+	LatencyRate    float64 `json:"latencyRate"`
+	// Throughput compares the time to archive and store the payload with
+	// `gzip -1 | sha256sum` on the same bytes, and measures the RSS growth.
+	Throughput bool `json:"throughput"`
+	// ReadyTimeout bounds the wait for all sources to be Ready.
+	ReadyTimeout time.Duration `json:"readyTimeout"`
+
+	// ControllerBin is the controller binary; OutDir receives the report,
+	// the plots and the controller's log.
+	ControllerBin string   `json:"-"`
+	OutDir        string   `json:"-"`
+	ExtraArgs     []string `json:"extraArgs,omitempty"`
+	// Log receives progress lines; nil discards them.
+	Log io.Writer `json:"-"`
+}
+
+func (c *Config) defaults() {
+	if c.Name == "" {
+		c.Name = fmt.Sprintf("n%d", c.N)
+	}
+	if c.Backend == "" {
+		c.Backend = "memory"
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Minute
+	}
+	if c.Steady == "" {
+		c.Steady = SteadyInterval
+	}
+	if c.LatencyRate <= 0 {
+		c.LatencyRate = 5
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 10 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+}
+
+// Report is what one scenario measured.
+type Report struct {
+	Config Config `json:"config"`
+
+	// CreateSeconds is how long creating the N objects took;
+	// AllReadySeconds is from the first create until every source is
+	// Ready with its artifact published.
+	CreateSeconds   float64 `json:"createSeconds"`
+	AllReadySeconds float64 `json:"allReadySeconds"`
+	Ready           int     `json:"ready"`
+	// InitialReconcilesPerSecond is N / AllReadySeconds.
+	InitialReconcilesPerSecond float64 `json:"initialReconcilesPerSecond"`
+	// InitialAPIWrites are the controller's writes until all were Ready.
+	InitialAPIWrites          APIWrites `json:"initialApiWrites"`
+	InitialAPIWritesPerSource float64   `json:"initialApiWritesPerSource"`
+
+	// Warmup is the first interval after the initial artifacts (interval
+	// mode only); Steady the one after it.
+	Warmup  SteadyReport  `json:"warmup"`
+	Steady  SteadyReport  `json:"steady"`
+	Latency LatencyReport `json:"latency"`
+
+	// Controller CPU (user+system) over the whole run, RSS after the
+	// steady state and peak RSS (VmHWM).
+	CPUSeconds     float64 `json:"cpuSeconds"`
+	RSSMiB         float64 `json:"rssMiB"`
+	PeakRSSMiB     float64 `json:"peakRssMiB"`
+	BaselineRSSMiB float64 `json:"baselineRssMiB"`
+
+	Throughput *ThroughputReport `json:"throughput,omitempty"`
+
+	RSSSamples []Sample `json:"rssSamples"`
+	Plots      []string `json:"plots,omitempty"`
+}
+
+// SteadyReport is the cost of one interval of every source, measured over
+// a window: counts per reconcile, and one reconcile per source per interval.
+type SteadyReport struct {
+	Mode          string         `json:"mode"`
+	WindowSeconds float64        `json:"windowSeconds"`
+	Reconciles    int64          `json:"reconciles"`
+	Upstream      UpstreamCounts `json:"upstream"`
+	// APIWrites are the controller's writes in the window (the harness's
+	// own reconcile-request annotations are subtracted).
+	APIWrites          APIWrites `json:"apiWrites"`
+	ArtifactsPublished int64     `json:"artifactsPublished"`
+
+	ReconcilesPerSecond        float64 `json:"reconcilesPerSecond"`
+	UpstreamPerSourceInterval  float64 `json:"upstreamPerSourceInterval"`
+	APIWritesPerSourceInterval float64 `json:"apiWritesPerSourceInterval"`
+	ArtifactsPerSourceInterval float64 `json:"artifactsPerSourceInterval"`
+}
+
+// LatencyReport is the time from a reconcile request (after an upstream
+// change) to the ExternalArtifact's new revision, seen through a watch.
+type LatencyReport struct {
+	Samples    int       `json:"samples"`
+	Missed     int       `json:"missed"`
+	P50Seconds float64   `json:"p50Seconds"`
+	P90Seconds float64   `json:"p90Seconds"`
+	P99Seconds float64   `json:"p99Seconds"`
+	MaxSeconds float64   `json:"maxSeconds"`
+	Values     []float64 `json:"values,omitempty"`
+}
+
+// ThroughputReport compares the controller with `gzip -1 | sha256sum` on
+// the same bytes.
+type ThroughputReport struct {
+	Bytes             int64   `json:"bytes"`
+	ControllerSeconds float64 `json:"controllerSeconds"`
+	ControllerMiBps   float64 `json:"controllerMiBps"`
+	GzipSeconds       float64 `json:"gzipSeconds"`
+	GzipMiBps         float64 `json:"gzipMiBps"`
+	Ratio             float64 `json:"ratio"`
+	RSSGrowthMiB      float64 `json:"rssGrowthMiB"`
+}
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(sourcev1.AddToScheme(scheme))
+	utilruntime.Must(v1.AddToScheme(scheme))
+}
+
+const namespace = "bench"
+
+// BuildController builds the controller binary into dir and returns its
+// path.
+func BuildController(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "externalsource-controller")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = devenv.Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// run is the state of one scenario.
+type run struct {
+	cfg      Config
+	rep      *Report
+	env      *devenv.Env
+	c        client.Client
+	admin    rest.Interface
+	up       *Upstream
+	pid      int
+	metrics  string
+	sampler  *sampler
+	tr       *tracker
+	harnessW int64 // reconcile-request patches sent by the harness
+}
+
+// Run runs one scenario and returns its report; it writes
+// <OutDir>/<name>.json, the plots and <name>-controller.log.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	// The harness's own informers log through controller-runtime.
+	ctrllog.SetLogger(logr.Discard())
+	if cfg.ControllerBin == "" || cfg.OutDir == "" {
+		return nil, errors.New("bench: ControllerBin and OutDir are required")
+	}
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, rep: &Report{Config: cfg}, tr: newTracker()}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "bench[%s] %s "+format+"\n", append([]any{cfg.Name, time.Now().Format("15:04:05")}, args...)...)
+	}
+
+	// The large payload is generated, and gzip timed on it, before
+	// anything else runs.
+	var fixed []byte
+	if cfg.Throughput {
+		logf("generating %d bytes of text-like data and timing gzip -1 | sha256sum on them", cfg.PayloadSize)
+		fixed = TextData(cfg.PayloadSize)
+		secs, err := timeGzip(ctx, fixed, cfg.OutDir)
+		if err != nil {
+			return nil, err
+		}
+		r.rep.Throughput = &ThroughputReport{Bytes: int64(len(fixed)), GzipSeconds: secs,
+			GzipMiBps: float64(len(fixed)) / (1 << 20) / secs}
+	}
+
+	logf("starting the control plane")
+	env, err := devenv.Start()
+	if err != nil {
+		return nil, err
+	}
+	r.env = env
+	defer func() { _ = env.Stop() }()
+
+	hc := rest.CopyConfig(env.Config)
+	hc.QPS, hc.Burst = 1000, 2000
+	if r.c, err = client.New(hc, client.Options{Scheme: scheme}); err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(hc)
+	if err != nil {
+		return nil, err
+	}
+	r.admin = cs.RESTClient()
+
+	up, err := StartUpstream(cfg.N, cfg.PayloadSize, cfg.ETag, fixed, 32)
+	if err != nil {
+		return nil, err
+	}
+	r.up = up
+	defer up.Close()
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := r.startWatches(rctx); err != nil {
+		return nil, err
+	}
+	stop, err := r.startController(rctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+
+	if err := r.phaseCreate(rctx, logf); err != nil {
+		return r.rep, err
+	}
+	if err := r.phaseSteady(rctx, logf); err != nil {
+		return r.rep, err
+	}
+	if err := r.phaseLatency(rctx, logf); err != nil {
+		return r.rep, err
+	}
+
+	if p, err := ReadProc(r.pid); err == nil {
+		r.rep.CPUSeconds = p.CPUSeconds
+		r.rep.PeakRSSMiB = p.HWMMiB
+	}
+	r.rep.RSSSamples = r.sampler.all()
+	stop()
+	cancel()
+
+	if err := r.writeOutputs(); err != nil {
+		return r.rep, err
+	}
+	logf("done")
+	return r.rep, nil
+}
+
+// startController starts the controller binary and waits for its metrics
+// endpoint; the returned func stops it (idempotent).
+func (r *run) startController(ctx context.Context) (func(), error) {
+	cfg := r.cfg
+	kubeconfig := filepath.Join(cfg.OutDir, cfg.Name+"-kubeconfig")
+	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
+		return nil, err
+	}
+	storageAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if r.metrics, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	args := []string{
+		"--watch-all-namespaces",
+		"--storage-backend=" + cfg.Backend,
+		"--storage-addr=" + storageAddr,
+		"--storage-adv-addr=" + storageAddr,
+		"--metrics-addr=" + r.metrics,
+		"--health-addr=127.0.0.1:0",
+		"--log-level=error",
+	}
+	if cfg.Backend == "filesystem" {
+		dir := filepath.Join(cfg.OutDir, cfg.Name+"-storage")
+		_ = os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, "--storage-path="+dir)
+	}
+	if cfg.Concurrent > 0 {
+		args = append(args, "--concurrent="+strconv.Itoa(cfg.Concurrent))
+	}
+	if cfg.QPS != 0 {
+		args = append(args, "--kube-api-qps="+strconv.FormatFloat(cfg.QPS, 'f', -1, 64))
+	}
+	if cfg.Burst > 0 {
+		args = append(args, "--kube-api-burst="+strconv.Itoa(cfg.Burst))
+	}
+	if cfg.Throughput {
+		args = append(args, "--max-response-size="+strconv.Itoa(2*cfg.PayloadSize+1<<20))
+	}
+	args = append(args, cfg.ExtraArgs...)
+
+	logFile, err := os.Create(filepath.Join(cfg.OutDir, cfg.Name+"-controller.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(cfg.ControllerBin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+namespace)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting %s: %w", cfg.ControllerBin, err)
+	}
+	r.pid = cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+
+	r.sampler = &sampler{start: time.Now()}
+	go r.sampler.run(ctx, r.pid, 250*time.Millisecond)
+
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := readReconciles(ctx, r.metrics); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			return nil, fmt.Errorf("the controller exited at start-up; see %s", logFile.Name())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, errors.New("the controller's metrics endpoint did not come up within 1m")
+		}
+	}
+	// Let the manager's caches sync, then take the idle baseline.
+	time.Sleep(2 * time.Second)
+	if p, err := ReadProc(r.pid); err == nil {
+		r.rep.BaselineRSSMiB = p.RSSMiB
+	}
+	return stop, nil
+}
+
+func (r *run) name(i int) string { return fmt.Sprintf("src-%05d", i) }
+
+func (r *run) index(name string) int {
+	i, err := strconv.Atoi(name[len("src-"):])
+	if err != nil {
+		return -1
+	}
+	return i
+}
+
+// phaseCreate creates the namespace and the N sources and waits until all
+// are Ready.
+func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error {
+	cfg := r.cfg
+	if err := r.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return err
+	}
+	w0, err := ReadAPIWrites(ctx, r.admin)
+	if err != nil {
+		return err
+	}
+	logf("creating %d ExternalSources", cfg.N)
+	start := time.Now()
+	r.tr.setStart(start, cfg.N)
+	err = parallel(ctx, cfg.N, 16, func(i int) error {
+		return r.c.Create(ctx, &v1.ExternalSource{
+			ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace},
+			Spec: v1.ExternalSourceSpec{
+				Interval:        metav1.Duration{Duration: cfg.Interval},
+				DestinationPath: "data.json",
+				Generator: v1.GeneratorSpec{
+					Type: v1.GeneratorTypeHTTP,
+					HTTP: &v1.HTTPGeneratorSpec{URL: r.up.URL(i)},
+				},
+			},
+		})
+	})
+	if err != nil {
+		return err
+	}
+	r.rep.CreateSeconds = time.Since(start).Seconds()
+	logf("created in %.1fs; waiting for all Ready", r.rep.CreateSeconds)
+
+	select {
+	case <-r.tr.allReady:
+	case <-time.After(cfg.ReadyTimeout):
+		r.rep.Ready = r.tr.readyCount()
+		return fmt.Errorf("only %d of %d sources Ready after %s", r.rep.Ready, cfg.N, cfg.ReadyTimeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.rep.Ready = r.tr.readyCount()
+	r.rep.AllReadySeconds = r.tr.lastReady().Sub(start).Seconds()
+	r.rep.InitialReconcilesPerSecond = float64(cfg.N) / r.rep.AllReadySeconds
+	w1, err := ReadAPIWrites(ctx, r.admin)
+	if err != nil {
+		return err
+	}
+	r.rep.InitialAPIWrites = w1.Sub(w0)
+	delete(r.rep.InitialAPIWrites, "externalsources POST") // the harness's creates
+	r.rep.InitialAPIWritesPerSource = float64(r.rep.InitialAPIWrites.Total()) / float64(cfg.N)
+	if r.rep.Throughput != nil {
+		t := r.rep.Throughput
+		t.ControllerSeconds = r.rep.AllReadySeconds
+		t.ControllerMiBps = float64(t.Bytes) / (1 << 20) / t.ControllerSeconds
+		t.Ratio = t.ControllerMiBps / t.GzipMiBps
+		t.RSSGrowthMiB = r.sampler.maxSince(start) - r.rep.BaselineRSSMiB
+		if p, err := ReadProc(r.pid); err == nil {
+			t.RSSGrowthMiB = max(t.RSSGrowthMiB, p.HWMMiB-r.rep.BaselineRSSMiB)
+		}
+	}
+	logf("all %d Ready after %.1fs", cfg.N, r.rep.AllReadySeconds)
+	return nil
+}
+
+// snapshot is the counters at one instant.
+type snapshot struct {
+	at         time.Time
+	writes     APIWrites
+	upstream   UpstreamCounts
+	reconciles int64
+	published  int64
+}
+
+func (r *run) snapshot(ctx context.Context) (snapshot, error) {
+	s := snapshot{at: time.Now(), upstream: r.up.Counts(), published: r.tr.publishedCount()}
+	var err error
+	if s.writes, err = ReadAPIWrites(ctx, r.admin); err != nil {
+		return s, err
+	}
+	s.reconciles, err = readReconciles(ctx, r.metrics)
+	return s, err
+}
+
+// phaseSteady measures one interval of every source.
+func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error {
+	cfg := r.cfg
+	// Let trailing work (events, the last patches) finish.
+	time.Sleep(2 * time.Second)
+	st := &r.rep.Steady
+	change := func() {
+		for i := range int(cfg.ChangeFraction * float64(cfg.N)) {
+			r.up.Change(i)
+		}
+	}
+	s0, err := r.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	switch cfg.Steady {
+	case SteadyRequest:
+		logf("steady state: a reconcile request on every source")
+		change()
+		token := strconv.FormatInt(time.Now().UnixNano(), 10)
+		r.tr.expectHandled(token, cfg.N)
+		if err := parallel(ctx, cfg.N, 16, func(i int) error { return r.requestReconcile(ctx, i, token) }); err != nil {
+			return err
+		}
+		select {
+		case <-r.tr.handled:
+		case <-time.After(cfg.ReadyTimeout):
+			return fmt.Errorf("the reconcile requests were not all handled within %s", cfg.ReadyTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		time.Sleep(time.Second)
+	default:
+		// The first interval after a new artifact is a warm-up: it
+		// records status.changeDetection=HEAD (the first fetch was a GET)
+		// and drains the queued NewArtifact events. It is reported apart.
+		if err := r.waitReconciles(ctx, s0, logf, "warm-up"); err != nil {
+			return err
+		}
+		sw, err := r.snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		r.rep.Warmup = r.steadyReport(s0, sw)
+		s0 = sw
+		change()
+		if err := r.waitReconciles(ctx, s0, logf, "steady"); err != nil {
+			return err
+		}
+	}
+	s1, err := r.snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	*st = r.steadyReport(s0, s1)
+	if p, err := ReadProc(r.pid); err == nil {
+		r.rep.RSSMiB = p.RSSMiB
+	}
+	logf("steady state: %d reconciles in %.1fs; upstream %+v; writes %s; artifacts %d",
+		st.Reconciles, st.WindowSeconds, st.Upstream, st.APIWrites, st.ArtifactsPublished)
+	return nil
+}
+
+// waitReconciles waits for N reconciles after s0 (one interval of every
+// source) and a second for trailing writes.
+func (r *run) waitReconciles(ctx context.Context, s0 snapshot, logf func(string, ...any), what string) error {
+	cfg := r.cfg
+	logf("%s: waiting for %d reconciles after spec.interval (%s)", what, cfg.N, cfg.Interval)
+	deadline := time.Now().Add(3*cfg.Interval + time.Minute)
+	for {
+		n, err := readReconciles(ctx, r.metrics)
+		if err != nil {
+			return err
+		}
+		if n-s0.reconciles >= int64(cfg.N) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d reconciles within %s", n-s0.reconciles, cfg.N, time.Since(s0.at))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	time.Sleep(time.Second)
+	return nil
+}
+
+// steadyReport derives the per-interval figures between two snapshots.
+func (r *run) steadyReport(s0, s1 snapshot) SteadyReport {
+	cfg := r.cfg
+	var st SteadyReport
+	st.Mode = cfg.Steady
+	st.WindowSeconds = s1.at.Sub(s0.at).Seconds()
+	st.Reconciles = s1.reconciles - s0.reconciles
+	st.Upstream = s1.upstream.Sub(s0.upstream)
+	st.APIWrites = s1.writes.Sub(s0.writes)
+	if cfg.Steady == SteadyRequest {
+		st.APIWrites["externalsources PATCH"] -= r.harnessW
+		if st.APIWrites["externalsources PATCH"] == 0 {
+			delete(st.APIWrites, "externalsources PATCH")
+		}
+		r.harnessW = 0
+	}
+	st.ArtifactsPublished = s1.published - s0.published
+	st.ReconcilesPerSecond = float64(st.Reconciles) / st.WindowSeconds
+	if st.Reconciles > 0 {
+		per := float64(st.Reconciles)
+		st.UpstreamPerSourceInterval = float64(st.Upstream.Total()) / per
+		st.APIWritesPerSourceInterval = float64(st.APIWrites.Total()) / per
+		st.ArtifactsPerSourceInterval = float64(st.ArtifactsPublished) / per
+	}
+	return st
+}
+
+// requestReconcile sets reconcile.fluxcd.io/requestedAt on source i.
+func (r *run) requestReconcile(ctx context.Context, i int, token string) error {
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token)
+	obj := &v1.ExternalSource{ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace}}
+	if err := r.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		return err
+	}
+	r.tr.mu.Lock()
+	r.harnessW++
+	r.tr.mu.Unlock()
+	return nil
+}
+
+// phaseLatency changes LatencySamples endpoints, one after the other at
+// LatencyRate, each followed by a reconcile request, and measures the time
+// until the ExternalArtifact carries a new revision.
+func (r *run) phaseLatency(ctx context.Context, logf func(string, ...any)) error {
+	cfg := r.cfg
+	m := min(cfg.LatencySamples, cfg.N)
+	if m <= 0 {
+		return nil
+	}
+	logf("latency: %d upstream changes + reconcile requests at %.0f/s", m, cfg.LatencyRate)
+	gap := time.Duration(float64(time.Second) / cfg.LatencyRate)
+	tick := time.NewTicker(gap)
+	defer tick.Stop()
+	for k := range m {
+		i := k * cfg.N / m // spread over the sources
+		r.up.Change(i)
+		r.tr.expectRevision(r.name(i))
+		if err := r.requestReconcile(ctx, i, strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+			return err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for r.tr.pendingCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	vals, missed := r.tr.latencies()
+	sort.Float64s(vals)
+	l := &r.rep.Latency
+	l.Samples, l.Missed, l.Values = len(vals), missed, vals
+	l.P50Seconds, l.P90Seconds, l.P99Seconds = percentile(vals, 50), percentile(vals, 90), percentile(vals, 99)
+	if len(vals) > 0 {
+		l.MaxSeconds = vals[len(vals)-1]
+	}
+	logf("latency: p50 %.3fs p99 %.3fs (%d samples, %d missed)", l.P50Seconds, l.P99Seconds, l.Samples, l.Missed)
+	return nil
+}
+
+// timeGzip writes data to a file and times `gzip -1 | sha256sum` on it.
+func timeGzip(ctx context.Context, data []byte, dir string) (float64, error) {
+	f := filepath.Join(dir, "payload.bin")
+	if err := os.WriteFile(f, data, 0o644); err != nil {
+		return 0, err
+	}
+	defer os.Remove(f)
+	// Warm the page cache so both sides read from memory.
+	if _, err := os.ReadFile(f); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "sh", "-c", `gzip -1 < "$1" | sha256sum`, "sh", f).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("gzip -1 | sha256sum: %v: %s", err, out)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first
+// error.
+func parallel(ctx context.Context, n, workers int, fn func(int) error) error {
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+loop:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break loop
+		case err := <-errs:
+			close(next)
+			wg.Wait()
+			return err
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return ctx.Err()
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// tracker follows ExternalSources and ExternalArtifacts through watches
+// (informers): readiness, handled reconcile requests, revision changes.
+type tracker struct {
+	mu        sync.Mutex
+	start     time.Time
+	n         int
+	ready     map[string]time.Time
+	last      time.Time
+	allReady  chan struct{}
+	revisions map[string]string
+	published int64
+
+	token   string
+	handled chan struct{}
+	acked   map[string]bool
+
+	pending map[string]time.Time
+	values  []float64
+}
+
+func newTracker() *tracker {
+	return &tracker{ready: map[string]time.Time{}, revisions: map[string]string{}, allReady: make(chan struct{}),
+		pending: map[string]time.Time{}, acked: map[string]bool{}}
+}
+
+func (t *tracker) setStart(s time.Time, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.start, t.n = s, n
+}
+
+func (t *tracker) onSource(obj any) {
+	es, ok := obj.(*v1.ExternalSource)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.ready[es.Name]; !seen && conditions.IsReady(es) && es.Status.Artifact != nil {
+		t.ready[es.Name] = now
+		t.last = now
+		if len(t.ready) == t.n {
+			close(t.allReady)
+		}
+	}
+	if t.token != "" && es.Status.LastHandledReconcileAt == t.token && !t.acked[es.Name] {
+		t.acked[es.Name] = true
+		if len(t.acked) == t.n {
+			close(t.handled)
+		}
+	}
+}
+
+func (t *tracker) onArtifact(obj any) {
+	ea, ok := obj.(*sourcev1.ExternalArtifact)
+	if !ok || ea.Status.Artifact == nil {
+		return
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rev := ea.Status.Artifact.Revision
+	if t.revisions[ea.Name] == rev {
+		return
+	}
+	t.revisions[ea.Name] = rev
+	t.published++
+	if s, ok := t.pending[ea.Name]; ok {
+		t.values = append(t.values, now.Sub(s).Seconds())
+		delete(t.pending, ea.Name)
+	}
+}
+
+func (t *tracker) readyCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.ready)
+}
+
+func (t *tracker) lastReady() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+func (t *tracker) publishedCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.published
+}
+
+func (t *tracker) expectHandled(token string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.token, t.n, t.handled, t.acked = token, n, make(chan struct{}), map[string]bool{}
+}
+
+func (t *tracker) expectRevision(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.pending[name] = time.Now()
+}
+
+func (t *tracker) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+func (t *tracker) latencies() ([]float64, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]float64(nil), t.values...), len(t.pending)
+}
+
+// startWatches starts informers on the benchmark namespace.
+func (r *run) startWatches(ctx context.Context) error {
+	c, err := ctrlcache.New(r.env.Config, ctrlcache.Options{Scheme: scheme,
+		DefaultNamespaces: map[string]ctrlcache.Config{namespace: {}}})
+	if err != nil {
+		return err
+	}
+	handlers := map[client.Object]func(any){
+		&v1.ExternalSource{}:         r.tr.onSource,
+		&sourcev1.ExternalArtifact{}: r.tr.onArtifact,
+	}
+	for obj, h := range handlers {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return err
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    h,
+			UpdateFunc: func(_, n any) { h(n) },
+		}); err != nil {
+			return err
+		}
+	}
+	go func() { _ = c.Start(ctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return errors.New("the harness's caches did not sync")
+	}
+	return nil
+}
+
+// writeOutputs writes the JSON report and the plots.
+func (r *run) writeOutputs() error {
+	plots, err := WritePlots(r.rep, r.cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	r.rep.Plots = plots
+	return WriteJSON(filepath.Join(r.cfg.OutDir, r.cfg.Name+".json"), r.rep)
+}
