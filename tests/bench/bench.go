@@ -333,6 +333,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.rep.PeakRSSMiB = p.HWMMiB
 	}
 	r.rep.RSSSamples = r.sampler.all()
+	// The kernel's RSS counters are per-CPU and synced lazily, so VmHWM can
+	// read a little below an RSS read earlier: the peak is the largest of
+	// everything seen.
+	r.rep.PeakRSSMiB = max(r.rep.PeakRSSMiB, r.rep.RSSMiB)
+	for _, smp := range r.rep.RSSSamples {
+		r.rep.PeakRSSMiB = max(r.rep.PeakRSSMiB, smp.RSSMiB)
+	}
 	stop()
 	cancel()
 
