@@ -92,6 +92,8 @@ type flags struct {
 	s3                                  s3.Options
 	maxResponseSize                     int64
 	hookSocket, hookWhitelist           string
+	allowedURLs, deniedURLs             []string
+	allowLinkLocal                      bool
 	retentionTTL                        time.Duration
 	retentionRecords                    int
 
@@ -125,6 +127,11 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
 		"The Unix socket of the hook-executor sidecar; without it, objects with hooks are Stalled.")
 	fs.StringVar(&f.hookWhitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
+	fs.StringSliceVar(&f.allowedURLs, "allowed-url-patterns", nil,
+		"Regular expressions (anchored) one of which every fetched URL must match; empty allows all.")
+	fs.StringSliceVar(&f.deniedURLs, "denied-url-patterns", nil, "Regular expressions (anchored) no fetched URL may match.")
+	fs.BoolVar(&f.allowLinkLocal, "allow-link-local-addresses", false,
+		"Allow fetching from link-local and cloud metadata addresses (denied by default, checked after DNS resolution).")
 	fs.DurationVar(&f.retentionTTL, "artifact-retention-ttl", storage.DefaultRetention.TTL,
 		"How long superseded artifacts are kept for in-flight downloads.")
 	fs.IntVar(&f.retentionRecords, "artifact-retention-records", storage.DefaultRetention.Records,
@@ -179,8 +186,12 @@ func run(ctx context.Context, f *flags) error {
 	}
 	storage.RecordBackend(f.storageBackend, store)
 
+	urlPolicy, err := httpgen.ParseURLPolicy(f.allowedURLs, f.deniedURLs, f.allowLinkLocal)
+	if err != nil {
+		return err
+	}
 	generators, err := newGenerators(v1.GeneratorTypes, builtin.Register,
-		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version}})
+		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version, URLPolicy: urlPolicy}})
 	if err != nil {
 		return err
 	}

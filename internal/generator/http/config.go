@@ -25,7 +25,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"golang.org/x/net/http/httpguts"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -233,11 +232,8 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, *http.T
 		proxy = http.ProxyURL(c.proxy)
 	}
 	transport := &http.Transport{
-		Proxy: proxy,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 proxy,
+		DialContext:           g.dialer(),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   4,

@@ -79,6 +79,13 @@ type Options struct {
 	// MaxClients bounds the number of cached clients (one per distinct
 	// TLS/proxy configuration); the least recently used goes first.
 	MaxClients int
+
+	// URLPolicy restricts the URLs and addresses fetched; nil still denies
+	// link-local and metadata addresses.
+	URLPolicy *URLPolicy
+
+	// Resolver resolves host names; nil is net.DefaultResolver.
+	Resolver Resolver
 }
 
 func (o Options) withDefaults() Options {
@@ -170,6 +177,9 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 		if u, method, header, bodyText, err = preRequest(ctx, req, u, method, header, bodyText); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.opts.URLPolicy.CheckURL(u.String()); err != nil {
+		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
 	}
 	tc, err := g.transportConfig(ctx, req, spec)
 	if err != nil {
