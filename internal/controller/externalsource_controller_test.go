@@ -454,3 +454,51 @@ func TestExternalArtifactOwnedByAnotherIsNotAdopted(t *testing.T) {
 	g.Expect(ea.Status.Artifact).To(BeNil())
 	g.Expect(metav1.GetControllerOf(ea).UID).To(Equal(other.UID))
 }
+
+// TestBodyCutMidTransfer: an upstream that announces more than it sends
+// and closes the connection fails the fetch (nothing half-written is
+// published), keeps the last artifact, and recovers by itself.
+func TestBodyCutMidTransfer(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	var cut atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !cut.Load() {
+			_, _ = io.WriteString(w, "complete: true\n")
+			return
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "complete: fa")
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	obj := newSource(ns, "cut", srv.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	a := waitReady(t, obj).Status.Artifact
+	stored := backends["memory"].list(ns, obj.Name)
+
+	cut.Store(true)
+	requestReconcile(t, obj)
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsTrue(cur, v1.FetchFailedCondition)).To(BeTrue())
+		g.Expect(conditions.GetMessage(cur, v1.FetchFailedCondition)).To(ContainSubstring("unexpected EOF"))
+		g.Expect(cur.Status.Artifact).To(Equal(a))
+	}, timeout).Should(Succeed())
+	g.Expect(backends["memory"].list(ns, obj.Name)).To(Equal(stored), "nothing half-written was stored")
+	g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a))
+
+	cut.Store(false)
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(cur.Status.Artifact).To(Equal(a))
+	}, timeout).Should(Succeed())
+}
