@@ -18,21 +18,54 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 
 	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
 )
 
 // replica is a controller process started with leader election.
 type replica struct {
-	name   string
-	health string
-	stop   func()
+	name    string
+	health  string
+	storage string
+	metrics string
+	stop    func()
+}
+
+// reconciles returns the replica's count of ExternalSource reconciles, from
+// its metrics endpoint.
+func (r replica) reconciles(g Gomega) float64 {
+	resp, err := http.Get("http://" + r.metrics + "/metrics")
+	g.Expect(err).ToNot(HaveOccurred())
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	g.Expect(err).ToNot(HaveOccurred())
+	var total float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "controller_runtime_reconcile_total{") && strings.Contains(line, `controller="externalsource"`) {
+			var v float64
+			_, _ = fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v)
+			total += v
+		}
+	}
+	return total
 }
 
 // ready reports whether the replica's /readyz answers 200.
@@ -60,6 +93,10 @@ func startReplicas(t *testing.T, shard string, storageArgs ...string) []replica 
 		if err != nil {
 			t.Fatal(err)
 		}
+		metrics, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
 		args := append([]string{
 			"--enable-leader-election",
 			"--leader-election-lease-duration=4s",
@@ -69,7 +106,7 @@ func startReplicas(t *testing.T, shard string, storageArgs ...string) []replica 
 			"--storage-addr=" + storage,
 			"--storage-adv-addr=" + storage,
 			"--health-addr=" + health,
-			"--metrics-addr=127.0.0.1:0",
+			"--metrics-addr=" + metrics,
 		}, storageArgs...)
 		name := fmt.Sprintf("replica-%s-%d", shard, i)
 		cmd, err := startCmd(name, bin, kubeconfig, args...)
@@ -81,7 +118,7 @@ func startReplicas(t *testing.T, shard string, storageArgs ...string) []replica 
 			_ = cmd.Wait()
 		}
 		t.Cleanup(stop)
-		out = append(out, replica{name: name, health: health, stop: stop})
+		out = append(out, replica{name: name, health: health, storage: storage, metrics: metrics, stop: stop})
 	}
 	return out
 }
@@ -113,14 +150,90 @@ func TestLeaderServesWithMemoryStorage(t *testing.T) {
 	g.Eventually(follower.ready, timeout, 200*time.Millisecond).Should(BeTrue(), "the follower takes over")
 }
 
-// TestEveryReplicaServesWithS3: with S3 every replica can serve every
-// artifact, so every replica is ready, leader or not.
-func TestEveryReplicaServesWithS3(t *testing.T) {
+// TestHighAvailabilityWithS3: two replicas share one bucket. Every replica
+// is ready and serves every artifact; only the leader reconciles; a leader
+// change loses nothing and republishes nothing.
+func TestHighAvailabilityWithS3(t *testing.T) {
 	g := NewWithT(t)
 	srv := s3test.Start(t)
 	g.Expect(srv.MakeBucket(ctx, "shared")).To(Succeed())
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
-	rs := startReplicas(t, "s3", "--storage-backend=s3", "--s3-endpoint="+srv.Endpoint, "--s3-bucket=shared", "--s3-insecure")
+	// Both advertise the Service, as in a cluster (the later flag wins).
+	rs := startReplicas(t, "s3", "--storage-backend=s3", "--s3-endpoint="+srv.Endpoint, "--s3-bucket=shared", "--s3-insecure",
+		"--storage-adv-addr=externalsource-controller.flux-system.svc.cluster.local.")
 	g.Eventually(func() int { return countReady(rs) }, timeout, 200*time.Millisecond).Should(Equal(2))
+
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"ha-1"`)
+		if r.Method == http.MethodHead || r.Header.Get("If-None-Match") == `"ha-1"` {
+			if r.Method != http.MethodHead {
+				w.WriteHeader(http.StatusNotModified)
+			}
+			return
+		}
+		fmt.Fprint(w, "ha: true\n")
+	}))
+	defer up.Close()
+	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ha"}})).To(Succeed())
+	src := &v1.ExternalSource{
+		ObjectMeta: metav1.ObjectMeta{Name: "ha", Namespace: "ha", Labels: map[string]string{"e2e.externalsource.io/shard": "s3"}},
+		Spec: v1.ExternalSourceSpec{
+			Interval:        metav1.Duration{Duration: 10 * time.Minute},
+			DestinationPath: "data.yaml",
+			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: up.URL}},
+		},
+	}
+	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
+	var a *meta.Artifact
+	g.Eventually(func(g Gomega) {
+		cur := &v1.ExternalSource{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(cur.Status.Artifact).ToNot(BeNil(), "%+v", cur.Status)
+		a = cur.Status.Artifact
+	}, timeout).Should(Succeed())
+
+	// Both replicas serve the artifact.
+	for _, r := range rs {
+		resp, err := http.Get("http://" + r.storage + "/" + a.Path)
+		g.Expect(err).ToNot(HaveOccurred())
+		resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK), r.name)
+	}
+	// Only the leader reconciled.
+	leader, follower := rs[0], rs[1]
+	if leader.reconciles(g) == 0 {
+		leader, follower = follower, leader
+	}
+	g.Expect(leader.reconciles(g)).To(BeNumerically(">", 0))
+	g.Expect(follower.reconciles(g)).To(BeZero())
+
+	// A leader change: the new leader reconciles the object again and finds
+	// everything in place (HEAD, same ETag), so nothing is republished.
+	leader.stop()
+	g.Eventually(func() float64 { return follower.reconciles(g) }, timeout, 200*time.Millisecond).Should(BeNumerically(">", 0))
+	g.Consistently(func(g Gomega) {
+		cur := &v1.ExternalSource{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(cur.Status.Artifact).To(Equal(a))
+	}, 3*time.Second, 500*time.Millisecond).Should(Succeed())
+	raw, err := srv.Client()
+	g.Expect(err).ToNot(HaveOccurred())
+	objects := 0
+	for o := range raw.ListObjects(ctx, "shared", minio.ListObjectsOptions{Recursive: true}) {
+		g.Expect(o.Err).ToNot(HaveOccurred())
+		objects++
+	}
+	g.Expect(objects).To(Equal(1), "one artifact in the bucket")
+	var evs corev1.EventList
+	g.Expect(k8sClient.List(ctx, &evs, client.InNamespace("ha"))).To(Succeed())
+	published := 0
+	for _, e := range evs.Items {
+		if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
+			published += int(max(e.Count, 1))
+		}
+	}
+	g.Expect(published).To(Equal(1), "published once")
 }
