@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,8 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/fluxcd/pkg/apis/meta"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
@@ -67,6 +70,30 @@ func TestAPIRejectsBadInput(t *testing.T) {
 		{"bad-retry-policy", func(o *v1.ExternalSource) {
 			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", RetryPolicy: "sometimes"}}}
 		}, []string{"spec.hooks.postRequest[0].retryPolicy", `Unsupported value: "sometimes"`}},
+		{"bad-hook-name", func(o *v1.ExternalSource) {
+			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "Bad_Name", Command: "jq"}}}
+		}, []string{"spec.hooks.postRequest[0].name"}},
+		{"empty-hook-command", func(o *v1.ExternalSource) {
+			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: ""}}}
+		}, []string{"spec.hooks.postRequest[0].command"}},
+		{"too-many-retries", func(o *v1.ExternalSource) {
+			n := int32(11)
+			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
+		}, []string{"spec.hooks.postRequest[0].maxRetries"}},
+		{"negative-retries", func(o *v1.ExternalSource) {
+			n := int32(-1)
+			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
+		}, []string{"spec.hooks.postRequest[0].maxRetries"}},
+		{"too-many-hooks", func(o *v1.ExternalSource) {
+			var hs []v1.Hook
+			for i := range 17 {
+				hs = append(hs, v1.Hook{Name: fmt.Sprintf("h%d", i), Command: "jq"})
+			}
+			o.Spec.Hooks = &v1.Hooks{PreRequest: hs}
+		}, []string{"spec.hooks.preRequest"}},
+		{"empty-secret-name", func(o *v1.ExternalSource) {
+			o.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{}
+		}, []string{"spec.generator.http", "headersSecretRef.name must not be empty"}},
 		{"bad-env-name", func(o *v1.ExternalSource) {
 			o.Spec.Hooks = &v1.Hooks{PreRequest: []v1.Hook{{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "A=B"}}}}}
 		}, []string{"spec.hooks.preRequest[0].env[0].name"}},
