@@ -108,9 +108,9 @@ type GeneratorSpec struct {
 
 // HTTPGeneratorSpec configures a request to an HTTP API.
 // +kubebuilder:validation:XValidation:rule="!has(self.body) || self.method != 'GET'",message="body is not allowed with method GET"
-// +kubebuilder:validation:XValidation:rule="!has(self.headersSecretRef) || self.headersSecretRef.name != ''",message="headersSecretRef.name must not be empty"
-// +kubebuilder:validation:XValidation:rule="!has(self.certSecretRef) || self.certSecretRef.name != ''",message="certSecretRef.name must not be empty"
-// +kubebuilder:validation:XValidation:rule="!has(self.proxySecretRef) || self.proxySecretRef.name != ''",message="proxySecretRef.name must not be empty"
+// +kubebuilder:validation:XValidation:rule="!has(self.headersSecretRef) || size(self.headersSecretRef.name) > 0",message="headersSecretRef.name must not be empty"
+// +kubebuilder:validation:XValidation:rule="!has(self.certSecretRef) || size(self.certSecretRef.name) > 0",message="certSecretRef.name must not be empty"
+// +kubebuilder:validation:XValidation:rule="!has(self.proxySecretRef) || size(self.proxySecretRef.name) > 0",message="proxySecretRef.name must not be empty"
 type HTTPGeneratorSpec struct {
 	// URL of the API, http or https.
 	// +kubebuilder:validation:MaxLength=2048
