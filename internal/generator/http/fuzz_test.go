@@ -34,7 +34,10 @@ func FuzzSecretHeaders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, k, v string) {
 		h, err := secretHeaders(map[string][]byte{k: []byte(v)})
 		if err != nil {
-			if len(v) > 3 && containsValue(err.Error(), v) {
+			// The message names the key; a value that happens to be part
+			// of the key (or of the fixed text) proves nothing.
+			if len(v) > 3 && containsValue(err.Error(), v) && !containsValue(k, v) &&
+				!containsValue("is not a valid header name value of key control characters", v) {
 				t.Fatalf("the error reveals the value: %v", err)
 			}
 			return
