@@ -105,6 +105,9 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 		cur := &v1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		// Flux's patcher writes the conditions before the rest of the
+		// status: wait for both.
+		g.Expect(cur.Status.Artifact).ToNot(BeNil())
 		ea := &sourcev1.ExternalArtifact{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), ea)).To(Succeed())
 		g.Expect(ea.Status.Artifact).ToNot(BeNil())
