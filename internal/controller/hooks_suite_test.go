@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -122,6 +123,8 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 		return nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// The sidecar dies with the test binary, even one that panics.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// The sidecar's environment is not the test's: hooks must see nothing
 	// of it anyway, and this proves it.
 	cmd.Env = []string{"SECRET_OF_THE_CONTROLLER=do-not-leak"}
