@@ -39,8 +39,8 @@ func FuzzSecretHeaders(f *testing.F) {
 			// The message names the key (quoted); what is left must not
 			// hold the value, unless the fixed text itself does.
 			rest := strings.ReplaceAll(err.Error(), strconv.Quote(k), "")
-			if len(v) > 3 && containsValue(rest, v) &&
-				!containsValue("key is not a valid header name the value of key is not a valid header value (control characters)", v) {
+			if len(v) > 3 && strings.Contains(rest, v) &&
+				!strings.Contains("key is not a valid header name the value of key is not a valid header value (control characters)", v) {
 				t.Fatalf("the error reveals the value: %v", err)
 			}
 			return
@@ -58,11 +58,3 @@ func FuzzSecretHeaders(f *testing.F) {
 	})
 }
 
-func containsValue(msg, v string) bool {
-	for i := 0; i+len(v) <= len(msg); i++ {
-		if msg[i:i+len(v)] == v {
-			return true
-		}
-	}
-	return false
-}
