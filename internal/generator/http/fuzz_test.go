@@ -57,4 +57,3 @@ func FuzzSecretHeaders(f *testing.F) {
 		}
 	})
 }
-
