@@ -121,6 +121,8 @@ func waitReady(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
 		out = getSource(g, obj)
 		g.Expect(conditions.IsReady(out)).To(BeTrue(), "Ready: %v", conditions.Get(out, meta.ReadyCondition))
 		g.Expect(out.Status.ObservedGeneration).To(Equal(out.Generation))
+		// The patcher may write conditions before the rest of the status.
+		g.Expect(out.Status.Artifact).ToNot(BeNil(), "artifact")
 	}, timeout, 100*time.Millisecond).Should(Succeed())
 	return out
 }

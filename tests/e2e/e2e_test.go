@@ -178,11 +178,15 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	upstream.set(http.StatusOK, "43")
 	token := annotate(g, &v1.ExternalSource{ObjectMeta: src.ObjectMeta})
 	g.Eventually(func(g Gomega) { g.Expect(configMapPrice(g)).To(Equal("43")) }, timeout).Should(Succeed())
+	// The ExternalArtifact is written before the source's status: wait for
+	// the status too.
 	cur := &v1.ExternalSource{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
-	g.Expect(cur.Status.LastHandledReconcileAt).To(Equal(token))
-	g.Expect(conditions.IsReady(cur)).To(BeTrue())
-	g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
+		g.Expect(cur.Status.LastHandledReconcileAt).To(Equal(token))
+		g.Expect(conditions.IsReady(cur)).To(BeTrue())
+		g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+	}, timeout).Should(Succeed())
 	second := cur.Status.Artifact.Revision
 	g.Expect(second).ToNot(Equal(first))
 
