@@ -55,6 +55,9 @@ commands:
 const hookMaxOutput = 64 << 10
 
 var (
+	// controllerBin is the controller binary the suite builds; it is also
+	// the hook-executor sidecar.
+	controllerBin     string
 	testWhitelistPath string
 	testWhitelist     *hook.Store
 	// whitelistSubs fan a whitelist change out to every manager.
@@ -109,18 +112,29 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 	})
 	go func() { _ = store.Watch(ctx) }()
 
-	bin := filepath.Join(dir, "externalsource-controller")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	controllerBin = filepath.Join(dir, "externalsource-controller")
+	build := exec.Command("go", "build", "-o", controllerBin, ".")
 	build.Dir = devenv.Root()
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("building the controller: %v: %s", err, out)
 	}
 	socket := filepath.Join(dir, "hook.sock")
-	cmd := exec.Command(bin, "hook-executor", "--socket="+socket, "--hook-whitelist="+testWhitelistPath,
-		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console")
-	logf, err := os.Create(filepath.Join(dir, "hook-executor.log"))
+	stop, err := startSidecar(socket, filepath.Join(dir, "hook-executor.log"))
 	if err != nil {
 		return nil, nil, err
+	}
+	client := hook.NewClient(socket)
+	return hook.Instrumented(hook.Checked(store.Get, client)), stop, nil
+}
+
+// startSidecar runs the hook-executor sidecar on socket with the suite's
+// whitelist and waits until it listens; stop kills it.
+func startSidecar(socket, logPath string) (stop func(), err error) {
+	cmd := exec.Command(controllerBin, "hook-executor", "--socket="+socket, "--hook-whitelist="+testWhitelistPath,
+		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The sidecar dies with the test binary, even one that panics.
@@ -128,25 +142,26 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 	// The sidecar's environment is not the test's: hooks must see nothing
 	// of it anyway, and this proves it.
 	cmd.Env = []string{"SECRET_OF_THE_CONTROLLER=do-not-leak"}
+	// A socket left by a killed sidecar must not pass for a live one.
+	_ = os.Remove(socket)
 	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+		logf.Close()
+		return nil, err
 	}
-	stop := func() {
+	stop = func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		logf.Close()
 	}
-	client := hook.NewClient(socket)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(socket); err == nil {
-			break
+			return stop, nil
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, nil, fmt.Errorf("hook executor did not listen on %s", socket)
+			return nil, fmt.Errorf("hook executor did not listen on %s", socket)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return hook.Instrumented(hook.Checked(store.Get, client)), stop, nil
 }

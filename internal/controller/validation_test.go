@@ -26,6 +26,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -141,4 +144,63 @@ func TestSamplesAreAccepted(t *testing.T) {
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed(), f)
 		}
 	}
+}
+
+// TestNoCrossNamespaceReferences: every reference an ExternalSource can
+// make is to an object of its own namespace, so a tenant cannot point the
+// controller at another namespace's Secret whatever --no-cross-namespace-refs
+// says (Flux's flag is accepted for parity, and is always in effect). The
+// schema has no namespace field under spec, and the API server refuses one
+// on a reference.
+func TestNoCrossNamespaceReferences(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join(devenv.Root(), "config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var crd struct {
+		Spec struct {
+			Versions []struct {
+				Name   string
+				Schema struct {
+					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
+				}
+			}
+		}
+	}
+	g.Expect(yaml.Unmarshal(b, &crd)).To(Succeed())
+	g.Expect(crd.Spec.Versions).ToNot(BeEmpty())
+	for _, v := range crd.Spec.Versions {
+		spec := v.Schema.OpenAPIV3Schema["properties"].(map[string]any)["spec"].(map[string]any)
+		var refs []string
+		var walk func(path string, schema map[string]any)
+		walk = func(path string, schema map[string]any) {
+			props, _ := schema["properties"].(map[string]any)
+			for name, p := range props {
+				g.Expect(name).ToNot(Equal("namespace"), "%s: %s.namespace", v.Name, path)
+				if strings.HasSuffix(name, "Ref") {
+					refs = append(refs, path+"."+name)
+					g.Expect(p.(map[string]any)["properties"]).To(HaveLen(1), "%s.%s has only a name", path, name)
+				}
+				walk(path+"."+name, p.(map[string]any))
+			}
+			if items, ok := schema["items"].(map[string]any); ok {
+				walk(path+"[]", items)
+			}
+		}
+		walk("spec", spec)
+		g.Expect(refs).To(ConsistOf("spec.generator.http.headersSecretRef", "spec.generator.http.certSecretRef",
+			"spec.generator.http.proxySecretRef"), "a new reference must be reviewed here")
+	}
+
+	// The API server refuses a namespace on a reference.
+	ns := newNamespace(t)
+	obj := newSource(ns, "cross", "https://api.example.com/v1")
+	obj.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{Name: "token"}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(unstructured.SetNestedField(u, "other-tenant", "spec", "generator", "http", "headersSecretRef", "namespace")).To(Succeed())
+	un := &unstructured.Unstructured{Object: u}
+	un.SetGroupVersionKind(v1.GroupVersion.WithKind(v1.ExternalSourceKind))
+	err = k8sClient.Create(testCtx, un, client.FieldValidation(metav1.FieldValidationStrict))
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(ContainSubstring(`unknown field "spec.generator.http.headersSecretRef.namespace"`))
 }

@@ -43,6 +43,10 @@ func Root() string {
 type Env struct {
 	*envtest.Environment
 	Config *rest.Config
+	// certDir holds the API server's certificates; fixed (not envtest's
+	// random one) so that a restarted API server keeps them and its
+	// clients still trust it.
+	certDir string
 }
 
 // Start starts etcd and kube-apiserver from KUBEBUILDER_ASSETS (bin/ by
@@ -75,11 +79,36 @@ func Start(extraCRDPaths ...string) (*Env, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	certDir, err := os.MkdirTemp("", "externalsource-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	env.ControlPlane.APIServer = &envtest.APIServer{CertDir: certDir}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting control plane: %w", err)
 	}
-	return &Env{Environment: env, Config: cfg}, nil
+	return &Env{Environment: env, Config: cfg, certDir: certDir}, nil
+}
+
+// Stop stops the control plane and removes its certificates.
+func (e *Env) Stop() error {
+	err := e.Environment.Stop()
+	_ = os.RemoveAll(e.certDir)
+	return err
+}
+
+// StopAPIServer stops kube-apiserver alone; etcd and its data stay, as in
+// an API server restart or upgrade.
+func (e *Env) StopAPIServer() error {
+	return e.ControlPlane.GetAPIServer().Stop()
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// same address with the same certificates and users.
+func (e *Env) StartAPIServer() error {
+	return e.ControlPlane.GetAPIServer().Start()
 }
 
 // WriteKubeconfig writes a kubeconfig for the control plane, for processes

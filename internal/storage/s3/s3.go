@@ -61,7 +61,16 @@ type Options struct {
 	Creds *credentials.Credentials
 	// Transport overrides the HTTP transport (tests).
 	Transport http.RoundTripper
+	// MaxRetries bounds how often one S3 request is retried (200 ms to 1 s
+	// apart) before the operation fails; zero is DefaultMaxRetries. Few
+	// retries, because the reconciler's exponential backoff takes over:
+	// minio-go's own default (10) would hold a worker for seconds per
+	// reconcile while the server is down.
+	MaxRetries int
 }
+
+// DefaultMaxRetries is the retry budget of one S3 request.
+const DefaultMaxRetries = 3
 
 // DefaultCredentials is the standard chain: AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY (or MINIO_*), the shared credentials file, then
@@ -97,11 +106,15 @@ func New(opts Options) (*Storage, error) {
 	if creds == nil {
 		creds = DefaultCredentials()
 	}
+	if opts.MaxRetries <= 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	}
 	c, err := minio.New(opts.Endpoint, &minio.Options{
-		Creds:     creds,
-		Secure:    !opts.Insecure,
-		Region:    opts.Region,
-		Transport: opts.Transport,
+		MaxRetries: opts.MaxRetries,
+		Creds:      creds,
+		Secure:     !opts.Insecure,
+		Region:     opts.Region,
+		Transport:  opts.Transport,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("S3 client: %w", err)

@@ -1,0 +1,554 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	"github.com/fluxcd/pkg/runtime/predicates"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
+	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/hook"
+	"github.com/externalsource/externalsource-controller/internal/server"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
+)
+
+// The fault matrix's backoff: what main.go builds from --min-retry-delay
+// and --max-retry-delay, scaled down so that a test sees the cap.
+const (
+	faultMinDelay = 100 * time.Millisecond
+	faultMaxDelay = 1600 * time.Millisecond
+	// faultAttempts failed reconciles are observed per fault: the delays
+	// between them are 100, 200, 400, 800, 1600, 1600 ms.
+	faultAttempts = 7
+	// faultSlack is what a loaded 2-core machine may add to a delay.
+	faultSlack = time.Second
+)
+
+// attempt is one reconcile as the controller ran it.
+type attempt struct {
+	start, end time.Time
+	failed     bool
+}
+
+// attemptLog records every reconcile of every object.
+type attemptLog struct {
+	mu  sync.Mutex
+	all map[string][]attempt
+}
+
+func (l *attemptLog) add(name string, a attempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all[name] = append(l.all[name], a)
+}
+
+// since returns the attempts of name that started after t.
+func (l *attemptLog) since(name string, t time.Time) []attempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []attempt
+	for _, a := range l.all[name] {
+		if a.start.After(t) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// faultyUpstream is an HTTP(S) upstream whose fault can be switched on and
+// off while it keeps its address.
+type faultyUpstream struct {
+	t       *testing.T
+	tls     bool
+	addr    string
+	mode    atomic.Value // fault name; "" serves the data
+	garbage atomic.Bool  // answer the TLS handshake with plain text
+	mu      sync.Mutex
+	srv     *httptest.Server
+	reqs    []time.Time // GETs while faulty
+}
+
+const upstreamData = "price: 42\n"
+
+func newFaultyUpstream(t *testing.T, useTLS bool) *faultyUpstream {
+	u := &faultyUpstream{t: t, tls: useTLS}
+	u.mode.Store("")
+	u.start("127.0.0.1:0")
+	t.Cleanup(func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.srv != nil {
+			u.srv.Close()
+		}
+	})
+	return u
+}
+
+// start serves on addr (the same address again after a refusal).
+func (u *faultyUpstream) start(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(u.serve))
+	srv.Listener = &garbageListener{Listener: ln, on: &u.garbage}
+	if u.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	u.mu.Lock()
+	u.srv, u.addr = srv, ln.Addr().String()
+	u.mu.Unlock()
+}
+
+// URL is stable across refusals.
+func (u *faultyUpstream) URL() string {
+	if u.tls {
+		return "https://" + u.addr
+	}
+	return "http://" + u.addr
+}
+
+func (u *faultyUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	mode := u.mode.Load().(string)
+	if mode != "" && r.Method == http.MethodGet {
+		u.mu.Lock()
+		u.reqs = append(u.reqs, time.Now())
+		u.mu.Unlock()
+	}
+	switch mode {
+	case "hang":
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
+	case "500":
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	case "503":
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	case "cut":
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "price: 4")
+		http.NewResponseController(w).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	default:
+		_, _ = io.WriteString(w, upstreamData)
+	}
+}
+
+// requestsDuring returns the GETs the faulty upstream saw within a.
+func (u *faultyUpstream) requestsDuring(a attempt) []time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []time.Time
+	for _, r := range u.reqs {
+		if !r.Before(a.start) && !r.After(a.end) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// refuse closes the listener: connections are refused until recover.
+func (u *faultyUpstream) refuse() {
+	u.mu.Lock()
+	srv := u.srv
+	u.srv = nil
+	u.mu.Unlock()
+	srv.Close()
+}
+
+func (u *faultyUpstream) recover() { u.start(u.addr) }
+
+// garbageListener answers connections with plain text while on is set:
+// for a TLS client, garbage instead of a server hello.
+type garbageListener struct {
+	net.Listener
+	on *atomic.Bool
+}
+
+func (l *garbageListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.on.Load() {
+			return c, err
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 400 this is not TLS\r\n\r\n")
+		c.Close()
+	}
+}
+
+// fault is one row of the matrix: how to break things and mend them, and
+// what the status must say meanwhile.
+type fault struct {
+	name string
+	// store is "memory" or "s3"; tls and hooks shape the source.
+	store string
+	tls   bool
+	hooks bool
+	// timeout is spec.timeout.
+	timeout   time.Duration
+	inject    func(*faultEnv)
+	heal      func(*faultEnv)
+	condition string
+	message   string
+	// check inspects the upstream's requests during each failed attempt.
+	check func(g Gomega, reqs []time.Time)
+	// downloadable says the last artifact can be downloaded during the
+	// fault (not when the fault is the storage itself).
+	downloadable bool
+}
+
+// faultEnv is what a fault can act on.
+type faultEnv struct {
+	up      *faultyUpstream
+	s3      *s3test.Server
+	sidecar *sidecarControl
+}
+
+// sidecarControl starts and kills a hook-executor sidecar.
+type sidecarControl struct {
+	mu    sync.Mutex
+	start func() (stop func(), err error)
+	stop  func()
+}
+
+func (s *sidecarControl) up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stop, err := s.start()
+	s.stop = stop
+	return err
+}
+
+func (s *sidecarControl) down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// TestFaultMatrix breaks one thing at a time, for a source that has
+// published an artifact, and checks the same promises for each fault: the
+// controller keeps running, the last artifact stays published (and
+// downloadable unless the store itself is down), the status names the
+// fault, failed reconciles are retried with delays that double from
+// --min-retry-delay up to --max-retry-delay (never the interval, never a
+// tight loop), nothing half-done is stored, and the source recovers by
+// itself once the fault is gone, republishing nothing.
+//
+// It runs one manager of its own with the production controller wiring
+// and rate limiter; a thin wrapper around the reconciler records when each
+// reconcile starts and ends.
+func TestFaultMatrix(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(testCtx)
+
+	// Stores, each behind its own artifact server.
+	mem := faultStore(t, ctx, func(base string) storage.Storage { return memory.New(memory.Options{BaseURL: base}) })
+	s3srv := s3test.Start(t)
+	g.Expect(s3srv.MakeBucket(ctx, "faults")).To(Succeed())
+	s3Store := faultStore(t, ctx, func(base string) storage.Storage {
+		st, err := s3.New(s3.Options{Endpoint: s3srv.Endpoint, Bucket: "faults", Insecure: true, BaseURL: base,
+			Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, "")})
+		g.Expect(err).ToNot(HaveOccurred())
+		return st
+	})
+
+	// A hook-executor sidecar of its own, to kill and start again.
+	socket := filepath.Join(t.TempDir(), "hook.sock")
+	logPath := filepath.Join(t.TempDir(), "hook-executor.log")
+	sc := &sidecarControl{start: func() (func(), error) { return startSidecar(socket, logPath) }}
+	g.Expect(sc.up()).To(Succeed())
+	t.Cleanup(sc.down)
+
+	// One retry within a fetch, so each reconcile shows whether the
+	// upstream's Retry-After was honoured.
+	gens := generator.NewRegistry()
+	g.Expect(builtin.Register(gens, builtin.Options{HTTP: httpgen.Options{
+		RetryMax: 1, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 20 * time.Millisecond}})).To(Succeed())
+
+	selector := labels.SelectorFromSet(labels.Set{isolatedLabel: "faults"})
+	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+		Scheme:     testScheme,
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
+			&v1.ExternalSource{}: {Label: selector},
+		}},
+	})
+	g.Expect(err).ToNot(HaveOccurred())
+	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
+	g.Expect(err).ToNot(HaveOccurred())
+	reconciler := func(st storage.Storage) *ExternalSourceReconciler {
+		return &ExternalSourceReconciler{
+			Client:         mgr.GetClient(),
+			Recorder:       recorder,
+			APIReader:      mgr.GetAPIReader(),
+			ControllerName: "externalsource-controller",
+			Generators:     gens,
+			Storage:        st,
+			HookRunner:     hook.Checked(testWhitelist.Get, hook.NewClient(socket)),
+			MaxDataSize:    1 << 20,
+			Retention:      storage.DefaultRetention,
+		}
+	}
+	byStore := map[string]*ExternalSourceReconciler{"memory": reconciler(mem), "s3": reconciler(s3Store)}
+	log := &attemptLog{all: map[string][]attempt{}}
+	storeOf := sync.Map{} // object name → store name
+	recorded := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		name, _ := storeOf.Load(req.Name)
+		r := byStore["memory"]
+		if name == "s3" {
+			r = byStore["s3"]
+		}
+		start := time.Now()
+		res, err := r.Reconcile(ctx, req)
+		log.add(req.Name, attempt{start: start, end: time.Now(), failed: err != nil})
+		return res, err
+	})
+	// The production wiring (SetupWithManager's predicates and options)
+	// around the recording reconciler.
+	g.Expect(ctrl.NewControllerManagedBy(mgr).
+		Named("faults").
+		For(&v1.ExternalSource{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: 10,
+			RateLimiter:             runtimectrl.GetRateLimiter(runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay}),
+			RecoverPanic:            ptrTo(true),
+		}).
+		Complete(recorded)).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = mgr.Start(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	tests := []fault{
+		{name: "connection-refused", store: "memory",
+			inject: func(e *faultEnv) { e.up.refuse() }, heal: func(e *faultEnv) { e.up.recover() },
+			condition: v1.FetchFailedCondition, message: "connection refused", downloadable: true},
+		{name: "hanging-past-timeout", store: "memory", timeout: time.Second,
+			inject: func(e *faultEnv) { e.up.mode.Store("hang") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
+			condition: v1.FetchFailedCondition, message: "spec.timeout (1s)", downloadable: true},
+		{name: "500-without-retry-after", store: "memory",
+			inject: func(e *faultEnv) { e.up.mode.Store("500") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
+			condition: v1.FetchFailedCondition, message: `500 Internal Server Error: "internal error`, downloadable: true,
+			check: func(g Gomega, reqs []time.Time) {
+				// Retried once within the fetch, at the client's own pace.
+				g.Expect(reqs).To(HaveLen(2))
+				g.Expect(reqs[1].Sub(reqs[0])).To(BeNumerically("<", 500*time.Millisecond))
+			}},
+		{name: "503-with-retry-after", store: "memory", timeout: 5 * time.Second,
+			inject: func(e *faultEnv) { e.up.mode.Store("503") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
+			condition: v1.FetchFailedCondition, message: `503 Service Unavailable: "down for maintenance`, downloadable: true,
+			check: func(g Gomega, reqs []time.Time) {
+				// Retried once within the fetch, after the Retry-After.
+				g.Expect(reqs).To(HaveLen(2))
+				g.Expect(reqs[1].Sub(reqs[0])).To(BeNumerically(">=", 950*time.Millisecond))
+			}},
+		{name: "body-cut-mid-transfer", store: "memory",
+			inject: func(e *faultEnv) { e.up.mode.Store("cut") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
+			condition: v1.FetchFailedCondition, message: "unexpected EOF", downloadable: true},
+		{name: "garbage-tls", store: "memory", tls: true,
+			inject: func(e *faultEnv) { e.up.garbage.Store(true); e.up.srv.CloseClientConnections() }, heal: func(e *faultEnv) { e.up.garbage.Store(false) },
+			condition: v1.FetchFailedCondition, message: "TLS error", downloadable: true},
+		{name: "s3-down", store: "s3",
+			inject: func(e *faultEnv) { e.s3.Stop() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.s3.Restart()).To(Succeed()) },
+			condition: v1.StorageOperationFailedCondition, message: "connection refused"},
+		{name: "hook-sidecar-down", store: "memory", hooks: true,
+			inject: func(e *faultEnv) { e.sidecar.down() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.sidecar.up()).To(Succeed()) },
+			condition: v1.HookFailedCondition, message: "hook executor unreachable", downloadable: true},
+	}
+
+	ns := newNamespace(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The faults are independent: each has its own upstream and
+			// object, and only one uses the S3 server or the sidecar.
+			t.Parallel()
+			g := NewWithT(t)
+			up := newFaultyUpstream(t, tt.tls)
+			obj := newSource(ns, tt.name, up.URL())
+			obj.Labels = map[string]string{isolatedLabel: "faults"}
+			if tt.timeout > 0 {
+				obj.Spec.Timeout = &metav1.Duration{Duration: tt.timeout}
+			}
+			if tt.tls {
+				secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tt.name + "-ca", Namespace: ns},
+					Data: map[string][]byte{"ca.crt": testutil.ServerCAPEM(up.srv)}}
+				g.Expect(k8sClient.Create(testCtx, secret)).To(Succeed())
+				obj.Spec.Generator.HTTP.CertSecretRef = &meta.LocalObjectReference{Name: secret.Name}
+			}
+			if tt.hooks {
+				withHooks(obj, nil, []v1.Hook{sh("copy", "cat")})
+			}
+			storeOf.Store(obj.Name, tt.store)
+			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+			a := waitReady(t, obj).Status.Artifact
+			stored := listStore(g, byStore[tt.store].Storage, obj)
+			g.Expect(stored).To(HaveLen(1))
+
+			// Break it; a reconcile request starts the failures at once.
+			e := &faultEnv{up: up, s3: s3srv, sidecar: sc}
+			tt.inject(e)
+			broken := time.Now()
+			requestReconcile(t, obj)
+			g.Eventually(func() int { return len(log.since(obj.Name, broken)) }, 2*timeout, 50*time.Millisecond).
+				Should(BeNumerically(">=", faultAttempts))
+
+			// The status names the fault; the artifact stays published.
+			cur := getSource(g, obj)
+			g.Expect(conditions.IsTrue(cur, tt.condition)).To(BeTrue(), "%s: %v", tt.condition, cur.Status.Conditions)
+			g.Expect(conditions.GetMessage(cur, tt.condition)).To(ContainSubstring(tt.message))
+			g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+			g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.message))
+			g.Expect(conditions.GetReason(cur, meta.ReconcilingCondition)).To(Equal(meta.ProgressingWithRetryReason))
+			g.Expect(conditions.IsStalled(cur)).To(BeFalse())
+			g.Expect(cur.Status.Artifact).To(Equal(a))
+			g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a))
+			if tt.downloadable {
+				g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
+			}
+			g.Eventually(func(g Gomega) {
+				g.Expect(warningEvents(g, ns, obj.Name, tt.message)).ToNot(BeEmpty())
+			}, timeout).Should(Succeed())
+
+			// Failed reconciles are retried with exponential backoff, up to
+			// the cap: the delay from the end of one to the start of the
+			// next is min·2^i, at most max.
+			attempts := log.since(obj.Name, broken)[:faultAttempts]
+			var delays []time.Duration
+			for i := 1; i < len(attempts); i++ {
+				delays = append(delays, attempts[i].start.Sub(attempts[i-1].end))
+			}
+			t.Logf("%s: delays between failed reconciles: %v", tt.name, delays)
+			for i, d := range delays {
+				want := min(faultMinDelay<<i, faultMaxDelay)
+				g.Expect(d).To(BeNumerically(">=", want*9/10), "delay %d of %v", i, delays)
+				g.Expect(d).To(BeNumerically("<=", want+faultSlack), "delay %d of %v", i, delays)
+			}
+			for _, at := range attempts {
+				g.Expect(at.failed).To(BeTrue())
+				if tt.check != nil {
+					tt.check(g, up.requestsDuring(at))
+				}
+			}
+			if tt.store != "s3" {
+				g.Expect(listStore(g, byStore[tt.store].Storage, obj)).To(Equal(stored), "nothing half-done is stored")
+			}
+
+			// Mend it: the next retry recovers, without a request, and
+			// republishes nothing (the data did not change).
+			tt.heal(e)
+			g.Eventually(func(g Gomega) {
+				cur := getSource(g, obj)
+				g.Expect(conditions.IsReady(cur)).To(BeTrue())
+				for _, c := range []string{v1.FetchFailedCondition, v1.StorageOperationFailedCondition, v1.HookFailedCondition} {
+					g.Expect(conditions.Has(cur, c)).To(BeFalse())
+				}
+				g.Expect(cur.Status.Artifact).To(Equal(a))
+			}, 2*timeout).Should(Succeed())
+			g.Expect(listStore(g, byStore[tt.store].Storage, obj)).To(Equal(stored))
+			g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
+
+			select {
+			case <-done:
+				t.Fatal("the manager stopped")
+			default:
+			}
+		})
+	}
+}
+
+// faultStore builds a store behind an artifact server of its own.
+func faultStore(t *testing.T, ctx context.Context, build func(baseURL string) storage.Storage) storage.Storage {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := storage.BaseURL(ln.Addr().String())
+	st := build(base)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = (&server.Server{Storage: st, Log: ctrl.Log}).Serve(ctx, ln)
+	}()
+	t.Cleanup(func() { <-served })
+	return st
+}
+
+// listStore lists the stored artifacts of obj through the Storage
+// interface, as the garbage collector sees them.
+func listStore(g Gomega, st storage.Storage, obj *v1.ExternalSource) []string {
+	switch s := st.(type) {
+	case *memory.Storage:
+		return listMemory(s, obj.Namespace, obj.Name)
+	default:
+		cur := getSource(g, obj)
+		g.Expect(cur.Status.Artifact).ToNot(BeNil())
+		ok, err := st.Exists(testCtx, *cur.Status.Artifact)
+		g.Expect(err).ToNot(HaveOccurred())
+		g.Expect(ok).To(BeTrue())
+		return []string{fmt.Sprint(cur.Status.Artifact.Path)}
+	}
+}
