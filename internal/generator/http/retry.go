@@ -139,5 +139,8 @@ func isTLSError(err error) bool {
 		return true
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:")
+	// Go's transport reports a server that answers the handshake in plain
+	// HTTP without a typed error.
+	return strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") ||
+		strings.Contains(msg, "server gave HTTP response to HTTPS client")
 }

@@ -44,6 +44,9 @@ func TestTLS(t *testing.T) {
 	})
 	tlsSrv := httptest.NewTLSServer(hello)
 	defer tlsSrv.Close()
+	// A server that answers a TLS client in plain HTTP.
+	plainSrv := httptest.NewServer(hello)
+	defer plainSrv.Close()
 	clientCA := testutil.NewCA(t, "client-ca")
 	mtlsSrv := testutil.NewMTLSServer(t, clientCA, hello)
 	otherCA := testutil.NewCA(t, "other-ca")
@@ -78,6 +81,8 @@ func TestTLS(t *testing.T) {
 		{name: "mTLS", url: mtlsSrv.URL, mutate: certRef("mtls"), wantBody: "hello externalsource"},
 		{name: "mTLS without client certificate", url: mtlsSrv.URL, mutate: certRef("mtls-ca-only"), wantErr: "TLS error"},
 		{name: "mTLS with a certificate of another CA", url: mtlsSrv.URL, mutate: certRef("mtls-stranger"), wantErr: "TLS error"},
+		{name: "plain HTTP instead of a TLS handshake", url: "https://" + plainSrv.Listener.Addr().String(),
+			wantErr: "TLS error: Get"},
 		{name: "insecureSkipVerify", url: tlsSrv.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
 			wantBody: "hello anonymous", wantWarn: true},
 		{name: "insecureSkipVerify with client certificate", url: mtlsSrv.URL,
