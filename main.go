@@ -59,6 +59,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	fetchmetrics "github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
+	"github.com/externalsource/externalsource-controller/internal/spool"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/filesystem"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
@@ -72,6 +73,9 @@ var (
 	setupLog = ctrl.Log.WithName("setup")
 	// version is set at build time.
 	version = "dev"
+	// processStart is when this process started: start-up recovery
+	// removes only what was left before it.
+	processStart = time.Now()
 )
 
 func init() {
@@ -185,6 +189,15 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	storage.RecordBackend(f.storageBackend, store)
+	recoverStorage(ctx, store, processStart)
+
+	// Fetched data and archives are spooled in a directory of this
+	// process that the next start removes if this one is killed.
+	sp, err := newSpool()
+	if err != nil {
+		return err
+	}
+	defer closeSpool(sp)
 
 	urlPolicy, err := httpgen.ParseURLPolicy(f.allowedURLs, f.deniedURLs, f.allowLinkLocal)
 	if err != nil {
@@ -273,6 +286,7 @@ func run(ctx context.Context, f *flags) error {
 		Generators:     generators,
 		Storage:        store,
 		MaxDataSize:    f.maxResponseSize,
+		TempDir:        sp.Path(),
 		Retention:      storage.Retention{TTL: f.retentionTTL, Records: f.retentionRecords},
 	}
 	if err := r.SetupWithManager(mgr, controller.ReconcilerOptions{
@@ -319,6 +333,40 @@ func newGenerators(accepted []string, register func(*generator.Registry, builtin
 		return nil, err
 	}
 	return r, nil
+}
+
+// recoverStorage removes, once at start-up, what writers killed in the
+// middle of a write left in the store (storage.Recoverer), older than
+// this process. A failure costs space, not correctness: logged, not fatal.
+func recoverStorage(ctx context.Context, store storage.Storage, before time.Time) {
+	rec, ok := store.(storage.Recoverer)
+	if !ok {
+		return
+	}
+	removed, err := rec.Recover(ctx, before)
+	if err != nil {
+		setupLog.Error(err, "removing what interrupted storage writes left", "removed", removed)
+		return
+	}
+	setupLog.Info("removed what interrupted storage writes left", "count", len(removed), "paths", removed)
+}
+
+// newSpool creates this process's spool directory under TMPDIR, removing
+// those of dead processes (internal/spool), and logs how many went.
+func newSpool() (*spool.Dir, error) {
+	sp, err := spool.New("")
+	if err != nil {
+		return nil, err
+	}
+	setupLog.Info("spool directory ready", "path", sp.Path(), "staleRemoved", len(sp.Removed()), "stale", sp.Removed())
+	return sp, nil
+}
+
+// closeSpool removes the spool directory at shutdown.
+func closeSpool(sp *spool.Dir) {
+	if err := sp.Close(); err != nil {
+		setupLog.Error(err, "removing the spool directory", "path", sp.Path())
+	}
 }
 
 // newStorage returns the backend named by --storage-backend.
@@ -428,12 +476,20 @@ func runHookExecutor(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--hook-whitelist: %w", err)
 	}
+	// Hooks run in directories of this process's spool, which the next
+	// start removes if this one is killed.
+	sp, err := newSpool()
+	if err != nil {
+		return err
+	}
+	defer closeSpool(sp)
 	ctx := ctrl.SetupSignalHandler()
 	go func() {
 		if err := wl.Watch(ctx); err != nil {
 			log.Error(err, "watching the hook whitelist")
 		}
 	}()
-	srv := &hook.Server{Socket: *socket, Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput}, Log: log}
+	srv := &hook.Server{Socket: *socket, Log: log,
+		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path()}}
 	return srv.Serve(ctx)
 }

@@ -88,7 +88,10 @@ type ExternalSourceReconciler struct {
 	// artifact.
 	Retention storage.Retention
 
-	// TempDir is where data and archives are spooled; "" is os.TempDir.
+	// TempDir is where data and archives are spooled, one directory per
+	// fetch removed when the reconcile ends; "" is os.TempDir. main passes
+	// the process's spool directory (internal/spool), so that what a
+	// killed controller spooled is removed at its next start.
 	TempDir string
 
 	// Metrics records Flux's per-object metrics (gotk_reconcile_duration_seconds,

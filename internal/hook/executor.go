@@ -74,6 +74,11 @@ type Executor struct {
 	Whitelist func() *Whitelist
 	// MaxOutput caps stdout in bytes.
 	MaxOutput int64
+	// TempDir is where each hook gets its scratch working directory; ""
+	// is os.TempDir(). The sidecar passes its spool directory
+	// (internal/spool), so that what a killed sidecar left is removed at
+	// its next start.
+	TempDir string
 }
 
 var _ Runner = (*Executor)(nil)
@@ -88,7 +93,7 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
-	dir, err := os.MkdirTemp("", "hook-")
+	dir, err := os.MkdirTemp(e.TempDir, "hook-")
 	if err != nil {
 		return err
 	}

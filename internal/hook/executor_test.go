@@ -174,3 +174,36 @@ func TestServerAndClient(t *testing.T) {
 	err = down.Run(ctx, v1.Hook{Name: "x", Command: "jq"}, strings.NewReader(""), &out)
 	g.Expect(err).To(MatchError(ContainSubstring("hook executor unreachable")))
 }
+
+// TestExecutorWorkingDirectory: a hook runs in a fresh directory inside
+// the executor's TempDir (the sidecar's spool, swept at start-up after a
+// crash), removed when the hook ends.
+func TestExecutorWorkingDirectory(t *testing.T) {
+	tests := []struct {
+		name    string
+		tempDir func(t *testing.T) string
+		want    func(tempDir string) string // the parent expected
+	}{
+		{name: "in TempDir", tempDir: func(t *testing.T) string { return t.TempDir() },
+			want: func(d string) string { return d }},
+		{name: "empty TempDir is os.TempDir", tempDir: func(t *testing.T) string {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			return ""
+		}, want: func(string) string { return os.Getenv("TMPDIR") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e := newExecutor(t, 0)
+			e.TempDir = tt.tempDir(t)
+			var out bytes.Buffer
+			h := v1.Hook{Name: "pwd", Command: "sh", Args: []string{"-c", "pwd"}}
+			g.Expect(e.Run(context.Background(), h, strings.NewReader(""), &out)).To(Succeed())
+			wd := strings.TrimSpace(out.String())
+			g.Expect(filepath.Dir(wd)).To(Equal(tt.want(e.TempDir)))
+			g.Expect(filepath.Base(wd)).To(HavePrefix("hook-"))
+			g.Expect(wd).ToNot(BeAnExistingFile(), "removed after the hook")
+		})
+	}
+}

@@ -92,6 +92,19 @@ type Storage interface {
 	Ephemeral() bool
 }
 
+// Recoverer is implemented by backends in which a writer killed in the
+// middle of a Put (SIGKILL, OOM kill, node loss) leaves something behind
+// that is not an artifact: a temporary file beside the artifacts, an
+// incomplete multipart upload. Recover removes such leftovers older than
+// before, the start of this process, so that whatever a live writer (this
+// process, or another replica sharing the store) is writing now is never
+// touched, and returns what it removed. The controller calls it once at
+// start-up; backends with nothing to recover (memory) implement it anyway,
+// so that the start-up log says so.
+type Recoverer interface {
+	Recover(ctx context.Context, before time.Time) ([]string, error)
+}
+
 // Retention is Flux's artifact retention policy: keep at most Records
 // artifacts of an object (the current one included) and none older than TTL.
 // The current artifact is always kept.

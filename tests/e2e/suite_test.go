@@ -171,12 +171,19 @@ func start(name, bin, kubeconfig string, args ...string) error {
 
 // startCmd is start, returning the process.
 func startCmd(name, bin, kubeconfig string, args ...string) (*exec.Cmd, error) {
+	return startCmdEnv(name, bin, kubeconfig, nil, args...)
+}
+
+// startCmdEnv is startCmd with extra environment variables (NAME=value),
+// e.g. a TMPDIR of the process's own.
+func startCmdEnv(name, bin, kubeconfig string, env []string, args ...string) (*exec.Cmd, error) {
 	log, err := os.Create(filepath.Join(workDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+runtimeNamespace)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Pdeathsig: a test binary that panics (skipping its cleanup) takes
 	// its controllers with it.

@@ -179,7 +179,7 @@ func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
 	}
 	n := 0
 	for _, e := range entries {
-		if e.Type().IsRegular() && filepath.Ext(e.Name()) != ".lock" {
+		if _, temp := tempFileArtifact(e.Name()); e.Type().IsRegular() && filepath.Ext(e.Name()) != ".lock" && !temp {
 			n++
 		}
 	}
@@ -189,8 +189,21 @@ func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
 	return n, nil
 }
 
-// GarbageCollect implements storage.Storage with Flux's garbage collector.
+// GarbageCollect implements storage.Storage with Flux's garbage collector,
+// after removing the temporary files that killed writers left in the
+// object's directory: Flux would count them as artifacts (and keep them,
+// or drop a real one in their place). The caller holds current's lock (as
+// the reconciler does), so a temporary file of current is stale; another
+// artifact's temporary file goes only when its lock is free.
 func (s *Storage) GarbageCollect(ctx context.Context, current meta.Artifact, policy storage.Retention) ([]string, error) {
+	lp, err := s.localPath(current.Path)
+	if err != nil {
+		return nil, err
+	}
+	temps, err := removeTempFiles(filepath.Dir(lp), filepath.Base(lp), time.Time{})
+	if err != nil {
+		return nil, err
+	}
 	fl := *s.flux
 	fl.ArtifactRetentionTTL = policy.TTL
 	fl.ArtifactRetentionRecords = policy.Records
@@ -198,6 +211,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, current meta.Artifact, pol
 	if err != nil {
 		return nil, err
 	}
+	deleted = append(temps, deleted...)
 	out := make([]string, 0, len(deleted))
 	for _, d := range deleted {
 		rel, err := filepath.Rel(s.flux.BasePath, d)

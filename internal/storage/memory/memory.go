@@ -90,6 +90,13 @@ func (s *Storage) SetArtifactURL(a *meta.Artifact) {
 	a.URL = storage.ArtifactURL(s.opts.BaseURL, a.Path)
 }
 
+var _ storage.Recoverer = (*Storage)(nil)
+
+// Recover implements storage.Recoverer: a Put is all or nothing in memory,
+// and a crash loses everything anyway, so there is never anything to
+// recover.
+func (s *Storage) Recover(context.Context, time.Time) ([]string, error) { return nil, nil }
+
 // Ephemeral implements storage.Storage: memory does not survive a restart.
 func (s *Storage) Ephemeral() bool { return true }
 

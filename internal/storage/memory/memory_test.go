@@ -120,3 +120,17 @@ func TestRemoveAllAndGarbageCollect(t *testing.T) {
 	ok, _ := s.Exists(ctx, other)
 	g.Expect(ok).To(BeTrue(), "other objects' artifacts are untouched")
 }
+
+// TestRecoverFindsNothing: a memory Put is all or nothing, so start-up
+// recovery has nothing to remove and leaves the artifacts alone.
+func TestRecoverFindsNothing(t *testing.T) {
+	g := NewWithT(t)
+	s := New(Options{BaseURL: "http://host:9090"})
+	a := put(t, s, "obj", "one.tar.gz", "hello")
+	removed, err := s.Recover(context.Background(), time.Now().Add(time.Hour))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(removed).To(BeEmpty())
+	ok, err := s.Exists(context.Background(), a)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(ok).To(BeTrue())
+}
