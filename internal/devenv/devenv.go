@@ -24,6 +24,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -99,13 +102,30 @@ func (e *Env) Stop() error {
 	return err
 }
 
-// StopAPIServer stops kube-apiserver alone; etcd and its data stay, as in
-// an API server restart or upgrade.
-func (e *Env) StopAPIServer() error {
+// KillAPIServer kills kube-apiserver (SIGKILL), as a crash or the loss of
+// its node does; etcd and its data stay. A graceful stop would take tens
+// of seconds while long-lived watches drain.
+func (e *Env) KillAPIServer() error {
+	marker := "--cert-dir=" + e.certDir
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("killing kube-apiserver (pid %d): %w", pid, err)
+		}
+	}
+	// Reaps the process and resets envtest's state for StartAPIServer.
 	return e.ControlPlane.GetAPIServer().Stop()
 }
 
-// StartAPIServer starts kube-apiserver again after StopAPIServer, on the
+// StartAPIServer starts kube-apiserver again after KillAPIServer, on the
 // same address with the same certificates and users.
 func (e *Env) StartAPIServer() error {
 	return e.ControlPlane.GetAPIServer().Start()
