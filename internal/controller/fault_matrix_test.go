@@ -71,8 +71,10 @@ const (
 	// faultAttempts failed reconciles are observed per fault: the delays
 	// between them are 100, 200, 400, 800, 1600, 1600 ms.
 	faultAttempts = 7
-	// faultSlack is what a loaded 2-core machine may add to a delay.
-	faultSlack = time.Second
+	// faultSlack is what a loaded 2-core machine may add to a delay; less
+	// than the cap, so that a delay that kept doubling past the cap
+	// (3.2 s) would still fail.
+	faultSlack = 1500 * time.Millisecond
 )
 
 // attempt is one reconcile as the controller ran it.
