@@ -95,7 +95,8 @@ func (l *attemptLog) add(name string, a attempt) {
 	l.all[name] = append(l.all[name], a)
 }
 
-// since returns the attempts of name that started after t.
+// since returns the attempts of an object (namespace/name) that started
+// after t.
 func (l *attemptLog) since(name string, t time.Time) []attempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -328,7 +329,11 @@ func TestFaultMatrix(t *testing.T) {
 	g.Expect(builtin.Register(gens, builtin.Options{HTTP: httpgen.Options{
 		RetryMax: 1, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 20 * time.Millisecond}})).To(Succeed())
 
-	selector := labels.SelectorFromSet(labels.Set{isolatedLabel: "faults"})
+	// A shard of this run's own: objects of an earlier run (go test
+	// -count) are left alone.
+	ns := newNamespace(t)
+	shard := "faults-" + ns
+	selector := labels.SelectorFromSet(labels.Set{isolatedLabel: shard})
 	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 		Scheme:     testScheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
@@ -355,16 +360,16 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	byStore := map[string]*ExternalSourceReconciler{"memory": reconciler(mem), "s3": reconciler(s3Store)}
 	log := &attemptLog{all: map[string][]attempt{}}
-	storeOf := sync.Map{} // object name → store name
+	storeOf := sync.Map{} // namespace/name → store name
 	recorded := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-		name, _ := storeOf.Load(req.Name)
+		name, _ := storeOf.Load(req.String())
 		r := byStore["memory"]
 		if name == "s3" {
 			r = byStore["s3"]
 		}
 		start := time.Now()
 		res, err := r.Reconcile(ctx, req)
-		log.add(req.Name, attempt{start: start, end: time.Now(), failed: err != nil})
+		log.add(req.String(), attempt{start: start, end: time.Now(), failed: err != nil})
 		return res, err
 	})
 	// The production wiring (SetupWithManager's predicates and options)
@@ -422,7 +427,6 @@ func TestFaultMatrix(t *testing.T) {
 			condition: v1.HookFailedCondition, message: "hook executor unreachable", downloadable: true},
 	}
 
-	ns := newNamespace(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// The faults are independent: each has its own upstream and
@@ -431,7 +435,8 @@ func TestFaultMatrix(t *testing.T) {
 			g := NewWithT(t)
 			up := newFaultyUpstream(t, tt.tls)
 			obj := newSource(ns, tt.name, up.URL())
-			obj.Labels = map[string]string{isolatedLabel: "faults"}
+			obj.Labels = map[string]string{isolatedLabel: shard}
+			key := client.ObjectKeyFromObject(obj).String()
 			if tt.timeout > 0 {
 				obj.Spec.Timeout = &metav1.Duration{Duration: tt.timeout}
 			}
@@ -444,7 +449,7 @@ func TestFaultMatrix(t *testing.T) {
 			if tt.hooks {
 				withHooks(obj, nil, []v1.Hook{sh("copy", "cat")})
 			}
-			storeOf.Store(obj.Name, tt.store)
+			storeOf.Store(key, tt.store)
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			a := waitReady(t, obj).Status.Artifact
 			stored := listStore(g, byStore[tt.store].Storage, obj)
@@ -455,7 +460,7 @@ func TestFaultMatrix(t *testing.T) {
 			tt.inject(e)
 			broken := time.Now()
 			requestReconcile(t, obj)
-			g.Eventually(func() int { return len(log.since(obj.Name, broken)) }, 2*timeout, 50*time.Millisecond).
+			g.Eventually(func() int { return len(log.since(key, broken)) }, 2*timeout, 50*time.Millisecond).
 				Should(BeNumerically(">=", faultAttempts))
 
 			// The status names the fault; the artifact stays published.
@@ -478,7 +483,7 @@ func TestFaultMatrix(t *testing.T) {
 			// Failed reconciles are retried with exponential backoff, up to
 			// the cap: the delay from the end of one to the start of the
 			// next is min·2^i, at most max.
-			attempts := log.since(obj.Name, broken)[:faultAttempts]
+			attempts := log.since(key, broken)[:faultAttempts]
 			var delays []time.Duration
 			for i := 1; i < len(attempts); i++ {
 				delays = append(delays, attempts[i].start.Sub(attempts[i-1].end))
