@@ -313,6 +313,8 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 	}
 
 	var stall *stallingError
+	// retryAfter is the requeue the upstream asked for, if it did.
+	var retryAfter time.Duration
 	switch {
 	case errors.As(recErr, &stall):
 		conditions.MarkStalled(obj, stall.reason, "%s", recErr.Error())
@@ -322,7 +324,16 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 	case recErr != nil:
 		conditions.Delete(obj, meta.StalledCondition)
 		reason := reasonOf(recErr, meta.FailedReason)
-		conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", recErr.Error())
+		if wait, ok := generator.RetryAfter(recErr); ok {
+			// The upstream asked for a pause longer than the fetch could
+			// wait: honour it (at most the interval) instead of backing
+			// off sooner.
+			retryAfter = min(wait, obj.GetRequeueAfter())
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason,
+				"retrying in %s as the upstream asked (Retry-After) after: %s", retryAfter, recErr.Error())
+		} else {
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", recErr.Error())
+		}
 		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", recErr.Error())
 		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", recErr.Error())
 	case done:
@@ -358,10 +369,17 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 			return ctrl.Result{}, nil
 		}
 		recErr = kerrors.NewAggregate([]error{recErr, err})
+		retryAfter = 0 // a failed patch is retried with backoff
 	}
 
 	if stall != nil {
 		return ctrl.Result{}, nil
+	}
+	if retryAfter > 0 {
+		// Not an error for controller-runtime: an error would requeue with
+		// the rate limiter's (shorter) backoff, ignoring RequeueAfter.
+		ctrl.LoggerFrom(ctx).Info("upstream asked to retry later", "after", retryAfter, "error", recErr.Error())
+		return ctrl.Result{RequeueAfter: retryAfter}, nil
 	}
 	if recErr != nil {
 		return ctrl.Result{}, recErr

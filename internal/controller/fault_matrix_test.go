@@ -182,6 +182,9 @@ func (u *faultyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	case "503":
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	case "429":
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
 	case "cut":
 		w.Header().Set("Content-Length", "1000")
 		w.WriteHeader(http.StatusOK)
@@ -256,6 +259,13 @@ type fault struct {
 	// downloadable says the last artifact can be downloaded during the
 	// fault (not when the fault is the storage itself).
 	downloadable bool
+	// attempts is how many failed reconciles to observe (faultAttempts
+	// when zero); delay is the expected delay after failed reconcile i
+	// (the rate limiter's exponential backoff when nil).
+	attempts int
+	delay    func(i int) time.Duration
+	// reconciling is a part of the Reconciling message, if set.
+	reconciling string
 }
 
 // faultEnv is what a fault can act on.
@@ -413,6 +423,14 @@ func TestFaultMatrix(t *testing.T) {
 				g.Expect(reqs).To(HaveLen(2))
 				g.Expect(reqs[1].Sub(reqs[0])).To(BeNumerically(">=", 950*time.Millisecond))
 			}},
+		{name: "429-with-retry-after-beyond-timeout", store: "memory", timeout: time.Second,
+			inject: func(e *faultEnv) { e.up.mode.Store("429") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
+			condition: v1.FetchFailedCondition, message: `429 Too Many Requests: "slow down`, downloadable: true,
+			// The upstream's Retry-After (2s) did not fit in spec.timeout:
+			// the next reconcile comes after it, not after the backoff.
+			attempts: 4, delay: func(int) time.Duration { return 2 * time.Second },
+			reconciling: "retrying in 2s as the upstream asked (Retry-After)",
+			check: func(g Gomega, reqs []time.Time) { g.Expect(reqs).To(HaveLen(1)) }},
 		{name: "body-cut-mid-transfer", store: "memory",
 			inject: func(e *faultEnv) { e.up.mode.Store("cut") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
 			condition: v1.FetchFailedCondition, message: "unexpected EOF", downloadable: true},
@@ -460,8 +478,12 @@ func TestFaultMatrix(t *testing.T) {
 			tt.inject(e)
 			broken := time.Now()
 			requestReconcile(t, obj)
+			n := faultAttempts
+			if tt.attempts > 0 {
+				n = tt.attempts
+			}
 			g.Eventually(func() int { return len(log.since(key, broken)) }, 2*timeout, 50*time.Millisecond).
-				Should(BeNumerically(">=", faultAttempts))
+				Should(BeNumerically(">=", n))
 
 			// The status names the fault; the artifact stays published.
 			cur := getSource(g, obj)
@@ -470,6 +492,7 @@ func TestFaultMatrix(t *testing.T) {
 			g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
 			g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.message))
 			g.Expect(conditions.GetReason(cur, meta.ReconcilingCondition)).To(Equal(meta.ProgressingWithRetryReason))
+			g.Expect(conditions.GetMessage(cur, meta.ReconcilingCondition)).To(ContainSubstring(tt.reconciling))
 			g.Expect(conditions.IsStalled(cur)).To(BeFalse())
 			g.Expect(cur.Status.Artifact).To(Equal(a))
 			g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a))
@@ -483,7 +506,7 @@ func TestFaultMatrix(t *testing.T) {
 			// Failed reconciles are retried with exponential backoff, up to
 			// the cap: the delay from the end of one to the start of the
 			// next is min·2^i, at most max.
-			attempts := log.since(key, broken)[:faultAttempts]
+			attempts := log.since(key, broken)[:n]
 			var delays []time.Duration
 			for i := 1; i < len(attempts); i++ {
 				delays = append(delays, attempts[i].start.Sub(attempts[i-1].end))
@@ -491,11 +514,16 @@ func TestFaultMatrix(t *testing.T) {
 			t.Logf("%s: delays between failed reconciles: %v", tt.name, delays)
 			for i, d := range delays {
 				want := min(faultMinDelay<<i, faultMaxDelay)
+				if tt.delay != nil {
+					want = tt.delay(i)
+				}
 				g.Expect(d).To(BeNumerically(">=", want*9/10), "delay %d of %v", i, delays)
 				g.Expect(d).To(BeNumerically("<=", want+faultSlack), "delay %d of %v", i, delays)
 			}
 			for _, at := range attempts {
-				g.Expect(at.failed).To(BeTrue())
+				// An error for the rate limiter, unless the upstream set
+				// the delay (a requeue without error).
+				g.Expect(at.failed).To(Equal(tt.delay == nil))
 				if tt.check != nil {
 					tt.check(g, up.requestsDuring(at))
 				}

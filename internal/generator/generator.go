@@ -28,6 +28,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -141,6 +142,27 @@ func (e *InvalidSpecError) Unwrap() error { return e.Err }
 // InvalidSpec returns an InvalidSpecError for field.
 func InvalidSpec(field, format string, args ...any) error {
 	return &InvalidSpecError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// RetryAfterError says that the upstream asked not to be contacted again
+// before After (an HTTP Retry-After that did not fit in the fetch's
+// deadline). The reconciler requeues after it instead of backing off, so
+// that a rate-limited API is not called back sooner than it asked.
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the wait an error carries (RetryAfterError), if any.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return ra.After, true
+	}
+	return 0, false
 }
 
 // Registry maps generator types to their implementations.

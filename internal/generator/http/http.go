@@ -252,7 +252,13 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		defer drain(resp.Body)
 		prefix, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyPrefix))
-		return nil, fmt.Errorf("%s %s: %s: %q", method, redact(u), resp.Status, strings.TrimSpace(string(prefix)))
+		err := fmt.Errorf("%s %s: %s: %q", method, redact(u), resp.Status, strings.TrimSpace(string(prefix)))
+		// A Retry-After that fitted in the deadline was waited for (and
+		// the retries are spent); one that did not is the reconciler's.
+		if wait, ok := retryAfter(resp); ok && !fitsDeadline(ctx, wait) {
+			return nil, &generator.RetryAfterError{After: wait, Err: err}
+		}
+		return nil, err
 	}
 	return &generator.Result{
 		Body:            resp.Body,

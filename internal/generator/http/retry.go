@@ -49,12 +49,17 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		(resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented) {
 		return false, nil
 	}
-	if wait, ok := retryAfter(resp); ok {
-		if deadline, has := ctx.Deadline(); has && time.Now().Add(wait).After(deadline) {
-			return false, nil
-		}
+	if wait, ok := retryAfter(resp); ok && !fitsDeadline(ctx, wait) {
+		return false, nil
 	}
 	return true, nil
+}
+
+// fitsDeadline says whether waiting wait still leaves the fetch within its
+// deadline.
+func fitsDeadline(ctx context.Context, wait time.Duration) bool {
+	deadline, has := ctx.Deadline()
+	return !has || !time.Now().Add(wait).After(deadline)
 }
 
 // backoff waits what the server asks for in Retry-After (429 and 5xx), or

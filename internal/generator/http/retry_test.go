@@ -73,6 +73,8 @@ func TestRetriesWithinAFetch(t *testing.T) {
 		wantRequests int64
 		wantErr      string
 		minElapsed   time.Duration
+		// wantRetryAfter is the wait the error hands to the reconciler.
+		wantRetryAfter time.Duration
 	}{
 		{name: "503 then 200", statuses: []int{503}, wantRequests: 2},
 		{name: "502, 500, 504 then 200", statuses: []int{502, 500, 504}, wantRequests: 4},
@@ -84,7 +86,11 @@ func TestRetriesWithinAFetch(t *testing.T) {
 		{name: "404 is not retried", statuses: []int{404}, wantRequests: 1, wantErr: "404 Not Found"},
 		{name: "501 is not retried", statuses: []int{501}, wantRequests: 1, wantErr: "501 Not Implemented"},
 		{name: "Retry-After beyond the deadline is not waited for", statuses: []int{503, 503}, retryAfter: "120",
-			timeout: 5 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable"},
+			timeout: 5 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable", wantRetryAfter: 120 * time.Second},
+		{name: "429 with Retry-After beyond the deadline", statuses: []int{429}, retryAfter: "30",
+			timeout: time.Second, wantRequests: 1, wantErr: "429 Too Many Requests", wantRetryAfter: 30 * time.Second},
+		{name: "a Retry-After waited for leaves the backoff to the reconciler", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0",
+			timeout: 5 * time.Second, wantRequests: 5, wantErr: "503 Service Unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,6 +115,9 @@ func TestRetriesWithinAFetch(t *testing.T) {
 			g.Expect(time.Since(start)).To(BeNumerically(">=", tt.minElapsed))
 			if tt.wantErr != "" {
 				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+				wait, ok := generator.RetryAfter(err)
+				g.Expect(ok).To(Equal(tt.wantRetryAfter > 0))
+				g.Expect(wait).To(Equal(tt.wantRetryAfter))
 				return
 			}
 			g.Expect(err).ToNot(HaveOccurred())
