@@ -430,7 +430,7 @@ func TestFaultMatrix(t *testing.T) {
 			// the next reconcile comes after it, not after the backoff.
 			attempts: 4, delay: func(int) time.Duration { return 2 * time.Second },
 			reconciling: "retrying in 2s as the upstream asked (Retry-After)",
-			check: func(g Gomega, reqs []time.Time) { g.Expect(reqs).To(HaveLen(1)) }},
+			check:       func(g Gomega, reqs []time.Time) { g.Expect(reqs).To(HaveLen(1)) }},
 		{name: "body-cut-mid-transfer", store: "memory",
 			inject: func(e *faultEnv) { e.up.mode.Store("cut") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
 			condition: v1.FetchFailedCondition, message: "unexpected EOF", downloadable: true},
