@@ -292,6 +292,7 @@ func run(ctx context.Context, f *flags) error {
 	if err := r.SetupWithManager(mgr, controller.ReconcilerOptions{
 		MaxConcurrentReconciles: f.concurrent,
 		RateLimiter:             runtimectrl.GetRateLimiter(f.rateLimiterOptions),
+		RetryAfterBackoff:       runtimectrl.GetRateLimiter(f.rateLimiterOptions),
 		HookWhitelistChanged:    whitelistChanged,
 	}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -102,12 +102,24 @@ type ExternalSourceReconciler struct {
 	// FetchMetrics records fetches by generator type and result; nil
 	// records nothing.
 	FetchMetrics *metrics.Recorder
+
+	// RetryAfterBackoff is the floor of a requeue the upstream asked for
+	// (Retry-After): the next reconcile comes after the longer of the
+	// upstream's wait and this exponential backoff, so that a server
+	// asking for a second again and again is still backed off from. It is
+	// not the controller's rate limiter, whose count controller-runtime
+	// resets on a requeue without error. Nil is SetupWithManager's
+	// default (Flux's default rate limiter) or, outside it, no floor.
+	RetryAfterBackoff workqueue.TypedRateLimiter[reconcile.Request]
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
 type ReconcilerOptions struct {
 	MaxConcurrentReconciles int
 	RateLimiter             workqueue.TypedRateLimiter[reconcile.Request]
+	// RetryAfterBackoff sets the reconciler's RetryAfterBackoff when it
+	// has none; build it with the rate limiter's options.
+	RetryAfterBackoff workqueue.TypedRateLimiter[reconcile.Request]
 	// HookWhitelistChanged receives an event whenever the hook whitelist
 	// changes; the objects with hooks are then requeued.
 	HookWhitelistChanged <-chan event.GenericEvent
@@ -160,6 +172,12 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	}
 	if r.Retention.Records <= 0 {
 		r.Retention = storage.DefaultRetention
+	}
+	if r.RetryAfterBackoff == nil {
+		r.RetryAfterBackoff = opts.RetryAfterBackoff
+	}
+	if r.RetryAfterBackoff == nil {
+		r.RetryAfterBackoff = runtimectrl.GetDefaultRateLimiter()
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -245,6 +263,9 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 	obj := &v1.ExternalSource{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetRetryAfter(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	sp := patch.NewSerialPatcher(obj, r.Client)
@@ -328,7 +349,7 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 			// The upstream asked for a pause longer than the fetch could
 			// wait: honour it (at most the interval) instead of backing
 			// off sooner.
-			retryAfter = min(wait, obj.GetRequeueAfter())
+			retryAfter = max(min(wait, obj.GetRequeueAfter()), r.retryAfterFloor(obj))
 			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason,
 				"retrying in %s as the upstream asked (Retry-After) after: %s", retryAfter, recErr.Error())
 		} else {
@@ -337,6 +358,7 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", recErr.Error())
 		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", recErr.Error())
 	case done:
+		r.forgetRetryAfter(client.ObjectKeyFromObject(obj))
 		// Every step succeeded: no failure condition can still hold.
 		for _, c := range negativePolarity {
 			conditions.Delete(obj, c)
@@ -426,6 +448,23 @@ func progressing(obj *v1.ExternalSource, format string, args ...any) {
 func (st *reconcileState) cleanup() {
 	if st.tmpDir != "" {
 		_ = os.RemoveAll(st.tmpDir)
+	}
+}
+
+// retryAfterFloor is the next exponential backoff of an object whose
+// upstream asked for a pause; zero without RetryAfterBackoff.
+func (r *ExternalSourceReconciler) retryAfterFloor(obj *v1.ExternalSource) time.Duration {
+	if r.RetryAfterBackoff == nil {
+		return 0
+	}
+	return r.RetryAfterBackoff.When(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+}
+
+// forgetRetryAfter resets the object's Retry-After backoff after a
+// success, and frees it when the object is gone.
+func (r *ExternalSourceReconciler) forgetRetryAfter(key client.ObjectKey) {
+	if r.RetryAfterBackoff != nil {
+		r.RetryAfterBackoff.Forget(reconcile.Request{NamespacedName: key})
 	}
 }
 

@@ -355,17 +355,21 @@ func TestFaultMatrix(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
 	g.Expect(err).ToNot(HaveOccurred())
+	// As main.go does: a second limiter with the same options is the
+	// floor of a requeue the upstream asked for.
+	retryAfterBackoff := runtimectrl.GetRateLimiter(runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay})
 	reconciler := func(st storage.Storage) *ExternalSourceReconciler {
 		return &ExternalSourceReconciler{
-			Client:         mgr.GetClient(),
-			Recorder:       recorder,
-			APIReader:      mgr.GetAPIReader(),
-			ControllerName: "externalsource-controller",
-			Generators:     gens,
-			Storage:        st,
-			HookRunner:     hook.Checked(testWhitelist.Get, hook.NewClient(socket)),
-			MaxDataSize:    1 << 20,
-			Retention:      storage.DefaultRetention,
+			Client:            mgr.GetClient(),
+			Recorder:          recorder,
+			APIReader:         mgr.GetAPIReader(),
+			ControllerName:    "externalsource-controller",
+			Generators:        gens,
+			Storage:           st,
+			HookRunner:        hook.Checked(testWhitelist.Get, hook.NewClient(socket)),
+			MaxDataSize:       1 << 20,
+			Retention:         storage.DefaultRetention,
+			RetryAfterBackoff: retryAfterBackoff,
 		}
 	}
 	byStore := map[string]*ExternalSourceReconciler{"memory": reconciler(mem), "s3": reconciler(s3Store)}
@@ -422,12 +426,18 @@ func TestFaultMatrix(t *testing.T) {
 				// Retried once within the fetch, after the Retry-After.
 				g.Expect(reqs).To(HaveLen(2))
 				g.Expect(reqs[1].Sub(reqs[0])).To(BeNumerically(">=", 950*time.Millisecond))
-			}},
+			},
+			// The last answer's Retry-After (1s) is honoured across
+			// reconciles too, with the backoff as a floor: 1s while the
+			// backoff is shorter, then the backoff.
+			delay:       func(i int) time.Duration { return max(time.Second, min(faultMinDelay<<i, faultMaxDelay)) },
+			reconciling: "as the upstream asked (Retry-After)"},
 		{name: "429-with-retry-after-beyond-timeout", store: "memory", timeout: time.Second,
 			inject: func(e *faultEnv) { e.up.mode.Store("429") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
 			condition: v1.FetchFailedCondition, message: `429 Too Many Requests: "slow down`, downloadable: true,
-			// The upstream's Retry-After (2s) did not fit in spec.timeout:
-			// the next reconcile comes after it, not after the backoff.
+			// The upstream's Retry-After (2s) did not fit in spec.timeout,
+			// and is longer than the backoff (at most 1.6s here): the next
+			// reconcile comes after it.
 			attempts: 4, delay: func(int) time.Duration { return 2 * time.Second },
 			reconciling: "retrying in 2s as the upstream asked (Retry-After)",
 			check:       func(g Gomega, reqs []time.Time) { g.Expect(reqs).To(HaveLen(1)) }},

@@ -145,9 +145,9 @@ func InvalidSpec(field, format string, args ...any) error {
 }
 
 // RetryAfterError says that the upstream asked not to be contacted again
-// before After (an HTTP Retry-After that did not fit in the fetch's
-// deadline). The reconciler requeues after it instead of backing off, so
-// that a rate-limited API is not called back sooner than it asked.
+// before After (the HTTP Retry-After of the last answer). The reconciler
+// requeues no sooner, so that a rate-limited API is not called back
+// sooner than it asked.
 type RetryAfterError struct {
 	After time.Duration
 	Err   error

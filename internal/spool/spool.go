@@ -160,12 +160,30 @@ func sweep(root string) ([]string, error) {
 		if err != nil || !dead {
 			continue // a live owner, or one we cannot judge: keep it
 		}
-		if err := os.RemoveAll(p); err != nil {
-			return removed, fmt.Errorf("spool: removing %s: %w", p, err)
+		if err := removeAll(p); err != nil {
+			// Not fatal: a directory we cannot remove costs space, and
+			// refusing to start over it would crash-loop the process.
+			continue
 		}
 		removed = append(removed, p)
 	}
 	return removed, nil
+}
+
+// removeAll removes a dead process's directory, making read-only
+// directories in it writable first (a hook may have left some, as
+// `go mod download` does).
+func removeAll(p string) error {
+	if err := os.RemoveAll(p); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(p)
 }
 
 // ownerDead reports whether a spool directory's owner is gone: its lock

@@ -105,6 +105,18 @@ func TestNewRemovesOnlyDeadOwnersDirs(t *testing.T) {
 			},
 		},
 		{
+			name: "owner dead, with a read-only directory inside",
+			sibling: func(t *testing.T, parent string) string {
+				p := mkSibling(t, parent)
+				writeFile(t, filepath.Join(p, lockName))
+				writeFile(t, filepath.Join(p, "hook-1", "modcache", "file"))
+				if err := os.Chmod(filepath.Join(p, "hook-1", "modcache"), 0o555); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			},
+		},
+		{
 			name: "no lock file (owner died before locking)",
 			sibling: func(t *testing.T, parent string) string {
 				p := mkSibling(t, parent)

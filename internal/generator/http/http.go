@@ -253,9 +253,10 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 		defer drain(resp.Body)
 		prefix, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyPrefix))
 		err := fmt.Errorf("%s %s: %s: %q", method, redact(u), resp.Status, strings.TrimSpace(string(prefix)))
-		// A Retry-After that fitted in the deadline was waited for (and
-		// the retries are spent); one that did not is the reconciler's.
-		if wait, ok := retryAfter(resp); ok && !fitsDeadline(ctx, wait) {
+		// The upstream's last word on when to come back is the
+		// reconciler's to honour (the retries within the fetch are spent,
+		// or the wait did not fit in the deadline).
+		if wait, ok := retryAfter(resp); ok && wait > 0 {
 			return nil, &generator.RetryAfterError{After: wait, Err: err}
 		}
 		return nil, err

@@ -89,7 +89,7 @@ func TestRetriesWithinAFetch(t *testing.T) {
 			timeout: 5 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable", wantRetryAfter: 120 * time.Second},
 		{name: "429 with Retry-After beyond the deadline", statuses: []int{429}, retryAfter: "30",
 			timeout: time.Second, wantRequests: 1, wantErr: "429 Too Many Requests", wantRetryAfter: 30 * time.Second},
-		{name: "a Retry-After waited for leaves the backoff to the reconciler", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0",
+		{name: "Retry-After: 0 leaves the backoff to the reconciler", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0",
 			timeout: 5 * time.Second, wantRequests: 5, wantErr: "503 Service Unavailable"},
 	}
 	for _, tt := range tests {

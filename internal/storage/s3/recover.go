@@ -41,7 +41,10 @@ const StaleUploadAge = time.Hour
 
 var _ storage.Recoverer = (*Storage)(nil)
 
-// Recover implements storage.Recoverer. A controller killed during a Put
+// Recover implements storage.Recoverer. It touches only keys of the
+// store's own layout (<prefix><kind>/<namespace>/<name>/<file>), so that a
+// bucket shared with other tools, or an empty --s3-prefix, never loses
+// another writer's upload or object. A controller killed during a Put
 // leaves an incomplete multipart upload (its parts are billed, and listed by
 // nothing else), or, for a Put without an expected digest, a "<key>.tmp"
 // object. Recover aborts the uploads under the prefix initiated, and removes
@@ -61,7 +64,7 @@ func (s *Storage) Recover(ctx context.Context, before time.Time) ([]string, erro
 			errs = append(errs, fmt.Errorf("listing incomplete uploads: %w", describe(u.Err)))
 			break
 		}
-		if u.Initiated.IsZero() || !u.Initiated.Before(cutoff) {
+		if u.Initiated.IsZero() || !u.Initiated.Before(cutoff) || !ours(s.opts.Prefix, u.Key, ".tar.gz", ".tar.gz.tmp") {
 			continue
 		}
 		if err := core.AbortMultipartUpload(ctx, s.opts.Bucket, u.Key, u.UploadID); err != nil {
@@ -75,7 +78,7 @@ func (s *Storage) Recover(ctx context.Context, before time.Time) ([]string, erro
 			errs = append(errs, fmt.Errorf("listing objects: %w", describe(o.Err)))
 			break
 		}
-		if !strings.HasSuffix(o.Key, ".tmp") || !o.LastModified.Before(cutoff) {
+		if !ours(s.opts.Prefix, o.Key, ".tar.gz.tmp") || !o.LastModified.Before(cutoff) {
 			continue
 		}
 		if err := s.client.RemoveObject(ctx, s.opts.Bucket, o.Key, minio.RemoveObjectOptions{}); err != nil && !isNotFound(err) {
@@ -85,4 +88,29 @@ func (s *Storage) Recover(ctx context.Context, before time.Time) ([]string, erro
 		removed = append(removed, strings.TrimPrefix(o.Key, s.opts.Prefix))
 	}
 	return removed, errors.Join(errs...)
+}
+
+// ours says whether key is an artifact key of the store's layout under
+// prefix (<kind>/<namespace>/<name>/<file>) whose file name ends with one
+// of suffixes.
+func ours(prefix, key string, suffixes ...string) bool {
+	rel, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	if len(parts) != 4 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+	}
+	for _, suf := range suffixes {
+		if strings.HasSuffix(parts[3], suf) && len(parts[3]) > len(suf) {
+			return true
+		}
+	}
+	return false
 }

@@ -111,3 +111,28 @@ func uploads(ctx context.Context, t *testing.T, c *minio.Client, bucket string) 
 	}
 	return keys
 }
+
+// TestRecoverTouchesOnlyOurLayout: with an empty or shared prefix, the
+// keys of other tools in the bucket are never Recover's.
+func TestRecoverTouchesOnlyOurLayout(t *testing.T) {
+	tests := []struct {
+		prefix, key string
+		suffixes    []string
+		want        bool
+	}{
+		{"", "externalsource/ns/obj/abc.tar.gz", []string{".tar.gz"}, true},
+		{"exs/", "exs/externalsource/ns/obj/abc.tar.gz.tmp", []string{".tar.gz.tmp"}, true},
+		{"", "backups/db.tar.gz", []string{".tar.gz"}, false},
+		{"", "a/b/c/d/e.tar.gz", []string{".tar.gz"}, false},
+		{"", "tool/ns/obj/upload.tmp", []string{".tar.gz.tmp"}, false},
+		{"", "externalsource/ns//abc.tar.gz", []string{".tar.gz"}, false},
+		{"", "externalsource/ns/obj/.tar.gz", []string{".tar.gz"}, false},
+		{"exs/", "other/externalsource/ns/obj/abc.tar.gz", []string{".tar.gz"}, false},
+		{"exs/", "externalsource/ns/obj/abc.tar.gz", []string{".tar.gz"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix+tt.key, func(t *testing.T) {
+			NewWithT(t).Expect(ours(tt.prefix, tt.key, tt.suffixes...)).To(Equal(tt.want))
+		})
+	}
+}

@@ -61,15 +61,16 @@ type Options struct {
 	Creds *credentials.Credentials
 	// Transport overrides the HTTP transport (tests).
 	Transport http.RoundTripper
-	// MaxRetries bounds how often one S3 request is retried (200 ms to 1 s
-	// apart) before the operation fails; zero is DefaultMaxRetries. Few
-	// retries, because the reconciler's exponential backoff takes over:
-	// minio-go's own default (10) would hold a worker for seconds per
-	// reconcile while the server is down.
+	// MaxRetries bounds the attempts of one S3 request (minio-go counts
+	// the first one; its jittered backoff waits up to 200 ms, then 400 ms)
+	// before the operation fails; zero is DefaultMaxRetries. Few, because
+	// the reconciler's exponential backoff takes over: minio-go's own
+	// default (10) held a worker for about 8 s per reconcile while the
+	// server was down.
 	MaxRetries int
 }
 
-// DefaultMaxRetries is the retry budget of one S3 request.
+// DefaultMaxRetries is the attempt budget of one S3 request.
 const DefaultMaxRetries = 3
 
 // DefaultCredentials is the standard chain: AWS_ACCESS_KEY_ID and
