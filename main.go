@@ -189,7 +189,10 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	storage.RecordBackend(f.storageBackend, store)
-	recoverStorage(ctx, store, processStart)
+	// In the background: listing a large bucket must not hold the health
+	// endpoints back past the liveness probe. Only what is older than this
+	// process is touched, so it can run beside the reconciles.
+	go recoverStorage(ctx, store, processStart)
 
 	// Fetched data and archives are spooled in a directory of this
 	// process that the next start removes if this one is killed.

@@ -106,11 +106,14 @@ func (e *Env) Stop() error {
 // its node does; etcd and its data stay. A graceful stop would take tens
 // of seconds while long-lived watches drain.
 func (e *Env) KillAPIServer() error {
-	marker := "--cert-dir=" + e.certDir
+	// The argument whole: another control plane's cert dir may share
+	// this one's prefix.
+	marker := "\x00--cert-dir=" + e.certDir + "\x00"
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	killed := 0
 	for _, d := range dirs {
 		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || !strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), marker) {
+		if err != nil || !strings.Contains(string(b), marker) {
 			continue
 		}
 		pid, err := strconv.Atoi(filepath.Base(d))
@@ -120,6 +123,10 @@ func (e *Env) KillAPIServer() error {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return fmt.Errorf("killing kube-apiserver (pid %d): %w", pid, err)
 		}
+		killed++
+	}
+	if killed == 0 {
+		return fmt.Errorf("no kube-apiserver process with --cert-dir=%s", e.certDir)
 	}
 	// Reaps the process and resets envtest's state for StartAPIServer.
 	return e.ControlPlane.GetAPIServer().Stop()

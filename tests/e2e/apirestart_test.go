@@ -50,8 +50,7 @@ import (
 // themselves.
 //
 // Then an outage longer than --leader-election-renew-deadline: the leader
-// exits, as every Flux controller does, and the next process (the
-// kubelet's restart) publishes again.
+// exits non-zero, as every Flux controller does.
 func TestAPIServerRestart(t *testing.T) {
 	g := NewWithT(t)
 	env, err := devenv.Start()
@@ -75,14 +74,16 @@ func TestAPIServerRestart(t *testing.T) {
 	storageAddr, err := freeAddr()
 	g.Expect(err).ToNot(HaveOccurred())
 	// Lease timings shortened from Flux's defaults (35s, 30s, 5s) so that
-	// the test can outlast the renew deadline.
-	const renewDeadline = 8 * time.Second
+	// the test can outlast the renew deadline, yet long enough that the
+	// first outage (4s plus a kube-apiserver start on a loaded machine)
+	// stays well within it.
+	const renewDeadline = 15 * time.Second
 	startController := func(name string) (exited chan error) {
 		proc, err := startCmd(name, bin, kc,
 			"--enable-leader-election",
-			"--leader-election-lease-duration=10s",
+			"--leader-election-lease-duration=20s",
 			fmt.Sprintf("--leader-election-renew-deadline=%s", renewDeadline),
-			"--leader-election-retry-period=1s",
+			"--leader-election-retry-period=2s",
 			"--storage-backend=memory",
 			"--storage-addr="+storageAddr, "--storage-adv-addr="+storageAddr,
 			"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0")
@@ -173,27 +174,15 @@ func TestAPIServerRestart(t *testing.T) {
 		g.Expect(cur.Status.LastHandledReconcileAt).To(Equal(token))
 	}, timeout).Should(Succeed())
 	g.Expect(exited).ToNot(Receive(), "the controller exited")
-	second := published(g)
 
 	// An outage longer than the renew deadline: the leader gives up and
 	// exits (it cannot know whether another replica took over), as Flux's
-	// controllers do, and a new process (the kubelet's restart) carries on.
+	// controllers do.
+	// (Left down: env.Stop copes with a stopped API server.)
 	g.Expect(env.KillAPIServer()).To(Succeed())
-	stopped = true
 	var exitErr error
 	g.Eventually(exited, renewDeadline+timeout).Should(Receive(&exitErr))
 	g.Expect(exitErr).To(HaveOccurred(), "a leader that lost its lease exits non-zero")
-	g.Expect(env.StartAPIServer()).To(Succeed())
-	stopped = false
-	startController("apirestart-controller-2")
-	g.Eventually(func(g Gomega) {
-		a := published(g)
-		// The memory store did not survive: the data was fetched and
-		// published again, the same revision at the new process's URL.
-		g.Expect(a.Revision).To(Equal(second.Revision))
-		resp, err := http.Get(a.URL)
-		g.Expect(err).ToNot(HaveOccurred())
-		resp.Body.Close()
-		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
-	}, timeout).Should(Succeed())
+	// The kubelet would restart it; a restart loses nothing (the restart
+	// and kill tests).
 }

@@ -111,7 +111,9 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 			}
 		}
 		if tempFile == "" {
-			time.Sleep(200 * time.Microsecond)
+			// Often enough for a 40 MiB write, rarely enough not to
+			// slow it down.
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 	g.Expect(tempFile).ToNot(BeEmpty(), "no artifact write seen")
@@ -196,16 +198,20 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 		g.Expect(names(inside)).To(ConsistOf(".lock"))
 	}, timeout).Should(Succeed())
 
-	// One revision, published once.
-	var evs corev1.EventList
-	g.Expect(k8sClient.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
-	n := 0
-	for _, e := range evs.Items {
-		if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
-			n += int(max(e.Count, 1))
+	// One revision, published once (events are recorded asynchronously).
+	newArtifacts := func(g Gomega) int {
+		var evs corev1.EventList
+		g.Expect(k8sClient.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
+		n := 0
+		for _, e := range evs.Items {
+			if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
+				n += int(max(e.Count, 1))
+			}
 		}
+		return n
 	}
-	g.Expect(n).To(Equal(1))
+	g.Eventually(newArtifacts, timeout).Should(Equal(1))
+	g.Consistently(newArtifacts, 2*time.Second, 500*time.Millisecond).Should(Equal(1))
 }
 
 // procState is the state letter of a process (/proc/<pid>/stat): "T" once
