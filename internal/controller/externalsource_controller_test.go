@@ -364,25 +364,60 @@ func TestExternalSourceFailuresKeepTheArtifact(t *testing.T) {
 	}, timeout).Should(Succeed())
 }
 
-func TestExternalSourceStalls(t *testing.T) {
+// TestBadInputBeyondTheSchema: input the API server cannot judge (it
+// depends on Secrets, the whitelist, the URL policy or the controller's
+// configuration) fails with a message naming the field. What only a spec
+// change can fix is Stalled; what a Secret or the network can fix is
+// retried with backoff, since Secrets are not watched.
+func TestBadInputBeyondTheSchema(t *testing.T) {
 	ns := newNamespace(t)
 	up := newUpstream(t, "x")
+	g := NewWithT(t)
+	for name, data := range map[string]map[string]string{
+		"garbage-ca":  {"ca.crt": "not a certificate"},
+		"bad-header":  {"X-Token": "line one\nline two"},
+		"no-address":  {"username": "u"},
+		"cert-no-key": {"tls.crt": "-----BEGIN CERTIFICATE-----"},
+	} {
+		g.Expect(k8sClient.Create(testCtx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data})).To(Succeed())
+	}
+	ref := func(name string) *meta.LocalObjectReference { return &meta.LocalObjectReference{Name: name} }
 	tests := []struct {
 		name    string
 		manager string
 		mutate  func(*v1.ExternalSource)
+		stalled bool
 		reason  string
-		message string
+		message []string
 	}{
-		{
-			name:    "hooks-without-executor",
-			manager: "no-hooks",
+		{name: "hooks-without-executor", manager: "no-hooks", stalled: true, reason: v1.HooksDisabledReason,
 			mutate: func(o *v1.ExternalSource) {
 				o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "to-yaml", Command: "yq"}}}
 			},
-			reason:  v1.HooksDisabledReason,
-			message: "spec.hooks: hooks are disabled on this controller",
-		},
+			message: []string{"spec.hooks: hooks are disabled on this controller"}},
+		{name: "hook-not-whitelisted", manager: "memory", stalled: true, reason: v1.HookRejectedReason,
+			mutate: func(o *v1.ExternalSource) {
+				withHooks(o, nil, []v1.Hook{sh("copy", "cat"), {Name: "net", Command: "nc", Args: []string{"-l"}}})
+			},
+			message: []string{`spec.hooks.postRequest[1]: hook "net" rejected by the whitelist: command "nc" is not on the whitelist`}},
+		// The URL policy judges the address dialled, after DNS: retried,
+		// as a name may resolve elsewhere later.
+		{name: "metadata-address", manager: "memory", reason: v1.FetchFailedReason,
+			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://169.254.169.254/latest/meta-data/" },
+			message: []string{"GET http://169.254.169.254/latest/meta-data/", "is a link-local address", "denied by the URL policy"}},
+		// A Secret's content: retried, so that fixing the Secret is enough.
+		{name: "ca-not-a-certificate", manager: "memory", reason: v1.FetchFailedReason,
+			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("garbage-ca") },
+			message: []string{fmt.Sprintf(`spec.generator.http.certSecretRef: ca.crt of Secret "%s/garbage-ca" holds no PEM certificate`, ns)}},
+		{name: "certificate-without-key", manager: "memory", reason: v1.FetchFailedReason,
+			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("cert-no-key") },
+			message: []string{fmt.Sprintf(`spec.generator.http.certSecretRef: Secret "%s/cert-no-key" has tls.crt but no tls.key`, ns)}},
+		{name: "header-value-with-newline", manager: "memory", reason: v1.FetchFailedReason,
+			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.HeadersSecretRef = ref("bad-header") },
+			message: []string{fmt.Sprintf(`spec.generator.http.headersSecretRef: Secret "%s/bad-header": the value of key "X-Token" is not a valid header value`, ns)}},
+		{name: "proxy-without-address", manager: "memory", reason: v1.FetchFailedReason,
+			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.ProxySecretRef = ref("no-address") },
+			message: []string{"spec.generator.http.proxySecretRef:", "key 'address' not found"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,11 +427,16 @@ func TestExternalSourceStalls(t *testing.T) {
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			g.Eventually(func(g Gomega) {
 				cur := getSource(g, obj)
-				g.Expect(conditions.IsStalled(cur)).To(BeTrue())
 				g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
+				g.Expect(conditions.IsStalled(cur)).To(Equal(tt.stalled))
 				g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(tt.reason))
-				g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.message))
-				g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+				for _, m := range tt.message {
+					g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(m))
+				}
+				if tt.stalled {
+					g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+				}
+				g.Expect(cur.Status.Artifact).To(BeNil(), "nothing was published")
 			}, timeout).Should(Succeed())
 		})
 	}

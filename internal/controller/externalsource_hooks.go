@@ -59,24 +59,25 @@ func (r *ExternalSourceReconciler) preRequestHooks(obj *v1.ExternalSource) func(
 		if err != nil {
 			return err
 		}
-		for _, h := range obj.Spec.Hooks.PreRequest {
+		for i, h := range obj.Spec.Hooks.PreRequest {
+			field := fmt.Sprintf("spec.hooks.preRequest[%d]", i)
 			var out bytes.Buffer
 			ignored, err := r.runWithPolicy(ctx, obj, h, func() error {
 				out.Reset()
 				return r.HookRunner.Run(ctx, h, bytes.NewReader(data), &out)
 			})
 			if err != nil {
-				return &hookStepError{err}
+				return &hookStepError{fmt.Errorf("%s: %w", field, err)}
 			}
 			if ignored {
 				continue
 			}
 			var next generator.HookRequest
 			if err := json.Unmarshal(out.Bytes(), &next); err != nil {
-				return &hookStepError{fmt.Errorf("hook %q: its output is not a request as JSON ({\"url\",\"method\",\"headers\",\"body\"}): %w", h.Name, err)}
+				return &hookStepError{fmt.Errorf("%s: hook %q: its output is not a request as JSON ({\"url\",\"method\",\"headers\",\"body\"}): %w", field, h.Name, err)}
 			}
 			if next.URL == "" {
-				return &hookStepError{fmt.Errorf("hook %q: its output has no url", h.Name)}
+				return &hookStepError{fmt.Errorf("%s: hook %q: its output has no url", field, h.Name)}
 			}
 			data = out.Bytes()
 			*req = next
@@ -97,6 +98,9 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.
 	hctx, cancel := context.WithDeadline(ctx, st.deadline)
 	defer cancel()
 	for i, h := range obj.Spec.Hooks.PostRequest {
+		// Every failure names the hook's field, as for the rest of the
+		// spec.
+		field := fmt.Sprintf("spec.hooks.postRequest[%d]", i)
 		in := st.dataFile
 		outPath := filepath.Join(st.tmpDir, fmt.Sprintf("hook-%d", i))
 		ignored, err := r.runWithPolicy(hctx, obj, h, func() error {
@@ -116,18 +120,18 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.
 			return err
 		})
 		if err != nil {
-			return r.hookFailed(obj, err)
+			return r.hookFailed(obj, fmt.Errorf("%s: %w", field, err))
 		}
 		if ignored {
 			continue
 		}
 		fi, err := os.Stat(outPath)
 		if err != nil {
-			return r.hookFailed(obj, err)
+			return r.hookFailed(obj, fmt.Errorf("%s: %w", field, err))
 		}
 		if fi.Size() > r.MaxDataSize {
-			return r.hookFailed(obj, fmt.Errorf("hook %q: output of %d bytes exceeds the maximum size of %d bytes (--max-response-size)",
-				h.Name, fi.Size(), r.MaxDataSize))
+			return r.hookFailed(obj, fmt.Errorf("%s: hook %q: output of %d bytes exceeds the maximum size of %d bytes (--max-response-size)",
+				field, h.Name, fi.Size(), r.MaxDataSize))
 		}
 		st.dataFile, st.dataSize = outPath, fi.Size()
 	}
