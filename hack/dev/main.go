@@ -103,7 +103,7 @@ func run() error {
 		}))
 	}()
 
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -207,13 +207,4 @@ func waitForArtifact(ctx context.Context, c client.Client, key client.ObjectKey,
 			return &ea, nil
 		}
 	}
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

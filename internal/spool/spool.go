@@ -37,6 +37,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/externalsource/externalsource-controller/internal/flock"
 )
 
 // RootName is the directory, under the parent, that holds every process's
@@ -116,31 +118,10 @@ func checkOwned(root string) error {
 	return nil
 }
 
-// lockFile opens (creating) a lock file and takes an exclusive flock on
-// it, waiting when wait is set, failing with EWOULDBLOCK otherwise.
+// lockFile opens (creating) a lock file and takes its exclusive lock,
+// waiting when wait is set, failing with flock.ErrLocked otherwise.
 func lockFile(p string, wait bool) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	how := syscall.LOCK_EX
-	if !wait {
-		how |= syscall.LOCK_NB
-	}
-	if err := flock(f, how); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", p, err)
-	}
-	return f, nil
-}
-
-func flock(f *os.File, how int) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
+	return flock.Open(p, os.O_RDWR|os.O_CREATE, wait)
 }
 
 // sweep removes the directories under root whose owner is dead, and
@@ -190,19 +171,17 @@ func removeAll(p string) error {
 // can be taken, or it has no lock file (its owner died between creating
 // the directory and locking it, which the root lock makes the only way).
 func ownerDead(dir string) (bool, error) {
-	f, err := os.Open(filepath.Join(dir, lockName))
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := flock.Open(filepath.Join(dir, lockName), os.O_RDONLY, false)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return true, nil
-	}
-	if err != nil {
+	case errors.Is(err, flock.ErrLocked):
+		return false, nil
+	case err != nil:
 		return false, err
 	}
-	defer f.Close() // releases the lock if we took it
-	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return false, nil
-	}
-	return err == nil, err
+	f.Close() // releases the lock we took
+	return true, nil
 }
 
 // Path is the process's spool directory.

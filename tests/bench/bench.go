@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,11 +357,11 @@ func (r *run) startController(ctx context.Context) (func(), error) {
 	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
 		return nil, err
 	}
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	if r.metrics, err = freeAddr(); err != nil {
+	if r.metrics, err = devenv.FreeAddr(); err != nil {
 		return nil, err
 	}
 	args := []string{
@@ -774,15 +773,6 @@ loop:
 	default:
 	}
 	return ctx.Err()
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // tracker follows ExternalSources and ExternalArtifacts through watches

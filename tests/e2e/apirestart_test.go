@@ -71,7 +71,7 @@ func TestAPIServerRestart(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	g.Expect(err).ToNot(HaveOccurred())
 	// Lease timings shortened from Flux's defaults (35s, 30s, 5s) so that
 	// the test can outlast the renew deadline, yet long enough that the

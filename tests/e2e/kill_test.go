@@ -37,6 +37,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
 // TestControllerKilledMidReconcile: a controller killed (SIGKILL) in the
@@ -69,7 +70,7 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 	defer srv.Close()
 
 	dir := t.TempDir()
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	g.Expect(err).ToNot(HaveOccurred())
 	args := []string{"--watch-label-selector=e2e.externalsource.io/shard=kill",
 		"--storage-backend=filesystem", "--storage-path=" + dir,

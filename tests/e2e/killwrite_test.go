@@ -42,6 +42,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
 // storageTempFile is the name of the temporary file Flux's AtomicWriteFile
@@ -75,7 +76,7 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 	defer srv.Close()
 
 	storageDir, tmpDir := t.TempDir(), t.TempDir()
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	g.Expect(err).ToNot(HaveOccurred())
 	args := []string{"--watch-label-selector=e2e.externalsource.io/shard=killwrite",
 		"--storage-backend=filesystem", "--storage-path=" + storageDir,

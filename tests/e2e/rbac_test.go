@@ -41,6 +41,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
 // TestLeastPrivilegeRBAC runs the controller binary as the ServiceAccount
@@ -95,7 +96,7 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 	saKubeconfig := filepath.Join(workDir, "kubeconfig-sa")
 	g.Expect(clientcmd.WriteToFile(*kc, saKubeconfig)).To(Succeed())
 
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	g.Expect(err).ToNot(HaveOccurred())
 	cmd, err := startCmd("rbac-controller", bin, saKubeconfig,
 		"--watch-label-selector=e2e.externalsource.io/shard=rbac",

@@ -36,6 +36,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 
 	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
 )
@@ -85,15 +86,15 @@ func startReplicas(t *testing.T, shard string, storageArgs ...string) []replica 
 	t.Helper()
 	var out []replica
 	for i := range 2 {
-		health, err := freeAddr()
+		health, err := devenv.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		storage, err := freeAddr()
+		storage, err := devenv.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		metrics, err := freeAddr()
+		metrics, err := devenv.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}

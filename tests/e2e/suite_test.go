@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,7 +113,7 @@ func run(m *testing.M) int {
 	receiver := httptest.NewServer(events)
 	defer receiver.Close()
 
-	storageAddr, err := freeAddr()
+	storageAddr, err := devenv.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
@@ -231,15 +230,6 @@ func writeExampleWhitelist(root, path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(cm.Data["whitelist.yaml"]), 0o644)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // eventReceiver is a notification endpoint: it decodes Flux's event payload.

@@ -19,15 +19,15 @@ package filesystem
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/externalsource/externalsource-controller/internal/storage"
+
+	"github.com/externalsource/externalsource-controller/internal/flock"
 )
 
 // Flux's AtomicWriteFile writes an artifact to os.CreateTemp(dir, name),
@@ -107,33 +107,20 @@ func removeTempFiles(dir, held string, before time.Time) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// tryLock takes, without waiting, the flock that Flux's Storage.Lock
-// (fluxcd/pkg/lockedfile) takes on an artifact's lock file. A missing lock
-// file is free and is not created.
+// tryLock takes, without waiting, the lock that Flux's Storage.Lock takes
+// on an artifact's lock file. A missing lock file is free and is not
+// created.
 func tryLock(p string) (unlock func(), free bool, err error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := flock.Open(p, os.O_RDONLY, false)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return func() {}, true, nil
-	}
-	if err != nil {
+	case errors.Is(err, flock.ErrLocked):
+		return nil, false, nil
+	case err != nil:
 		return nil, false, err
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	switch {
-	case err == nil:
-		return func() { f.Close() }, true, nil
-	case errors.Is(err, syscall.EWOULDBLOCK):
-		f.Close()
-		return nil, false, nil
-	default:
-		f.Close()
-		return nil, false, fmt.Errorf("locking %s: %w", p, err)
-	}
+	return func() { f.Close() }, true, nil
 }
 
 // Recover implements storage.Recoverer: it walks the storage root and
