@@ -33,7 +33,7 @@ bench: ## Run the scale benchmark: real control plane, controller process, N sou
 	go run ./tests/bench/cmd -scenarios $(BENCH_SCENARIOS) -out tests/bench/out -docs docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: test
-test: tools generate-check vet fuzz ## Run every test against a real kube-apiserver and etcd.
+test: tools size-check generate-check vet fuzz ## Run every test against a real kube-apiserver and etcd.
 	cd api && go test -count=1 ./...
 	go test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) ./...
 
@@ -44,7 +44,8 @@ test: tools generate-check vet fuzz ## Run every test against a real kube-apiser
 # ordinary tests too.
 FUZZ_TARGETS := internal/archive:FuzzCleanPath internal/archive:FuzzWrite \
 	internal/server:FuzzCleanRequestPath internal/server:FuzzHandler \
-	internal/hook:FuzzCheck internal/generator/http:FuzzSecretHeaders
+	internal/hook:FuzzCheck internal/generator/http:FuzzSecretHeaders \
+	internal/redact:FuzzSetString
 FUZZ_TIME ?= 3000x
 
 .PHONY: fuzz
@@ -55,9 +56,16 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_TIME) ./$$pkg; \
 	done
 
+# The tools `make test` runs; goreleaser is built by release-check alone.
+TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller
+
 .PHONY: tools
-tools: ## Build the test binaries (idempotent; seconds when warm).
-	hack/tools.sh
+tools: ## Build the binaries the tests run (idempotent; seconds when warm).
+	hack/tools.sh $(TEST_TOOLS) crds
+
+.PHONY: size-check
+size-check: ## Fail when a tracked file is over 5 MB (binaries do not belong in git).
+	hack/check-size.sh
 
 ##@ Build
 

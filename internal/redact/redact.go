@@ -1,0 +1,267 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package redact keeps the values read from Secrets out of everything the
+// controller writes for others to read: conditions, events, logs, returned
+// errors and metric labels. Every value read from a Secret is added to the
+// reconcile's Set the moment it is read; the reconciler passes every
+// message through the Set at the one place where errors become output.
+//
+// Values are matched as written and in the encodings a failure path is
+// likely to print them in (JSON and Go quoting, URL query escaping,
+// base64). A hook that deliberately transforms a value it was given (say,
+// reverses it) can still print it: that is the tenant disclosing their own
+// Secret, which no filter over text can prevent (docs/security.md).
+package redact
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Placeholder replaces every redacted value.
+const Placeholder = "***"
+
+// Set is the secret values of one reconcile. The zero value is ready to use
+// and a nil *Set redacts nothing but URLs; it is safe for concurrent use.
+type Set struct {
+	mu       sync.RWMutex
+	values   map[string]struct{}
+	replacer *strings.Replacer // built lazily from values; nil when stale
+}
+
+// Add records values to redact. Empty values are ignored; so are values of
+// fewer than MinLength bytes, which would otherwise blank out ordinary words
+// (a Secret value of "1" or "on" is no credential).
+func (s *Set) Add(values ...string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range values {
+		for _, form := range forms(v) {
+			if len(form) < MinLength {
+				continue
+			}
+			if s.values == nil {
+				s.values = map[string]struct{}{}
+			}
+			if _, ok := s.values[form]; !ok {
+				s.values[form] = struct{}{}
+				s.replacer = nil
+			}
+		}
+	}
+}
+
+// AddBytes records the values of a Secret's data.
+func (s *Set) AddBytes(data map[string][]byte) {
+	for _, v := range data {
+		s.Add(string(v))
+	}
+}
+
+// MinLength is the shortest value that is redacted.
+const MinLength = 4
+
+// forms returns v and the encodings a message may carry it in.
+func forms(v string) []string {
+	out := []string{v, strings.TrimSpace(v)}
+	if q := strconv.Quote(v); len(q) > 2 {
+		out = append(out, q[1:len(q)-1])
+	}
+	if j, err := json.Marshal(v); err == nil && len(j) > 2 {
+		out = append(out, string(j[1:len(j)-1]))
+	}
+	out = append(out, url.QueryEscape(v), url.PathEscape(v),
+		base64.StdEncoding.EncodeToString([]byte(v)), base64.RawStdEncoding.EncodeToString([]byte(v)))
+	return out
+}
+
+// String returns msg with every recorded value, and the userinfo and query
+// values of every URL in it, replaced by Placeholder.
+func (s *Set) String(msg string) string {
+	if s != nil {
+		if r := s.getReplacer(); r != nil {
+			msg = r.Replace(msg)
+		}
+	}
+	return URLsIn(msg)
+}
+
+func (s *Set) getReplacer() *strings.Replacer {
+	s.mu.RLock()
+	r, n := s.replacer, len(s.values)
+	s.mu.RUnlock()
+	if r != nil || n == 0 {
+		return r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.replacer == nil {
+		vals := make([]string, 0, len(s.values))
+		for v := range s.values {
+			vals = append(vals, v)
+		}
+		// Longest first: a value that contains another is replaced whole.
+		sort.Slice(vals, func(i, j int) bool {
+			if len(vals[i]) != len(vals[j]) {
+				return len(vals[i]) > len(vals[j])
+			}
+			return vals[i] < vals[j]
+		})
+		pairs := make([]string, 0, 2*len(vals))
+		for _, v := range vals {
+			pairs = append(pairs, v, Placeholder)
+		}
+		s.replacer = strings.NewReplacer(pairs...)
+	}
+	return s.replacer
+}
+
+// Error returns err with a redacted message; errors.Is and errors.As still
+// see the original chain. Nil stays nil.
+func (s *Set) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := s.String(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// IsRedacted reports whether err already went through Set.Error with a
+// change.
+func IsRedacted(err error) bool {
+	var r *redactedError
+	return errors.As(err, &r)
+}
+
+// URL returns u without credentials: userinfo becomes Placeholder and so
+// does the value of every query parameter (the names stay, they help to
+// debug). A string that does not parse is returned with everything from
+// the first '?' or '@' on replaced.
+func URL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Opaque != "" {
+		if i := strings.IndexAny(u, "?@"); i >= 0 {
+			return u[:i] + Placeholder
+		}
+		return u
+	}
+	return parsedURL(p)
+}
+
+func parsedURL(p *url.URL) string {
+	c := *p
+	if c.User != nil {
+		c.User = url.User(Placeholder)
+	}
+	if c.RawQuery != "" {
+		c.RawQuery = redactQuery(c.RawQuery)
+	}
+	c.Fragment, c.RawFragment = "", ""
+	s := c.String()
+	// url.URL escapes the placeholder in userinfo; write it as it is.
+	return strings.Replace(s, url.User(Placeholder).String()+"@", Placeholder+"@", 1)
+}
+
+// redactQuery keeps the parameter names and replaces every value.
+func redactQuery(q string) string {
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		if k, _, ok := strings.Cut(p, "="); ok {
+			parts[i] = k + "=" + Placeholder
+		} else if p != "" {
+			parts[i] = p
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// URLsIn redacts every http(s) URL found in msg with URL. Go's url.Error
+// and most client errors quote the whole URL, query and userinfo included.
+func URLsIn(msg string) string {
+	if !strings.Contains(msg, "://") {
+		return msg
+	}
+	var b strings.Builder
+	rest := msg
+	for {
+		i := indexScheme(rest)
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i:]
+		end := strings.IndexFunc(rest, func(r rune) bool {
+			return r == ' ' || r == '"' || r == '\'' || r == '`' || r == '<' || r == '>' || r == '\n' || r == '\t' || r == '\\'
+		})
+		if end < 0 {
+			end = len(rest)
+		}
+		b.WriteString(URL(rest[:end]))
+		rest = rest[end:]
+	}
+}
+
+// indexScheme returns the index of the first "http://" or "https://" in s
+// (case-insensitive), or -1.
+func indexScheme(s string) int {
+	l := strings.ToLower(s)
+	i, j := strings.Index(l, "http://"), strings.Index(l, "https://")
+	switch {
+	case i < 0:
+		return j
+	case j < 0:
+		return i
+	default:
+		return min(i, j)
+	}
+}
+
+type contextKey struct{}
+
+// NewContext returns ctx carrying s, for code that reads Secrets or writes
+// messages far from the reconciler (generators, hook runners, loggers).
+func NewContext(ctx context.Context, s *Set) context.Context {
+	return context.WithValue(ctx, contextKey{}, s)
+}
+
+// FromContext returns the Set of ctx, or nil (which redacts URLs only).
+func FromContext(ctx context.Context) *Set {
+	s, _ := ctx.Value(contextKey{}).(*Set)
+	return s
+}
