@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // Generator produces the data of an ExternalSource. Implementations are
@@ -65,6 +66,12 @@ type Request struct {
 	// about to send and sends what it returns instead. The hook contract's
 	// request form is HookRequest.
 	PreRequest func(ctx context.Context, req *HookRequest) error
+
+	// Secrets collects every value the generator reads from a Secret, the
+	// moment it is read and before anything can fail on it: the reconciler
+	// redacts them from every condition, event, log line and error. Nil
+	// collects nothing (tests of a generator alone).
+	Secrets *redact.Set
 }
 
 // HookRequest is a request as pre-request hooks read and write it (JSON on

@@ -63,6 +63,7 @@ func getSecret(ctx context.Context, req *generator.Request, field, name string) 
 		}
 		return nil, fmt.Errorf("%s: reading Secret %q: %w", field, key.String(), err)
 	}
+	req.Secrets.AddBytes(s.Data)
 	return &s, nil
 }
 
