@@ -40,6 +40,10 @@ const (
 	// ArtifactInStorageCondition is True when the artifact of
 	// status.artifact exists in storage and matches its digest.
 	ArtifactInStorageCondition string = "ArtifactInStorage"
+
+	// PublishFailedCondition is True (negative polarity) while the
+	// ExternalArtifact cannot be created or updated.
+	PublishFailedCondition string = "PublishFailed"
 )
 
 // Condition reasons specific to ExternalSource; Flux's generic reasons
@@ -82,11 +86,12 @@ const (
 	// WriteOperationFailedReason: the artifact could not be written.
 	WriteOperationFailedReason string = "WriteOperationFailed"
 
-	// ArtifactUpToDateReason: the upstream data has not changed.
-	ArtifactUpToDateReason string = "ArtifactUpToDate"
-
 	// NewArtifactReason: a new revision was stored and published.
 	NewArtifactReason string = "NewArtifact"
+
+	// GarbageCollectionFailedReason: the artifacts of a deleted object could
+	// not be removed.
+	GarbageCollectionFailedReason string = "GarbageCollectionFailed"
 
 	// PublishFailedReason: the ExternalArtifact could not be written.
 	PublishFailedReason string = "PublishFailed"

@@ -17,44 +17,16 @@ limitations under the License.
 package controller
 
 import (
-	"errors"
+	"github.com/externalsource/externalsource-controller/internal/failure"
 )
 
-// stallingError is a failure that retrying cannot fix: an invalid spec, a
-// generator type without implementation, hooks on a controller without a
-// hook executor. The object is marked Stalled with the reason and is not
-// requeued until it changes.
-type stallingError struct {
-	reason string
-	err    error
-}
+// stalling returns a failure that retrying cannot fix (internal/failure):
+// an invalid spec, a generator type without implementation, hooks on a
+// controller without a hook executor. The object is Stalled with reason
+// until it changes.
+func stalling(reason string, err error) error { return failure.NewStalling(err, reason) }
 
-func (e *stallingError) Error() string { return e.err.Error() }
-func (e *stallingError) Unwrap() error { return e.err }
-
-// transientError is a failure worth retrying with backoff: network,
-// upstream, storage, API errors. The condition it sets is already on the
-// object; the reason goes into Ready and the Warning event.
-type transientError struct {
-	reason string
-	err    error
-}
-
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-func stalling(reason string, err error) error  { return &stallingError{reason: reason, err: err} }
-func transient(reason string, err error) error { return &transientError{reason: reason, err: err} }
-
-// reasonOf returns the reason carried by err, or fallback.
-func reasonOf(err error, fallback string) string {
-	var s *stallingError
-	if errors.As(err, &s) {
-		return s.reason
-	}
-	var t *transientError
-	if errors.As(err, &t) {
-		return t.reason
-	}
-	return fallback
-}
+// transient returns a failure worth retrying with backoff: network,
+// upstream, storage, API errors. The step has set its condition already;
+// the reason goes into Ready and the Warning event.
+func transient(reason string, err error) error { return failure.NewGeneric(err, reason) }

@@ -14,8 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package controller holds the ExternalSourceReconciler: one file per step
-// of the pipeline (fetch, storage, publish), chained in reconcile.
+// Package controller holds the ExternalSourceReconciler: one file per
+// concern (the pipeline's steps: _storage, _fetch, _hooks, _publish; spec
+// checks in _validation, deletion in _finalize), chained in Reconcile.
 package controller
 
 import (
@@ -24,11 +25,13 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,9 +54,11 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -111,6 +116,10 @@ type ExternalSourceReconciler struct {
 	// resets on a requeue without error. Nil is SetupWithManager's
 	// default (Flux's default rate limiter) or, outside it, no floor.
 	RetryAfterBackoff workqueue.TypedRateLimiter[reconcile.Request]
+
+	// secrets holds, per object being reconciled, the Secret values its
+	// reconcile read, for the events it emits (Eventf).
+	secrets sync.Map // client.ObjectKey -> *redact.Set
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -125,31 +134,25 @@ type ReconcilerOptions struct {
 	HookWhitelistChanged <-chan event.GenericEvent
 }
 
-// readyCondition lists the conditions Ready is summarised from, as
-// source-controller does: the failure conditions are negative polarity.
+// ownedConditions are the conditions this controller writes; the
+// negative-polarity ones are removed when every step succeeds.
 var (
 	ownedConditions = []string{
 		v1.FetchFailedCondition,
 		v1.HookFailedCondition,
 		v1.StorageOperationFailedCondition,
+		v1.PublishFailedCondition,
 		v1.ArtifactInStorageCondition,
 		meta.ReadyCondition,
 		meta.ReconcilingCondition,
 		meta.StalledCondition,
-	}
-	summarizeConditions = []string{
-		meta.StalledCondition,
-		v1.FetchFailedCondition,
-		v1.HookFailedCondition,
-		v1.StorageOperationFailedCondition,
-		meta.ReconcilingCondition,
-		v1.ArtifactInStorageCondition,
 	}
 	negativePolarity = []string{
 		meta.StalledCondition,
 		v1.FetchFailedCondition,
 		v1.HookFailedCondition,
 		v1.StorageOperationFailedCondition,
+		v1.PublishFailedCondition,
 		meta.ReconcilingCondition,
 	}
 )
@@ -227,6 +230,9 @@ var externalArtifactChanged = predicate.Funcs{
 
 // reconcileState carries what one step hands to the next.
 type reconcileState struct {
+	// secrets are the Secret values read by this reconcile: every message
+	// that leaves it goes through them (internal/redact).
+	secrets *redact.Set
 	// tmpDir holds the spooled data and the archive; removed at the end.
 	tmpDir string
 	// dataFile is the spooled data and dataSize its length.
@@ -246,19 +252,24 @@ type reconcileState struct {
 	fetchDuration time.Duration
 	// newArtifact says this reconcile stored a new revision.
 	newArtifact bool
+	// progressPatched says Reconciling was already written in this
+	// reconcile, so a later step does not write it again.
+	progressPatched bool
 	// prevReadyMessage is Ready's message before this reconcile, to emit a
 	// warning event only when a warning appears.
 	prevReadyMessage string
+	// start is when the reconcile began.
+	start time.Time
+	// requeueAfter is when a failed reconcile is retried (summarize).
+	requeueAfter time.Duration
 }
 
 // reconcileFunc is one step of the pipeline.
 type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.ExternalSource, st *reconcileState) error
 
 // Reconcile follows source-controller: get, serial patcher, deferred
-// summarize-and-patch, finalizer, suspend, then the steps.
+// summarize and patch, finalizer, suspend, then the steps.
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
-	log := ctrl.LoggerFrom(ctx)
-
 	start := time.Now()
 
 	obj := &v1.ExternalSource{}
@@ -268,15 +279,32 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+
+	// Every Secret value read from here on is kept out of what this
+	// reconcile writes: the logger of ctx, the events (by object key),
+	// the conditions and the returned error.
+	secrets := &redact.Set{}
+	ctx = redact.NewContext(ctrl.LoggerInto(ctx, redact.Logger(ctrl.LoggerFrom(ctx), secrets)), secrets)
+	r.secrets.Store(req.NamespacedName, secrets)
+	defer r.secrets.Delete(req.NamespacedName)
+
 	sp := patch.NewSerialPatcher(obj, r.Client)
-	st := &reconcileState{prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
+	st := &reconcileState{secrets: secrets, start: start,
+		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
 	defer st.cleanup()
 
 	// done says the steps ran to the end (as opposed to: stopped early for
-	// deletion, suspension or the finalizer).
+	// deletion, suspension or a failure).
 	var done bool
 	defer func() {
-		result, retErr = r.summarizeAndPatch(ctx, sp, obj, st, done, retErr)
+		if !obj.DeletionTimestamp.IsZero() && retErr == nil {
+			// Persist the finalizer's removal; the object then goes.
+			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)))
+			result = ctrl.Result{}
+		} else {
+			r.summarize(ctx, obj, st, done, retErr)
+			result, retErr = r.patch(ctx, sp, obj, done, retErr, st.requeueAfter)
+		}
 		r.recordMetrics(ctx, obj, start)
 	}()
 
@@ -285,16 +313,26 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 
 	// Add the finalizer first and persist it at once, so that nothing is
-	// stored for an object that could then be deleted without cleanup.
-	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
+	// stored for an object that could then be deleted without cleanup. A
+	// new generation or a reconcile request is shown as Reconciling in the
+	// same write, so `kubectl wait --for=condition=Ready` after an edit
+	// never returns on the previous result.
+	needFinalizer := !controllerutil.ContainsFinalizer(obj, v1.Finalizer)
+	if needFinalizer {
 		controllerutil.AddFinalizer(obj, v1.Finalizer)
+	}
+	if msg := requestedWork(obj); msg != "" && !obj.Spec.Suspend {
+		if err := r.patchProgress(ctx, sp, obj, st, "%s", msg); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if needFinalizer {
 		if err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
 
 	if obj.Spec.Suspend {
-		log.V(1).Info("reconciliation is suspended for this object")
+		ctrl.LoggerFrom(ctx).Info("reconciliation is suspended for this object")
 		return ctrl.Result{}, nil
 	}
 
@@ -314,56 +352,117 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
 }
 
-// summarizeAndPatch turns the outcome of the steps into Ready, Reconciling
-// and Stalled, records the handled reconcile request, emits a Warning for a
-// failure and patches the object once. A stalling error is not returned to
-// controller-runtime (retrying cannot fix it); any other error is, so the
-// rate limiter backs off exponentially while the last artifact stays
-// published.
-func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState, done bool, recErr error) (ctrl.Result, error) {
-	result := ctrl.Result{}
-	if done {
-		result.RequeueAfter = jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
+// requestedWork says why this reconcile must show progress before doing
+// its work: a generation not handled yet, or a reconcile request not
+// handled yet. Empty when it is a periodic check.
+func requestedWork(obj *v1.ExternalSource) string {
+	if obj.Generation != obj.Status.ObservedGeneration {
+		return fmt.Sprintf("processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
 	}
-
-	if !obj.DeletionTimestamp.IsZero() && recErr == nil {
-		// Persist the finalizer's removal; the object then goes.
-		err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName))
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok && v != obj.Status.GetLastHandledReconcileRequest() {
+		return fmt.Sprintf("processing reconcile request %q", v)
 	}
+	return ""
+}
 
-	var stall *stallingError
-	// retryAfter is the requeue the upstream asked for, if it did.
-	var retryAfter time.Duration
-	switch {
-	case errors.As(recErr, &stall):
-		conditions.MarkStalled(obj, stall.reason, "%s", recErr.Error())
-		conditions.MarkFalse(obj, meta.ReadyCondition, stall.reason, "%s", recErr.Error())
-		conditions.Delete(obj, meta.ReconcilingCondition)
-		r.Eventf(obj, nil, corev1.EventTypeWarning, stall.reason, "Reconcile", "%s", recErr.Error())
-	case recErr != nil:
-		conditions.Delete(obj, meta.StalledCondition)
-		reason := reasonOf(recErr, meta.FailedReason)
-		if wait, ok := generator.RetryAfter(recErr); ok {
-			// The upstream asked for a pause longer than the fetch could
-			// wait: honour it (at most the interval) instead of backing
-			// off sooner.
-			retryAfter = max(min(wait, obj.GetRequeueAfter()), r.retryAfterFloor(obj))
-			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason,
-				"retrying in %s as the upstream asked (Retry-After) after: %s", retryAfter, recErr.Error())
-		} else {
-			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", recErr.Error())
+// patchProgress marks the object Reconciling with Ready Unknown and writes
+// it at once (with the finalizer, if just added), so watchers see the work
+// before its result. A reconcile writes progress at most once.
+func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *patch.SerialPatcher,
+	obj *v1.ExternalSource, st *reconcileState, format string, args ...any) error {
+	if st.progressPatched {
+		return nil
+	}
+	conditions.MarkReconciling(obj, meta.ProgressingReason, format, args...)
+	conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, format, args...)
+	if err := sp.Patch(ctx, obj, r.patchOptions()...); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	st.progressPatched = true
+	return nil
+}
+
+// maxMessageLength bounds a condition or event message: what an upstream
+// or a hook controls (status texts, stderr) must not fill the object; the
+// CRD allows 32768 bytes per condition message.
+const maxMessageLength = 4096
+
+// message is the text of a failure as it may leave the reconcile:
+// redacted, then bounded.
+func (st *reconcileState) message(err error) string {
+	return truncate(st.secrets.String(err.Error()), maxMessageLength)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, saying so.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = " ... (truncated)"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// summarize turns the outcome of the steps into Ready, Reconciling and
+// Stalled, and applies the failure's policy (internal/failure) in this one
+// place: the Warning event and the single error log line. It also emits
+// the info line of a new artifact and the event of a new warning. Every
+// condition message is redacted and bounded here, whichever step wrote it.
+func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *v1.ExternalSource,
+	st *reconcileState, done bool, recErr error) {
+	log := ctrl.LoggerFrom(ctx)
+	if recErr != nil {
+		kind, reason, cfg := failure.Describe(recErr, meta.FailedReason)
+		if wait, ok := generator.RetryAfter(recErr); ok && kind == failure.KindGeneric {
+			kind = failure.KindWaiting
+			recErr = failure.NewWaiting(recErr, reason, wait)
 		}
-		conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", recErr.Error())
-		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", recErr.Error())
-	case done:
+		msg := st.message(recErr)
+		switch kind {
+		case failure.KindStalling:
+			conditions.MarkStalled(obj, reason, "%s", msg)
+			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+			conditions.Delete(obj, meta.ReconcilingCondition)
+		case failure.KindWaiting:
+			// The upstream asked for a pause: honour it (at most the
+			// interval), with the backoff as floor.
+			wait, _ := failure.RequeueAfter(recErr)
+			st.requeueAfter = max(min(wait, obj.GetRequeueAfter()), r.retryAfterFloor(obj))
+			conditions.Delete(obj, meta.StalledCondition)
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason,
+				"retrying in %s as the upstream asked (Retry-After) after: %s", st.requeueAfter, msg)
+			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+		default:
+			st.requeueAfter = r.retryAfterFloor(obj)
+			conditions.Delete(obj, meta.StalledCondition)
+			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", msg)
+			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
+		}
+		if cfg.Event != "" {
+			r.Eventf(obj, nil, cfg.Event, reason, "Reconcile", "%s", msg)
+		}
+		if cfg.Log {
+			what := "reconcile failed, retrying"
+			if kind == failure.KindStalling {
+				what = "reconcile stalled: the spec must change"
+			}
+			log.Error(errors.New(msg), what, "reason", reason, "revision", revisionOf(obj))
+		}
+	} else if done {
 		r.forgetRetryAfter(client.ObjectKeyFromObject(obj))
 		// Every step succeeded: no failure condition can still hold.
 		for _, c := range negativePolarity {
 			conditions.Delete(obj, c)
 		}
 		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		if st.newArtifact {
+			a := obj.GetArtifact()
+			log.Info("stored artifact", "revision", a.Revision, "size", ptrValue(a.Size),
+				"duration", time.Since(st.start).Round(time.Millisecond).String())
+		}
 		// A warning is an event when it appears, not on every interval:
 		// a steady state costs no API write.
 		for _, w := range st.warnings {
@@ -376,37 +475,66 @@ func (r *ExternalSourceReconciler) summarizeAndPatch(ctx context.Context, sp *pa
 	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
 		obj.Status.SetLastHandledReconcileRequest(v)
 	}
-
-	opts := []patch.Option{
-		patch.WithOwnedConditions{Conditions: ownedConditions},
-		patch.WithFieldOwner(r.ControllerName),
+	for i := range obj.Status.Conditions {
+		c := &obj.Status.Conditions[i]
+		c.Message = truncate(st.secrets.String(c.Message), maxMessageLength)
 	}
+}
+
+// patch writes the summarized object once and says when to come back.
+// Failures are requeued by the reconciler's own backoff (RetryAfterBackoff,
+// built from the same --min/--max-retry-delay as Flux's rate limiter) and
+// not returned to controller-runtime, which would log each one a second
+// time; only a failed patch (the status could not be written) is returned.
+func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPatcher,
+	obj *v1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
+	kind, _, _ := failure.Describe(recErr, "")
+	stalled := recErr != nil && kind == failure.KindStalling
+	opts := r.patchOptions()
 	// observedGeneration says a generation was fully handled: done, or
 	// stalled on it (which is final for that generation).
-	if done || stall != nil {
+	if done || stalled {
 		opts = append(opts, patch.WithStatusObservedGeneration{})
 	}
 	if err := sp.Patch(ctx, obj, opts...); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
-		recErr = kerrors.NewAggregate([]error{recErr, err})
-		retryAfter = 0 // a failed patch is retried with backoff
+		// The failure being reported, if any, is in the message already
+		// logged; the patch error is new: redacted, then returned.
+		return ctrl.Result{}, redact.FromContext(ctx).Error(fmt.Errorf("patching status: %w", err))
 	}
-
-	if stall != nil {
+	switch {
+	case recErr == nil && done:
+		return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+	case recErr == nil, stalled:
 		return ctrl.Result{}, nil
 	}
-	if retryAfter > 0 {
-		// Not an error for controller-runtime: an error would requeue with
-		// the rate limiter's (shorter) backoff, ignoring RequeueAfter.
-		ctrl.LoggerFrom(ctx).Info("upstream asked to retry later", "after", retryAfter, "error", recErr.Error())
-		return ctrl.Result{RequeueAfter: retryAfter}, nil
+	return ctrl.Result{RequeueAfter: requeueAfter}, nil
+}
+
+// patchOptions are the options of every status write.
+func (r *ExternalSourceReconciler) patchOptions() []patch.Option {
+	return []patch.Option{
+		patch.WithOwnedConditions{Conditions: ownedConditions},
+		patch.WithFieldOwner(r.ControllerName),
 	}
-	if recErr != nil {
-		return ctrl.Result{}, recErr
+}
+
+// revisionOf returns the published revision, for log lines.
+func revisionOf(obj *v1.ExternalSource) string {
+	if a := obj.GetArtifact(); a != nil {
+		return a.Revision
 	}
-	return result, nil
+	return ""
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // readyMessage names the published revision, and adds the generator's
@@ -436,23 +564,14 @@ func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *v1.Ex
 	r.Metrics.RecordStalled(ctx, obj)
 }
 
-// progressing marks the object Reconciling with Ready Unknown when a new
-// generation is being handled, so `kubectl wait` does not see the old Ready.
-func progressing(obj *v1.ExternalSource, format string, args ...any) {
-	conditions.MarkReconciling(obj, meta.ProgressingReason, format, args...)
-	if obj.Generation != obj.Status.ObservedGeneration || !conditions.Has(obj, meta.ReadyCondition) {
-		conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, format, args...)
-	}
-}
-
 func (st *reconcileState) cleanup() {
 	if st.tmpDir != "" {
 		_ = os.RemoveAll(st.tmpDir)
 	}
 }
 
-// retryAfterFloor is the next exponential backoff of an object whose
-// upstream asked for a pause; zero without RetryAfterBackoff.
+// retryAfterFloor is the next exponential backoff of a failing object;
+// zero without RetryAfterBackoff.
 func (r *ExternalSourceReconciler) retryAfterFloor(obj *v1.ExternalSource) time.Duration {
 	if r.RetryAfterBackoff == nil {
 		return 0
@@ -460,12 +579,37 @@ func (r *ExternalSourceReconciler) retryAfterFloor(obj *v1.ExternalSource) time.
 	return r.RetryAfterBackoff.When(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 }
 
-// forgetRetryAfter resets the object's Retry-After backoff after a
-// success, and frees it when the object is gone.
+// forgetRetryAfter resets the object's backoff after a success, and frees
+// it when the object is gone.
 func (r *ExternalSourceReconciler) forgetRetryAfter(key client.ObjectKey) {
 	if r.RetryAfterBackoff != nil {
 		r.RetryAfterBackoff.Forget(reconcile.Request{NamespacedName: key})
 	}
+}
+
+// Eventf shadows the embedded Recorder's: every event message of an object
+// being reconciled (the ExternalSource, or its ExternalArtifact of the same
+// name) goes through that reconcile's Secret values, whichever step emits
+// it.
+func (r *ExternalSourceReconciler) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	r.Recorder.Eventf(regarding, related, eventtype, reason, action, "%s", r.redactEvent(regarding, fmt.Sprintf(note, args...)))
+}
+
+// AnnotatedEventf shadows the embedded Recorder's, as Eventf does.
+func (r *ExternalSourceReconciler) AnnotatedEventf(regarding, related runtime.Object, annotations map[string]string,
+	eventtype, reason, action, note string, args ...any) {
+	r.Recorder.AnnotatedEventf(regarding, related, annotations, eventtype, reason, action, "%s",
+		r.redactEvent(regarding, fmt.Sprintf(note, args...)))
+}
+
+func (r *ExternalSourceReconciler) redactEvent(regarding runtime.Object, msg string) string {
+	var set *redact.Set
+	if o, ok := regarding.(client.Object); ok {
+		if v, ok := r.secrets.Load(client.ObjectKeyFromObject(o)); ok {
+			set = v.(*redact.Set)
+		}
+	}
+	return truncate(set.String(msg), maxMessageLength)
 }
 
 func ptrTo[T any](v T) *T { return &v }

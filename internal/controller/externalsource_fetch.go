@@ -30,12 +30,12 @@ import (
 	"github.com/fluxcd/pkg/runtime/patch"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
-	"github.com/externalsource/externalsource-controller/internal/archive"
+	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 )
 
-// reconcileSource validates what the controller itself must check, runs
+// reconcileSource checks what the controller itself must check, runs
 // the generator and spools the data to a temporary file with a size bound,
 // so the data is never held whole in memory.
 //
@@ -46,23 +46,10 @@ import (
 // fetch leaves the status as it was, so the final patch sends nothing.
 func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
 	obj *v1.ExternalSource, st *reconcileState) error {
-	if obj.Generation != obj.Status.ObservedGeneration {
-		progressing(obj, "processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
+	if err := r.validateSpec(obj); err != nil {
+		return err
 	}
-
-	if _, err := archive.CleanPath(obj.Spec.DestinationPath); err != nil {
-		return stalling(v1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
-	}
-	gen, ok := r.Generators.Get(obj.Spec.Generator.Type)
-	if !ok {
-		return stalling(v1.UnsupportedGeneratorReason,
-			fmt.Errorf("spec.generator.type: %q has no implementation in this controller (supported: %v)",
-				obj.Spec.Generator.Type, r.Generators.Types()))
-	}
-	if obj.HasHooks() && r.HookRunner == nil {
-		return stalling(v1.HooksDisabledReason,
-			errors.New("spec.hooks: hooks are disabled on this controller (it runs without --hook-executor-socket)"))
-	}
+	gen, _ := r.Generators.Get(obj.Spec.Generator.Type)
 
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)
@@ -87,7 +74,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	}
 
 	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev,
-		PreRequest: r.preRequestHooks(obj)})
+		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets})
 	if err != nil {
 		if isHookError(err) {
 			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
@@ -157,6 +144,9 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *v1.ExternalSource, err error
 	}
 	err = fmt.Errorf("fetch failed: %w", err)
 	conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.FetchFailedReason, "%s", err.Error())
+	if wait, ok := generator.RetryAfter(err); ok {
+		return failure.NewWaiting(err, v1.FetchFailedReason, wait)
+	}
 	return transient(v1.FetchFailedReason, err)
 }
 

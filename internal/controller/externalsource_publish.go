@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -35,7 +34,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
-	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/failure"
 )
 
 // reconcileExternalArtifact makes the child ExternalArtifact (same name and
@@ -48,6 +47,26 @@ func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context
 	if a == nil {
 		return nil
 	}
+	ea, err := r.publish(ctx, obj, a)
+	if err != nil {
+		conditions.MarkTrue(obj, v1.PublishFailedCondition, reasonOf(err), "%s", err)
+		return err
+	}
+	conditions.Delete(obj, v1.PublishFailedCondition)
+	if st.newArtifact {
+		r.notifyNewArtifact(obj, ea)
+	}
+	return nil
+}
+
+// reasonOf returns the reason a failure carries.
+func reasonOf(err error) string {
+	_, reason, _ := failure.Describe(err, meta.FailedReason)
+	return reason
+}
+
+// publish creates or updates the ExternalArtifact and returns it.
+func (r *ExternalSourceReconciler) publish(ctx context.Context, obj *v1.ExternalSource, a *meta.Artifact) (*sourcev1.ExternalArtifact, error) {
 
 	ea := &sourcev1.ExternalArtifact{}
 	key := client.ObjectKeyFromObject(obj)
@@ -57,26 +76,26 @@ func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context
 		ea = &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace}}
 		r.setExternalArtifactSpec(obj, ea)
 		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
-			return transient(v1.PublishFailedReason, err)
+			return nil, transient(v1.PublishFailedReason, err)
 		}
 		if err := r.Create(ctx, ea, client.FieldOwner(r.ControllerName)); err != nil {
-			return transient(v1.PublishFailedReason, fmt.Errorf("creating ExternalArtifact: %w", err))
+			return nil, transient(v1.PublishFailedReason, fmt.Errorf("creating ExternalArtifact: %w", err))
 		}
 	case err != nil:
-		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+		return nil, transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
 	default:
 		if owner := metav1.GetControllerOf(ea); owner != nil && owner.UID != obj.UID {
-			return transient(v1.ArtifactOwnedByOtherReason, fmt.Errorf(
+			return nil, transient(v1.ArtifactOwnedByOtherReason, fmt.Errorf(
 				"ExternalArtifact %s is controlled by %s %s, refusing to adopt it", key, owner.Kind, owner.Name))
 		}
 		before := ea.DeepCopy()
 		r.setExternalArtifactSpec(obj, ea)
 		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
-			return transient(v1.PublishFailedReason, err)
+			return nil, transient(v1.PublishFailedReason, err)
 		}
 		if !equality.Semantic.DeepEqual(before.Spec, ea.Spec) || !equality.Semantic.DeepEqual(before.OwnerReferences, ea.OwnerReferences) {
 			if err := r.Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
-				return transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact: %w", err))
+				return nil, transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact: %w", err))
 			}
 		}
 	}
@@ -90,14 +109,11 @@ func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context
 	}
 	if !equality.Semantic.DeepEqual(before.Status, ea.Status) {
 		if err := r.Status().Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
-			return transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact status: %w", err))
+			return nil, transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact status: %w", err))
 		}
 	}
 
-	if st.newArtifact {
-		r.notifyNewArtifact(obj, ea)
-	}
-	return nil
+	return ea, nil
 }
 
 func (r *ExternalSourceReconciler) setExternalArtifactSpec(obj *v1.ExternalSource, ea *sourcev1.ExternalArtifact) {
@@ -121,34 +137,4 @@ func (r *ExternalSourceReconciler) notifyNewArtifact(obj *v1.ExternalSource, ea 
 	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
 	r.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
 	r.AnnotatedEventf(ea, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
-}
-
-// reconcileDelete removes every stored artifact of the object and its
-// ExternalArtifact, then the finalizer. Owner references make Kubernetes
-// garbage collection a second safety net for the ExternalArtifact.
-func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.ExternalSource) error {
-	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
-		return nil
-	}
-	any := meta.Artifact{Path: storage.ArtifactPath(v1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
-	n, err := r.Storage.RemoveAll(ctx, any)
-	if err != nil {
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, "GarbageCollectionFailed", "removing artifacts: %s", err)
-		return transient("GarbageCollectionFailed", fmt.Errorf("removing artifacts: %w", err))
-	}
-
-	ea := &sourcev1.ExternalArtifact{}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), ea); err == nil {
-		if metav1.IsControlledBy(ea, obj) {
-			if err := r.Delete(ctx, ea); client.IgnoreNotFound(err) != nil {
-				return transient(v1.PublishFailedReason, fmt.Errorf("deleting ExternalArtifact: %w", err))
-			}
-		}
-	} else if !apierrors.IsNotFound(err) {
-		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
-	}
-
-	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
-	controllerutil.RemoveFinalizer(obj, v1.Finalizer)
-	return nil
 }

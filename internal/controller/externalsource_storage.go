@@ -53,7 +53,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 	case err == nil:
 		// The advertised address may have changed since the artifact was stored.
 		r.Storage.SetArtifactURL(a)
-		conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", a.Revision)
+		conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", a.Revision)
 		return nil
 	case errors.Is(err, storage.ErrDigestMismatch):
 		r.Eventf(obj, nil, corev1.EventTypeWarning, "ArtifactVerificationFailed", "Reconcile",
@@ -79,7 +79,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 // reconcileArtifact packages the data as a deterministic tar.gz and stores
 // it when its digest differs from the published one. Same data, same path:
 // same bytes, so nothing is stored or published for an unchanged upstream.
-func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *patch.SerialPatcher,
 	obj *v1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
 		recordFetchResult(obj, st)
@@ -89,7 +89,9 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	archivePath := filepath.Join(st.tmpDir, "artifact.tar.gz")
 	res, err := r.writeArchive(obj, st, archivePath)
 	if err != nil {
-		return transient(v1.ArchiveOperationFailedReason, fmt.Errorf("packaging data: %w", err))
+		err = fmt.Errorf("packaging data: %w", err)
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.ArchiveOperationFailedReason, "%s", err)
+		return transient(v1.ArchiveOperationFailedReason, err)
 	}
 
 	if cur := obj.GetArtifact(); cur != nil && cur.Digest == res.Digest {
@@ -98,6 +100,14 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 		return nil
 	}
 	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultChanged, st.fetchDuration)
+	if cur := obj.GetArtifact(); cur != nil {
+		// A new upstream revision is work in progress too, visible before
+		// it is stored (a no-op when this reconcile showed progress already).
+		if err := r.patchProgress(ctx, sp, obj, st, "building artifact: new upstream revision '%s'",
+			archive.Revision(res.Digest)); err != nil {
+			return err
+		}
+	}
 
 	artifact := r.Storage.NewArtifactFor(v1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
 	// The expected digest lets the backend check the bytes as they stream
@@ -112,7 +122,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *pat
 	recordFetchResult(obj, st)
 	st.newArtifact = true
 	conditions.Delete(obj, v1.StorageOperationFailedCondition)
-	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, "Succeeded", "stored artifact for revision '%s'", artifact.Revision)
+	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
 
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 )
 
@@ -106,4 +107,23 @@ func FuzzSetString(f *testing.F) {
 			t.Fatalf("%q leaked in %q", secret, out)
 		}
 	})
+}
+
+func TestLogger(t *testing.T) {
+	g := NewWithT(t)
+	var lines []string
+	base := funcr.New(func(prefix, args string) { lines = append(lines, prefix+" "+args) },
+		funcr.Options{Verbosity: 1})
+	s := &Set{}
+	s.Add("hunter22")
+	l := Logger(base, s).WithValues("header", "Bearer hunter22").WithName("x")
+	l.Info("sent hunter22", "url", "https://h/?k=hunter22&a=b", "n", 3)
+	l.V(1).Info("debug", "values", []string{"hunter22"})
+	l.Error(errors.New("refused hunter22"), "failed")
+	g.Expect(lines).To(HaveLen(3))
+	for _, line := range lines {
+		g.Expect(line).NotTo(ContainSubstring("hunter22"))
+		g.Expect(line).To(ContainSubstring("***"))
+	}
+	g.Expect(lines[0]).To(ContainSubstring(`"n"=3`))
 }

@@ -1,0 +1,66 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+)
+
+// reconcileDelete removes every stored artifact of the object and its
+// ExternalArtifact, then the finalizer. Owner references make Kubernetes
+// garbage collection a second safety net for the ExternalArtifact.
+func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.ExternalSource) error {
+	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
+		return nil
+	}
+	// RemoveAll removes the directory of the artifact it is given.
+	anyArtifact := meta.Artifact{Path: storage.ArtifactPath(v1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
+	n, err := r.Storage.RemoveAll(ctx, anyArtifact)
+	if err != nil {
+		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.GarbageCollectionFailedReason, "removing artifacts: %s", err)
+		return transient(v1.GarbageCollectionFailedReason, fmt.Errorf("removing artifacts: %w", err))
+	}
+
+	ea := &sourcev1.ExternalArtifact{}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), ea); err == nil {
+		if metav1.IsControlledBy(ea, obj) {
+			if err := r.Delete(ctx, ea); client.IgnoreNotFound(err) != nil {
+				return transient(v1.PublishFailedReason, fmt.Errorf("deleting ExternalArtifact: %w", err))
+			}
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+	}
+
+	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
+	controllerutil.RemoveFinalizer(obj, v1.Finalizer)
+	return nil
+}
