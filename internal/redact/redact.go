@@ -82,6 +82,25 @@ func (s *Set) AddBytes(data map[string][]byte) {
 	}
 }
 
+// AddURL records the credentials a URL may carry: its userinfo password
+// and every query value. An upstream that echoes the request path (a 401
+// body, a hook's error) then cannot carry them out in a form URLsIn does
+// not recognise (a path without scheme and host).
+func (s *Set) AddURL(u *url.URL) {
+	if s == nil || u == nil {
+		return
+	}
+	if p, ok := u.User.Password(); ok {
+		s.Add(p)
+	}
+	if u.User != nil {
+		s.Add(u.User.Username())
+	}
+	for _, vs := range u.Query() {
+		s.Add(vs...)
+	}
+}
+
 // MinLength is the shortest value that is redacted.
 const MinLength = 4
 

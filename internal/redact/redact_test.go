@@ -56,6 +56,15 @@ func TestSetString(t *testing.T) {
 	}
 }
 
+func TestSetAddURL(t *testing.T) {
+	g := NewWithT(t)
+	var s Set
+	u, err := url.Parse("https://bobby:pa55word@h/p?api_key=k3y-value&x=1")
+	g.Expect(err).ToNot(HaveOccurred())
+	s.AddURL(u)
+	g.Expect(s.String("echo /p?api_key=k3y-value as bobby:pa55word")).To(Equal("echo /p?api_key=*** as ***:***"))
+}
+
 func TestSetLongestFirst(t *testing.T) {
 	g := NewWithT(t)
 	var s Set

@@ -167,6 +167,8 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	if u.Host == "" {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "must have a host")
 	}
+	// A query value or userinfo may be a credential (?api_key=...).
+	req.Secrets.AddURL(u)
 
 	header, err := g.headers(ctx, req, spec)
 	if err != nil {
