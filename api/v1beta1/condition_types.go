@@ -80,6 +80,10 @@ const (
 	// ArchiveOperationFailedReason: the data could not be packaged.
 	ArchiveOperationFailedReason string = "ArchiveOperationFailed"
 
+	// ArtifactVerificationFailedReason: the stored artifact's bytes do not
+	// match its digest; it is removed and fetched again.
+	ArtifactVerificationFailedReason string = "ArtifactVerificationFailed"
+
 	// StatOperationFailedReason: the stored artifact could not be checked.
 	StatOperationFailedReason string = "StatOperationFailed"
 

@@ -56,7 +56,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 		conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", a.Revision)
 		return nil
 	case errors.Is(err, storage.ErrDigestMismatch):
-		r.Eventf(obj, nil, corev1.EventTypeWarning, "ArtifactVerificationFailed", "Reconcile",
+		r.Eventf(obj, nil, corev1.EventTypeWarning, v1.ArtifactVerificationFailedReason, "Reconcile",
 			"stored artifact is corrupt, fetching again: %s", err.Error())
 		if rerr := r.Storage.Remove(ctx, *a); rerr != nil {
 			conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
