@@ -103,13 +103,13 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 
 	dir, err := os.MkdirTemp(r.TempDir, "externalsource-")
 	if err != nil {
-		return transient(meta.FailedReason, fmt.Errorf("creating temporary directory: %w", err))
+		return failed(fmt.Errorf("spooling the response: %w", err))
 	}
 	st.tmpDir = dir
 	st.dataFile = filepath.Join(dir, "data")
 	f, err := os.Create(st.dataFile)
 	if err != nil {
-		return transient(meta.FailedReason, fmt.Errorf("creating temporary file: %w", err))
+		return failed(fmt.Errorf("spooling the response: %w", err))
 	}
 	// Reading one byte past the limit tells "exactly at the limit" from
 	// "over it" without reading the rest.

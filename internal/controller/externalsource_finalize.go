@@ -53,11 +53,15 @@ func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.
 	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), ea); err == nil {
 		if metav1.IsControlledBy(ea, obj) {
 			if err := r.Delete(ctx, ea); client.IgnoreNotFound(err) != nil {
-				return transient(v1.PublishFailedReason, fmt.Errorf("deleting ExternalArtifact: %w", err))
+				err = fmt.Errorf("deleting ExternalArtifact: %w", err)
+				conditions.MarkTrue(obj, v1.PublishFailedCondition, v1.PublishFailedReason, "%s", err)
+				return transient(v1.PublishFailedReason, err)
 			}
 		}
 	} else if !apierrors.IsNotFound(err) {
-		return transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+		err = fmt.Errorf("reading ExternalArtifact: %w", err)
+		conditions.MarkTrue(obj, v1.PublishFailedCondition, v1.PublishFailedReason, "%s", err)
+		return transient(v1.PublishFailedReason, err)
 	}
 
 	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
