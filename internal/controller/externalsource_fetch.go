@@ -63,6 +63,9 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		return stalling(v1.HooksDisabledReason,
 			errors.New("spec.hooks: hooks are disabled on this controller (it runs without --hook-executor-socket)"))
 	}
+	if err := r.checkHooks(ctx, obj); err != nil {
+		return err
+	}
 
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)

@@ -128,10 +128,11 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 }
 
 // startSidecar runs the hook-executor sidecar on socket with the suite's
-// whitelist and waits until it listens; stop kills it.
-func startSidecar(socket, logPath string) (stop func(), err error) {
-	cmd := exec.Command(controllerBin, "hook-executor", "--socket="+socket, "--hook-whitelist="+testWhitelistPath,
-		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console")
+// whitelist and waits until it listens; stop kills it. args come after the
+// suite's flags, so they override them (the last value of a flag wins).
+func startSidecar(socket, logPath string, args ...string) (stop func(), err error) {
+	cmd := exec.Command(controllerBin, append([]string{"hook-executor", "--socket=" + socket, "--hook-whitelist=" + testWhitelistPath,
+		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console"}, args...)...)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
