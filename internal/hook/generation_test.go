@@ -266,3 +266,30 @@ func TestStoreGeneration(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(s.Generation()).ToNot(Equal(first))
 }
+
+// failingWriter refuses everything after max bytes, as the controller's
+// output caps do.
+type failingWriter struct{ max, n int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.n+len(p) > f.max {
+		return 0, errors.New("cap reached")
+	}
+	f.n += len(p)
+	return len(p), nil
+}
+
+// TestClientOutputRefused: when the caller refuses a hook's output (a
+// cap), the run is a failure of the hook (ExecError, result "failure"),
+// not an unavailable sidecar.
+func TestClientOutputRefused(t *testing.T) {
+	g := NewWithT(t)
+	wl := mustParse(t, "commands: [{name: sh, path: /bin/sh, args: ['-c', '.*']}]\n")
+	socket := startServer(t, func() *Whitelist { return wl })
+	err := NewClient(socket).Run(context.Background(), v1.Hook{Name: "flood", Command: "sh", Args: []string{"-c", "head -c 1000000 /dev/zero"}},
+		strings.NewReader(""), &failingWriter{max: 1000})
+	var ee *ExecError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)
+	g.Expect(ee.Reason).To(Equal("writing its output: cap reached"))
+	g.Expect(Result(err)).To(Equal("failure"))
+}

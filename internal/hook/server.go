@@ -247,7 +247,13 @@ func (c *Client) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("hook executor: %s: %s", resp.Status, b)
 	}
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
+	out := &recordingWriter{w: stdout}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		if out.err != nil {
+			// The caller refused the output (a cap, a full disk): the run
+			// failed on what it wrote, the sidecar is fine.
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("writing its output: %v", out.err)}
+		}
 		return fmt.Errorf("hook %q: reading output: %w", h.Name, err)
 	}
 	reason := decodeTrailer(resp.Trailer.Get(trailerReason))
@@ -293,6 +299,21 @@ func (c *Client) WhitelistGeneration(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("hook executor: %s %s: no generation", http.MethodGet, whitelistPath)
 	}
 	return st.Generation, nil
+}
+
+// recordingWriter remembers the error of the writer it wraps, to tell a
+// failure to write the output from a failure to read it from the sidecar.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 func decodeTrailer(s string) string {
