@@ -96,6 +96,7 @@ type flags struct {
 	s3                                  s3.Options
 	maxResponseSize                     int64
 	hookSocket, hookWhitelist           string
+	hookLimits                          controller.HookLimits
 	allowedURLs, deniedURLs             []string
 	allowLinkLocal                      bool
 	retentionTTL                        time.Duration
@@ -131,6 +132,7 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
 		"The Unix socket of the hook-executor sidecar; without it, objects with hooks are Stalled.")
 	fs.StringVar(&f.hookWhitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
+	f.hookLimits.BindFlags(fs)
 	fs.StringSliceVar(&f.allowedURLs, "allowed-url-patterns", nil,
 		"Regular expressions (anchored) one of which every fetched URL must match; empty allows all.")
 	fs.StringSliceVar(&f.deniedURLs, "denied-url-patterns", nil, "Regular expressions (anchored) no fetched URL may match.")
@@ -289,6 +291,7 @@ func run(ctx context.Context, f *flags) error {
 		Generators:     generators,
 		Storage:        store,
 		MaxDataSize:    f.maxResponseSize,
+		HookLimits:     f.hookLimits,
 		TempDir:        sp.Path(),
 		Retention:      storage.Retention{TTL: f.retentionTTL, Records: f.retentionRecords},
 	}

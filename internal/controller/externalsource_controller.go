@@ -89,6 +89,9 @@ type ExternalSourceReconciler struct {
 	// MaxDataSize bounds the data of one fetch, in bytes.
 	MaxDataSize int64
 
+	// HookLimits bound the memory and spool bytes of one reconcile's hooks.
+	HookLimits HookLimits
+
 	// Retention is the artifact retention policy applied after each new
 	// artifact.
 	Retention storage.Retention

@@ -399,7 +399,7 @@ func TestBadInputBeyondTheSchema(t *testing.T) {
 			mutate: func(o *v1.ExternalSource) {
 				withHooks(o, nil, []v1.Hook{sh("copy", "cat"), {Name: "net", Command: "nc", Args: []string{"-l"}}})
 			},
-			message: []string{`spec.hooks.postRequest[1]: hook "net" rejected by the whitelist: command "nc" is not on the whitelist`}},
+			message: []string{`spec.hooks.postRequest[1].command: hook "net" rejected by the whitelist: command "nc" is not on the whitelist`}},
 		// The URL policy judges the address dialled, after DNS: retried,
 		// as a name may resolve elsewhere later.
 		{name: "metadata-address", manager: "memory", reason: v1.FetchFailedReason,

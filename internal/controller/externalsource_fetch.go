@@ -49,6 +49,11 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	if err := r.validateSpec(obj); err != nil {
 		return err
 	}
+	// Every hook is checked before any runs and before any request is
+	// sent: a refused post-request hook must not let a POST happen first.
+	if err := r.checkHooks(ctx, obj); err != nil {
+		return err
+	}
 	gen, _ := r.Generators.Get(obj.Spec.Generator.Type)
 
 	var prev generator.Validators

@@ -57,7 +57,10 @@ const hookMaxOutput = 64 << 10
 var (
 	// controllerBin is the controller binary the suite builds; it is also
 	// the hook-executor sidecar.
-	controllerBin     string
+	controllerBin string
+	// hookExecutorLog is the suite sidecar's log, at debug level: it
+	// names every hook that ran ("hook ran").
+	hookExecutorLog   string
 	testWhitelistPath string
 	testWhitelist     *hook.Store
 	// whitelistSubs fan a whitelist change out to every manager.
@@ -119,7 +122,8 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 		return nil, nil, fmt.Errorf("building the controller: %v: %s", err, out)
 	}
 	socket := filepath.Join(dir, "hook.sock")
-	stop, err := startSidecar(socket, filepath.Join(dir, "hook-executor.log"))
+	hookExecutorLog = filepath.Join(dir, "hook-executor.log")
+	stop, err := startSidecar(socket, hookExecutorLog)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,10 +132,13 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 }
 
 // startSidecar runs the hook-executor sidecar on socket with the suite's
-// whitelist and waits until it listens; stop kills it.
-func startSidecar(socket, logPath string) (stop func(), err error) {
-	cmd := exec.Command(controllerBin, "hook-executor", "--socket="+socket, "--hook-whitelist="+testWhitelistPath,
-		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console")
+// whitelist and waits until it listens; stop kills it. args come after the
+// suite's flags, so they override them (the last value of a flag wins).
+// It logs at debug level, which names every hook run: a test can tell
+// whether a hook ran even when the hook itself can leave no trace.
+func startSidecar(socket, logPath string, args ...string) (stop func(), err error) {
+	cmd := exec.Command(controllerBin, append([]string{"hook-executor", "--socket=" + socket, "--hook-whitelist=" + testWhitelistPath,
+		fmt.Sprintf("--hook-max-output=%d", hookMaxOutput), "--log-encoding=console", "--log-level=debug"}, args...)...)
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err

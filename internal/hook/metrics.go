@@ -34,8 +34,15 @@ var hookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 	Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 }, []string{"command", "result"})
 
+// generationMismatches counts refusals that were not final because the
+// controller and the hook executor enforced different whitelists.
+var generationMismatches = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "externalsource_hook_whitelist_generation_mismatches_total",
+	Help: "Hook refusals retried instead of stalled because the controller and the hook executor enforced different whitelist generations.",
+})
+
 func init() {
-	metrics.Registry.MustRegister(hookDuration)
+	metrics.Registry.MustRegister(hookDuration, generationMismatches)
 }
 
 // Instrumented wraps a Runner and records every run's duration and result
@@ -46,6 +53,39 @@ func Instrumented(r Runner) Runner {
 }
 
 type instrumented struct{ r Runner }
+
+var (
+	_ Checker            = instrumented{}
+	_ GenerationReporter = instrumented{}
+)
+
+// Check implements Checker for a wrapped Checker, recording a refusal as a
+// rejected run: a hook refused up front never reaches Run. A wrapped
+// runner that cannot check allows everything here.
+func (i instrumented) Check(ctx context.Context, h v1.Hook) error {
+	c, ok := i.r.(Checker)
+	if !ok {
+		return nil
+	}
+	start := time.Now()
+	err := c.Check(ctx, h)
+	if err != nil {
+		command, result := h.Command, Result(err)
+		if result == "rejected" {
+			command = "<rejected>"
+		}
+		hookDuration.WithLabelValues(command, result).Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+// WhitelistGeneration implements GenerationReporter for a wrapped one.
+func (i instrumented) WhitelistGeneration(ctx context.Context) (string, error) {
+	if r, ok := i.r.(GenerationReporter); ok {
+		return r.WhitelistGeneration(ctx)
+	}
+	return "", errors.New("the hook runner cannot report its whitelist generation")
+}
 
 func (i instrumented) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
 	start := time.Now()
@@ -58,12 +98,16 @@ func (i instrumented) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdou
 	return err
 }
 
-// Result names the outcome of a run for metrics and events.
+// Result names the outcome of a run for metrics and events. A refusal
+// while the whitelists disagree is "unavailable": it says nothing about
+// the hook, only that the two sides have not both reloaded yet.
 func Result(err error) string {
 	var ee *ExecError
 	switch {
 	case err == nil:
 		return "success"
+	case IsGenerationError(err):
+		return "unavailable"
 	case IsRejected(err):
 		return "rejected"
 	case errors.As(err, &ee) && ee.TimedOut():

@@ -39,14 +39,33 @@ import (
 // in a header and stdin as the body; the response streams stdout, and its
 // trailers say how the command ended. A refusal by the whitelist is a 403
 // before anything runs.
+//
+// Every response of /v1/run carries the generation of the whitelist the
+// sidecar checked the hook with (generationHeader); a refusal found when
+// the run starts (the whitelist changed in between) is the trailer error
+// "rejected" with the generation then in force (trailerGeneration).
+// GET /v1/whitelist returns {"generation", "commands"}: the controller asks
+// it when its own whitelist refuses a hook, to tell a refusal that stands
+// from one the sidecar's newer whitelist no longer makes.
 const (
-	runPath       = "/v1/run"
-	hookHeader    = "X-Hook"
-	trailerError  = "X-Hook-Error"
-	trailerReason = "X-Hook-Reason"
-	trailerExit   = "X-Hook-Exit-Code"
-	trailerStderr = "X-Hook-Stderr"
+	runPath           = "/v1/run"
+	whitelistPath     = "/v1/whitelist"
+	hookHeader        = "X-Hook"
+	generationHeader  = "X-Hook-Whitelist-Generation"
+	trailerError      = "X-Hook-Error"
+	trailerReason     = "X-Hook-Reason"
+	trailerExit       = "X-Hook-Exit-Code"
+	trailerStderr     = "X-Hook-Stderr"
+	trailerGeneration = "X-Hook-Whitelist-Generation-End"
 )
+
+// WhitelistStatus is the answer of GET /v1/whitelist.
+type WhitelistStatus struct {
+	// Generation is the generation of the whitelist in force.
+	Generation string `json:"generation"`
+	// Commands is how many commands it allows.
+	Commands int `json:"commands"`
+}
 
 // Server is the hook-executor sidecar: it serves an Executor on a Unix
 // socket in a volume shared with the controller, never on a TCP port.
@@ -85,14 +104,27 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
+	mux.HandleFunc("GET "+whitelistPath, func(w http.ResponseWriter, _ *http.Request) {
+		wl := s.Executor.Whitelist()
+		st := WhitelistStatus{Generation: wl.Generation()}
+		if wl != nil {
+			st.Commands = len(wl.Commands)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
 	mux.HandleFunc("POST "+runPath, func(w http.ResponseWriter, r *http.Request) {
+		// One snapshot: the generation reported is that of the whitelist
+		// the hook is checked with.
+		wl := s.Executor.Whitelist()
+		w.Header().Set(generationHeader, wl.Generation())
 		h, err := decodeHook(r.Header.Get(hookHeader))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		// Defence in depth: the controller checked the whitelist already.
-		if _, err := s.Executor.Whitelist().Check(h); err != nil {
+		if _, err := wl.Check(h); err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			_ = json.NewEncoder(w).Encode(map[string]string{"reason": err.(*RejectedError).Reason})
@@ -100,15 +132,22 @@ func (s *Server) handler() http.Handler {
 		}
 		// stdout streams back while stdin still streams in.
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr)
+		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr+", "+trailerGeneration)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)
 		start := time.Now()
 		err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
 		var ee *ExecError
+		var rej *RejectedError
 		switch {
 		case err == nil:
 			w.Header().Set(trailerExit, "0")
+		case errors.As(err, &rej):
+			// The executor checks again with the whitelist then in force,
+			// which a reload may have changed since the check above.
+			w.Header().Set(trailerError, "rejected")
+			w.Header().Set(trailerReason, base64.StdEncoding.EncodeToString([]byte(rej.Reason)))
+			w.Header().Set(trailerGeneration, s.Executor.Whitelist().Generation())
 		case errors.As(err, &ee):
 			w.Header().Set(trailerError, "exec")
 			w.Header().Set(trailerReason, base64.StdEncoding.EncodeToString([]byte(ee.Reason)))
@@ -163,7 +202,10 @@ type Client struct {
 	http   *http.Client
 }
 
-var _ Runner = (*Client)(nil)
+var (
+	_ Runner             = (*Client)(nil)
+	_ GenerationReporter = (*Client)(nil)
+)
 
 // NewClient returns a client of the sidecar at socket.
 func NewClient(socket string) *Client {
@@ -199,12 +241,19 @@ func (c *Client) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.
 	case http.StatusForbidden:
 		var body struct{ Reason string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
-		return &RejectedError{Hook: h.Name, Reason: body.Reason + " (refused by the hook executor)"}
+		return &ExecutorRejectedError{Generation: resp.Header.Get(generationHeader),
+			Rejected: &RejectedError{Hook: h.Name, Reason: body.Reason + " (refused by the hook executor)"}}
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("hook executor: %s: %s", resp.Status, b)
 	}
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
+	out := &recordingWriter{w: stdout}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		if out.err != nil {
+			// The caller refused the output (a cap, a full disk): the run
+			// failed on what it wrote, the sidecar is fine.
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("writing its output: %v", out.err)}
+		}
 		return fmt.Errorf("hook %q: reading output: %w", h.Name, err)
 	}
 	reason := decodeTrailer(resp.Trailer.Get(trailerReason))
@@ -214,12 +263,57 @@ func (c *Client) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.
 			return fmt.Errorf("hook %q: the hook executor ended the output early", h.Name)
 		}
 		return nil
+	case "rejected":
+		return &ExecutorRejectedError{Generation: resp.Trailer.Get(trailerGeneration),
+			Rejected: &RejectedError{Hook: h.Name, Reason: reason + " (refused by the hook executor)"}}
 	case "exec":
 		code, _ := strconv.Atoi(resp.Trailer.Get(trailerExit))
 		return &ExecError{Hook: h.Name, ExitCode: code, Reason: reason, Stderr: decodeTrailer(resp.Trailer.Get(trailerStderr))}
 	default:
 		return fmt.Errorf("hook %q: hook executor: %s", h.Name, reason)
 	}
+}
+
+// WhitelistGeneration implements GenerationReporter: it asks the sidecar
+// which whitelist generation it enforces.
+func (c *Client) WhitelistGeneration(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://hook-executor"+whitelistPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("hook executor unreachable at %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("hook executor: %s %s: %s", http.MethodGet, whitelistPath, resp.Status)
+	}
+	var st WhitelistStatus
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&st); err != nil {
+		return "", fmt.Errorf("hook executor: %s %s: %w", http.MethodGet, whitelistPath, err)
+	}
+	if st.Generation == "" {
+		return "", fmt.Errorf("hook executor: %s %s: no generation", http.MethodGet, whitelistPath)
+	}
+	return st.Generation, nil
+}
+
+// recordingWriter remembers the error of the writer it wraps, to tell a
+// failure to write the output from a failure to read it from the sidecar.
+type recordingWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (r *recordingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
 }
 
 func decodeTrailer(s string) string {
