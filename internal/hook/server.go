@@ -157,7 +157,7 @@ func (s *Server) handler() http.Handler {
 			w.Header().Set(trailerError, "internal")
 			w.Header().Set(trailerReason, base64.StdEncoding.EncodeToString([]byte(err.Error())))
 		}
-		s.Log.V(1).Info("hook ran", "hook", h.Name, "command", h.Command, "duration", time.Since(start).String(), "error", errString(err))
+		s.Log.V(1).Info("hook ran", "hook", h.Name, "command", h.Command, "duration", time.Since(start).String(), "result", outcome(err))
 	})
 	return mux
 }
@@ -172,11 +172,20 @@ func (f flushWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// outcome says how a run ended, for the sidecar's log, without the hook's
+// stderr: the sidecar does not know the Secret values a hook was given
+// (a pre-request hook reads the request headers), so what a hook printed
+// goes back to the controller only, which redacts it.
+func outcome(err error) string {
+	var e *ExecError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &e):
+		return fmt.Sprintf("failed: %s (exit code %d)", e.Reason, e.ExitCode)
+	default:
+		return "failed: " + err.Error()
 	}
-	return err.Error()
 }
 
 func encodeHook(h v1.Hook) (string, error) {
