@@ -22,19 +22,28 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+	"github.com/fluxcd/pkg/runtime/events"
+	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
+
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
+	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
-// series returns the series of a metric family in controller-runtime's
-// registry (the one the manager serves) whose labels include want.
-func series(g Gomega, name string, want map[string]string) []*dto.Metric {
-	families, err := ctrlmetrics.Registry.Gather()
+// series returns the series of a metric family in a registry whose labels
+// include want.
+func series(g Gomega, reg prometheus.Gatherer, name string, want map[string]string) []*dto.Metric {
+	families, err := reg.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
 	var out []*dto.Metric
 	for _, f := range families {
@@ -59,9 +68,9 @@ func series(g Gomega, name string, want map[string]string) []*dto.Metric {
 }
 
 // value sums counters, gauges, and histogram sample counts of the series.
-func value(g Gomega, name string, want map[string]string) float64 {
+func value(g Gomega, reg prometheus.Gatherer, name string, want map[string]string) float64 {
 	var sum float64
-	for _, m := range series(g, name, want) {
+	for _, m := range series(g, reg, name, want) {
 		switch {
 		case m.Counter != nil:
 			sum += m.Counter.GetValue()
@@ -74,38 +83,164 @@ func value(g Gomega, name string, want map[string]string) float64 {
 	return sum
 }
 
-// TestMetrics gathers the registry the manager serves: fetches by type and
-// result, their duration and size, and Flux's per-object metrics, which go
-// away with the object.
+// histogramSum sums the observed values of the histogram series.
+func histogramSum(g Gomega, reg prometheus.Gatherer, name string, want map[string]string) float64 {
+	var sum float64
+	for _, m := range series(g, reg, name, want) {
+		sum += m.GetHistogram().GetSampleSum()
+	}
+	return sum
+}
+
+// metricsSnapshot is what one step of TestFetchMetrics compares before
+// and after: fetches, fetch durations and response sizes by result, and
+// the object's reconcile durations.
+type metricsSnapshot struct {
+	fetches, durations map[string]float64
+	sizes, sizeSum     float64
+	reconciles         float64
+}
+
+// fetchResults are the results a fetch is counted under.
+var fetchResults = []string{metrics.ResultChanged, metrics.ResultUnchanged, metrics.ResultError}
+
+func snapshot(g Gomega, reg prometheus.Gatherer, ref map[string]string) metricsSnapshot {
+	s := metricsSnapshot{fetches: map[string]float64{}, durations: map[string]float64{}}
+	for _, r := range fetchResults {
+		byResult := map[string]string{"type": v1.GeneratorTypeHTTP, "result": r}
+		s.fetches[r] = value(g, reg, metrics.FetchTotalName, byResult)
+		s.durations[r] = value(g, reg, metrics.FetchDurationName, byResult)
+	}
+	s.sizes = value(g, reg, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP})
+	s.sizeSum = histogramSum(g, reg, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP})
+	s.reconciles = value(g, reg, "gotk_reconcile_duration_seconds", ref)
+	return s
+}
+
+// TestFetchMetrics runs one reconcile per step, with the reconciler's
+// metric recorders on a registry of the test's own (no other object
+// counts there), and compares each metric before and after the step: each
+// reconcile counts exactly the fetch it made, under its result, with its
+// duration and response size, and sets gotk_reconcile_condition for
+// Ready, Reconciling and Stalled.
+func TestFetchMetrics(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	reg := prometheus.NewRegistry()
+	fetches := metrics.NewRecorder()
+	gotk := fluxmetrics.NewRecorder()
+	reg.MustRegister(append(fetches.Collectors(), gotk.Collectors()...)...)
+	r := &ExternalSourceReconciler{
+		Client:         k8sClient,
+		Recorder:       events.NewFakeRecorder(64, false),
+		APIReader:      k8sClient,
+		ControllerName: "externalsource-controller",
+		Generators:     testGenerators,
+		Storage:        memoryStore(),
+		MaxDataSize:    1 << 20,
+		Retention:      storage.DefaultRetention,
+		Metrics:        runtimectrl.Metrics{Scheme: testScheme, MetricsRecorder: gotk},
+		FetchMetrics:   fetches,
+	}
+
+	const body = "m: 1\n"
+	up := newCountingUpstream(t, body, `"m1"`, "", true)
+	obj := newSource(ns, "fetch-metrics", up.URL)
+	// No suite manager reconciles it: only this test's reconciles count.
+	obj.Labels = map[string]string{isolatedLabel: "fetch-metrics"}
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	ref := map[string]string{"kind": v1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
+
+	// bodySize is what one full GET downloads.
+	bodySize := float64(len(body))
+	tests := []struct {
+		name   string
+		change func(g Gomega)
+		// fetches is the expected increase of each result's count; sizes
+		// the number of response sizes observed.
+		fetches map[string]float64
+		sizes   float64
+		wantErr bool
+		// The status gotk_reconcile_condition reports per condition type.
+		ready, reconciling, stalled metav1.ConditionStatus
+	}{
+		{name: "first fetch stores a revision", fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1,
+			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
+		{name: "HEAD confirms the ETag", fetches: map[string]float64{metrics.ResultUnchanged: 1},
+			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
+		{name: "new ETag, same bytes", change: func(Gomega) { up.set(body, `"m2"`) },
+			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1,
+			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
+		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
+			fetches: map[string]float64{metrics.ResultError: 1}, wantErr: true,
+			ready: metav1.ConditionFalse, reconciling: metav1.ConditionTrue, stalled: metav1.ConditionUnknown},
+		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
+			// This reconciler has no hook runner: hooks stall the object
+			// before any fetch.
+			cur := getSource(g, obj)
+			p := client.MergeFrom(cur.DeepCopy())
+			withHooks(cur, nil, []v1.Hook{jq("identity", ".")})
+			g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
+		}, fetches: map[string]float64{},
+			ready: metav1.ConditionFalse, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionTrue},
+	}
+	for _, tt := range tests {
+		if !t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			if tt.change != nil {
+				tt.change(g)
+			}
+			before := snapshot(g, reg, ref)
+			_, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+			if tt.wantErr {
+				g.Expect(err).To(HaveOccurred())
+			} else {
+				g.Expect(err).ToNot(HaveOccurred())
+			}
+			after := snapshot(g, reg, ref)
+
+			for _, res := range fetchResults {
+				g.Expect(after.fetches[res]-before.fetches[res]).To(Equal(tt.fetches[res]), "%s fetches", res)
+				g.Expect(after.durations[res]-before.durations[res]).To(Equal(tt.fetches[res]), "%s fetch durations", res)
+			}
+			g.Expect(after.sizes-before.sizes).To(Equal(tt.sizes), "response sizes observed")
+			g.Expect(after.sizeSum-before.sizeSum).To(Equal(tt.sizes*bodySize), "bytes downloaded")
+			g.Expect(after.reconciles-before.reconciles).To(Equal(1.0), "one reconcile duration")
+
+			for typ, want := range map[string]metav1.ConditionStatus{
+				meta.ReadyCondition: tt.ready, meta.ReconcilingCondition: tt.reconciling, meta.StalledCondition: tt.stalled,
+			} {
+				for _, status := range []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown} {
+					labels := map[string]string{"type": typ, "status": string(status)}
+					for k, v := range ref {
+						labels[k] = v
+					}
+					var wantValue float64
+					if status == want {
+						wantValue = 1
+					}
+					g.Expect(series(g, reg, "gotk_reconcile_condition", labels)).To(HaveLen(1), "%s=%s", typ, status)
+					g.Expect(value(g, reg, "gotk_reconcile_condition", labels)).To(Equal(wantValue), "%s=%s", typ, status)
+				}
+			}
+			g.Expect(value(g, reg, "gotk_suspend_status", ref)).To(Equal(0.0))
+		}) {
+			// Later steps build on this one.
+			return
+		}
+	}
+}
+
+// TestMetrics checks the wiring of the suite's managers: the registry they
+// serve has our fetch metrics and Flux's per-object metrics, each step
+// raising them (compared before and after, as other objects of the suite
+// also count there), and the per-object series go away with the object.
 func TestMetrics(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
-	byResult := func(result string) map[string]string {
-		return map[string]string{"type": v1.GeneratorTypeHTTP, "result": result}
-	}
-	before := map[string]float64{}
-	for _, r := range []string{metrics.ResultChanged, metrics.ResultUnchanged, metrics.ResultError} {
-		before[r] = value(g, metrics.FetchTotalName, byResult(r))
-	}
-	sizesBefore := value(g, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP})
-
+	reg := ctrlmetrics.Registry
 	up := newCountingUpstream(t, "m: 1\n", `"m1"`, "", true)
 	obj := newSource(ns, "metrics", up.URL)
-	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
-	waitReady(t, obj)
-	requestReconcile(t, obj) // HEAD: unchanged
-	up.setStatus(http.StatusForbidden)
-	up.set("m: 1\n", `"m2"`) // the HEAD no longer matches, the GET fails
-	requestReconcile(t, obj)
-
-	g.Eventually(func(g Gomega) {
-		g.Expect(value(g, metrics.FetchTotalName, byResult(metrics.ResultChanged)) - before[metrics.ResultChanged]).To(BeNumerically(">=", 1))
-		g.Expect(value(g, metrics.FetchTotalName, byResult(metrics.ResultUnchanged)) - before[metrics.ResultUnchanged]).To(BeNumerically(">=", 1))
-		g.Expect(value(g, metrics.FetchTotalName, byResult(metrics.ResultError)) - before[metrics.ResultError]).To(BeNumerically(">=", 1))
-		g.Expect(value(g, metrics.FetchDurationName, byResult(metrics.ResultChanged))).To(BeNumerically(">=", 1))
-		g.Expect(value(g, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP}) - sizesBefore).To(BeNumerically(">=", 1))
-	}, timeout).Should(Succeed())
-
 	ref := map[string]string{"kind": v1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
 	withType := func(typ, status string) map[string]string {
 		m := map[string]string{"type": typ, "status": status}
@@ -114,13 +249,45 @@ func TestMetrics(t *testing.T) {
 		}
 		return m
 	}
+	// raised waits until every fetch result in want counted more than in
+	// before, and the object's reconciles too.
+	raised := func(before metricsSnapshot, want ...string) metricsSnapshot {
+		var now metricsSnapshot
+		g.Eventually(func(g Gomega) {
+			now = snapshot(g, reg, ref)
+			for _, res := range want {
+				g.Expect(now.fetches[res]).To(BeNumerically(">", before.fetches[res]), "%s fetches", res)
+				g.Expect(now.durations[res]).To(BeNumerically(">", before.durations[res]), "%s fetch durations", res)
+			}
+			g.Expect(now.reconciles).To(BeNumerically(">", before.reconciles), "reconciles of the object")
+		}, timeout).Should(Succeed())
+		return now
+	}
+
+	before := snapshot(g, reg, ref)
+	g.Expect(before.reconciles).To(BeZero(), "a new object has no series")
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	waitReady(t, obj)
+	created := raised(before, metrics.ResultChanged)
+	g.Expect(created.sizes).To(BeNumerically(">", before.sizes), "response size observed")
 	g.Eventually(func(g Gomega) {
-		g.Expect(value(g, "gotk_reconcile_condition", withType("Ready", "False"))).To(Equal(1.0))
-		g.Expect(value(g, "gotk_reconcile_condition", withType("Ready", "True"))).To(Equal(0.0))
-		g.Expect(value(g, "gotk_reconcile_condition", withType("Reconciling", "True"))).To(Equal(1.0))
-		g.Expect(value(g, "gotk_reconcile_duration_seconds", ref)).To(BeNumerically(">=", 3))
-		g.Expect(series(g, "gotk_suspend_status", ref)).To(HaveLen(1))
-		g.Expect(value(g, "gotk_suspend_status", ref)).To(Equal(0.0))
+		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "True"))).To(Equal(1.0))
+		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Stalled", "Unknown"))).To(Equal(1.0))
+		g.Expect(series(g, reg, "gotk_suspend_status", ref)).To(HaveLen(1))
+		g.Expect(value(g, reg, "gotk_suspend_status", ref)).To(Equal(0.0))
+	}, timeout).Should(Succeed())
+
+	requestReconcile(t, obj) // HEAD: unchanged
+	unchanged := raised(created, metrics.ResultUnchanged)
+
+	up.setStatus(http.StatusForbidden)
+	up.set("m: 1\n", `"m2"`) // the HEAD no longer matches, the GET fails
+	requestReconcile(t, obj)
+	raised(unchanged, metrics.ResultError)
+	g.Eventually(func(g Gomega) {
+		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "False"))).To(Equal(1.0))
+		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "True"))).To(Equal(0.0))
+		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Reconciling", "True"))).To(Equal(1.0))
 	}, timeout).Should(Succeed())
 
 	// Deleting the object deletes its series.
@@ -130,12 +297,12 @@ func TestMetrics(t *testing.T) {
 	}, timeout).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		for _, name := range []string{"gotk_reconcile_condition", "gotk_reconcile_duration_seconds", "gotk_suspend_status"} {
-			g.Expect(series(g, name, ref)).To(BeEmpty(), name)
+			g.Expect(series(g, reg, name, ref)).To(BeEmpty(), name)
 		}
 	}, timeout).Should(Succeed())
 	// Our own metrics have no per-object labels at all: their label sets are
 	// bounded by generator types, results, whitelist commands, backends.
-	families, err := ctrlmetrics.Registry.Gather()
+	families, err := reg.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
 	for _, f := range families {
 		if !strings.HasPrefix(f.GetName(), "externalsource_") {

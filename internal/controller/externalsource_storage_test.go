@@ -27,37 +27,72 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
+
+// storageFault is a change made to a stored artifact behind the
+// controller's back.
+type storageFault struct {
+	name  string
+	apply func(path string)
+	// want is what the backend's own Verify reports afterwards.
+	want error
+}
 
 // TestStorageRecovery: an artifact deleted or corrupted behind the
 // controller's back is fetched and published again at the next reconcile,
 // on every backend, even though the upstream says nothing changed.
+//
+// The upstream answers with an ETag and allows HEAD, so a reconcile of an
+// intact artifact costs one HEAD and no GET (checked first, on the same
+// object): the GET after the fault can only come from the recovery. The
+// fault is checked to have taken effect in the backend itself before the
+// reconcile is requested.
 func TestStorageRecovery(t *testing.T) {
 	for _, name := range backendNames {
 		b := backends[name]
-		faults := map[string]func(string){"deleted": b.remove}
+		faults := []storageFault{{name: "deleted", apply: b.remove, want: storage.ErrNotFound}}
 		if b.corrupt != nil {
-			faults["corrupt"] = b.corrupt
+			faults = append(faults, storageFault{name: "corrupt", apply: b.corrupt, want: storage.ErrDigestMismatch})
 		}
-		for fault, apply := range faults {
-			t.Run(name+"/"+fault, func(t *testing.T) {
+		for _, f := range faults {
+			t.Run(name+"/"+f.name, func(t *testing.T) {
 				g := NewWithT(t)
 				ns := newNamespace(t)
-				up := newUpstream(t, "recover: me\n")
+				up := newCountingUpstream(t, "recover: me\n", `"r1"`, "", true)
 				obj := newSourceOn(name, ns, "recover", up.URL)
 				g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 				a := waitReady(t, obj).Status.Artifact
 
-				apply(a.Path)
-				before := up.requests.Load()
+				// Without a fault, a reconcile asks HEAD and does not GET.
+				before := up.counts()
+				intact := requestReconcile(t, obj)
+				g.Expect(up.counts().minus(before)).To(Equal(counts{heads: 1, gets: 0}), "an intact artifact is not fetched again")
+				g.Expect(intact.Status.Artifact).To(Equal(a))
+
+				// The fault is real before the controller is asked to look.
+				f.apply(a.Path)
+				g.Expect(b.store.Verify(testCtx, *a)).To(MatchError(f.want), "the fault took effect in the backend")
+				if f.name == "deleted" {
+					g.Expect(b.list(ns, obj.Name)).ToNot(ContainElement(a.Path))
+				}
+
+				before = up.counts()
 				got := requestReconcile(t, obj)
-				g.Expect(up.requests.Load()).To(BeNumerically(">", before), "fetched again")
+				g.Expect(up.counts().minus(before)).To(Equal(counts{heads: 0, gets: 1}),
+					"the recovery forgets the ETag and fetches in full")
 				g.Expect(conditions.IsReady(got)).To(BeTrue())
 				g.Expect(got.Status.Artifact.Revision).To(Equal(a.Revision))
 				g.Expect(got.Status.Artifact.URL).To(Equal(a.URL))
+				g.Expect(got.Status.LastHandledETag).To(Equal(`"r1"`))
 				g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest), "the artifact is served again")
 				g.Expect(b.store.Verify(testCtx, *got.Status.Artifact)).To(Succeed())
+				if f.name == "corrupt" {
+					g.Eventually(func(g Gomega) {
+						g.Expect(warningEvents(g, ns, obj.Name, "stored artifact is corrupt")).To(HaveLen(1))
+					}, timeout).Should(Succeed())
+				}
 			})
 		}
 	}

@@ -22,7 +22,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +42,14 @@ import (
 // Secret, a wrong CA (a TLS error, retried, never Stalled), mutual TLS, and
 // insecureSkipVerify (works, and says so in Ready and a Warning event).
 func TestTLSSources(t *testing.T) {
+	// failing makes the server answer 500 on /failing, for the insecure
+	// source's last step.
+	var failing atomic.Bool
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/failing" && failing.Load() {
+			http.Error(w, "failing on purpose", http.StatusInternalServerError)
+			return
+		}
 		who := "anonymous"
 		if len(r.TLS.PeerCertificates) > 0 {
 			who = r.TLS.PeerCertificates[0].Subject.CommonName
@@ -77,7 +86,7 @@ func TestTLSSources(t *testing.T) {
 		{name: "ca-bundle", url: srv.URL, mutate: certRef("ca"), wantData: "client: anonymous\n"},
 		{name: "wrong-ca", url: srv.URL, mutate: certRef("wrong-ca"), wantErr: "TLS error"},
 		{name: "mtls", url: mtls.URL, mutate: certRef("mtls"), wantData: "client: externalsource\n"},
-		{name: "insecure", url: srv.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
+		{name: "insecure", url: srv.URL + "/failing", mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
 			wantData: "client: anonymous\n", insecure: true},
 	}
 	for _, tt := range tests {
@@ -115,13 +124,24 @@ func TestTLSSources(t *testing.T) {
 				g.Expect(warned).To(HaveLen(1))
 				g.Expect(warned[0].Reason).To(Equal(v1.GeneratorWarningReason))
 			}, timeout).Should(Succeed())
-			// The warning is an event when it appears, not on every reconcile.
+			// The warning is an event when it appears, not on every
+			// reconcile. Events are written asynchronously, in the order
+			// they are recorded: a failure recorded after the two
+			// reconciles is a barrier, once it is written any repeated
+			// warning would have been too.
 			requestReconcile(t, obj)
 			requestReconcile(t, obj)
-			again := warningEvents(g, ns, obj.Name, httpgen.InsecureWarning)
-			g.Expect(again).To(HaveLen(1))
-			g.Expect(again[0].Count).To(Equal(warned[0].Count))
 			g.Expect(conditions.GetMessage(getSource(g, obj), meta.ReadyCondition)).To(ContainSubstring(httpgen.InsecureWarning))
+			failing.Store(true)
+			requestReconcile(t, obj)
+			g.Eventually(func(g Gomega) {
+				g.Expect(warningEvents(g, ns, obj.Name, "failing on purpose")).ToNot(BeEmpty())
+			}, timeout).Should(Succeed())
+			g.Consistently(func(g Gomega) {
+				again := warningEvents(g, ns, obj.Name, httpgen.InsecureWarning)
+				g.Expect(again).To(HaveLen(1))
+				g.Expect(again[0].Count).To(Equal(warned[0].Count))
+			}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
 		})
 	}
 }

@@ -32,21 +32,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
-	"github.com/fluxcd/pkg/runtime/predicates"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
@@ -69,41 +66,49 @@ const (
 	faultMinDelay = 100 * time.Millisecond
 	faultMaxDelay = 1600 * time.Millisecond
 	// faultAttempts failed reconciles are observed per fault: the delays
-	// between them are 100, 200, 400, 800, 1600, 1600 ms.
+	// handed out after them are 100, 200, 400, 800, 1600, 1600, 1600 ms.
 	faultAttempts = 7
-	// faultSlack is what a loaded 2-core machine may add to a delay; less
-	// than the cap, so that a delay that kept doubling past the cap
-	// (3.2 s) would still fail.
-	faultSlack = 1500 * time.Millisecond
 )
 
-// attempt is one reconcile as the controller ran it.
-type attempt struct {
-	start, end time.Time
-	failed     bool
+// handout is one delay a rate limiter handed out: when, and how long.
+type handout struct {
+	at    time.Time
+	delay time.Duration
 }
 
-// attemptLog records every reconcile of every object.
-type attemptLog struct {
-	mu  sync.Mutex
-	all map[string][]attempt
+// recordingLimiter is a real rate limiter that records every delay it
+// hands out, per object. The delays are the limiter's own decisions, so
+// the backoff is checked against them rather than against wall time,
+// which a loaded machine stretches; its When is called once per failed
+// reconcile, so its calls also count and delimit the failed reconciles.
+type recordingLimiter struct {
+	workqueue.TypedRateLimiter[reconcile.Request]
+	mu       sync.Mutex
+	handouts map[string][]handout
 }
 
-func (l *attemptLog) add(name string, a attempt) {
+func newRecordingLimiter(l workqueue.TypedRateLimiter[reconcile.Request]) *recordingLimiter {
+	return &recordingLimiter{TypedRateLimiter: l, handouts: map[string][]handout{}}
+}
+
+// When implements workqueue.TypedRateLimiter.
+func (l *recordingLimiter) When(item reconcile.Request) time.Duration {
+	d := l.TypedRateLimiter.When(item)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.all[name] = append(l.all[name], a)
+	l.handouts[item.String()] = append(l.handouts[item.String()], handout{at: time.Now(), delay: d})
+	return d
 }
 
-// since returns the attempts of an object (namespace/name) that started
+// since returns the delays handed out for an object (namespace/name)
 // after t.
-func (l *attemptLog) since(name string, t time.Time) []attempt {
+func (l *recordingLimiter) since(name string, t time.Time) []handout {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []attempt
-	for _, a := range l.all[name] {
-		if a.start.After(t) {
-			out = append(out, a)
+	var out []handout
+	for _, h := range l.handouts[name] {
+		if h.at.After(t) {
+			out = append(out, h)
 		}
 	}
 	return out
@@ -198,13 +203,14 @@ func (u *faultyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// requestsDuring returns the GETs the faulty upstream saw within a.
-func (u *faultyUpstream) requestsDuring(a attempt) []time.Time {
+// requestsBetween returns the GETs the faulty upstream saw after from and
+// up to to.
+func (u *faultyUpstream) requestsBetween(from, to time.Time) []time.Time {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var out []time.Time
 	for _, r := range u.reqs {
-		if !r.Before(a.start) && !r.After(a.end) {
+		if r.After(from) && !r.After(to) {
 			out = append(out, r)
 		}
 	}
@@ -254,14 +260,15 @@ type fault struct {
 	heal      func(*faultEnv)
 	condition string
 	message   string
-	// check inspects the upstream's requests during each failed attempt.
+	// check inspects the upstream's requests during each failed reconcile.
 	check func(g Gomega, reqs []time.Time)
 	// downloadable says the last artifact can be downloaded during the
 	// fault (not when the fault is the storage itself).
 	downloadable bool
 	// attempts is how many failed reconciles to observe (faultAttempts
-	// when zero); delay is the expected delay after failed reconcile i
-	// (the rate limiter's exponential backoff when nil).
+	// when zero). delay, for a fault whose upstream sets the delay
+	// (Retry-After), is the expected delay after failed reconcile i; nil
+	// means the rate limiter's exponential backoff.
 	attempts int
 	delay    func(i int) time.Duration
 	// reconciling is a part of the Reconciling message, if set.
@@ -308,9 +315,13 @@ func (s *sidecarControl) down() {
 // tight loop), nothing half-done is stored, and the source recovers by
 // itself once the fault is gone, republishing nothing.
 //
-// It runs one manager of its own with the production controller wiring
-// and rate limiter; a thin wrapper around the reconciler records when each
-// reconcile starts and ends.
+// It runs, per store, a manager of its own with the reconciler wired by
+// SetupWithManager and the rate limiters main.go builds, scaled down; each
+// limiter is wrapped to record the delays it hands out. The backoff is
+// checked twice: the delays the limiters handed out are exactly the
+// expected ones (the upper bound, independent of the machine's load), and
+// the wall time between two failed reconciles is at least that delay (a
+// lower bound, which load cannot break).
 func TestFaultMatrix(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(testCtx)
@@ -356,71 +367,63 @@ func TestFaultMatrix(t *testing.T) {
 	g.Expect(builtin.Register(gens, builtin.Options{HTTP: httpgen.Options{
 		RetryMax: 1, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 20 * time.Millisecond}})).To(Succeed())
 
-	// A shard of this run's own: objects of an earlier run (go test
-	// -count) are left alone.
+	// Shards of this run's own: objects of an earlier run (go test
+	// -count) are left alone. One manager per store, as main.go runs one
+	// store per process.
 	ns := newNamespace(t)
-	shard := "faults-" + ns
-	selector := labels.SelectorFromSet(labels.Set{isolatedLabel: shard})
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
-		Scheme:     testScheme,
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
-		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&v1.ExternalSource{}: {Label: selector},
-		}},
-	})
-	g.Expect(err).ToNot(HaveOccurred())
-	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
-	g.Expect(err).ToNot(HaveOccurred())
-	// As main.go does: a second limiter with the same options is the
-	// floor of a requeue the upstream asked for.
-	retryAfterBackoff := runtimectrl.GetRateLimiter(runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay})
-	reconciler := func(st storage.Storage) *ExternalSourceReconciler {
-		return &ExternalSourceReconciler{
-			Client:            mgr.GetClient(),
-			Recorder:          recorder,
-			APIReader:         mgr.GetAPIReader(),
-			ControllerName:    "externalsource-controller",
-			Generators:        gens,
-			Storage:           st,
-			HookRunner:        hook.Checked(testWhitelist.Get, hook.NewClient(socket)),
-			MaxDataSize:       1 << 20,
-			Retention:         storage.DefaultRetention,
-			RetryAfterBackoff: retryAfterBackoff,
+	shard := func(store string) string { return "faults-" + store + "-" + ns }
+	// The limiters of each store's controller: controller-runtime's (for
+	// errors returned: none is) and the reconciler's own backoff.
+	type limiters struct{ failures, retryAfter *recordingLimiter }
+	byStore := map[string]limiters{}
+	var done []chan struct{}
+	for store, st := range map[string]storage.Storage{"memory": mem, "s3": s3Store} {
+		mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+			Scheme:     testScheme,
+			Metrics:    metricsserver.Options{BindAddress: "0"},
+			Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+			Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
+				&v1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard(store)})},
+			}},
+		})
+		g.Expect(err).ToNot(HaveOccurred())
+		recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
+		g.Expect(err).ToNot(HaveOccurred())
+		// As main.go does: two limiters with the same options.
+		opts := runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay}
+		l := limiters{
+			failures:   newRecordingLimiter(runtimectrl.GetRateLimiter(opts)),
+			retryAfter: newRecordingLimiter(runtimectrl.GetRateLimiter(opts)),
 		}
-	}
-	byStore := map[string]*ExternalSourceReconciler{"memory": reconciler(mem), "s3": reconciler(s3Store)}
-	log := &attemptLog{all: map[string][]attempt{}}
-	storeOf := sync.Map{} // namespace/name → store name
-	recorded := reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-		name, _ := storeOf.Load(req.String())
-		r := byStore["memory"]
-		if name == "s3" {
-			r = byStore["s3"]
+		byStore[store] = l
+		r := &ExternalSourceReconciler{
+			Client:         mgr.GetClient(),
+			Recorder:       recorder,
+			APIReader:      mgr.GetAPIReader(),
+			ControllerName: "externalsource-controller",
+			Generators:     gens,
+			Storage:        st,
+			HookRunner:     hook.Checked(testWhitelist.Get, hook.NewClient(socket)),
+			MaxDataSize:    1 << 20,
 		}
-		start := time.Now()
-		res, err := r.Reconcile(ctx, req)
-		log.add(req.String(), attempt{start: start, end: time.Now(), failed: err != nil})
-		return res, err
-	})
-	// SetupWithManager's predicates and options around the recording
-	// reconciler. Without its watch of the owned ExternalArtifacts (the
-	// faults do not touch them) and of the whitelist (unchanged here).
-	g.Expect(ctrl.NewControllerManagedBy(mgr).
-		Named("faults").
-		For(&v1.ExternalSource{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{}))).
-		WithOptions(controller.Options{
+		g.Expect(r.SetupWithManager(mgr, ReconcilerOptions{
 			MaxConcurrentReconciles: 10,
-			RateLimiter:             runtimectrl.GetRateLimiter(runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay}),
-			RecoverPanic:            ptrTo(true),
-		}).
-		Complete(recorded)).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = mgr.Start(ctx)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+			RateLimiter:             l.failures,
+			RetryAfterBackoff:       l.retryAfter,
+		})).To(Succeed())
+		stopped := make(chan struct{})
+		done = append(done, stopped)
+		go func() {
+			defer close(stopped)
+			_ = mgr.Start(ctx)
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, d := range done {
+			<-d
+		}
+	})
 
 	tests := []fault{
 		{name: "connection-refused", store: "memory",
@@ -481,7 +484,7 @@ func TestFaultMatrix(t *testing.T) {
 			g := NewWithT(t)
 			up := newFaultyUpstream(t, tt.tls)
 			obj := newSource(ns, tt.name, up.URL())
-			obj.Labels = map[string]string{isolatedLabel: shard}
+			obj.Labels = map[string]string{isolatedLabel: shard(tt.store)}
 			key := client.ObjectKeyFromObject(obj).String()
 			if tt.timeout > 0 {
 				obj.Spec.Timeout = &metav1.Duration{Duration: tt.timeout}
@@ -495,7 +498,6 @@ func TestFaultMatrix(t *testing.T) {
 			if tt.hooks {
 				withHooks(obj, nil, []v1.Hook{sh("copy", "cat")})
 			}
-			storeOf.Store(key, tt.store)
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			a := waitReady(t, obj).Status.Artifact
 			stored := listStore(g, tt.store, obj)
@@ -510,7 +512,13 @@ func TestFaultMatrix(t *testing.T) {
 			if tt.attempts > 0 {
 				n = tt.attempts
 			}
-			g.Eventually(func() int { return len(log.since(key, broken)) }, 2*timeout, 50*time.Millisecond).
+			// A failed reconcile is never an error for controller-runtime
+			// (which would log it a second time): the reconciler asks its
+			// own backoff (RetryAfterBackoff) for the delay, the floor of
+			// the upstream's Retry-After when there is one. The
+			// controller's rate limiter is never asked.
+			counting, idle := byStore[tt.store].retryAfter, byStore[tt.store].failures
+			g.Eventually(func() int { return len(counting.since(key, broken)) }, 2*timeout, 50*time.Millisecond).
 				Should(BeNumerically(">=", n))
 
 			// The status names the fault; the artifact stays published.
@@ -532,30 +540,47 @@ func TestFaultMatrix(t *testing.T) {
 			}, timeout).Should(Succeed())
 
 			// Failed reconciles are retried with exponential backoff, up to
-			// the cap: the delay from the end of one to the start of the
-			// next is min·2^i, at most max.
-			attempts := log.since(key, broken)[:n]
-			var delays []time.Duration
-			for i := 1; i < len(attempts); i++ {
-				delays = append(delays, attempts[i].start.Sub(attempts[i-1].end))
+			// the cap: min·2^i, at most max. The limiter handed out exactly
+			// that (or, when the upstream set the delay, that floor), and
+			// the next failure came no sooner.
+			handouts := counting.since(key, broken)[:n]
+			g.Expect(idle.since(key, broken)).To(BeEmpty(), "the other limiter was not asked")
+			var delays, gaps []time.Duration
+			for i, h := range handouts {
+				delays = append(delays, h.delay)
+				if i > 0 {
+					gaps = append(gaps, h.at.Sub(handouts[i-1].at))
+				}
 			}
-			t.Logf("%s: delays between failed reconciles: %v", tt.name, delays)
-			for i, d := range delays {
-				want := min(faultMinDelay<<i, faultMaxDelay)
+			t.Logf("%s: delays handed out %v; wall time between failed reconciles %v", tt.name, delays, gaps)
+			for i, h := range handouts {
+				g.Expect(h.delay).To(Equal(min(faultMinDelay<<i, faultMaxDelay)), "delay %d of %v", i, delays)
+			}
+			for i, gap := range gaps {
+				want := delays[i]
 				if tt.delay != nil {
 					want = tt.delay(i)
 				}
-				g.Expect(d).To(BeNumerically(">=", want*9/10), "delay %d of %v", i, delays)
-				g.Expect(d).To(BeNumerically("<=", want+faultSlack), "delay %d of %v", i, delays)
+				// The handout precedes the requeue, which precedes the
+				// next failure's handout: no tolerance is needed.
+				g.Expect(gap).To(BeNumerically(">=", want), "wall time after failure %d of %v", i, gaps)
 			}
-			for _, at := range attempts {
-				// Never an error for controller-runtime (which would log
-				// it a second time): the reconciler requeues with its own
-				// backoff, or the delay the upstream set.
-				g.Expect(at.failed).To(BeFalse())
+			if tt.delay != nil {
+				// The requeue the last failure asked for, as its status says.
+				g.Eventually(func(g Gomega) {
+					msg := conditions.GetMessage(getSource(g, obj), meta.ReconcilingCondition)
+					last := len(counting.since(key, broken)) - 1
+					g.Expect(msg).To(ContainSubstring("retrying in %s as the upstream asked", tt.delay(last)))
+				}, timeout).Should(Succeed())
+			}
+			// Each failed reconcile's requests: those after the previous
+			// failure's handout, up to its own.
+			from := broken
+			for _, h := range handouts {
 				if tt.check != nil {
-					tt.check(g, up.requestsDuring(at))
+					tt.check(g, up.requestsBetween(from, h.at))
 				}
+				from = h.at
 			}
 			if tt.store != "s3" { // the S3 server is down
 				g.Expect(listStore(g, tt.store, obj)).To(Equal(stored), "nothing half-done is stored")
@@ -575,10 +600,12 @@ func TestFaultMatrix(t *testing.T) {
 			g.Expect(listStore(g, tt.store, obj)).To(Equal(stored))
 			g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest))
 
-			select {
-			case <-done:
-				t.Fatal("the manager stopped")
-			default:
+			for _, d := range done {
+				select {
+				case <-d:
+					t.Fatal("a manager stopped")
+				default:
+				}
 			}
 		})
 	}

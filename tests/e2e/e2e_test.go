@@ -220,7 +220,17 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 		}
 		return false
 	}, timeout).Should(BeTrue(), "the failure reached the notification endpoint")
-	annotate(g, kustomization(runtimeNamespace, "pricing", "pricing"))
+	// A reconcile request to kustomize-controller: once it has handled it
+	// (status.lastHandledReconcileAt, as `flux reconcile` waits for), it
+	// has looked at the source and still applies the last good revision.
+	ksToken := annotate(g, kustomization(runtimeNamespace, "pricing", "pricing"))
+	g.Eventually(func(g Gomega) {
+		k := getKustomization(g, runtimeNamespace, "pricing")
+		handled, _, _ := unstructured.NestedString(k.Object, "status", "lastHandledReconcileAt")
+		g.Expect(handled).To(Equal(ksToken))
+		attempted, _, _ := unstructured.NestedString(k.Object, "status", "lastAttemptedRevision")
+		g.Expect(attempted).To(Equal(second))
+	}, timeout).Should(Succeed())
 	g.Consistently(func(g Gomega) {
 		k := getKustomization(g, runtimeNamespace, "pricing")
 		rev, _, _ := unstructured.NestedString(k.Object, "status", "lastAppliedRevision")

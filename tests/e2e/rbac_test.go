@@ -22,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,10 +46,114 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
+// grant is one RBAC permission: verbs on a resource of an API group ("" is
+// the core group).
+type grant struct {
+	group, resource string
+	verbs           []string
+}
+
+// clusterGrants is every permission the controller's ServiceAccount holds
+// in any namespace, beyond what every authenticated user holds. A new
+// permission in config/rbac (e.g. list/watch on Secrets or ConfigMaps for
+// a watch feature) is one more row here, or TestLeastPrivilegeRBAC fails.
+var clusterGrants = []grant{
+	{"", "secrets", []string{"get"}},
+	{"", "events", []string{"create", "patch"}},
+	{"events.k8s.io", "events", []string{"create", "patch"}},
+	{"source.externalsource.io", "externalsources", []string{"get", "list", "watch", "update", "patch"}},
+	{"source.externalsource.io", "externalsources/status", []string{"get", "update", "patch"}},
+	{"source.externalsource.io", "externalsources/finalizers", []string{"update"}},
+	{"source.toolkit.fluxcd.io", "externalartifacts", []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{"source.toolkit.fluxcd.io", "externalartifacts/status", []string{"get", "update", "patch"}},
+}
+
+// runtimeNamespaceGrants are the permissions it holds, in addition, in its
+// own namespace: leader election.
+var runtimeNamespaceGrants = []grant{
+	{"coordination.k8s.io", "leases", []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{"", "events", []string{"create", "patch"}},
+}
+
+// permissions expands grants into one "group/resource verb" string per
+// permission, the form rules are compared in.
+func permissions(grants ...[]grant) []string {
+	set := map[string]bool{}
+	for _, gs := range grants {
+		for _, gr := range gs {
+			for _, v := range gr.verbs {
+				set[gr.group+"/"+gr.resource+" "+v] = true
+			}
+		}
+	}
+	return sortedKeys(set)
+}
+
+// rulesOf asks the API server which rules the holder of a token has in a
+// namespace (SelfSubjectRulesReview, evaluated by the RBAC authorizer),
+// expanded into permissions and non-resource permissions.
+func rulesOf(g Gomega, token, namespace string) (resources, nonResources []string) {
+	cfg := rest.AnonymousClientConfig(restConfig)
+	cfg.BearerToken = token
+	cs, err := kubernetes.NewForConfig(cfg)
+	g.Expect(err).ToNot(HaveOccurred())
+	review, err := cs.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx, &authzv1.SelfSubjectRulesReview{
+		Spec: authzv1.SelfSubjectRulesReviewSpec{Namespace: namespace}}, metav1.CreateOptions{})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(review.Status.Incomplete).To(BeFalse(), "the authorizer listed every rule: %s", review.Status.EvaluationError)
+	res, nonRes := map[string]bool{}, map[string]bool{}
+	for _, r := range review.Status.ResourceRules {
+		g.Expect(r.ResourceNames).To(BeEmpty(), "%+v", r)
+		for _, group := range r.APIGroups {
+			for _, resource := range r.Resources {
+				for _, v := range r.Verbs {
+					res[group+"/"+resource+" "+v] = true
+				}
+			}
+		}
+	}
+	for _, r := range review.Status.NonResourceRules {
+		for _, u := range r.NonResourceURLs {
+			for _, v := range r.Verbs {
+				nonRes[u+" "+v] = true
+			}
+		}
+	}
+	return sortedKeys(res), sortedKeys(nonRes)
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// without returns a minus b.
+func without(a, b []string) []string {
+	skip := map[string]bool{}
+	for _, x := range b {
+		skip[x] = true
+	}
+	var out []string
+	for _, x := range a {
+		if !skip[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // TestLeastPrivilegeRBAC runs the controller binary as the ServiceAccount
 // of config/, bound to exactly the RBAC config/ ships, and shows it is
 // enough for the whole pipeline (Secret headers included) and no more:
-// it cannot list or watch Secrets, nor read ConfigMaps.
+// the API server's own list of the ServiceAccount's rules, less those of
+// a ServiceAccount bound to nothing (what every authenticated user may
+// do), is exactly clusterGrants in a tenant namespace and clusterGrants
+// with runtimeNamespaceGrants in its own; no rule is limited to names,
+// and it has no non-resource rule beyond everyone's.
 func TestLeastPrivilegeRBAC(t *testing.T) {
 	g := NewWithT(t)
 
@@ -64,33 +170,32 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 
 	cs, err := kubernetes.NewForConfig(restConfig)
 	g.Expect(err).ToNot(HaveOccurred())
-	sa := "system:serviceaccount:" + runtimeNamespace + ":externalsource-controller"
-	for _, tt := range []struct {
-		verb, resource string
-		allowed        bool
-	}{
-		{"get", "secrets", true},
-		{"list", "secrets", false},
-		{"watch", "secrets", false},
-		{"get", "configmaps", false},
-		{"delete", "namespaces", false},
-	} {
-		sar, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
-			User:               sa,
-			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + runtimeNamespace},
-			ResourceAttributes: &authzv1.ResourceAttributes{Namespace: "tenant", Verb: tt.verb, Resource: tt.resource},
-		}}, metav1.CreateOptions{})
+	tokenOf := func(sa string) string {
+		tok, err := cs.CoreV1().ServiceAccounts(runtimeNamespace).CreateToken(ctx, sa,
+			&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
 		g.Expect(err).ToNot(HaveOccurred())
-		g.Expect(sar.Status.Allowed).To(Equal(tt.allowed), "%s %s", tt.verb, tt.resource)
+		return tok.Status.Token
+	}
+	// A ServiceAccount bound to nothing: what every authenticated user has.
+	g.Expect(k8sClient.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		Name: "rbac-baseline", Namespace: runtimeNamespace}})).To(Succeed())
+	baseline := tokenOf("rbac-baseline")
+	token := tokenOf("externalsource-controller")
+	for ns, want := range map[string][]string{
+		"tenant":         permissions(clusterGrants),
+		runtimeNamespace: permissions(clusterGrants, runtimeNamespaceGrants),
+	} {
+		everyone, everyoneNonRes := rulesOf(g, baseline, ns)
+		g.Expect(everyone).ToNot(BeEmpty(), "the baseline is not empty: the comparison is not vacuous")
+		got, gotNonRes := rulesOf(g, token, ns)
+		g.Expect(without(got, everyone)).To(Equal(want), "permissions in namespace %s", ns)
+		g.Expect(gotNonRes).To(Equal(everyoneNonRes), "non-resource permissions")
 	}
 
 	// A kubeconfig with the ServiceAccount's token, nothing else.
-	tok, err := cs.CoreV1().ServiceAccounts(runtimeNamespace).CreateToken(ctx, "externalsource-controller",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
-	g.Expect(err).ToNot(HaveOccurred())
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["e2e"] = &clientcmdapi.Cluster{Server: restConfig.Host, CertificateAuthorityData: restConfig.CAData}
-	kc.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	kc.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: token}
 	kc.Contexts["sa"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "sa"}
 	kc.CurrentContext = "sa"
 	saKubeconfig := filepath.Join(workDir, "kubeconfig-sa")
