@@ -75,9 +75,24 @@ func isolatedReconciler(runner hook.Runner, limits HookLimits) (*ExternalSourceR
 // reconcileErr runs one reconcile of obj and returns its error: nil for a
 // success and for a stall (final, not retried), the error for anything
 // controller-runtime retries.
+//
+// A failure is not returned by Reconcile (the reconciler requeues it with
+// its own backoff): it is the Ready=False the reconcile wrote, returned
+// here as an error; a stalled object is not an error (nothing retries it).
 func reconcileErr(r *ExternalSourceReconciler, obj *v1.ExternalSource) error {
-	_, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-	return err
+	res, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+	if err != nil {
+		return err
+	}
+	cur := &v1.ExternalSource{}
+	if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), cur); err != nil {
+		return err
+	}
+	if conditions.IsFalse(cur, meta.ReadyCondition) && !conditions.IsStalled(cur) {
+		return fmt.Errorf("reconcile failed, requeued after %s: %s", res.RequeueAfter,
+			conditions.GetMessage(cur, meta.ReadyCondition))
+	}
+	return nil
 }
 
 // TestHooksRefusedUpFront: when any hook of an object is refused, nothing
