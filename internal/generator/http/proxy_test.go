@@ -37,8 +37,9 @@ import (
 )
 
 // TestProxySecretRef sends plain-HTTP requests through a real forward proxy
-// named by proxySecretRef, with basic auth. The target host resolves
-// nowhere: only the proxy can reach it.
+// named by proxySecretRef, with basic auth. The target host resolves (for
+// the controller's check of the target) to a documentation address that
+// routes nowhere: only the proxy can reach the upstream.
 func TestProxySecretRef(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "via proxy: "+r.Host)
@@ -58,6 +59,7 @@ func TestProxySecretRef(t *testing.T) {
 	envUsed := 0
 	opts := fastOptions()
 	opts.Proxy = func(*http.Request) (*url.URL, error) { envUsed++; return nil, nil }
+	opts.Resolver = fakeResolver{"api.externalsource.invalid": {"203.0.113.10"}}
 	gen := New(opts)
 
 	tests := []struct {
@@ -99,7 +101,9 @@ func TestProxySecretRef(t *testing.T) {
 // controller's HTTPS_PROXY and NO_PROXY. Go reads the environment once per
 // process, so the test injects the function http.ProxyFromEnvironment is
 // built from, with explicit values. HTTPS goes through a CONNECT tunnel to a
-// TLS server whose certificate is valid for example.com.
+// TLS server whose certificate is valid for example.com. The default
+// policy denies loopback, where the proxy listens: the admin's own proxy
+// is trusted (a tenant's proxySecretRef is not, TestProxyTargetChecked).
 func TestEnvironmentProxy(t *testing.T) {
 	g := NewWithT(t)
 	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +116,8 @@ func TestEnvironmentProxy(t *testing.T) {
 	opts := fastOptions()
 	opts.RetryMax = -1
 	opts.Proxy = func(r *http.Request) (*url.URL, error) { return envProxy(r.URL) }
+	opts.URLPolicy = nil
+	opts.Resolver = fakeResolver{"api.example.com": {"203.0.113.10"}}
 	gen := New(opts)
 	rd := reader(secret("ca", map[string][]byte{"ca.crt": testutil.ServerCAPEM(upstream)}))
 	withCA := func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }
