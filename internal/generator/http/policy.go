@@ -175,34 +175,61 @@ var (
 	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
 )
 
-// nat64Layouts are the byte offsets of the embedded IPv4 address for the
-// RFC 6052 prefix lengths possible inside 64:ff9b:1::/48 (byte 8 is the
-// reserved "u" octet).
-var nat64Layouts = [][4]int{
-	{6, 7, 9, 10},   // /48
-	{7, 9, 10, 11},  // /56
-	{9, 10, 11, 12}, // /64
-	{12, 13, 14, 15},
+// nat64Layout is where RFC 6052 puts the IPv4 address for one prefix
+// length: its four bytes, and the first byte of the suffix, which (like
+// byte 8, the "u" octet) must be zero.
+type nat64Layout struct {
+	v4     [4]int
+	suffix int
+}
+
+// nat64Layouts are the layouts of the prefix lengths possible inside
+// 64:ff9b:1::/48: /48, /56, /64 and /96.
+var nat64Layouts = []nat64Layout{
+	{v4: [4]int{6, 7, 9, 10}, suffix: 11},
+	{v4: [4]int{7, 9, 10, 11}, suffix: 12},
+	{v4: [4]int{9, 10, 11, 12}, suffix: 13},
+	{v4: [4]int{12, 13, 14, 15}, suffix: 16},
 }
 
 // embeddedIPv4 returns the IPv4 addresses an IPv6 address stands for when
-// it is an IPv4-compatible or NAT64 address, with the form's name.
+// it is an IPv4-compatible or NAT64 address, with the form's name. An
+// address of the local-use NAT64 prefix does not say which prefix length
+// the operator chose, so every layout its bits are consistent with (zero
+// "u" octet and suffix) counts: a rare false positive is lifted with
+// --allowed-address-ranges, a false negative would reach the metadata
+// service.
 func embeddedIPv4(a netip.Addr) (form string, v4s []netip.Addr) {
 	b := a.As16()
-	at := func(i [4]int) netip.Addr { return netip.AddrFrom4([4]byte{b[i[0]], b[i[1]], b[i[2]], b[i[3]]}) }
+	at := func(l nat64Layout) netip.Addr {
+		return netip.AddrFrom4([4]byte{b[l.v4[0]], b[l.v4[1]], b[l.v4[2]], b[l.v4[3]]})
+	}
+	last := nat64Layouts[len(nat64Layouts)-1]
 	switch {
 	case ipv4Compatible.Contains(a):
-		return "IPv4-compatible", []netip.Addr{at(nat64Layouts[3])}
+		return "IPv4-compatible", []netip.Addr{at(last)}
 	case nat64WellKnown.Contains(a):
-		return "NAT64", []netip.Addr{at(nat64Layouts[3])}
+		return "NAT64", []netip.Addr{at(last)}
 	case nat64Local.Contains(a):
 		for _, l := range nat64Layouts {
-			v4s = append(v4s, at(l))
+			consistent := l.suffix == 16 || b[8] == 0
+			for i := l.suffix; i < 16; i++ {
+				consistent = consistent && b[i] == 0
+			}
+			if consistent {
+				v4s = append(v4s, at(l))
+			}
 		}
 		return "NAT64 (local-use prefix)", v4s
 	}
 	return "", nil
 }
+
+// thisNetwork is 0.0.0.0/8. Embedded in an IPv4-compatible or NAT64
+// address it is no way to the controller's host (a NAT64 gateway does not
+// translate to it), and every non-/96 layout of the local-use NAT64 prefix
+// reads as 0.0.0.0 under the /96 one; it is not held against such forms.
+var thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
 
 // deniedIP reports why ip may not be connected to, or "". A net.IP does
 // not tell an IPv4 address from its IPv4-mapped form (::ffff:a.b.c.d):
@@ -236,6 +263,9 @@ func (p *URLPolicy) deniedAddr(a netip.Addr) string {
 	if a.Is6() {
 		form, v4s := embeddedIPv4(a)
 		for _, v4 := range v4s {
+			if thisNetwork.Contains(v4) {
+				continue
+			}
 			if why := p.deniedAddr(v4); why != "" {
 				return fmt.Sprintf("the %s form of %s, %s", form, v4, why)
 			}

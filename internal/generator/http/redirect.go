@@ -31,7 +31,7 @@ import (
 const MaxRedirects = 10
 
 // errTooManyRedirects ends a redirect chain longer than MaxRedirects.
-var errTooManyRedirects = fmt.Errorf("stopped after %d redirects, the most the controller follows", MaxRedirects)
+var errTooManyRedirects = fmt.Errorf("more than %d redirects, the most the controller follows", MaxRedirects)
 
 // fetchState is what the client's hooks (CheckRedirect, CheckRetry) need
 // to know of the fetch they serve; it travels in the request's context,
@@ -40,6 +40,10 @@ type fetchState struct {
 	// attempts counts the attempts of the retried request, so that
 	// CheckRetry knows the wait go-retryablehttp's backoff will ask for.
 	attempts int
+	// lastHop is the absolute URL of the last redirect checked: net/http
+	// reports a refused redirect with the Location as the server wrote
+	// it, possibly relative.
+	lastHop string
 }
 
 type fetchStateKey struct{}
@@ -66,7 +70,8 @@ func fetchStateFrom(ctx context.Context) *fetchState {
 // foreign server chose where they go). A body is never re-sent to another
 // origin (307/308).
 func (g *Generator) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= MaxRedirects {
+	fetchStateFrom(req.Context()).lastHop = req.URL.String()
+	if len(via) > MaxRedirects {
 		return errTooManyRedirects
 	}
 	if err := g.opts.URLPolicy.CheckURL(req.URL.String()); err != nil {
@@ -100,13 +105,19 @@ func originOf(u *url.URL) string {
 // transportError describes a failed request: Go's url.Error quotes the
 // whole URL, query and userinfo included, so it is replaced by the
 // request's redacted URL and, when the failure happened at a redirect
-// target, that target, redacted too.
-func transportError(method string, u *url.URL, err error) error {
+// target, that target, redacted too (quoted: redact.URLsIn, which every
+// message passes through again, takes what follows a URL up to a space or
+// a quote as part of it).
+func transportError(ctx context.Context, method string, u *url.URL, err error) error {
 	where := method + " " + redact.URL(u.String())
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if ue.URL != u.String() {
-			where += " (redirected to " + redact.URL(ue.URL) + ")"
+			hop := ue.URL
+			if p, perr := url.Parse(hop); perr != nil || !p.IsAbs() {
+				hop = fetchStateFrom(ctx).lastHop
+			}
+			where += ` (redirected to "` + redact.URL(hop) + `")`
 		}
 		err = ue.Err
 	}
