@@ -80,7 +80,7 @@ func countDials(gen *Generator) *atomic.Int64 {
 // hit is one request a test server received.
 type hit struct {
 	path, method, body string
-	header            http.Header
+	header             http.Header
 }
 
 // hits records the requests of a test server.
