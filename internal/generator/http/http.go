@@ -22,6 +22,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -189,7 +190,13 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	}
 	u, err := url.Parse(spec.URL)
 	if err != nil {
-		return nil, generator.InvalidSpec("spec.generator.http.url", "%s", redact.URLsIn(err.Error()))
+		// Not the URL itself: one that does not parse cannot be redacted
+		// reliably (its userinfo may be anywhere).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, generator.InvalidSpec("spec.generator.http.url", "is not a valid URL: %v", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "scheme must be http or https, not %q", u.Scheme)
