@@ -112,7 +112,8 @@ func transportError(ctx context.Context, method string, u *url.URL, err error) e
 	where := method + " " + redact.URL(u.String())
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		if ue.URL != u.String() {
+		// net/http writes the URL with its password as "***".
+		if redact.URL(ue.URL) != redact.URL(u.String()) {
 			hop := ue.URL
 			if p, perr := url.Parse(hop); perr != nil || !p.IsAbs() {
 				hop = fetchStateFrom(ctx).lastHop
