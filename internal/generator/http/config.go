@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -232,13 +231,9 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, *http.T
 	// The admin's proxies (the environment) are dialled without an
 	// address check; a tenant's proxy (proxySecretRef) is checked like
 	// any other address. Either way the target is checked first.
-	var proxy func(*http.Request) (*url.URL, error)
-	var trusted *sync.Map
+	proxy, trusted := g.proxyFunc(g.opts.Proxy, true), true
 	if c.proxy != nil {
-		proxy = g.proxyFunc(http.ProxyURL(c.proxy), nil)
-	} else {
-		trusted = &sync.Map{}
-		proxy = g.proxyFunc(g.opts.Proxy, trusted)
+		proxy, trusted = g.proxyFunc(http.ProxyURL(c.proxy), false), false
 	}
 	transport := &http.Transport{
 		Proxy:                  proxy,

@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/externalsource/externalsource-controller/internal/redact"
@@ -301,10 +300,11 @@ var ErrDenied = errors.New("denied by the URL policy")
 const allowedHint = "an admin can allow it with --allowed-address-ranges"
 
 // dialer resolves, checks every address against the policy, and dials an
-// allowed one: the address checked is the address connected to. Addresses
-// in trusted (the admin's own proxies from the environment) are dialled
-// without a check.
-func (g *Generator) dialer(trusted *sync.Map) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// allowed one: the address checked is the address connected to. With
+// trustProxy, the connection to the admin's proxy (from the environment)
+// that the current request goes through is dialled without a check; a
+// direct request to the same address is checked like any other.
+func (g *Generator) dialer(trustProxy bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	policy := g.opts.URLPolicy
 	dial := g.dial
@@ -312,8 +312,8 @@ func (g *Generator) dialer(trusted *sync.Map) func(ctx context.Context, network,
 		dial = d.DialContext
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if trusted != nil {
-			if _, ok := trusted.Load(addr); ok {
+		if trustProxy {
+			if _, _, proxy := fetchStateFrom(ctx).get(); proxy != "" && proxy == addr {
 				return dial(ctx, network, addr)
 			}
 		}
@@ -398,12 +398,14 @@ func (g *Generator) checkProxiedTarget(ctx context.Context, target *url.URL) err
 
 // proxyFunc wraps the proxy choice of a client: a request that goes
 // through a proxy has its target checked first (every hop: the transport
-// asks for every request, redirects included). With trusted set, the
-// proxies chosen are recorded as the admin's own, which the dialer
-// connects to without an address check (an HTTPS_PROXY on loopback is
-// common).
-func (g *Generator) proxyFunc(choose func(*http.Request) (*url.URL, error), trusted *sync.Map) func(*http.Request) (*url.URL, error) {
+// asks for every request, redirects and retries included, before it
+// dials). With trusted, the proxy chosen is the admin's own, which the
+// dialer connects to for this request without an address check (an
+// HTTPS_PROXY on loopback is common).
+func (g *Generator) proxyFunc(choose func(*http.Request) (*url.URL, error), trusted bool) func(*http.Request) (*url.URL, error) {
 	return func(r *http.Request) (*url.URL, error) {
+		state := fetchStateFrom(r.Context())
+		state.set(func(s *fetchState) { s.proxy = "" })
 		proxy, err := choose(r)
 		if err != nil || proxy == nil {
 			return proxy, err
@@ -411,8 +413,8 @@ func (g *Generator) proxyFunc(choose func(*http.Request) (*url.URL, error), trus
 		if err := g.checkProxiedTarget(r.Context(), r.URL); err != nil {
 			return nil, err
 		}
-		if trusted != nil {
-			trusted.Store(proxyAddr(proxy), struct{}{})
+		if trusted {
+			state.set(func(s *fetchState) { s.proxy = proxyAddr(proxy) })
 		}
 		return proxy, nil
 	}

@@ -224,8 +224,48 @@ func TestProxyTargetChecked(t *testing.T) {
 		}
 	}
 
-	// A tenant's proxy is an address like any other.
+	// The admin's proxy is trusted only as the proxy of a request: after
+	// a request went through it, a direct request to its address, or a
+	// redirect there, is checked like any other (loopback: refused).
 	g := NewWithT(t)
+	var redirecting *testutil.Proxy
+	upstreamRedirects := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/to-the-proxy" {
+			http.Redirect(w, r, redirecting.URL+"/squid-internal-mgr/info", http.StatusFound)
+			return
+		}
+		_, _ = io.WriteString(w, "via proxy")
+	}))
+	defer upstreamRedirects.Close()
+	redirecting = testutil.NewProxy(t, strings.TrimPrefix(upstreamRedirects.URL, "http://"), "", "")
+	directOpts := envOpts
+	directOpts.Proxy = func(r *http.Request) (*url.URL, error) {
+		if r.URL.Hostname() == "127.0.0.1" { // as Go's environment proxy never proxies loopback
+			return nil, nil
+		}
+		return url.Parse(redirecting.URL)
+	}
+	direct := New(directOpts)
+	for _, tt := range []struct{ url, wantErr string }{
+		{url: "http://public.test/data"},
+		{url: redirecting.URL + "/squid-internal-mgr/info", wantErr: "127.0.0.1 is a loopback address"},
+		{url: "http://public.test/to-the-proxy",
+			wantErr: `(redirected to "` + redirecting.URL + `/squid-internal-mgr/info"): 127.0.0.1 is a loopback address`},
+	} {
+		before := redirecting.Requests.Load()
+		res, err := direct.Generate(context.Background(), &generator.Request{Source: source(tt.url, nil)})
+		if tt.wantErr == "" {
+			g.Expect(err).ToNot(HaveOccurred())
+			res.Body.Close()
+		} else {
+			g.Expect(err).To(MatchError(ErrDenied))
+			g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+		}
+		// Only proxied requests: the direct ones never reached it.
+		g.Expect(redirecting.Requests.Load() - before).To(Equal(map[bool]int64{true: 1, false: 0}[strings.Contains(tt.url, "public.test")]))
+	}
+
+	// A tenant's proxy is an address like any other.
 	dials := countDials(gens["proxySecretRef"])
 	_, err := gens["proxySecretRef"].Generate(context.Background(), &generator.Request{
 		Source: source("http://public.test/data", via("proxySecretRef", "proxy-at-metadata")), Reader: rd})

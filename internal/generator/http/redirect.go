@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
@@ -37,6 +38,7 @@ var errTooManyRedirects = fmt.Errorf("more than %d redirects, the most the contr
 // to know of the fetch they serve; it travels in the request's context,
 // which net/http hands on to every redirect.
 type fetchState struct {
+	mu sync.Mutex
 	// attempts counts the attempts of the retried request, so that
 	// CheckRetry knows the wait go-retryablehttp's backoff will ask for.
 	attempts int
@@ -44,6 +46,24 @@ type fetchState struct {
 	// reports a refused redirect with the Location as the server wrote
 	// it, possibly relative.
 	lastHop string
+	// proxy is the host:port of the admin's proxy the current request
+	// goes through, "" when it goes direct or through a tenant's proxy:
+	// only a connection to it, for it, is dialled without a check.
+	proxy string
+}
+
+// set changes the state under its lock.
+func (s *fetchState) set(f func(*fetchState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+// get reads the state under its lock.
+func (s *fetchState) get() (attempts int, lastHop, proxy string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts, s.lastHop, s.proxy
 }
 
 type fetchStateKey struct{}
@@ -70,7 +90,7 @@ func fetchStateFrom(ctx context.Context) *fetchState {
 // foreign server chose where they go). A body is never re-sent to another
 // origin (307/308).
 func (g *Generator) checkRedirect(req *http.Request, via []*http.Request) error {
-	fetchStateFrom(req.Context()).lastHop = req.URL.String()
+	fetchStateFrom(req.Context()).set(func(s *fetchState) { s.lastHop = req.URL.String() })
 	if len(via) > MaxRedirects {
 		return errTooManyRedirects
 	}
@@ -116,7 +136,7 @@ func transportError(ctx context.Context, method string, u *url.URL, err error) e
 		if redact.URL(ue.URL) != redact.URL(u.String()) {
 			hop := ue.URL
 			if p, perr := url.Parse(hop); perr != nil || !p.IsAbs() {
-				hop = fetchStateFrom(ctx).lastHop
+				_, hop, _ = fetchStateFrom(ctx).get()
 			}
 			where += ` (redirected to "` + redact.URL(hop) + `")`
 		}

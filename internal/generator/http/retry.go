@@ -55,11 +55,11 @@ func (g *Generator) checkRetry(ctx context.Context, resp *http.Response, err err
 	// go-retryablehttp asks Backoff for the wait of attempt i right after
 	// the i-th CheckRetry (counted from 0) that says yes.
 	state := fetchStateFrom(ctx)
-	wait := backoff(g.opts.RetryWaitMin, g.opts.RetryWaitMax, state.attempts, resp)
-	if !fitsDeadline(ctx, wait) {
+	attempt, _, _ := state.get()
+	if !fitsDeadline(ctx, backoff(g.opts.RetryWaitMin, g.opts.RetryWaitMax, attempt, resp)) {
 		return false, nil
 	}
-	state.attempts++
+	state.set(func(s *fetchState) { s.attempts++ })
 	return true, nil
 }
 
