@@ -99,6 +99,7 @@ type flags struct {
 	hookLimits                          controller.HookLimits
 	allowedURLs, deniedURLs             []string
 	allowLinkLocal                      bool
+	allowedAddressRanges                []string
 	retentionTTL                        time.Duration
 	retentionRecords                    int
 
@@ -138,6 +139,9 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringSliceVar(&f.deniedURLs, "denied-url-patterns", nil, "Regular expressions (anchored) no fetched URL may match.")
 	fs.BoolVar(&f.allowLinkLocal, "allow-link-local-addresses", false,
 		"Allow fetching from link-local and cloud metadata addresses (denied by default, checked after DNS resolution).")
+	fs.StringSliceVar(&f.allowedAddressRanges, "allowed-address-ranges", nil,
+		"CIDRs (or addresses) exempt from the default address denial (loopback, unspecified, link-local, cloud platform "+
+			"addresses and their IPv4-compatible/NAT64 forms), e.g. 127.0.0.0/8 for a development cluster.")
 	fs.DurationVar(&f.retentionTTL, "artifact-retention-ttl", storage.DefaultRetention.TTL,
 		"How long superseded artifacts are kept for in-flight downloads.")
 	fs.IntVar(&f.retentionRecords, "artifact-retention-records", storage.DefaultRetention.Records,
@@ -206,6 +210,9 @@ func run(ctx context.Context, f *flags) error {
 
 	urlPolicy, err := httpgen.ParseURLPolicy(f.allowedURLs, f.deniedURLs, f.allowLinkLocal)
 	if err != nil {
+		return err
+	}
+	if urlPolicy.AllowedRanges, err = httpgen.ParseAddressRanges(f.allowedAddressRanges); err != nil {
 		return err
 	}
 	generators, err := newGenerators(v1.GeneratorTypes, builtin.Register,

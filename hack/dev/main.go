@@ -116,6 +116,8 @@ func run() error {
 		"--metrics-addr=127.0.0.1:0",
 		"--health-addr=127.0.0.1:0",
 		"--log-level=info",
+		// The demo upstream listens on loopback, denied by default.
+		"--allowed-address-ranges=127.0.0.0/8",
 	)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE=flux-system")
 	logFile := filepath.Join(work, "controller.log")

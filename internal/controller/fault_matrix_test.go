@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -365,7 +366,9 @@ func TestFaultMatrix(t *testing.T) {
 	// upstream's Retry-After was honoured.
 	gens := generator.NewRegistry()
 	g.Expect(builtin.Register(gens, builtin.Options{HTTP: httpgen.Options{
-		RetryMax: 1, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 20 * time.Millisecond}})).To(Succeed())
+		RetryMax: 1, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 20 * time.Millisecond,
+		// The upstreams listen on loopback, denied by default.
+		URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}})).To(Succeed())
 
 	// Shards of this run's own: objects of an earlier run (go test
 	// -count) are left alone. One manager per store, as main.go runs one

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,7 +144,10 @@ func runSuite(m *testing.M) int {
 
 	testGenerators = generator.NewRegistry()
 	// Retries within a fetch wait milliseconds, not seconds, in tests.
-	httpOpts := httpgen.Options{RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 100 * time.Millisecond}
+	// The test upstreams are httptest servers on loopback, which the
+	// controller denies by default (--allowed-address-ranges).
+	httpOpts := httpgen.Options{RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 100 * time.Millisecond,
+		URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
 	if err := builtin.Register(testGenerators, builtin.Options{HTTP: httpOpts}); err != nil {
 		return fail(err)
 	}

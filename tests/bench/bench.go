@@ -372,6 +372,8 @@ func (r *run) startController(ctx context.Context) (func(), error) {
 		"--metrics-addr=" + r.metrics,
 		"--health-addr=127.0.0.1:0",
 		"--log-level=error",
+		// The benchmark's upstreams listen on loopback, denied by default.
+		"--allowed-address-ranges=127.0.0.0/8",
 	}
 	if cfg.Backend == "filesystem" {
 		dir := filepath.Join(cfg.OutDir, cfg.Name+"-storage")

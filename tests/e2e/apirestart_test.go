@@ -86,7 +86,7 @@ func TestAPIServerRestart(t *testing.T) {
 			"--leader-election-retry-period=2s",
 			"--storage-backend=memory",
 			"--storage-addr="+storageAddr, "--storage-adv-addr="+storageAddr,
-			"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0")
+			"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", allowLoopback)
 		g.Expect(err).ToNot(HaveOccurred())
 		exited = make(chan error, 1)
 		go func() { exited <- proc.Wait() }()

@@ -74,7 +74,7 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	args := []string{"--watch-label-selector=e2e.externalsource.io/shard=kill",
 		"--storage-backend=filesystem", "--storage-path=" + dir,
-		"--storage-addr=" + storageAddr, "--storage-adv-addr=" + storageAddr,
+		"--storage-addr=" + storageAddr, "--storage-adv-addr=" + storageAddr, allowLoopback,
 		"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"}
 	first, err := startCmd("kill-controller-1", bin, kubeconfig, args...)
 	g.Expect(err).ToNot(HaveOccurred())

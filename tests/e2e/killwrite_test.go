@@ -80,7 +80,7 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	args := []string{"--watch-label-selector=e2e.externalsource.io/shard=killwrite",
 		"--storage-backend=filesystem", "--storage-path=" + storageDir,
-		"--storage-addr=" + storageAddr, "--storage-adv-addr=" + storageAddr,
+		"--storage-addr=" + storageAddr, "--storage-adv-addr=" + storageAddr, allowLoopback,
 		"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0"}
 	env := []string{"TMPDIR=" + tmpDir}
 	first, err := startCmdEnv("killwrite-controller-1", bin, kubeconfig, env, args...)

@@ -206,7 +206,7 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 	cmd, err := startCmd("rbac-controller", bin, saKubeconfig,
 		"--watch-label-selector=e2e.externalsource.io/shard=rbac",
 		"--storage-backend=memory", "--storage-addr="+storageAddr, "--storage-adv-addr="+storageAddr,
-		"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0")
+		"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", allowLoopback)
 	g.Expect(err).ToNot(HaveOccurred())
 	t.Cleanup(func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() })
 

@@ -108,6 +108,7 @@ func startReplicas(t *testing.T, shard string, storageArgs ...string) []replica 
 			"--storage-adv-addr=" + storage,
 			"--health-addr=" + health,
 			"--metrics-addr=" + metrics,
+			allowLoopback,
 		}, storageArgs...)
 		name := fmt.Sprintf("replica-%s-%d", shard, i)
 		cmd, err := startCmd(name, bin, kubeconfig, args...)

@@ -143,6 +143,7 @@ func run(m *testing.M) int {
 		"--hook-executor-socket="+socket,
 		"--hook-whitelist="+whitelist,
 		"--log-level=debug",
+		allowLoopback,
 	); err != nil {
 		return fail(err)
 	}
@@ -161,6 +162,10 @@ func run(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// allowLoopback lets a controller fetch from the tests' upstreams, httptest
+// servers on loopback, which the controller denies by default.
+const allowLoopback = "--allowed-address-ranges=127.0.0.0/8"
 
 // start runs a controller process with its log in workDir.
 func start(name, bin, kubeconfig string, args ...string) error {

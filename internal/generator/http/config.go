@@ -228,30 +228,34 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, *http.T
 	if err != nil {
 		return nil, nil, err
 	}
-	proxy := g.opts.Proxy
+	// The admin's proxies (the environment) are dialled without an
+	// address check; a tenant's proxy (proxySecretRef) is checked like
+	// any other address. Either way the target is checked first.
+	proxy, trusted := g.proxyFunc(g.opts.Proxy, true), true
 	if c.proxy != nil {
-		proxy = http.ProxyURL(c.proxy)
+		proxy, trusted = g.proxyFunc(http.ProxyURL(c.proxy), false), false
 	}
 	transport := &http.Transport{
-		Proxy:                 proxy,
-		DialContext:           g.dialer(),
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: 1 * time.Second,
-		TLSClientConfig:       tlsCfg,
+		Proxy:                  proxy,
+		DialContext:            g.dialer(trusted),
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    4,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		ExpectContinueTimeout:  1 * time.Second,
+		TLSClientConfig:        tlsCfg,
 	}
 	return &retryablehttp.Client{
 		// No client timeout: the context carries spec.timeout, which bounds
 		// the retries and the body too.
-		HTTPClient:   &http.Client{Transport: keepIdle{transport}},
+		HTTPClient:   &http.Client{Transport: keepIdle{transport}, CheckRedirect: g.checkRedirect},
 		Logger:       nil, // URLs and errors are reported through status; never log headers
 		RetryMax:     g.opts.RetryMax,
 		RetryWaitMin: g.opts.RetryWaitMin,
 		RetryWaitMax: g.opts.RetryWaitMax,
-		CheckRetry:   checkRetry,
+		CheckRetry:   g.checkRetry,
 		Backoff:      backoff,
 		// Keep the last response, so that its status and body reach the user.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,

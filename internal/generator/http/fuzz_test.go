@@ -17,11 +17,17 @@ limitations under the License.
 package http
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/externalsource/externalsource-controller/internal/generator"
 )
 
 // FuzzSecretHeaders: a Secret's data becomes headers only when every name
@@ -52,6 +58,48 @@ func FuzzSecretHeaders(f *testing.F) {
 			for _, val := range vals {
 				if !httpguts.ValidHeaderFieldValue(val) {
 					t.Fatalf("invalid header value %q accepted", val)
+				}
+			}
+		}
+	})
+}
+
+// FuzzTransportErrorRedaction: whatever the password and query value of
+// the URL (and the path around them), the error of a failed connection
+// carries neither, even without a Set of Secret values: URLs are redacted
+// in the generator itself.
+func FuzzTransportErrorRedaction(f *testing.F) {
+	f.Add("pa55word-x", "api-key-value", "data")
+	f.Add("p@ss:w/rd?#", "k=v&x=y", "a b/c")
+	f.Add("%zz%", "\"quoted\" value", "%2F")
+	f.Add("ünïcödé-pw", "…secret…", "ü")
+	closed := httptest.NewServer(http.NotFoundHandler())
+	host := closed.Listener.Addr().String()
+	closed.Close()
+	gen := New(Options{RetryMax: -1, URLPolicy: allowLoopback()})
+	errorOf := func(pw, q, path string) string {
+		u := url.URL{Scheme: "http", User: url.UserPassword("user", pw), Host: host, Path: "/" + path,
+			RawQuery: url.Values{"api_key": {q}}.Encode()}
+		_, err := gen.Generate(context.Background(), &generator.Request{Source: source(u.String(), nil)})
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	f.Fuzz(func(t *testing.T, pw, q, path string) {
+		skeleton := errorOf("XXXXXXXX", "YYYYYYYY", path)
+		msg := errorOf(pw, q, path)
+		if msg == "" {
+			t.Fatal("no error from a closed port")
+		}
+		for _, v := range []string{pw, q} {
+			// Too short to tell, or part of the message anyway.
+			if len(v) < 6 || strings.Contains(skeleton, v) || strings.Contains(path, v) {
+				continue
+			}
+			for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v), strconv.Quote(v)} {
+				if strings.Contains(msg, form) {
+					t.Fatalf("%q appears in the error: %s", v, msg)
 				}
 			}
 		}

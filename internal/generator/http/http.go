@@ -22,22 +22,45 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // errorBodyPrefix is how much of a non-2xx body is quoted in the error: enough
 // to read an API's error message, never a whole page.
 const errorBodyPrefix = 256
+
+// errorBodyWindow is how much of a non-2xx body is read and redacted before
+// it is cut to errorBodyPrefix: a Secret value the upstream echoes across
+// the cut is still replaced whole, not left half visible.
+const errorBodyWindow = 16 << 10
+
+// maxStatusText bounds the status line quoted in errors (the reason phrase
+// is the upstream's to choose, at any length).
+const maxStatusText = 128
+
+// MaxValidatorLength is the longest ETag or Last-Modified recorded: longer
+// ones (no real server sends them) are treated as absent, so that the
+// upstream cannot grow the object's status, and change detection falls
+// back to a plain GET.
+const MaxValidatorLength = 256
+
+// maxResponseHeaderBytes bounds the response headers the transport reads
+// (net/http's default is 10 MiB per response).
+const maxResponseHeaderBytes = 1 << 20
 
 // Defaults of Options.
 const (
@@ -80,8 +103,9 @@ type Options struct {
 	// TLS/proxy configuration); the least recently used goes first.
 	MaxClients int
 
-	// URLPolicy restricts the URLs and addresses fetched; nil still denies
-	// link-local and metadata addresses.
+	// URLPolicy restricts the URLs and addresses fetched, on every
+	// redirect too; nil still denies the default addresses (loopback,
+	// unspecified, link-local and cloud platform addresses).
 	URLPolicy *URLPolicy
 
 	// Resolver resolves host names; nil is net.DefaultResolver.
@@ -123,6 +147,9 @@ func (o Options) withDefaults() Options {
 type Generator struct {
 	opts    Options
 	clients *clientCache
+	// dial, when set, replaces the network dial behind the policy check:
+	// tests count the connections attempted with it.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 var _ generator.Generator = (*Generator)(nil)
@@ -139,8 +166,12 @@ func (g *Generator) Clients() int { return g.clients.len() }
 
 // Generate implements generator.Generator. The context bounds the whole
 // fetch (the reconciler sets spec.timeout); the body it returns must be
-// read before the context ends.
-func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*generator.Result, error) {
+// read before the context ends. Every error it returns is redacted: URLs
+// lose their userinfo and query values, and every value read from a Secret
+// (req.Secrets) is replaced, wherever the message came from.
+func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *generator.Result, err error) {
+	defer func() { err = req.Secrets.Error(err) }()
+	ctx = withFetchState(ctx)
 	spec := req.Source.Spec.Generator.HTTP
 	if spec == nil {
 		return nil, generator.InvalidSpec("spec.generator.http", "must be set when type is http")
@@ -159,7 +190,13 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	}
 	u, err := url.Parse(spec.URL)
 	if err != nil {
-		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
+		// Not the URL itself: one that does not parse cannot be redacted
+		// reliably (its userinfo may be anywhere).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, generator.InvalidSpec("spec.generator.http.url", "is not a valid URL: %v", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "scheme must be http or https, not %q", u.Scheme)
@@ -170,6 +207,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	// A query value or userinfo may be a credential (?api_key=...).
 	req.Secrets.AddURL(u)
 
+	recordURLSecrets(req.Secrets, u)
 	header, err := g.headers(ctx, req, spec)
 	if err != nil {
 		return nil, err
@@ -180,6 +218,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 			return nil, err
 		}
 	}
+	recordURLSecrets(req.Secrets, u)
 	if err := g.opts.URLPolicy.CheckURL(u.String()); err != nil {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
 	}
@@ -200,7 +239,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	// A HEAD costs the upstream no body: when it returns the ETag the
 	// published artifact was built from, there is nothing to fetch. Only
 	// for GET: HEAD says nothing about what a POST would return.
-	if method == http.MethodGet && prev.ETag != "" && g.headConfirms(ctx, client, u, header, prev.ETag) {
+	if method == http.MethodGet && prev.ETag != "" && g.headConfirms(ctx, req.Secrets, client, u, header, prev.ETag) {
 		return &generator.Result{
 			NotModified:     true,
 			Validators:      prev,
@@ -215,7 +254,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 	}
 	rreq, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
+		return nil, generator.InvalidSpec("spec.generator.http.url", "%s", redact.URLsIn(err.Error()))
 	}
 	rreq.Header = header
 	detection := method
@@ -235,11 +274,11 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 
 	resp, err := client.Do(rreq)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, redact(u), describeTransportError(err))
+		return nil, transportError(ctx, method, u, err)
 	}
 	validators := generator.Validators{
-		ETag:         resp.Header.Get("ETag"),
-		LastModified: resp.Header.Get("Last-Modified"),
+		ETag:         validator(resp.Header.Get("ETag")),
+		LastModified: validator(resp.Header.Get("Last-Modified")),
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotModified && detection == generator.ChangeDetectionConditionalGET:
@@ -253,8 +292,8 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (*gene
 		return &generator.Result{NotModified: true, Validators: validators, ChangeDetection: detection, Warnings: warnings}, nil
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		defer drain(resp.Body)
-		prefix, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyPrefix))
-		err := fmt.Errorf("%s %s: %s: %q", method, redact(u), resp.Status, strings.TrimSpace(string(prefix)))
+		err := fmt.Errorf("%s %s: %s: %q", method, redact.URL(u.String()),
+			upstreamText(req.Secrets, resp.Status, maxStatusText), errorBody(req.Secrets, resp.Body))
 		// The upstream's last word on when to come back is the
 		// reconciler's to honour (the retries within the fetch are spent,
 		// or the wait did not fit in the deadline).
@@ -312,7 +351,8 @@ func preRequest(ctx context.Context, req *generator.Request, u *url.URL, method 
 // answering 304 to If-None-Match. Anything else (405 or 501 for servers
 // without HEAD, no ETag, an error) returns false and the caller falls back
 // to a conditional GET, which is retried and reports errors properly.
-func (g *Generator) headConfirms(ctx context.Context, client *retryablehttp.Client, u *url.URL, header http.Header, etag string) bool {
+func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, client *retryablehttp.Client, u *url.URL,
+	header http.Header, etag string) bool {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
 	if err != nil {
 		return false
@@ -321,7 +361,8 @@ func (g *Generator) headConfirms(ctx context.Context, client *retryablehttp.Clie
 	hreq.Header.Set("If-None-Match", etag)
 	resp, err := client.HTTPClient.Do(hreq)
 	if err != nil {
-		log.FromContext(ctx).V(1).Info("HEAD failed, falling back to a conditional GET", "error", describeTransportError(err).Error())
+		log.FromContext(ctx).V(1).Info("HEAD failed, falling back to a conditional GET",
+			"error", secrets.String(transportError(ctx, http.MethodHead, u, err).Error()))
 		return false
 	}
 	drain(resp.Body)
@@ -332,7 +373,7 @@ func (g *Generator) headConfirms(ctx context.Context, client *retryablehttp.Clie
 		return true
 	}
 	log.FromContext(ctx).V(1).Info("HEAD did not confirm the ETag, falling back to a conditional GET",
-		"status", resp.StatusCode, "etag", resp.Header.Get("ETag"))
+		"status", resp.StatusCode, "etag", upstreamText(secrets, resp.Header.Get("ETag"), MaxValidatorLength))
 	return false
 }
 
@@ -343,11 +384,62 @@ func drain(b io.ReadCloser) {
 	_ = b.Close()
 }
 
-// redact returns the URL without user info and query, which may carry
-// credentials.
-func redact(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.RawQuery = ""
-	return c.String()
+// minQueryValueLength is the shortest query value recorded for redaction:
+// shorter values ("json", "true", "10") are parameters, not credentials,
+// and would blank out ordinary words all over a message. Inside a URL
+// every value is redacted anyway (redact.URL).
+const minQueryValueLength = 8
+
+// recordURLSecrets adds the credentials a URL may carry (userinfo, query
+// values) to the reconcile's Set, so that an upstream, a proxy or an error
+// that echoes them outside a URL ("invalid api_key abc…") is redacted too.
+func recordURLSecrets(secrets *redact.Set, u *url.URL) {
+	if u.User != nil {
+		secrets.Add(u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			secrets.Add(p)
+		}
+	}
+	for _, vals := range u.Query() {
+		for _, v := range vals {
+			if len(v) >= minQueryValueLength {
+				secrets.Add(v)
+			}
+		}
+	}
+}
+
+// validator returns an ETag or Last-Modified value, or "" when it is longer
+// than MaxValidatorLength.
+func validator(v string) string {
+	if len(v) > MaxValidatorLength {
+		return ""
+	}
+	return v
+}
+
+// upstreamText makes text the upstream chose fit for a message: redacted
+// first (so that a Secret value cut in two is still found whole), then cut
+// to at most n bytes of valid UTF-8.
+func upstreamText(secrets *redact.Set, s string, n int) string {
+	return truncate(secrets.String(strings.ToValidUTF8(s, "\ufffd")), n)
+}
+
+// errorBody is the start of a non-2xx body for the error message, redacted
+// over a window larger than what is kept.
+func errorBody(secrets *redact.Set, body io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(body, errorBodyWindow))
+	return upstreamText(secrets, strings.TrimSpace(string(b)), errorBodyPrefix)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }

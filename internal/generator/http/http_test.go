@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -57,9 +58,16 @@ func reader(objs ...client.Object) client.Reader {
 	return fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(objs...).Build()
 }
 
-// fastOptions retry quickly, so tests of retries take milliseconds.
+// fastOptions retry quickly, so tests of retries take milliseconds, and
+// allow loopback, where the test servers listen.
 func fastOptions() Options {
-	return Options{RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond}
+	return Options{RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond, URLPolicy: allowLoopback()}
+}
+
+// allowLoopback is the policy of tests whose upstreams are httptest
+// servers on 127.0.0.1: the defaults but loopback.
+func allowLoopback() *URLPolicy {
+	return &URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
 }
 
 // seen records one request the server received.

@@ -66,6 +66,7 @@ func TestURLPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policy.AllowedRanges = allowLoopback().AllowedRanges
 	tests := []struct {
 		url     string
 		policy  *URLPolicy

@@ -33,25 +33,33 @@ import (
 // checkRetry decides, after each attempt of one fetch, whether to try
 // again: connection errors, 429 and 5xx (but 501 Not Implemented) are
 // worth it; TLS and "no such host" errors are not (they will not heal in
-// seconds), and neither is a wait the server asks for (Retry-After) that
-// would outlast the fetch's deadline: the reconciler's backoff takes over.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+// seconds), nor is a refusal by the URL policy or a redirect loop. Nor is
+// any wait that would outlast the fetch's deadline, whether the server
+// asks for it (Retry-After) or it is the exponential backoff:
+// go-retryablehttp would sleep until the deadline and return a bare
+// "context deadline exceeded", holding the worker and losing the
+// upstream's answer. The attempt ends at once instead and the reconciler's
+// backoff (or the Retry-After it is handed) takes over.
+func (g *Generator) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	if err != nil {
-		if isTLSError(err) || isDNSNotFound(err) {
+		if isTLSError(err) || isDNSNotFound(err) || errors.Is(err, ErrDenied) || errors.Is(err, errTooManyRedirects) {
 			return false, err
 		}
-		return true, nil
-	}
-	if resp.StatusCode != http.StatusTooManyRequests &&
+	} else if resp.StatusCode != http.StatusTooManyRequests &&
 		(resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented) {
 		return false, nil
 	}
-	if wait, ok := retryAfter(resp); ok && !fitsDeadline(ctx, wait) {
+	// go-retryablehttp asks Backoff for the wait of attempt i right after
+	// the i-th CheckRetry (counted from 0) that says yes.
+	state := fetchStateFrom(ctx)
+	attempt, _, _ := state.get()
+	if !fitsDeadline(ctx, backoff(g.opts.RetryWaitMin, g.opts.RetryWaitMax, attempt, resp)) {
 		return false, nil
 	}
+	state.set(func(s *fetchState) { s.attempts++ })
 	return true, nil
 }
 

@@ -82,7 +82,7 @@ func TestTLS(t *testing.T) {
 		{name: "mTLS without client certificate", url: mtlsSrv.URL, mutate: certRef("mtls-ca-only"), wantErr: "TLS error"},
 		{name: "mTLS with a certificate of another CA", url: mtlsSrv.URL, mutate: certRef("mtls-stranger"), wantErr: "TLS error"},
 		{name: "plain HTTP instead of a TLS handshake", url: "https://" + plainSrv.Listener.Addr().String(),
-			wantErr: "TLS error: Get"},
+			wantErr: "TLS error: http: server gave HTTP response to HTTPS client"},
 		{name: "insecureSkipVerify", url: tlsSrv.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
 			wantBody: "hello anonymous", wantWarn: true},
 		{name: "insecureSkipVerify with client certificate", url: mtlsSrv.URL,
