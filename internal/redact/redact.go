@@ -189,17 +189,33 @@ func IsRedacted(err error) bool {
 
 // URL returns u without credentials: userinfo becomes Placeholder and so
 // does the value of every query parameter (the names stay, they help to
-// debug). A string that does not parse is returned with everything from
-// the first '?' or '@' on replaced.
+// debug). A string that does not parse keeps its scheme, host and path;
+// its userinfo and everything from the first '?' or '#' are replaced.
 func URL(u string) string {
 	p, err := url.Parse(u)
 	if err != nil || p.Opaque != "" {
-		if i := strings.IndexAny(u, "?@"); i >= 0 {
-			return u[:i] + Placeholder
-		}
-		return u
+		return unparsedURL(u)
 	}
 	return parsedURL(p)
+}
+
+// unparsedURL redacts a URL url.Parse refused, by its shape alone.
+func unparsedURL(u string) string {
+	prefix, rest := "", u
+	if i := strings.Index(u, "://"); i >= 0 {
+		prefix, rest = u[:i+3], u[i+3:]
+	}
+	authority := len(rest)
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = i
+	}
+	if at := strings.LastIndex(rest[:authority], "@"); at >= 0 {
+		rest = Placeholder + rest[at:]
+	}
+	if q := strings.IndexAny(rest, "?#"); q >= 0 {
+		rest = rest[:q+1] + Placeholder
+	}
+	return prefix + rest
 }
 
 func parsedURL(p *url.URL) string {
@@ -246,10 +262,15 @@ func URLsIn(msg string) string {
 		b.WriteString(rest[:i])
 		rest = rest[i:]
 		end := strings.IndexFunc(rest, func(r rune) bool {
-			return r == ' ' || r == '"' || r == '\'' || r == '`' || r == '<' || r == '>' || r == '\n' || r == '\t' || r == '\\'
+			return r == ' ' || r == '"' || r == '\'' || r == '`' || r == '<' || r == '>' || r == ')' ||
+				r == '\n' || r == '\t' || r == '\\'
 		})
 		if end < 0 {
 			end = len(rest)
+		}
+		// Punctuation that ends a sentence or a list is not the URL's.
+		for end > 0 && strings.ContainsRune(".,;:", rune(rest[end-1])) {
+			end--
 		}
 		b.WriteString(URL(rest[:end]))
 		rest = rest[end:]

@@ -45,6 +45,8 @@ func TestSetString(t *testing.T) {
 		{name: "url query and userinfo", msg: `Get "https://user:pw@api.example.com/v1?api_key=abc&x=1": refused`,
 			want: `Get "https://***@api.example.com/v1?api_key=***&x=***": refused`},
 		{name: "url without query", msg: "GET http://api.example.com/a/b failed", want: "GET http://api.example.com/a/b failed"},
+		{name: "unparsable url with userinfo", msg: "bad http://u:pw-secret@h/%zz?a=b", want: "bad http://***@h/%zz?***"},
+		{name: "punctuation after a url", msg: "GET http://h/x?a=b): y, see https://h/y?t=1.", want: "GET http://h/x?a=***): y, see https://h/y?t=***."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

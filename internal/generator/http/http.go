@@ -206,8 +206,6 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	}
 	// A query value or userinfo may be a credential (?api_key=...).
 	req.Secrets.AddURL(u)
-
-	recordURLSecrets(req.Secrets, u)
 	header, err := g.headers(ctx, req, spec)
 	if err != nil {
 		return nil, err
@@ -218,7 +216,7 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 			return nil, err
 		}
 	}
-	recordURLSecrets(req.Secrets, u)
+	req.Secrets.AddURL(u)
 	if err := g.opts.URLPolicy.CheckURL(u.String()); err != nil {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
 	}
@@ -382,31 +380,6 @@ func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, clien
 func drain(b io.ReadCloser) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(b, 64<<10))
 	_ = b.Close()
-}
-
-// minQueryValueLength is the shortest query value recorded for redaction:
-// shorter values ("json", "true", "10") are parameters, not credentials,
-// and would blank out ordinary words all over a message. Inside a URL
-// every value is redacted anyway (redact.URL).
-const minQueryValueLength = 8
-
-// recordURLSecrets adds the credentials a URL may carry (userinfo, query
-// values) to the reconcile's Set, so that an upstream, a proxy or an error
-// that echoes them outside a URL ("invalid api_key abc…") is redacted too.
-func recordURLSecrets(secrets *redact.Set, u *url.URL) {
-	if u.User != nil {
-		secrets.Add(u.User.Username())
-		if p, ok := u.User.Password(); ok {
-			secrets.Add(p)
-		}
-	}
-	for _, vals := range u.Query() {
-		for _, v := range vals {
-			if len(v) >= minQueryValueLength {
-				secrets.Add(v)
-			}
-		}
-	}
 }
 
 // validator returns an ETag or Last-Modified value, or "" when it is longer
