@@ -28,6 +28,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -123,6 +124,9 @@ type ReconcilerOptions struct {
 	// HookWhitelistChanged receives an event whenever the hook whitelist
 	// changes; the objects with hooks are then requeued.
 	HookWhitelistChanged <-chan event.GenericEvent
+	// WatchConfigsSelector, when not nil, selects the referenced Secrets
+	// whose changes reconcile their ExternalSources at once (watchConfigs).
+	WatchConfigsSelector labels.Selector
 }
 
 // readyCondition lists the conditions Ready is summarised from, as
@@ -193,6 +197,12 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		// requeue them all, and only them.
 		b = b.WatchesRawSource(source.Channel(opts.HookWhitelistChanged,
 			handler.EnqueueRequestsFromMapFunc(r.objectsWithHooks)))
+	}
+	if opts.WatchConfigsSelector != nil {
+		var err error
+		if b, err = r.watchConfigs(mgr, b, opts.WatchConfigsSelector); err != nil {
+			return err
+		}
 	}
 	return b.Complete(r)
 }
