@@ -28,8 +28,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	flag "github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/labels"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	artifactcfg "github.com/fluxcd/pkg/artifact/config"
