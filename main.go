@@ -314,7 +314,7 @@ func run(ctx context.Context, f *flags) error {
 	r := &controller.ExternalSourceReconciler{
 		HookRunner:     hookRunner,
 		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), v1.Finalizer),
-		FetchMetrics:   fetchmetrics.MustMakeRecorder(),
+		FetchMetrics:   fetchmetrics.NewRecorder(),
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
 		APIReader:      mgr.GetAPIReader(),
