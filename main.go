@@ -130,8 +130,17 @@ var features = map[string]bool{
 const noCrossNamespaceRefsUsage = "Accepted for compatibility with Flux; has no effect: every reference of an ExternalSource " +
 	"(headersSecretRef, certSecretRef, proxySecretRef) names an object in its own namespace."
 
+// artifactEnv names the environment variables pkg/artifact/config reads
+// the default of a flag from (Flux's names).
+var artifactEnv = map[string]string{
+	"storage-path":     "STORAGE_PATH",
+	"storage-addr":     "STORAGE_ADDRESS",
+	"storage-adv-addr": "STORAGE_ADV_ADDR",
+}
+
 func (f *flags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"), "The address the metric endpoint binds to.")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"),
+		"The address the metric endpoint binds to. Defaults to $METRICS_ADDR when set.")
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
 	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
 	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
@@ -154,15 +163,23 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"Allow fetching from link-local and cloud metadata addresses (denied by default, checked after DNS resolution).")
 
 	f.artifactOptions.BindFlags(fs)
+	// Flux reads these from the environment too; the help says so.
+	for name, env := range artifactEnv {
+		fs.Lookup(name).Usage += " Defaults to $" + env + " when set."
+	}
 	f.aclOptions.BindFlags(fs)
 	fs.Lookup("no-cross-namespace-refs").Usage = noCrossNamespaceRefsUsage
 	f.clientOptions.BindFlags(fs)
 	f.featureGates.BindFlags(fs)
+	fs.Lookup("feature-gates").Usage += " Supported: " + runtimectrl.FeatureGateDisableConfigWatchers +
+		" (default false: referenced Secrets are watched, see --watch-configs-label-selector)."
 	f.intervalJitter.BindFlags(fs)
 	f.leaderElectionOptions.BindFlags(fs)
 	f.logOptions.BindFlags(fs)
 	f.rateLimiterOptions.BindFlags(fs)
 	f.watchOptions.BindFlags(fs)
+	fs.Lookup("watch-configs-label-selector").Usage = "Reconcile at once the ExternalSources that reference a changed " +
+		"Secret with matching labels (an empty selector matches every Secret). No ExternalSource references a ConfigMap."
 }
 
 func main() {
