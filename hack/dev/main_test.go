@@ -65,8 +65,15 @@ func TestMakeDevCtrlC(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		if cmd.ProcessState == nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			// A failed test still lets dev stop the control plane it
+			// started (its own process groups) before anything is killed.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-exited
+			}
 		}
 		if t.Failed() {
 			t.Log(out.String())
