@@ -63,8 +63,9 @@ func TestMakeDevCtrlC(t *testing.T) {
 	g.Expect(cmd.Start()).To(Succeed())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	finished := false
 	defer func() {
-		if cmd.ProcessState == nil {
+		if !finished {
 			// A failed test still lets dev stop the control plane it
 			// started (its own process groups) before anything is killed.
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
@@ -85,6 +86,7 @@ func TestMakeDevCtrlC(t *testing.T) {
 	g.Expect(syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)).To(Succeed())
 	var err error
 	g.Eventually(exited, time.Minute).Should(Receive(&err))
+	finished = true
 
 	output := out.String()
 	g.Expect(output).To(ContainSubstring("dev: controller stopped"))
