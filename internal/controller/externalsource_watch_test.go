@@ -165,6 +165,17 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 	t.Logf("rotated header reached the upstream after %s", time.Since(start).Round(time.Millisecond))
 	g.Consistently(unwatched.all, 2*time.Second, 100*time.Millisecond).Should(Equal(unwatchedBefore),
 		"an unlabelled Secret's change reconciles nothing")
+
+	// What the manager holds of Secrets: the labelled one's metadata, no
+	// other Secret and no data.
+	cached := &metav1.PartialObjectMetadataList{}
+	cached.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	g.Expect(mgr.GetCache().List(ctx, cached, client.InNamespace(ns))).To(Succeed())
+	var names []string
+	for _, o := range cached.Items {
+		names = append(names, o.Name)
+	}
+	g.Expect(names).To(ConsistOf(watchedSecret.Name))
 }
 
 // TestReferencedSecretsCoversTheAPI sets every *SecretRef field of the
