@@ -22,13 +22,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"os"
-	"strconv"
 	"time"
 
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,6 +38,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	artifactcfg "github.com/fluxcd/pkg/artifact/config"
+	"github.com/fluxcd/pkg/artifact/digest"
 	"github.com/fluxcd/pkg/runtime/acl"
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
@@ -90,9 +92,7 @@ type flags struct {
 	metricsAddr, healthAddr, eventsAddr string
 	concurrent                          int
 	storageBackend                      string
-	storageAddr, storageAdvAddr         string
 	memoryMaxBytes                      int64
-	storagePath                         string
 	s3                                  s3.Options
 	maxResponseSize                     int64
 	hookSocket, hookWhitelist           string
@@ -100,9 +100,13 @@ type flags struct {
 	allowedURLs, deniedURLs             []string
 	allowLinkLocal                      bool
 	allowedAddressRanges                []string
-	retentionTTL                        time.Duration
-	retentionRecords                    int
 
+	// artifactOptions are Flux's storage, server, retention and digest
+	// options (--storage-path, --storage-addr, --storage-adv-addr,
+	// --artifact-retention-ttl, --artifact-retention-records,
+	// --artifact-digest-algo), with Flux's env names and defaults, as
+	// source-controller and source-watcher bind them.
+	artifactOptions       artifactcfg.Options
 	aclOptions            acl.Options
 	clientOptions         runtimeclient.Options
 	featureGates          feathelper.FeatureGates
@@ -113,21 +117,42 @@ type flags struct {
 	watchOptions          runtimectrl.WatchOptions
 }
 
+// features are the feature gates --feature-gates accepts, with their
+// defaults: Flux's DisableConfigWatchers turns the Secret watch of
+// --watch-configs-label-selector off (and with it the need to list and
+// watch Secrets). Flux's helper keeps and changes the map it is given:
+// pass it a copy.
+var features = map[string]bool{
+	runtimectrl.FeatureGateDisableConfigWatchers: false,
+}
+
+// noCrossNamespaceRefsUsage replaces the help of Flux's
+// --no-cross-namespace-refs, which is bound for compatibility with Flux's
+// flags and install overlays but changes nothing here.
+const noCrossNamespaceRefsUsage = "Accepted for compatibility with Flux; has no effect: every reference of an ExternalSource " +
+	"(headersSecretRef, certSecretRef, proxySecretRef) names an object in its own namespace."
+
+// artifactEnv names the environment variables pkg/artifact/config reads
+// the default of a flag from (Flux's names).
+var artifactEnv = map[string]string{
+	"storage-path":     "STORAGE_PATH",
+	"storage-addr":     "STORAGE_ADDRESS",
+	"storage-adv-addr": "STORAGE_ADV_ADDR",
+}
+
 func (f *flags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"), "The address the metric endpoint binds to.")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"),
+		"The address the metric endpoint binds to. Defaults to $METRICS_ADDR when set.")
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
 	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
 	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
-	fs.StringVar(&f.storageBackend, "storage-backend", "memory", "Where artifacts are stored: filesystem, s3 or memory.")
-	fs.StringVar(&f.storagePath, "storage-path", envOr("STORAGE_PATH", "/data"), "The directory of the filesystem backend.")
+	fs.StringVar(&f.storageBackend, "storage-backend", "memory",
+		"Where artifacts are stored: filesystem (under --storage-path), s3 or memory.")
 	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "The S3 endpoint, host[:port] (e.g. s3.amazonaws.com).")
 	fs.StringVar(&f.s3.Bucket, "s3-bucket", "", "The S3 bucket of the s3 backend.")
 	fs.StringVar(&f.s3.Region, "s3-region", "", "The S3 region.")
 	fs.StringVar(&f.s3.Prefix, "s3-prefix", "", "A prefix for every object key, e.g. 'externalsource/'.")
 	fs.BoolVar(&f.s3.Insecure, "s3-insecure", false, "Talk to the S3 endpoint over plain HTTP.")
-	fs.StringVar(&f.storageAddr, "storage-addr", envOr("STORAGE_ADDR", ":9090"), "The address the artifact server binds to.")
-	fs.StringVar(&f.storageAdvAddr, "storage-adv-addr", envOr("STORAGE_ADV_ADDR", ""),
-		"The address artifact URLs are advertised at (host:port or URL); defaults to the hostname and the port of --storage-addr.")
 	fs.Int64Var(&f.memoryMaxBytes, "memory-store-max-bytes", memory.DefaultMaxBytes, "The most bytes the memory store holds.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
 	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
@@ -142,19 +167,25 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringSliceVar(&f.allowedAddressRanges, "allowed-address-ranges", nil,
 		"CIDRs (or addresses) exempt from the default address denial (loopback, unspecified, link-local, cloud platform "+
 			"addresses and their IPv4-compatible/NAT64 forms), e.g. 127.0.0.0/8 for a development cluster.")
-	fs.DurationVar(&f.retentionTTL, "artifact-retention-ttl", storage.DefaultRetention.TTL,
-		"How long superseded artifacts are kept for in-flight downloads.")
-	fs.IntVar(&f.retentionRecords, "artifact-retention-records", storage.DefaultRetention.Records,
-		"How many artifacts of an object are kept, the current one included.")
 
+	f.artifactOptions.BindFlags(fs)
+	// Flux reads these from the environment too; the help says so.
+	for name, env := range artifactEnv {
+		fs.Lookup(name).Usage += " Defaults to $" + env + " when set."
+	}
 	f.aclOptions.BindFlags(fs)
+	fs.Lookup("no-cross-namespace-refs").Usage = noCrossNamespaceRefsUsage
 	f.clientOptions.BindFlags(fs)
 	f.featureGates.BindFlags(fs)
+	fs.Lookup("feature-gates").Usage += " Supported: " + runtimectrl.FeatureGateDisableConfigWatchers +
+		" (default false: referenced Secrets are watched, see --watch-configs-label-selector)."
 	f.intervalJitter.BindFlags(fs)
 	f.leaderElectionOptions.BindFlags(fs)
 	f.logOptions.BindFlags(fs)
 	f.rateLimiterOptions.BindFlags(fs)
 	f.watchOptions.BindFlags(fs)
+	fs.Lookup("watch-configs-label-selector").Usage = "Reconcile at once the ExternalSources that reference a changed " +
+		"Secret with matching labels (an empty selector matches every Secret). No ExternalSource references a ConfigMap."
 }
 
 func main() {
@@ -179,16 +210,27 @@ func main() {
 
 func run(ctx context.Context, f *flags) error {
 	setupLog.Info("starting", "version", version)
-	if err := f.featureGates.WithLogger(setupLog).SupportedFeatures(map[string]bool{}); err != nil {
+	if err := f.featureGates.WithLogger(setupLog).SupportedFeatures(maps.Clone(features)); err != nil {
 		return fmt.Errorf("feature gates: %w", err)
 	}
 	if err := f.intervalJitter.SetGlobalJitter(nil); err != nil {
 		return fmt.Errorf("interval jitter: %w", err)
 	}
-
-	advAddr, err := advertisedAddress(f.storageAddr, f.storageAdvAddr)
+	// Every digest (archives, stored objects) is of this algorithm, as in
+	// source-watcher; verification uses each digest's own algorithm, so
+	// changing the flag keeps existing artifacts valid.
+	algo, err := digest.AlgorithmForName(f.artifactOptions.ArtifactDigestAlgo)
 	if err != nil {
-		return err
+		return fmt.Errorf("--artifact-digest-algo: %w", err)
+	}
+	digest.Canonical = algo
+
+	// Flux's rule: --storage-adv-addr as given, otherwise --storage-addr
+	// with an empty host read as localhost and 0.0.0.0 as the hostname; an
+	// explicit host is kept.
+	advAddr, err := f.artifactOptions.GetAdvertisedAddress()
+	if err != nil {
+		return fmt.Errorf("--storage-addr: %w", err)
 	}
 	store, err := newStorage(ctx, f, storage.BaseURL(advAddr))
 	if err != nil {
@@ -224,6 +266,10 @@ func run(ctx context.Context, f *flags) error {
 	watchSelector, err := runtimectrl.GetWatchSelector(f.watchOptions)
 	if err != nil {
 		return fmt.Errorf("watch label selector: %w", err)
+	}
+	configsSelector, err := watchConfigsSelector(f.watchOptions)
+	if err != nil {
+		return err
 	}
 	leaderElectionID := controllerName + "-leader-election"
 	if f.watchOptions.LabelSelector != "" {
@@ -264,6 +310,10 @@ func run(ctx context.Context, f *flags) error {
 			},
 		},
 	}
+	if configsSelector != nil {
+		obj, byObject := controller.WatchConfigsCache(configsSelector)
+		mgrOpts.Cache.ByObject[obj] = byObject
+	}
 	if !f.watchOptions.AllNamespaces {
 		mgrOpts.Cache.DefaultNamespaces = map[string]ctrlcache.Config{
 			os.Getenv(runtimectrl.EnvRuntimeNamespace): {},
@@ -290,7 +340,7 @@ func run(ctx context.Context, f *flags) error {
 	r := &controller.ExternalSourceReconciler{
 		HookRunner:     hookRunner,
 		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), v1.Finalizer),
-		FetchMetrics:   fetchmetrics.MustMakeRecorder(),
+		FetchMetrics:   fetchmetrics.NewRecorder(),
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
 		APIReader:      mgr.GetAPIReader(),
@@ -300,13 +350,17 @@ func run(ctx context.Context, f *flags) error {
 		MaxDataSize:    f.maxResponseSize,
 		HookLimits:     f.hookLimits,
 		TempDir:        sp.Path(),
-		Retention:      storage.Retention{TTL: f.retentionTTL, Records: f.retentionRecords},
+		Retention: storage.Retention{
+			TTL:     f.artifactOptions.ArtifactRetentionTTL,
+			Records: f.artifactOptions.ArtifactRetentionRecords,
+		},
 	}
 	if err := r.SetupWithManager(mgr, controller.ReconcilerOptions{
 		MaxConcurrentReconciles: f.concurrent,
 		RateLimiter:             runtimectrl.GetRateLimiter(f.rateLimiterOptions),
 		RetryAfterBackoff:       runtimectrl.GetRateLimiter(f.rateLimiterOptions),
 		HookWhitelistChanged:    whitelistChanged,
+		WatchConfigsSelector:    configsSelector,
 	}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
@@ -315,7 +369,7 @@ func run(ctx context.Context, f *flags) error {
 	// artifacts: the server starts once elected, and readiness (which
 	// waits for the election) routes the Service to the leader, as with
 	// source-controller. With s3 every replica serves every artifact.
-	srv := &server.Server{Addr: f.storageAddr, Storage: store, Log: ctrl.Log.WithName("artifact-server")}
+	srv := &server.Server{Addr: f.artifactOptions.StorageAddress, Storage: store, Log: ctrl.Log.WithName("artifact-server")}
 	if err := mgr.AddReadyzCheck("artifact-server", srv.ReadyCheck); err != nil {
 		return err
 	}
@@ -323,7 +377,7 @@ func run(ctx context.Context, f *flags) error {
 		if f.storageBackend != "s3" {
 			<-mgr.Elected()
 		}
-		setupLog.Info("starting artifact server", "addr", f.storageAddr, "advertised", advAddr)
+		setupLog.Info("starting artifact server", "addr", f.artifactOptions.StorageAddress, "advertised", advAddr)
 		if err := srv.Start(ctx); err != nil {
 			setupLog.Error(err, "artifact server failed")
 			os.Exit(1)
@@ -391,8 +445,8 @@ func newStorage(ctx context.Context, f *flags, baseURL string) (storage.Storage,
 			"and are fetched again after one; use it for development and tests only")
 		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes}), nil
 	case "filesystem":
-		setupLog.Info("using the filesystem storage backend", "path", f.storagePath)
-		return filesystem.New(filesystem.Options{Path: f.storagePath, BaseURL: baseURL})
+		setupLog.Info("using the filesystem storage backend", "path", f.artifactOptions.StoragePath)
+		return filesystem.New(filesystem.Options{Path: f.artifactOptions.StoragePath, BaseURL: baseURL})
 	case "s3":
 		opts := f.s3
 		opts.BaseURL = baseURL
@@ -412,24 +466,27 @@ func newStorage(ctx context.Context, f *flags, baseURL string) (storage.Storage,
 	}
 }
 
-// advertisedAddress returns --storage-adv-addr, or the hostname with the
-// port of --storage-addr, as source-controller does.
-func advertisedAddress(addr, adv string) (string, error) {
-	if adv != "" {
-		return adv, nil
-	}
-	_, port, err := net.SplitHostPort(addr)
+// watchConfigsSelector returns the selector of the Secrets whose changes
+// reconcile the ExternalSources referencing them
+// (--watch-configs-label-selector, Flux's default
+// reconcile.fluxcd.io/watch=Enabled; empty selects every referenced
+// Secret, as in Flux), or nil when the DisableConfigWatchers feature gate
+// turns the watch off.
+func watchConfigsSelector(opts runtimectrl.WatchOptions) (labels.Selector, error) {
+	disabled, err := feathelper.Enabled(runtimectrl.FeatureGateDisableConfigWatchers)
 	if err != nil {
-		return "", fmt.Errorf("--storage-addr %q: %w", addr, err)
+		return nil, fmt.Errorf("feature gates: %w", err)
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return "", fmt.Errorf("--storage-addr %q: invalid port", addr)
+	if disabled {
+		setupLog.Info("the watch of referenced Secrets is disabled (DisableConfigWatchers): " +
+			"a changed Secret is used at the next interval")
+		return nil, nil
 	}
-	host, err := os.Hostname()
+	sel, err := labels.Parse(opts.ConfigsLabelSelector)
 	if err != nil {
-		return "", fmt.Errorf("--storage-adv-addr is unset and the hostname is unknown: %w", err)
+		return nil, fmt.Errorf("--watch-configs-label-selector: %w", err)
 	}
-	return net.JoinHostPort(host, port), nil
+	return sel, nil
 }
 
 func envOr(name, def string) string {

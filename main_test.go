@@ -17,14 +17,23 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	flag "github.com/spf13/pflag"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	artifactcfg "github.com/fluxcd/pkg/artifact/config"
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
@@ -73,25 +82,140 @@ func TestStartupFailsForATypeWithoutImplementation(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("[http]")))
 }
 
-func TestAdvertisedAddress(t *testing.T) {
-	g := NewWithT(t)
-	host, _ := os.Hostname()
+// TestArtifactFlags: the storage, server, retention and digest flags are
+// Flux's (pkg/artifact/config), with Flux's env names and defaults, and an
+// explicit host in --storage-addr is advertised as given.
+func TestArtifactFlags(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		addr, adv, want string
-		wantErr         bool
+		name    string
+		env     map[string]string
+		args    []string
+		want    artifactcfg.Options
+		wantAdv string
 	}{
-		{":9090", "", host + ":9090", false},
-		{"127.0.0.1:9090", "svc.ns:80", "svc.ns:80", false},
-		{"nonsense", "", "", true},
+		{
+			name: "Flux's defaults",
+			want: artifactcfg.Options{StoragePath: "/data", StorageAddress: ":9090",
+				ArtifactRetentionTTL: time.Minute, ArtifactRetentionRecords: 2, ArtifactDigestAlgo: "sha256"},
+			wantAdv: "localhost:9090",
+		},
+		{
+			name: "Flux's env names",
+			env:  map[string]string{"STORAGE_PATH": "/srv", "STORAGE_ADDRESS": "10.1.2.3:9191", "STORAGE_ADV_ADDR": ""},
+			want: artifactcfg.Options{StoragePath: "/srv", StorageAddress: "10.1.2.3:9191",
+				ArtifactRetentionTTL: time.Minute, ArtifactRetentionRecords: 2, ArtifactDigestAlgo: "sha256"},
+			wantAdv: "10.1.2.3:9191",
+		},
+		{
+			name: "the old STORAGE_ADDR is not read",
+			env:  map[string]string{"STORAGE_ADDR": "10.9.9.9:1"},
+			want: artifactcfg.Options{StoragePath: "/data", StorageAddress: ":9090",
+				ArtifactRetentionTTL: time.Minute, ArtifactRetentionRecords: 2, ArtifactDigestAlgo: "sha256"},
+			wantAdv: "localhost:9090",
+		},
+		{
+			name: "STORAGE_ADV_ADDR is advertised as given",
+			env:  map[string]string{"STORAGE_ADV_ADDR": "artifacts.example.com:80"},
+			want: artifactcfg.Options{StoragePath: "/data", StorageAddress: ":9090", StorageAdvAddress: "artifacts.example.com:80",
+				ArtifactRetentionTTL: time.Minute, ArtifactRetentionRecords: 2, ArtifactDigestAlgo: "sha256"},
+			wantAdv: "artifacts.example.com:80",
+		},
+		{
+			name: "flags",
+			args: []string{"--storage-addr=0.0.0.0:9000", "--artifact-retention-ttl=1h",
+				"--artifact-retention-records=5", "--artifact-digest-algo=sha512", "--storage-path=/var/a"},
+			want: artifactcfg.Options{StoragePath: "/var/a", StorageAddress: "0.0.0.0:9000",
+				ArtifactRetentionTTL: time.Hour, ArtifactRetentionRecords: 5, ArtifactDigestAlgo: "sha512"},
+			wantAdv: net.JoinHostPort(cmp.Or(os.Getenv("HOSTNAME"), host), "9000"),
+		},
 	}
 	for _, tt := range tests {
-		got, err := advertisedAddress(tt.addr, tt.adv)
-		if tt.wantErr {
-			g.Expect(err).To(HaveOccurred())
-			continue
-		}
-		g.Expect(err).ToNot(HaveOccurred())
-		g.Expect(got).To(Equal(tt.want))
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			for _, k := range []string{"STORAGE_PATH", "STORAGE_ADDRESS", "STORAGE_ADV_ADDR", "STORAGE_ADDR"} {
+				t.Setenv(k, tt.env[k])
+			}
+			var f flags
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			f.bind(fs)
+			g.Expect(fs.Parse(tt.args)).To(Succeed())
+			g.Expect(f.artifactOptions).To(Equal(tt.want))
+			adv, err := f.artifactOptions.GetAdvertisedAddress()
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(adv).To(Equal(tt.wantAdv))
+		})
+	}
+}
+
+// TestFlagsHelp: the help lists Flux's artifact flags, our own storage
+// flags, and says that --no-cross-namespace-refs changes nothing.
+func TestFlagsHelp(t *testing.T) {
+	g := NewWithT(t)
+	var f flags
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f.bind(fs)
+	for _, name := range []string{"storage-path", "storage-addr", "storage-adv-addr", "artifact-retention-ttl",
+		"artifact-retention-records", "artifact-digest-algo", "storage-backend", "s3-bucket", "memory-store-max-bytes",
+		"watch-configs-label-selector", "feature-gates"} {
+		g.Expect(fs.Lookup(name)).ToNot(BeNil(), name)
+	}
+	g.Expect(fs.Lookup("no-cross-namespace-refs").Usage).To(ContainSubstring("has no effect"))
+	g.Expect(fs.Lookup("watch-configs-label-selector").DefValue).To(Equal("reconcile.fluxcd.io/watch=Enabled"))
+}
+
+// TestWatchConfigsSelector: Flux's default selects the labelled Secrets,
+// an empty selector every Secret, and the DisableConfigWatchers gate (the
+// only gate --feature-gates accepts) turns the watch off.
+func TestWatchConfigsSelector(t *testing.T) {
+	labelled := labels.Set{"reconcile.fluxcd.io/watch": "Enabled"}
+	tests := []struct {
+		name          string
+		args          []string
+		wantDisabled  bool
+		wantErr       string
+		matchLabelled bool
+		matchOther    bool
+	}{
+		{name: "default", matchLabelled: true},
+		{name: "empty selects every Secret", args: []string{"--watch-configs-label-selector="},
+			matchLabelled: true, matchOther: true},
+		{name: "custom", args: []string{"--watch-configs-label-selector=team=a"}},
+		{name: "gate off", args: []string{"--feature-gates=DisableConfigWatchers=true"}, wantDisabled: true},
+		{name: "bad selector", args: []string{"--watch-configs-label-selector=a in (b"}, wantErr: "--watch-configs-label-selector"},
+		{name: "unknown gate", args: []string{"--feature-gates=CacheSecretsAndConfigMaps=true"}, wantErr: "not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			var f flags
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			f.bind(fs)
+			g.Expect(fs.Parse(tt.args)).To(Succeed())
+			err := f.featureGates.SupportedFeatures(maps.Clone(features))
+			if err == nil {
+				var sel labels.Selector
+				sel, err = watchConfigsSelector(f.watchOptions)
+				if err == nil {
+					if tt.wantDisabled {
+						g.Expect(sel).To(BeNil())
+						return
+					}
+					g.Expect(sel == nil).To(BeFalse(), "a selector means the watch is on")
+					g.Expect(sel.Matches(labelled)).To(Equal(tt.matchLabelled))
+					g.Expect(sel.Matches(labels.Set{"app": "x"})).To(Equal(tt.matchOther))
+				}
+			}
+			if tt.wantErr != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
+			} else {
+				g.Expect(err).ToNot(HaveOccurred())
+			}
+			g.Expect(features[runtimectrl.FeatureGateDisableConfigWatchers]).To(BeFalse(), "the defaults are never changed")
+		})
 	}
 }
 

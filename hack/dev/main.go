@@ -18,12 +18,21 @@ limitations under the License.
 // local control plane (etcd and kube-apiserver from bin/), the CRDs, the
 // controller binary with the memory store, a demo API on loopback and a
 // sample ExternalSource. It prints the ExternalArtifact's revision and URL
-// once Ready and runs until Ctrl-C, then stops everything it started.
+// once Ready and runs until Ctrl-C, then stops everything it started and
+// exits 0 when everything stopped cleanly.
+//
+// Ctrl-C reaches the whole foreground process group. The controller runs in
+// a process group of its own, so that it receives exactly one signal,
+// dev's SIGTERM, after which controller-runtime shuts down cleanly (a
+// second signal would make it exit 1 at once); the control plane is in
+// groups of its own too (internal/devenv), stopped after the controller.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,13 +59,19 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	bin := flag.String("controller", filepath.Join(devenv.Root(), "bin", "externalsource-controller"),
+		"The controller binary (`make build` writes it).")
+	flag.Parse()
+	if err := run(*bin); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run returns nil when it was stopped by a signal and everything it
+// started stopped cleanly. Signals stay caught until it returns: a second
+// Ctrl-C while stopping does not kill dev and orphan the control plane.
+func run(bin string) (retErr error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -73,7 +88,9 @@ func run() error {
 	}
 	defer func() {
 		fmt.Println("dev: stopping the control plane")
-		_ = env.Stop()
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "dev: stopping the control plane:", err)
+		}
 	}()
 	fmt.Printf("dev: control plane up in %s at %s\n", time.Since(start).Round(time.Millisecond), env.Config.Host)
 
@@ -107,8 +124,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(devenv.Root(), "bin", "externalsource-controller")
-	cmd := exec.CommandContext(ctx, bin,
+	// The controller is stopped by cancelling its own context, whether dev
+	// was signalled or failed, and before the control plane.
+	cctx, stopController := context.WithCancel(ctx)
+	defer stopController()
+	cmd := exec.CommandContext(cctx, bin,
 		"--watch-all-namespaces",
 		"--storage-backend=memory",
 		"--storage-addr="+storageAddr,
@@ -129,16 +149,36 @@ func run() error {
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
+	// Out of the terminal's process group (one signal, dev's), and
+	// stopped by the kernel if dev dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s (run `make build`): %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed when the controller has exited; waitErr then says
+	// how. Wait reports the cancelled context even after an exit with
+	// status 0: the process state says whether the stop was clean.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
-		stop()
+		stopController()
 		<-exited
+		if ps := cmd.ProcessState; ps == nil || !ps.Success() {
+			if retErr == nil {
+				retErr = fmt.Errorf("the controller did not stop cleanly: %v (logs: %s)", waitErr, logFile)
+			}
+			return
+		}
 		fmt.Println("dev: controller stopped")
 	}()
+	// stopped turns an error caused by Ctrl-C into a clean stop.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	fmt.Printf("dev: controller running (logs: %s)\n", logFile)
 
 	c, err := client.New(env.Config, client.Options{Scheme: scheme})
@@ -147,7 +187,7 @@ func run() error {
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "flux-system"}}
 	if err := c.Create(ctx, ns); err != nil {
-		return err
+		return stopped(err)
 	}
 	obj := &v1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "pricing", Namespace: ns.Name},
@@ -161,14 +201,14 @@ func run() error {
 		},
 	}
 	if err := c.Create(ctx, obj); err != nil {
-		return err
+		return stopped(err)
 	}
 	fmt.Printf("dev: created ExternalSource %s/%s fetching %s\n", obj.Namespace, obj.Name, obj.Spec.Generator.HTTP.URL)
 
 	created := time.Now()
 	ea, err := waitForArtifact(ctx, c, client.ObjectKeyFromObject(obj), exited)
 	if err != nil {
-		return err
+		return stopped(err)
 	}
 	fmt.Printf("dev: ExternalArtifact %s/%s is Ready after %s\n", ea.Namespace, ea.Name, time.Since(created).Round(time.Millisecond))
 	fmt.Printf("dev:   revision: %s\n", ea.Status.Artifact.Revision)
@@ -177,15 +217,16 @@ func run() error {
 
 	select {
 	case <-ctx.Done():
-	case err := <-exited:
-		return fmt.Errorf("controller exited: %v (logs: %s)", err, logFile)
+		fmt.Println("dev: stopping")
+		return nil
+	case <-exited:
+		return fmt.Errorf("the controller exited: %v (logs: %s)", waitErr, logFile)
 	}
-	return nil
 }
 
 // waitForArtifact waits until the ExternalSource is Ready and its
 // ExternalArtifact carries the same artifact.
-func waitForArtifact(ctx context.Context, c client.Client, key client.ObjectKey, exited <-chan error) (*sourcev1.ExternalArtifact, error) {
+func waitForArtifact(ctx context.Context, c client.Client, key client.ObjectKey, exited <-chan struct{}) (*sourcev1.ExternalArtifact, error) {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.After(2 * time.Minute)
@@ -193,8 +234,8 @@ func waitForArtifact(ctx context.Context, c client.Client, key client.ObjectKey,
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-exited:
-			return nil, fmt.Errorf("controller exited: %v", err)
+		case <-exited:
+			return nil, errors.New("the controller exited")
 		case <-deadline:
 			return nil, fmt.Errorf("ExternalSource %s not Ready after 2m", key)
 		case <-tick.C:

@@ -22,14 +22,16 @@ package archive
 import (
 	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
 	"time"
+
+	godigest "github.com/opencontainers/go-digest"
+
+	"github.com/fluxcd/pkg/artifact/digest"
 )
 
 // modTime is the fixed modification time of every entry. A real clock would
@@ -68,7 +70,8 @@ func CleanPath(p string) (string, error) {
 
 // Result describes a written archive.
 type Result struct {
-	// Digest is "sha256:<hex>" of the archive bytes.
+	// Digest is "<algorithm>:<hex>" of the archive bytes, of Flux's
+	// canonical algorithm (digest.Canonical, set by --artifact-digest-algo).
 	Digest string
 	// Size is the length of the archive in bytes.
 	Size int64
@@ -76,7 +79,7 @@ type Result struct {
 
 // Hex returns the hex part of the digest.
 func (r Result) Hex() string {
-	return strings.TrimPrefix(r.Digest, "sha256:")
+	return godigest.Digest(r.Digest).Encoded()
 }
 
 // Write streams a tar.gz holding exactly one regular file, at destPath, with
@@ -88,8 +91,8 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("destinationPath: %w", err)
 	}
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h)}
+	h := digest.Canonical.Digester()
+	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
 
 	// BestSpeed: artifacts are read far less often than they are built, and
 	// the data is usually small JSON; the level is part of the determinism,
@@ -126,7 +129,7 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	if err := gz.Close(); err != nil {
 		return Result{}, fmt.Errorf("closing gzip: %w", err)
 	}
-	return Result{Digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), Size: cw.n}, nil
+	return Result{Digest: h.Digest().String(), Size: cw.n}, nil
 }
 
 // Revision returns the Flux revision of an archive digest.

@@ -27,6 +27,9 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	godigest "github.com/opencontainers/go-digest"
+
+	"github.com/fluxcd/pkg/artifact/digest"
 )
 
 func build(t *testing.T, p string, data []byte) ([]byte, Result) {
@@ -83,6 +86,32 @@ func TestWriteIsDeterministic(t *testing.T) {
 	_, rOtherPath := build(t, "data/prices.json", data)
 	g.Expect(rOtherData.Digest).ToNot(Equal(ra.Digest))
 	g.Expect(rOtherPath.Digest).ToNot(Equal(ra.Digest))
+}
+
+// TestWriteHonoursTheDigestAlgorithm: --artifact-digest-algo sets
+// digest.Canonical; the archive's digest, its hex (the file name) and its
+// revision follow it.
+func TestWriteHonoursTheDigestAlgorithm(t *testing.T) {
+	tests := []struct {
+		algo   godigest.Algorithm
+		hexLen int
+	}{
+		{godigest.SHA256, 64},
+		{godigest.SHA384, 96},
+		{godigest.SHA512, 128},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.algo), func(t *testing.T) {
+			g := NewWithT(t)
+			defer func(c godigest.Algorithm) { digest.Canonical = c }(digest.Canonical)
+			digest.Canonical = tt.algo
+			b, r := build(t, "data.json", []byte("hello"))
+			g.Expect(r.Digest).To(Equal(tt.algo.FromBytes(b).String()))
+			g.Expect(r.Hex()).To(HaveLen(tt.hexLen))
+			g.Expect(r.Digest).To(Equal(string(tt.algo) + ":" + r.Hex()))
+			g.Expect(Revision(r.Digest)).To(Equal("latest@" + string(tt.algo) + ":" + r.Hex()))
+		})
+	}
 }
 
 func TestWriteHoldsExactlyTheFile(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -135,6 +136,9 @@ type ReconcilerOptions struct {
 	// HookWhitelistChanged receives an event whenever the hook whitelist
 	// changes; the objects with hooks are then requeued.
 	HookWhitelistChanged <-chan event.GenericEvent
+	// WatchConfigsSelector, when not nil, selects the referenced Secrets
+	// whose changes reconcile their ExternalSources at once (watchConfigs).
+	WatchConfigsSelector labels.Selector
 }
 
 // ownedConditions are the conditions this controller writes; the
@@ -199,6 +203,12 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		// requeue them all, and only them.
 		b = b.WatchesRawSource(source.Channel(opts.HookWhitelistChanged,
 			handler.EnqueueRequestsFromMapFunc(r.objectsWithHooks)))
+	}
+	if opts.WatchConfigsSelector != nil {
+		var err error
+		if b, err = r.watchConfigs(mgr, b, opts.WatchConfigsSelector); err != nil {
+			return err
+		}
 	}
 	return b.Complete(r)
 }

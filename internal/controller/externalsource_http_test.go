@@ -270,7 +270,7 @@ func TestETagChangeDetection(t *testing.T) {
 	cur = requestReconcile(t, obj)
 	g.Expect(up.counts().minus(before)).To(Equal(counts{heads: 0, gets: 1}))
 	g.Expect(cur.Status.Artifact.Revision).To(Equal(rev3))
-	g.Expect(memoryStore().Exists(testCtx, *cur.Status.Artifact)).To(BeTrue())
+	g.Expect(memoryStore().Verify(testCtx, *cur.Status.Artifact)).To(Succeed())
 }
 
 // TestRetryWithinOneReconcile: a 503 followed by a 200 is absorbed by the

@@ -127,7 +127,7 @@ func TestFetchMetrics(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	reg := prometheus.NewRegistry()
-	fetches := metrics.NewRecorder()
+	fetches := metrics.NewIsolatedRecorder()
 	gotk := fluxmetrics.NewRecorder()
 	reg.MustRegister(append(fetches.Collectors(), gotk.Collectors()...)...)
 	r := &ExternalSourceReconciler{

@@ -152,7 +152,7 @@ func runSuite(m *testing.M) int {
 		return fail(err)
 	}
 	fluxMetrics = fluxmetrics.MustMakeRecorder()
-	fetchMetrics = metrics.MustMakeRecorder()
+	fetchMetrics = metrics.NewRecorder()
 
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: testScheme})
 	if err != nil {

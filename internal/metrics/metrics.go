@@ -19,6 +19,13 @@ limitations under the License.
 // (gotk_reconcile_duration_seconds, gotk_reconcile_condition,
 // gotk_suspend_status) come from fluxcd/pkg/runtime. The labels here are
 // bounded (generator type, result): no per-object series to clean up.
+//
+// Every metric of this controller is registered the same way: the package
+// that owns it declares its collectors at package level and registers them
+// with controller-runtime's registry (served on --metrics-addr) in its
+// init function, as here, in internal/storage and in internal/hook. Flux's
+// per-object recorder, built by fluxcd/pkg/runtime, is the one registered
+// by its own constructor.
 package metrics
 
 import (
@@ -46,44 +53,53 @@ const (
 	ResponseSizeName  = "externalsource_fetch_response_size_bytes"
 )
 
+// newVecs builds the fetch metrics' collectors.
+func newVecs() (*prometheus.HistogramVec, *prometheus.CounterVec, *prometheus.HistogramVec) {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    FetchDurationName,
+			Help:    "Duration of a fetch (request, retries and download) by generator type and result.",
+			Buckets: prometheus.ExponentialBucketsRange(0.005, 300, 12),
+		}, []string{"type", "result"}),
+		prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: FetchTotalName,
+			Help: "Fetches by generator type and result (changed, unchanged, error).",
+		}, []string{"type", "result"}),
+		prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    ResponseSizeName,
+			Help:    "Size of the data downloaded by a fetch, by generator type.",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 10), // 256 B .. 64 MiB
+		}, []string{"type"})
+}
+
+var fetchDuration, fetches, responseSize = newVecs()
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(fetchDuration, fetches, responseSize)
+}
+
 // Recorder records fetch metrics. A nil *Recorder records nothing, so the
-// reconciler needs no checks.
+// reconciler needs no checks and a test can turn recording off.
 type Recorder struct {
 	fetchDuration *prometheus.HistogramVec
 	fetches       *prometheus.CounterVec
 	responseSize  *prometheus.HistogramVec
 }
 
-// NewRecorder returns a Recorder whose collectors are not registered.
+// NewRecorder returns a Recorder of the registered fetch metrics; every
+// Recorder of the process records into the same series.
 func NewRecorder() *Recorder {
-	return &Recorder{
-		fetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    FetchDurationName,
-			Help:    "Duration of a fetch (request, retries and download) by generator type and result.",
-			Buckets: prometheus.ExponentialBucketsRange(0.005, 300, 12),
-		}, []string{"type", "result"}),
-		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: FetchTotalName,
-			Help: "Fetches by generator type and result (changed, unchanged, error).",
-		}, []string{"type", "result"}),
-		responseSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    ResponseSizeName,
-			Help:    "Size of the data downloaded by a fetch, by generator type.",
-			Buckets: prometheus.ExponentialBuckets(256, 4, 10), // 256 B .. 64 MiB
-		}, []string{"type"}),
-	}
+	return &Recorder{fetchDuration: fetchDuration, fetches: fetches, responseSize: responseSize}
 }
 
-// MustMakeRecorder returns a Recorder registered with controller-runtime's
-// registry, which the manager serves on --metrics-addr. It panics when
-// called twice in a process.
-func MustMakeRecorder() *Recorder {
-	r := NewRecorder()
-	ctrlmetrics.Registry.MustRegister(r.Collectors()...)
-	return r
+// NewIsolatedRecorder returns a Recorder with series of its own,
+// registered nowhere: for a test that counts only its own fetches, on a
+// registry of its own (Collectors).
+func NewIsolatedRecorder() *Recorder {
+	d, f, s := newVecs()
+	return &Recorder{fetchDuration: d, fetches: f, responseSize: s}
 }
 
-// Collectors returns the collectors, to register them with a registry.
+// Collectors returns the recorder's collectors.
 func (r *Recorder) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{r.fetchDuration, r.fetches, r.responseSize}
 }

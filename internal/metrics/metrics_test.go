@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 func TestRecorder(t *testing.T) {
@@ -32,6 +33,10 @@ func TestRecorder(t *testing.T) {
 	g.Expect(reg.Register(r.fetches)).To(Succeed())
 	g.Expect(reg.Register(r.fetchDuration)).To(Succeed())
 	g.Expect(reg.Register(r.responseSize)).To(Succeed())
+	// Registered once, at init, on the registry the manager serves; every
+	// Recorder records into the same series.
+	g.Expect(ctrlmetrics.Registry.Register(fetches)).To(BeAssignableToTypeOf(prometheus.AlreadyRegisteredError{}))
+	g.Expect(NewRecorder().fetches).To(BeIdenticalTo(r.fetches))
 
 	r.RecordFetch("http", ResultChanged, 20*time.Millisecond)
 	r.RecordFetch("http", ResultUnchanged, time.Millisecond)

@@ -191,14 +191,6 @@ func (d *Dir) Path() string { return d.path }
 // the start-up log.
 func (d *Dir) Removed() []string { return d.removed }
 
-// MkdirTemp creates a fresh directory inside the spool directory (see
-// os.MkdirTemp for the pattern), for one reconcile or one hook: its owner
-// removes it when done, and the next start removes it if the process dies
-// first.
-func (d *Dir) MkdirTemp(pattern string) (string, error) {
-	return os.MkdirTemp(d.path, pattern)
-}
-
 // Close removes the spool directory, then releases its lock; a clean
 // shutdown leaves nothing for the next start to sweep.
 func (d *Dir) Close() error {

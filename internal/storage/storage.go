@@ -58,9 +58,6 @@ type Storage interface {
 	// Open returns the bytes stored at path and their size, or ErrNotFound.
 	Open(ctx context.Context, path string) (io.ReadCloser, int64, error)
 
-	// Exists reports whether the artifact is stored.
-	Exists(ctx context.Context, artifact meta.Artifact) (bool, error)
-
 	// Verify checks that the artifact is stored and matches its digest; it
 	// returns ErrNotFound or ErrDigestMismatch (wrapped) when it does not.
 	Verify(ctx context.Context, artifact meta.Artifact) error

@@ -452,14 +452,6 @@ func (r *run) startController(ctx context.Context) (func(), error) {
 
 func (r *run) name(i int) string { return fmt.Sprintf("src-%05d", i) }
 
-func (r *run) index(name string) int {
-	i, err := strconv.Atoi(name[len("src-"):])
-	if err != nil {
-		return -1
-	}
-	return i
-}
-
 // phaseCreate creates the namespace and the N sources and waits until all
 // are Ready.
 func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error {

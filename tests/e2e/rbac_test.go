@@ -58,7 +58,9 @@ type grant struct {
 // permission in config/rbac (e.g. list/watch on Secrets or ConfigMaps for
 // a watch feature) is one more row here, or TestLeastPrivilegeRBAC fails.
 var clusterGrants = []grant{
-	{"", "secrets", []string{"get"}},
+	// list and watch only for --watch-configs-label-selector: the
+	// informer selects by label and keeps metadata only.
+	{"", "secrets", []string{"get", "list", "watch"}},
 	{"", "events", []string{"create", "patch"}},
 	{"events.k8s.io", "events", []string{"create", "patch"}},
 	{"source.externalsource.io", "externalsources", []string{"get", "list", "watch", "update", "patch"}},

@@ -31,9 +31,12 @@ import (
 	"strings"
 	"time"
 
+	godigest "github.com/opencontainers/go-digest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/artifact/config"
+	"github.com/fluxcd/pkg/artifact/digest"
 	fluxstorage "github.com/fluxcd/pkg/artifact/storage"
 
 	"github.com/externalsource/externalsource-controller/internal/storage"
@@ -58,19 +61,26 @@ type Storage struct {
 
 var _ storage.Storage = (*Storage)(nil)
 
-// New returns a filesystem store rooted at opts.Path.
+// New returns a filesystem store rooted at opts.Path, built with Flux's own
+// constructor (which checks the directory), so the layout, locks and
+// garbage collection are source-controller's.
 func New(opts Options) (*Storage, error) {
 	root, err := filepath.Abs(opts.Path)
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("--storage-path %q is not a directory", opts.Path)
+	// Flux's Hostname composes URLs in Flux's own SetArtifactURL, which
+	// this store does not use (its URLs come from BaseURL, which may be
+	// https): it is set for completeness only.
+	adv := strings.TrimPrefix(strings.TrimPrefix(opts.BaseURL, "https://"), "http://")
+	if adv == "" {
+		adv = "localhost"
 	}
-	return &Storage{
-		flux:    &fluxstorage.Storage{BasePath: root, Hostname: strings.TrimPrefix(opts.BaseURL, "http://")},
-		baseURL: opts.BaseURL,
-	}, nil
+	fl, err := fluxstorage.New(&config.Options{StoragePath: root, StorageAdvAddress: adv})
+	if err != nil {
+		return nil, fmt.Errorf("--storage-path %q is not a directory: %w", opts.Path, err)
+	}
+	return &Storage{flux: fl, baseURL: opts.BaseURL}, nil
 }
 
 // NewArtifactFor implements storage.Storage.
@@ -103,11 +113,27 @@ func (s *Storage) Put(_ context.Context, a *meta.Artifact, r io.Reader) error {
 		return err
 	}
 	expected := a.Digest
+	// Flux's writer hashes with digest.Canonical; an expected digest of
+	// another algorithm is checked with a digester of its own kind.
+	var other godigest.Digester
+	if expected != "" && godigest.Digest(expected).Algorithm() != digest.Canonical {
+		h, err := storage.NewDigester(expected)
+		if err != nil {
+			return err
+		}
+		other, r = h, io.TeeReader(r, h.Hash())
+	}
 	if err := s.flux.AtomicWriteFile(a, r, 0o644); err != nil {
 		return err
 	}
+	if other != nil && other.Digest().String() == expected {
+		a.Digest = expected
+	}
 	if expected != "" && a.Digest != expected {
 		got := a.Digest
+		if other != nil {
+			got = other.Digest().String()
+		}
 		_ = s.flux.Remove(*a)
 		a.Digest = expected
 		return fmt.Errorf("storing %s: bytes have digest %s, expected %s: %w", a.Path, got, expected, storage.ErrDigestMismatch)
@@ -137,24 +163,17 @@ func (s *Storage) Open(_ context.Context, p string) (io.ReadCloser, int64, error
 	return f, fi.Size(), nil
 }
 
-// Exists implements storage.Storage.
-func (s *Storage) Exists(_ context.Context, a meta.Artifact) (bool, error) {
-	return s.flux.ArtifactExist(a), nil
-}
-
-// Verify implements storage.Storage: Flux's verification hashes the file.
-func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
-	if !s.flux.ArtifactExist(a) {
-		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
-	}
-	if err := s.flux.VerifyArtifact(a); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
-		}
-		if strings.Contains(err.Error(), "doesn't match") {
-			return fmt.Errorf("%s: %v: %w", a.Path, err, storage.ErrDigestMismatch)
-		}
+// Verify implements storage.Storage: it hashes the file that would be
+// served with the algorithm of the artifact's digest, so a mismatch is
+// storage.ErrDigestMismatch by type.
+func (s *Storage) Verify(ctx context.Context, a meta.Artifact) error {
+	rc, _, err := s.Open(ctx, a.Path)
+	if err != nil {
 		return err
+	}
+	defer rc.Close()
+	if err := storage.VerifyReader(rc, a.Digest); err != nil {
+		return fmt.Errorf("%s: %w", a.Path, err)
 	}
 	return nil
 }

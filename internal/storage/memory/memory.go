@@ -17,14 +17,15 @@ limitations under the License.
 // Package memory is a Storage backend that keeps artifacts in the
 // controller's memory: for development and tests. Artifacts do not survive a
 // restart; the controller says so at start-up, in Ready messages and in a
-// metric, and republishes them on the next reconcile.
+// metric, and republishes them on the next reconcile. Every artifact is
+// held whole in the heap, so unlike the filesystem and s3 backends its
+// memory grows with the artifacts it keeps (bounded only by
+// --memory-store-max-bytes).
 package memory
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -110,9 +111,12 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 	}
 	s.mu.RUnlock()
 
+	h, err := storage.NewDigester(a.Digest)
+	if err != nil {
+		return err
+	}
 	var buf bytes.Buffer
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(&buf, h), io.LimitReader(r, room+1))
+	n, err := io.Copy(io.MultiWriter(&buf, h.Hash()), io.LimitReader(r, room+1))
 	if err != nil {
 		return fmt.Errorf("reading artifact: %w", err)
 	}
@@ -122,7 +126,7 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &object{data: buf.Bytes(), digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), modTime: s.now()}
+	o := &object{data: buf.Bytes(), digest: h.Digest().String(), modTime: s.now()}
 	if a.Digest != "" && a.Digest != o.digest {
 		return fmt.Errorf("storing %s: bytes have digest %s, expected %s: %w", a.Path, o.digest, a.Digest, storage.ErrDigestMismatch)
 	}
@@ -156,14 +160,6 @@ func (s *Storage) Open(_ context.Context, p string) (io.ReadCloser, int64, error
 	return io.NopCloser(bytes.NewReader(o.data)), int64(len(o.data)), nil
 }
 
-// Exists implements storage.Storage.
-func (s *Storage) Exists(_ context.Context, a meta.Artifact) (bool, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, ok := s.objs[a.Path]
-	return ok, nil
-}
-
 // Verify implements storage.Storage.
 func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
 	s.mu.RLock()
@@ -174,9 +170,8 @@ func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
 	}
 	// Hash the bytes themselves, not the digest recorded at Put: verifying
 	// means checking what would be served.
-	sum := sha256.Sum256(o.data)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != a.Digest {
-		return fmt.Errorf("%s: stored bytes have digest %s, expected %s: %w", a.Path, got, a.Digest, storage.ErrDigestMismatch)
+	if err := storage.VerifyReader(bytes.NewReader(o.data), a.Digest); err != nil {
+		return fmt.Errorf("%s: %w", a.Path, err)
 	}
 	return nil
 }

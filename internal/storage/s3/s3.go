@@ -21,8 +21,6 @@ package s3
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -158,8 +156,11 @@ func (s *Storage) Ephemeral() bool { return false }
 // is uploaded once and checked while streaming; otherwise it is uploaded
 // under a temporary key and copied server-side with the computed digest.
 func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error {
-	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(r, h)}
+	h, err := storage.NewDigester(a.Digest)
+	if err != nil {
+		return err
+	}
+	cr := &countingReader{r: io.TeeReader(r, h.Hash())}
 	key := s.key(a.Path)
 	expected := a.Digest
 	target := key
@@ -177,7 +178,7 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 	if err != nil {
 		return fmt.Errorf("uploading %s: %w", a.Path, describe(err))
 	}
-	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	digest := h.Digest().String()
 	cleanup := context.WithoutCancel(ctx)
 
 	if expected != "" && digest != expected {
@@ -223,18 +224,6 @@ func (s *Storage) Open(ctx context.Context, p string) (io.ReadCloser, int64, err
 		return nil, 0, describe(err)
 	}
 	return obj, st.Size, nil
-}
-
-// Exists implements storage.Storage.
-func (s *Storage) Exists(ctx context.Context, a meta.Artifact) (bool, error) {
-	_, err := s.client.StatObject(ctx, s.opts.Bucket, s.key(a.Path), minio.StatObjectOptions{})
-	if err != nil {
-		if isNotFound(err) {
-			return false, nil
-		}
-		return false, describe(err)
-	}
-	return true, nil
 }
 
 // Verify implements storage.Storage with one HEAD request: the digest

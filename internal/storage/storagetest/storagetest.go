@@ -22,8 +22,6 @@ package storagetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +37,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/artifact/digest"
+	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -64,7 +64,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		name string
 		fn   func(t *testing.T, b Backend)
 	}{
-		{"put-open-exists-verify", testPutOpenVerify},
+		{"put-open-verify", testPutOpenVerify},
+		{"artifact-digest-algo-honoured", testDigestAlgorithm},
 		{"expected-digest-mismatch-stores-nothing", testExpectedDigest},
 		{"missing-is-not-found", testMissing},
 		{"remove", testRemove},
@@ -88,9 +89,10 @@ func object(name string) *metav1.ObjectMeta {
 	return &metav1.ObjectMeta{Name: name, Namespace: "ns"}
 }
 
+// digestOf is the digest a store must record for b: of Flux's canonical
+// algorithm, which --artifact-digest-algo sets.
 func digestOf(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
+	return digest.Canonical.FromBytes(b).String()
 }
 
 func put(t *testing.T, b Backend, obj, file string, data []byte, withDigest bool) meta.Artifact {
@@ -127,9 +129,6 @@ func testPutOpenVerify(t *testing.T, b Backend) {
 		g.Expect(*a.Size).To(Equal(int64(len(data))))
 		g.Expect(a.LastUpdateTime.IsZero()).To(BeFalse())
 		g.Expect(read(g, b.Store, a.Path)).To(Equal(data))
-		ok, err := b.Store.Exists(ctx, a)
-		g.Expect(err).ToNot(HaveOccurred())
-		g.Expect(ok).To(BeTrue())
 		g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
 
 		// Overwriting the same path replaces it whole.
@@ -145,20 +144,49 @@ func testExpectedDigest(t *testing.T, b Backend) {
 	a.Digest = digestOf([]byte("something else"))
 	err := b.Store.Put(ctx, &a, strings.NewReader("the bytes"))
 	g.Expect(errors.Is(err, storage.ErrDigestMismatch)).To(BeTrue(), "got %v", err)
-	ok, err := b.Store.Exists(ctx, a)
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(ok).To(BeFalse())
+	_, _, err = b.Store.Open(ctx, a.Path)
+	g.Expect(errors.Is(err, storage.ErrNotFound)).To(BeTrue(), "nothing stored, got %v", err)
+}
+
+// testDigestAlgorithm stores with digest.Canonical set to SHA-512, as main
+// does for --artifact-digest-algo=sha512: the recorded digest is SHA-512,
+// verification uses the digest's own algorithm (so an artifact recorded
+// with SHA-256 before the flag changed still verifies), and a mismatch is
+// recognised whatever the algorithm.
+func testDigestAlgorithm(t *testing.T, b Backend) {
+	g := NewWithT(t)
+	old := put(t, b, "algo", "old.tar.gz", []byte("before the flag changed"), true)
+	g.Expect(old.Digest).To(HavePrefix(string(digest.Canonical) + ":"))
+
+	defer func(c godigest.Algorithm) { digest.Canonical = c }(digest.Canonical)
+	digest.Canonical = godigest.SHA512
+	for _, withDigest := range []bool{false, true} {
+		data := []byte(fmt.Sprintf("sha512 bytes, digest given: %v", withDigest))
+		a := put(t, b, "algo", fmt.Sprintf("new-%v.tar.gz", withDigest), data, withDigest)
+		g.Expect(a.Digest).To(Equal(godigest.SHA512.FromBytes(data).String()))
+		g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
+		wrong := a
+		wrong.Digest = godigest.SHA512.FromString("other").String()
+		g.Expect(errors.Is(b.Store.Verify(ctx, wrong), storage.ErrDigestMismatch)).To(BeTrue())
+	}
+	g.Expect(b.Store.Verify(ctx, old)).To(Succeed())
+
+	// An expected digest of another algorithm than the canonical one is
+	// checked with its own algorithm.
+	data := []byte("sha256 expected while sha512 is canonical")
+	a := b.Store.NewArtifactFor("ExternalSource", object("algo"), "rev", "mixed.tar.gz")
+	a.Digest = godigest.SHA256.FromBytes(data).String()
+	g.Expect(b.Store.Put(ctx, &a, bytes.NewReader(data))).To(Succeed())
+	g.Expect(a.Digest).To(Equal(godigest.SHA256.FromBytes(data).String()))
+	g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
 }
 
 func testMissing(t *testing.T, b Backend) {
 	g := NewWithT(t)
 	a := b.Store.NewArtifactFor("ExternalSource", object("none"), "rev", "none.tar.gz")
 	a.Digest = digestOf(nil)
-	ok, err := b.Store.Exists(ctx, a)
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(ok).To(BeFalse())
 	g.Expect(errors.Is(b.Store.Verify(ctx, a), storage.ErrNotFound)).To(BeTrue())
-	_, _, err = b.Store.Open(ctx, a.Path)
+	_, _, err := b.Store.Open(ctx, a.Path)
 	g.Expect(errors.Is(err, storage.ErrNotFound)).To(BeTrue(), "got %v", err)
 	g.Expect(b.Store.Remove(ctx, a)).To(Succeed(), "removing a missing artifact is not an error")
 	n, err := b.Store.RemoveAll(ctx, a)
@@ -313,9 +341,9 @@ func (r *patternReader) Read(p []byte) (int, error) {
 func testLarge(t *testing.T, b Backend) {
 	g := NewWithT(t)
 	const size = 100 << 20
-	h := sha256.New()
-	_, _ = io.Copy(h, &patternReader{n: size})
-	want := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	h := digest.Canonical.Digester()
+	_, _ = io.Copy(h.Hash(), &patternReader{n: size})
+	want := h.Digest().String()
 
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	runtime.GC()
@@ -356,11 +384,11 @@ func testLarge(t *testing.T, b Backend) {
 	rc, n, err := b.Store.Open(ctx, a.Path)
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(n).To(Equal(int64(size)))
-	h.Reset()
-	_, err = io.Copy(h, rc)
+	h = digest.Canonical.Digester()
+	_, err = io.Copy(h.Hash(), rc)
 	rc.Close()
 	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect("sha256:" + hex.EncodeToString(h.Sum(nil))).To(Equal(want))
+	g.Expect(h.Digest().String()).To(Equal(want))
 	g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
 	g.Expect(b.Store.Remove(ctx, a)).To(Succeed())
 }
