@@ -123,11 +123,22 @@ type ExternalSourceReconciler struct {
 	// secrets holds, per object being reconciled, the Secret values its
 	// reconcile read, for the events it emits (Eventf).
 	secrets sync.Map // client.ObjectKey -> *redact.Set
+
+	// MaxFetchTimeout caps spec.timeout (--max-fetch-timeout); zero is
+	// v1.MaxTimeout.
+	MaxFetchTimeout time.Duration
+
+	// namespaceShare bounds the reconciles of one namespace running at
+	// once (fairshare.go); nil admits all. SetupWithManager sets it.
+	namespaceShare *NamespaceShare
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
 type ReconcilerOptions struct {
 	MaxConcurrentReconciles int
+	// MaxConcurrentPerNamespace bounds the reconciles of one namespace
+	// running at once (fairshare.go); 0 is DefaultMaxConcurrentPerNamespace.
+	MaxConcurrentPerNamespace int
 	RateLimiter             workqueue.TypedRateLimiter[reconcile.Request]
 	// RetryAfterBackoff sets the reconciler's RetryAfterBackoff when it
 	// has none; build it with the rate limiter's options.
@@ -200,6 +211,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		b = b.WatchesRawSource(source.Channel(opts.HookWhitelistChanged,
 			handler.EnqueueRequestsFromMapFunc(r.objectsWithHooks)))
 	}
+	b = r.withNamespaceShare(b, opts)
 	return b.Complete(r)
 }
 
@@ -273,6 +285,15 @@ type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.Ex
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// One namespace never holds more than its share of the workers
+	// (fairshare.go): over it, the request waits without a worker and
+	// without any API call.
+	release, retryAfter, admitted := r.namespaceShare.Admit(ctx, req)
+	if !admitted {
+		return ctrl.Result{RequeueAfter: retryAfter}, nil
+	}
+	defer release()
+
 	start := time.Now()
 
 	obj := &v1.ExternalSource{}
