@@ -136,9 +136,6 @@ type ExternalSourceReconciler struct {
 // ReconcilerOptions configure the controller that runs the reconciler.
 type ReconcilerOptions struct {
 	MaxConcurrentReconciles int
-	// MaxConcurrentPerNamespace bounds the reconciles of one namespace
-	// running at once (fairshare.go); 0 is DefaultMaxConcurrentPerNamespace.
-	MaxConcurrentPerNamespace int
 	RateLimiter             workqueue.TypedRateLimiter[reconcile.Request]
 	// RetryAfterBackoff sets the reconciler's RetryAfterBackoff when it
 	// has none; build it with the rate limiter's options.
@@ -146,6 +143,9 @@ type ReconcilerOptions struct {
 	// HookWhitelistChanged receives an event whenever the hook whitelist
 	// changes; the objects with hooks are then requeued.
 	HookWhitelistChanged <-chan event.GenericEvent
+	// MaxConcurrentPerNamespace bounds the reconciles of one namespace
+	// running at once (fairshare.go); 0 is DefaultMaxConcurrentPerNamespace.
+	MaxConcurrentPerNamespace int
 }
 
 // ownedConditions are the conditions this controller writes; the
