@@ -124,9 +124,9 @@ type ExternalSourceReconciler struct {
 	// reconcile read, for the events it emits (Eventf).
 	secrets sync.Map // client.ObjectKey -> *redact.Set
 
-	// MaxFetchTimeout caps spec.timeout (--max-fetch-timeout); zero is
+	// MaxTimeout caps spec.timeout (--max-fetch-timeout); zero is
 	// v1.MaxTimeout.
-	MaxFetchTimeout time.Duration
+	MaxTimeout time.Duration
 
 	// namespaceShare bounds the reconciles of one namespace running at
 	// once (fairshare.go); nil admits all. SetupWithManager sets it.

@@ -203,13 +203,13 @@ func namespaceShareFor(opts ReconcilerOptions) *NamespaceShare {
 }
 
 // fetchTimeout is how long one fetch, hooks included, may take:
-// spec.timeout, capped by the controller's MaxFetchTimeout (v1.MaxTimeout
+// spec.timeout, capped by the controller's MaxTimeout (v1.MaxTimeout
 // when unset) for objects stored before the API server enforced the
 // maximum or when an admin wants a lower one. limit names what set it,
 // for the timeout's error message.
 func (r *ExternalSourceReconciler) fetchTimeout(obj *v1.ExternalSource) (timeout time.Duration, limit string) {
 	timeout = obj.GetTimeout()
-	maxTimeout := r.MaxFetchTimeout
+	maxTimeout := r.MaxTimeout
 	if maxTimeout <= 0 {
 		maxTimeout = v1.MaxTimeout
 	}

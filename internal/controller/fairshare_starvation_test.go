@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -208,4 +209,49 @@ func TestOneNamespaceCannotStarveTheOthers(t *testing.T) {
 	g.Expect(hang.peak.Load()).To(Equal(share), "one namespace never ran more than its share")
 	g.Expect(readyIn(g, shard, hostile)).To(BeZero())
 	g.Expect(elapsed).To(BeNumerically("<", v1.MaxTimeout/2), "far from the hostile timeout")
+}
+
+// TestMemoryStoreNamespaceShare: with the real controller on a memory
+// store, a namespace that stores more than its share gets
+// StorageOperationFailed naming --memory-store-max-bytes-per-namespace,
+// and another namespace still stores.
+func TestMemoryStoreNamespaceShare(t *testing.T) {
+	g := NewWithT(t)
+	const perNS = 16 << 10
+	// Incompressible data, the same for a path on every request: 10 KiB
+	// archives, of which one fits in a namespace's share and two do not.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rng := rand.New(rand.NewPCG(uint64(len(r.URL.Path)), uint64(r.URL.Path[len(r.URL.Path)-1])))
+		b := make([]byte, 10<<10)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(up.Close)
+	hostile, other := newNamespace(t), newNamespace(t)
+	shard := "memshare-" + hostile
+	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: 2},
+		memory.New(memory.Options{MaxBytes: 1 << 20, MaxBytesPerNamespace: perNS}))
+
+	first := newSource(hostile, "first", up.URL+"/first")
+	first.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, first)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(conditions.IsReady(getSource(g, first))).To(BeTrue()) }, timeout, 50*time.Millisecond).Should(Succeed())
+
+	second := newSource(hostile, "second", up.URL+"/second")
+	second.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, second)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := conditions.Get(getSource(g, second), v1.StorageOperationFailedCondition)
+		g.Expect(c).ToNot(BeNil())
+		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("namespace %q is at its share", hostile)))
+		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("--memory-store-max-bytes-per-namespace=%d", perNS)))
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+
+	elsewhere := newSource(other, "elsewhere", up.URL+"/elsewhere")
+	elsewhere.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, elsewhere)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(conditions.IsReady(getSource(g, elsewhere))).To(BeTrue()) }, timeout, 50*time.Millisecond).Should(Succeed())
+	g.Expect(conditions.IsReady(getSource(g, second))).To(BeFalse())
 }

@@ -320,7 +320,7 @@ func TestFetchTimeout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			r := &ExternalSourceReconciler{MaxFetchTimeout: tt.max}
+			r := &ExternalSourceReconciler{MaxTimeout: tt.max}
 			got, limit := r.fetchTimeout(&v1.ExternalSource{Spec: v1.ExternalSourceSpec{Timeout: tt.spec}})
 			g.Expect(got).To(Equal(tt.want))
 			g.Expect(limit).To(Equal(tt.wantLimit))
