@@ -48,7 +48,15 @@ import (
 // objects and point them at many hosts, but only in its own namespace. A
 // per-upstream-host limit would add nothing against that tenant (its share
 // is already bounded whatever the hosts) and could not be sound anyway: a
-// pre-request hook may rewrite the URL and DNS aliases hosts.
+// pre-request hook may rewrite the URL and DNS aliases hosts. Sources of
+// the hostile namespace itself do wait behind its hanging ones: a tenant
+// only ever starves itself. Several namespaces of one tenant count as
+// several tenants; an admin who gives a tenant k namespaces keeps the
+// others served with a share below --concurrent / k.
+//
+// A request over the share is parked and woken, not requeued after a fixed
+// delay: with a delay, a burst in one namespace (flux-system at start-up)
+// would run one share of requests per delay while workers sit idle.
 
 // DefaultMaxConcurrentPerNamespace is the share of concurrent workers one
 // namespace may hold when --max-concurrent-per-namespace is not set: half,

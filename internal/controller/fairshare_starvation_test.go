@@ -191,11 +191,19 @@ func TestOneNamespaceCannotStarveTheOthers(t *testing.T) {
 	shard := "fair-" + hostile
 	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: concurrent}, nil)
 
+	// For comparison: the same 50 sources with no hostile load.
+	baseline := newNamespace(t)
+	start := time.Now()
+	createShardSources(t, shard, baseline, "healthy", healthy.URL, 50, v1.DefaultTimeout)
+	g.Eventually(func(g Gomega) int { return readyIn(g, shard, baseline) }, timeout, 50*time.Millisecond).
+		Should(Equal(50))
+	t.Logf("without hostile load: 50 healthy sources Ready in %s (creation included)", time.Since(start).Round(time.Millisecond))
+
 	createShardSources(t, shard, hostile, "hang", hang.URL, 10, v1.MaxTimeout)
 	g.Eventually(hang.open.Load, timeout, 20*time.Millisecond).Should(Equal(share),
 		"the hostile namespace holds its share of the workers")
 
-	start := time.Now()
+	start = time.Now()
 	createShardSources(t, shard, tenantA, "healthy", healthy.URL, 25, v1.DefaultTimeout)
 	createShardSources(t, shard, tenantB, "healthy", healthy.URL, 25, v1.DefaultTimeout)
 	g.Eventually(func(g Gomega) int { return readyIn(g, shard, tenantA, tenantB) }, timeout, 50*time.Millisecond).
