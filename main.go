@@ -93,6 +93,9 @@ type flags struct {
 	concurrent                          int
 	storageBackend                      string
 	memoryMaxBytes                      int64
+	memoryMaxBytesPerNamespace          int64
+	maxFetchTimeout                     time.Duration
+	maxConcurrentPerNamespace           int
 	s3                                  s3.Options
 	maxResponseSize                     int64
 	hookSocket, hookWhitelist           string
@@ -154,6 +157,12 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.s3.Prefix, "s3-prefix", "", "A prefix for every object key, e.g. 'externalsource/'.")
 	fs.BoolVar(&f.s3.Insecure, "s3-insecure", false, "Talk to the S3 endpoint over plain HTTP.")
 	fs.Int64Var(&f.memoryMaxBytes, "memory-store-max-bytes", memory.DefaultMaxBytes, "The most bytes the memory store holds.")
+	fs.Int64Var(&f.memoryMaxBytesPerNamespace, "memory-store-max-bytes-per-namespace", 0,
+		"The most bytes the memory store holds for the objects of one namespace; 0 is a quarter of --memory-store-max-bytes.")
+	fs.DurationVar(&f.maxFetchTimeout, "max-fetch-timeout", v1.MaxTimeout,
+		"The longest one fetch, hooks included, may take whatever spec.timeout says (the API server admits at most 10m).")
+	fs.IntVar(&f.maxConcurrentPerNamespace, "max-concurrent-per-namespace", 0,
+		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
 	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
 		"The Unix socket of the hook-executor sidecar; without it, objects with hooks are Stalled.")
@@ -349,6 +358,7 @@ func run(ctx context.Context, f *flags) error {
 		Storage:        store,
 		MaxDataSize:    f.maxResponseSize,
 		HookLimits:     f.hookLimits,
+		MaxTimeout:     f.maxFetchTimeout,
 		TempDir:        sp.Path(),
 		Retention: storage.Retention{
 			TTL:     f.artifactOptions.ArtifactRetentionTTL,
@@ -361,6 +371,8 @@ func run(ctx context.Context, f *flags) error {
 		RetryAfterBackoff:       runtimectrl.GetRateLimiter(f.rateLimiterOptions),
 		HookWhitelistChanged:    whitelistChanged,
 		WatchConfigsSelector:    configsSelector,
+		// One namespace never holds every worker (fairshare.go).
+		MaxConcurrentPerNamespace: f.maxConcurrentPerNamespace,
 	}); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
@@ -443,7 +455,8 @@ func newStorage(ctx context.Context, f *flags, baseURL string) (storage.Storage,
 	case "memory":
 		setupLog.Info("WARNING: using the memory storage backend: artifacts do not survive a restart " +
 			"and are fetched again after one; use it for development and tests only")
-		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes}), nil
+		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes,
+			MaxBytesPerNamespace: f.memoryMaxBytesPerNamespace}), nil
 	case "filesystem":
 		setupLog.Info("using the filesystem storage backend", "path", f.artifactOptions.StoragePath)
 		return filesystem.New(filesystem.Options{Path: f.artifactOptions.StoragePath, BaseURL: baseURL})

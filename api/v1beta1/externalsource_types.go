@@ -51,6 +51,13 @@ const (
 // DefaultTimeout bounds a whole fetch, hooks included, when spec.timeout is unset.
 const DefaultTimeout = 60 * time.Second
 
+// MaxTimeout is the largest spec.timeout the API server admits (the CEL rule
+// on Timeout says the same). A fetch holds one of the controller's workers
+// for as long as it runs, so an unbounded timeout lets one object hold a
+// worker indefinitely; ten minutes is far beyond any API answer worth
+// waiting for, and the controller's --max-fetch-timeout can lower it.
+const MaxTimeout = 10 * time.Minute
+
 // ExternalSourceSpec defines where the data comes from, how often it is
 // fetched and where it lands in the artifact.
 type ExternalSourceSpec struct {
@@ -61,10 +68,12 @@ type ExternalSourceSpec struct {
 	// +required
 	Interval metav1.Duration `json:"interval"`
 
-	// Timeout bounds a whole fetch, hooks included. Defaults to 60s.
+	// Timeout bounds a whole fetch, hooks included. Defaults to 60s, at
+	// most 10m; the controller may cap it lower (--max-fetch-timeout).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be greater than 0s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('10m')",message="must be at most 10m"
 	// +kubebuilder:default="60s"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`

@@ -124,6 +124,14 @@ type ExternalSourceReconciler struct {
 	// secrets holds, per object being reconciled, the Secret values its
 	// reconcile read, for the events it emits (Eventf).
 	secrets sync.Map // client.ObjectKey -> *redact.Set
+
+	// MaxTimeout caps spec.timeout (--max-fetch-timeout); zero is
+	// v1.MaxTimeout.
+	MaxTimeout time.Duration
+
+	// namespaceShare bounds the reconciles of one namespace running at
+	// once (fairshare.go); nil admits all. SetupWithManager sets it.
+	namespaceShare *NamespaceShare
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -139,6 +147,9 @@ type ReconcilerOptions struct {
 	// WatchConfigsSelector, when not nil, selects the referenced Secrets
 	// whose changes reconcile their ExternalSources at once (watchConfigs).
 	WatchConfigsSelector labels.Selector
+	// MaxConcurrentPerNamespace bounds the reconciles of one namespace
+	// running at once (fairshare.go); 0 is DefaultMaxConcurrentPerNamespace.
+	MaxConcurrentPerNamespace int
 }
 
 // ownedConditions are the conditions this controller writes; the
@@ -210,6 +221,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 			return err
 		}
 	}
+	b = r.withNamespaceShare(b, opts)
 	return b.Complete(r)
 }
 
@@ -283,6 +295,15 @@ type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.Ex
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	// One namespace never holds more than its share of the workers
+	// (fairshare.go): over it, the request waits without a worker and
+	// without any API call.
+	release, retryAfter, admitted := r.namespaceShare.Admit(ctx, req)
+	if !admitted {
+		return ctrl.Result{RequeueAfter: retryAfter}, nil
+	}
+	defer release()
+
 	start := time.Now()
 
 	obj := &v1.ExternalSource{}

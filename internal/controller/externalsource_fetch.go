@@ -62,7 +62,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		prev = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
 	}
 
-	timeout := obj.GetTimeout()
+	timeout, timeoutLimit := r.fetchTimeout(obj)
 	// One deadline for the whole fetch, post-request hooks included.
 	st.deadline = time.Now().Add(timeout)
 	fctx, cancel := context.WithDeadline(ctx, st.deadline)
@@ -72,7 +72,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	// says whether to stall or retry.
 	failed := func(err error) error {
 		if errors.Is(fctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			err = fmt.Errorf("timeout: the fetch did not complete within spec.timeout (%s): %w", timeout, err)
+			err = fmt.Errorf("timeout: the fetch did not complete within %s: %w", timeoutLimit, err)
 		}
 		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
 		return r.fetchFailed(obj, err)

@@ -43,12 +43,28 @@ import (
 // DefaultMaxBytes bounds the memory store when no limit is given.
 const DefaultMaxBytes = 512 << 20
 
+// DefaultNamespaceShare is the part of MaxBytes one namespace's artifacts
+// may hold when no per-namespace limit is given: a quarter. The store is
+// shared by every tenant, and a tenant controls how much it stores (large
+// responses, many objects, a new revision on every fetch); without a share
+// one namespace could fill the store and make every other namespace's Put
+// fail. A quarter leaves three quarters to the others whatever one tenant
+// does, and still lets a single namespace hold 128 MiB with the default
+// MaxBytes, which is plenty for a store meant for development and tests.
+const DefaultNamespaceShare = 4
+
 // Options configure the memory store.
 type Options struct {
 	// BaseURL is the advertised base of artifact URLs, e.g. http://host:9090.
 	BaseURL string
 	// MaxBytes bounds the bytes held; a Put that would exceed it fails.
 	MaxBytes int64
+	// MaxBytesPerNamespace bounds the bytes held for the objects of one
+	// namespace (--memory-store-max-bytes-per-namespace): a Put that would
+	// exceed it fails, and the other namespaces still store. Zero is
+	// MaxBytes / DefaultNamespaceShare; a value of MaxBytes or more turns
+	// the share off.
+	MaxBytesPerNamespace int64
 }
 
 // Storage keeps artifacts in a map guarded by a mutex. Objects are
@@ -59,6 +75,8 @@ type Storage struct {
 	mu    sync.RWMutex
 	objs  map[string]*object
 	total int64
+	// byNamespace is the bytes held per namespace (namespaceOf).
+	byNamespace map[string]int64
 
 	locks sync.Map // artifact path -> *sync.Mutex
 
@@ -78,7 +96,11 @@ func New(opts Options) *Storage {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	return &Storage{opts: opts, objs: map[string]*object{}, now: time.Now}
+	if opts.MaxBytesPerNamespace <= 0 {
+		opts.MaxBytesPerNamespace = opts.MaxBytes / DefaultNamespaceShare
+	}
+	opts.MaxBytesPerNamespace = min(opts.MaxBytesPerNamespace, opts.MaxBytes)
+	return &Storage{opts: opts, objs: map[string]*object{}, byNamespace: map[string]int64{}, now: time.Now}
 }
 
 // NewArtifactFor implements storage.Storage.
@@ -102,13 +124,12 @@ func (s *Storage) Recover(context.Context, time.Time) ([]string, error) { return
 func (s *Storage) Ephemeral() bool { return true }
 
 // Put implements storage.Storage. It reads at most the free room plus one
-// byte, so a full store fails fast without holding an unbounded body.
+// byte, so a full store (or namespace share) fails fast without holding an
+// unbounded body.
 func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error {
+	ns := namespaceOf(a.Path)
 	s.mu.RLock()
-	room := s.opts.MaxBytes - s.total
-	if old, ok := s.objs[a.Path]; ok {
-		room += int64(len(old.data))
-	}
+	room := s.roomLocked(a.Path, ns)
 	s.mu.RUnlock()
 
 	h, err := storage.NewDigester(a.Digest)
@@ -121,7 +142,9 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 		return fmt.Errorf("reading artifact: %w", err)
 	}
 	if n > room {
-		return fmt.Errorf("memory store is full: storing %s would exceed --memory-store-max-bytes=%d", a.Path, s.opts.MaxBytes)
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.fullLocked(a.Path, ns, n)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -133,14 +156,14 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.objs[a.Path]; ok {
-		s.total -= int64(len(old.data))
+	// Checked again: other Puts may have stored since the room was read.
+	if int64(len(o.data)) > s.roomLocked(a.Path, ns) {
+		return s.fullLocked(a.Path, ns, int64(len(o.data)))
 	}
-	if s.total+int64(len(o.data)) > s.opts.MaxBytes {
-		return fmt.Errorf("memory store is full: storing %s would exceed --memory-store-max-bytes=%d", a.Path, s.opts.MaxBytes)
-	}
+	s.removeLocked(a.Path)
 	s.objs[a.Path] = o
 	s.total += int64(len(o.data))
+	s.byNamespace[ns] += int64(len(o.data))
 
 	a.Digest = o.digest
 	a.Size = ptrInt64(int64(len(o.data)))
@@ -246,11 +269,54 @@ func (s *Storage) Len() int {
 	return len(s.objs)
 }
 
+// roomLocked is how many bytes a Put at p of namespace ns may store: the
+// smaller of the store's and the namespace's free bytes, plus what the
+// object it replaces holds.
+func (s *Storage) roomLocked(p, ns string) int64 {
+	room := min(s.opts.MaxBytes-s.total, s.opts.MaxBytesPerNamespace-s.byNamespace[ns])
+	if old, ok := s.objs[p]; ok {
+		room += int64(len(old.data))
+	}
+	return room
+}
+
+// fullLocked is the error of a Put of n bytes at p that does not fit,
+// naming the limit it hit: the namespace's share when that is what is
+// full, so the tenant sees its own limit and not a full store.
+func (s *Storage) fullLocked(p, ns string, n int64) error {
+	var old int64
+	if o, ok := s.objs[p]; ok {
+		old = int64(len(o.data))
+	}
+	// With the share off (as large as the store) it is the store's limit.
+	if s.opts.MaxBytesPerNamespace < s.opts.MaxBytes && s.byNamespace[ns]-old+n > s.opts.MaxBytesPerNamespace {
+		return fmt.Errorf("memory store: namespace %q is at its share: storing %s would exceed "+
+			"--memory-store-max-bytes-per-namespace=%d (the namespace holds %d bytes)",
+			ns, p, s.opts.MaxBytesPerNamespace, s.byNamespace[ns])
+	}
+	return fmt.Errorf("memory store is full: storing %s would exceed --memory-store-max-bytes=%d", p, s.opts.MaxBytes)
+}
+
 func (s *Storage) removeLocked(p string) {
 	if o, ok := s.objs[p]; ok {
+		ns := namespaceOf(p)
 		s.total -= int64(len(o.data))
+		if s.byNamespace[ns] -= int64(len(o.data)); s.byNamespace[ns] <= 0 {
+			delete(s.byNamespace, ns)
+		}
 		delete(s.objs, p)
 	}
+}
+
+// namespaceOf returns the namespace of an artifact path, which every
+// backend lays out as <kind>/<namespace>/<name>/<file>
+// (storage.ArtifactPath); a path of another shape counts as namespace "".
+func namespaceOf(p string) string {
+	parts := strings.SplitN(p, "/", 4)
+	if len(parts) < 4 {
+		return ""
+	}
+	return parts[1]
 }
 
 func dirOf(p string) string {

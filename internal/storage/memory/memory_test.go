@@ -19,6 +19,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestPutOpenVerify(t *testing.T) {
 
 func TestMaxBytes(t *testing.T) {
 	g := NewWithT(t)
-	s := New(Options{MaxBytes: 10})
+	s := New(Options{MaxBytes: 10, MaxBytesPerNamespace: 10})
 	put(t, s, "a", "1", "12345")
 	a := s.NewArtifactFor("ExternalSource", &metav1.ObjectMeta{Name: "b", Namespace: "ns"}, "rev", "2")
 	err := s.Put(context.Background(), &a, strings.NewReader("123456"))
@@ -127,4 +128,128 @@ func TestRecoverFindsNothing(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(removed).To(BeEmpty())
 	g.Expect(s.Verify(context.Background(), a)).To(Succeed())
+}
+
+// putIn stores data as an artifact of namespace ns.
+func putIn(s *Storage, ns, name, file, data string) (meta.Artifact, error) {
+	a := s.NewArtifactFor("ExternalSource", &metav1.ObjectMeta{Name: name, Namespace: ns}, "rev", file)
+	return a, s.Put(context.Background(), &a, strings.NewReader(data))
+}
+
+// TestNamespaceShare: one namespace cannot fill the store. Each case
+// stores artifacts in order; a Put over the namespace's share fails naming
+// --memory-store-max-bytes-per-namespace and the namespace, one over the
+// whole store names --memory-store-max-bytes, and the other namespaces
+// still store.
+func TestNamespaceShare(t *testing.T) {
+	type put struct {
+		ns, name, file string
+		size           int
+		wantErr        string // "" : stored
+	}
+	tests := []struct {
+		name         string
+		max, perNS   int64
+		puts         []put
+		wantPerNS    int64
+		wantHeldByNS map[string]int64
+	}{
+		{"default-is-a-quarter", 100, 0, []put{
+			{"hostile", "a", "1", 25, ""},
+			{"hostile", "b", "1", 1, `namespace "hostile" is at its share`},
+			{"other", "a", "1", 25, ""},
+		}, 25, map[string]int64{"hostile": 25, "other": 25}},
+		{"hostile-tenant-cannot-fill-the-store", 100, 30, []put{
+			{"hostile", "a", "1", 20, ""},
+			{"hostile", "b", "1", 10, ""},
+			{"hostile", "c", "1", 1, "--memory-store-max-bytes-per-namespace=30"},
+			{"hostile", "d", "1", 60, "--memory-store-max-bytes-per-namespace=30"},
+			{"tenant-b", "x", "1", 30, ""},
+			{"tenant-c", "x", "1", 30, ""},
+		}, 30, map[string]int64{"hostile": 30, "tenant-b": 30, "tenant-c": 30}},
+		{"replacing-an-object-frees-its-bytes-first", 100, 30, []put{
+			{"ns", "a", "1", 30, ""},
+			{"ns", "a", "1", 30, ""},
+			{"ns", "a", "1", 31, `namespace "ns" is at its share`},
+		}, 30, map[string]int64{"ns": 30}},
+		{"a-full-store-names-the-store-limit", 50, 30, []put{
+			{"a", "x", "1", 30, ""},
+			{"b", "x", "1", 20, ""},
+			{"c", "x", "1", 1, "memory store is full: storing externalsource/c/x/1 would exceed --memory-store-max-bytes=50"},
+		}, 30, map[string]int64{"a": 30, "b": 20}},
+		{"a-share-above-the-store-is-the-store", 40, 1000, []put{
+			{"a", "x", "1", 40, ""},
+			{"a", "y", "1", 1, "--memory-store-max-bytes=40"},
+		}, 40, map[string]int64{"a": 40}},
+		{"retention-counts-previous-artifacts", 100, 30, []put{
+			{"ns", "a", "1", 20, ""},
+			{"ns", "a", "2", 11, "--memory-store-max-bytes-per-namespace=30"},
+		}, 30, map[string]int64{"ns": 20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := New(Options{MaxBytes: tt.max, MaxBytesPerNamespace: tt.perNS})
+			g.Expect(s.opts.MaxBytesPerNamespace).To(Equal(tt.wantPerNS))
+			for i, p := range tt.puts {
+				a, err := putIn(s, p.ns, p.name, p.file, strings.Repeat("x", p.size))
+				if p.wantErr == "" {
+					g.Expect(err).ToNot(HaveOccurred(), "put %d", i)
+					g.Expect(s.Verify(context.Background(), a)).To(Succeed())
+					continue
+				}
+				g.Expect(err).To(MatchError(ContainSubstring(p.wantErr)), "put %d", i)
+				if strings.Contains(p.wantErr, "per-namespace") || strings.Contains(p.wantErr, "share") {
+					g.Expect(err.Error()).To(ContainSubstring(fmt.Sprintf("namespace %q", p.ns)))
+				}
+			}
+			g.Expect(s.byNamespace).To(Equal(tt.wantHeldByNS))
+		})
+	}
+}
+
+// TestNamespaceShareIsFreed: removing, garbage-collecting and replacing
+// artifacts give the namespace its bytes back.
+func TestNamespaceShareIsFreed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := New(Options{MaxBytes: 100, MaxBytesPerNamespace: 10})
+	a, err := putIn(s, "ns", "a", "1", "0123456789")
+	g.Expect(err).ToNot(HaveOccurred())
+	_, err = putIn(s, "ns", "b", "1", "x")
+	g.Expect(err).To(HaveOccurred())
+
+	g.Expect(s.Remove(ctx, a)).To(Succeed())
+	b, err := putIn(s, "ns", "b", "1", "01234")
+	g.Expect(err).ToNot(HaveOccurred())
+	_, err = putIn(s, "ns", "b", "2", "01234")
+	g.Expect(err).ToNot(HaveOccurred())
+	del, err := s.GarbageCollect(ctx, meta.Artifact{Path: storage.ArtifactPath("ExternalSource", "ns", "b", "2")},
+		storage.Retention{Records: 1})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(del).To(ConsistOf(b.Path))
+	_, err = putIn(s, "ns", "c", "1", "01234")
+	g.Expect(err).ToNot(HaveOccurred())
+
+	n, err := s.RemoveAll(ctx, meta.Artifact{Path: storage.ArtifactPath("ExternalSource", "ns", "c", "1")})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(n).To(Equal(1))
+	g.Expect(s.byNamespace).To(Equal(map[string]int64{"ns": 5}))
+	g.Expect(s.total).To(Equal(int64(5)))
+}
+
+func TestNamespaceOf(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{storage.ArtifactPath("ExternalSource", "team-a", "obj", "x.tar.gz"), "team-a"},
+		{"externalsource/ns/obj/file", "ns"},
+		{"externalsource/ns/obj", ""},
+		{"file", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(namespaceOf(tt.path)).To(Equal(tt.want))
+		})
+	}
 }

@@ -1,0 +1,228 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+// Fair and bounded work. A reconcile holds one of the controller's
+// --concurrent workers for as long as its fetch runs, and a tenant (the
+// owner of a namespace) decides how long that is: an upstream that never
+// answers, answers one byte a second or asks to retry in a day. Two bounds
+// keep one tenant from taking the controller from the others:
+//
+//   - time: a fetch ends at spec.timeout, which the API server caps at
+//     v1.MaxTimeout and the controller at --max-fetch-timeout;
+//   - workers: at most --max-concurrent-per-namespace reconciles of one
+//     namespace run at once, so the other namespaces always keep workers.
+//
+// The tenant boundary is the namespace: a hostile tenant can create many
+// objects and point them at many hosts, but only in its own namespace. A
+// per-upstream-host limit would add nothing against that tenant (its share
+// is already bounded whatever the hosts) and could not be sound anyway: a
+// pre-request hook may rewrite the URL and DNS aliases hosts. Sources of
+// the hostile namespace itself do wait behind its hanging ones: a tenant
+// only ever starves itself. Several namespaces of one tenant count as
+// several tenants; an admin who gives a tenant k namespaces keeps the
+// others served with a share below --concurrent / k.
+//
+// A request over the share is parked and woken, not requeued after a fixed
+// delay: with a delay, a burst in one namespace (flux-system at start-up)
+// would run one share of requests per delay while workers sit idle.
+
+// DefaultMaxConcurrentPerNamespace is the share of concurrent workers one
+// namespace may hold when --max-concurrent-per-namespace is not set: half,
+// so that one tenant, however hostile, leaves at least half of the workers
+// to all the others, while a namespace with many sources (flux-system in a
+// single-tenant cluster) still reconciles in parallel. With one worker no
+// share can protect anyone: the default is then that worker.
+func DefaultMaxConcurrentPerNamespace(concurrent int) int {
+	return max(1, concurrent/2)
+}
+
+// parkedRetry is the base of the requeue delay of a request over its
+// namespace's share when the share has no queue to wake it through; a
+// random part of the same length spreads such requests out.
+const parkedRetry = time.Second
+
+// NamespaceShare bounds how many reconciles of one namespace run at once.
+// A request over its namespace's share does not wait on a worker: it is
+// parked, with no API call and no status write, and put back on the
+// controller's queue as soon as a reconcile of its namespace ends, in the
+// order requests were parked. Nothing polls, and a namespace below its
+// share is never delayed.
+//
+// The nil share admits everything.
+type NamespaceShare struct {
+	limit int
+
+	mu       sync.Mutex
+	inFlight map[string]int
+	// waiting holds the parked requests of each namespace, oldest first;
+	// parked is the same set, to park a request once and forget it when
+	// it runs before it is woken.
+	waiting map[string][]reconcile.Request
+	parked  map[reconcile.Request]struct{}
+	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+}
+
+// NewNamespaceShare returns a share of limit reconciles per namespace; a
+// limit below one is one.
+func NewNamespaceShare(limit int) *NamespaceShare {
+	return &NamespaceShare{
+		limit:    max(1, limit),
+		inFlight: map[string]int{},
+		waiting:  map[string][]reconcile.Request{},
+		parked:   map[reconcile.Request]struct{}{},
+	}
+}
+
+// Limit is the number of reconciles of one namespace that may run at once.
+func (s *NamespaceShare) Limit() int { return s.limit }
+
+// Source hands the share the controller's queue when the controller
+// starts, so that parked requests can be woken; it watches nothing.
+func (s *NamespaceShare) Source() source.Source {
+	return source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.queue = q
+		return nil
+	})
+}
+
+// Admit is called first in Reconcile. When the request's namespace is below
+// its share it counts the request as running and returns ok with the
+// release to defer. Otherwise the request is parked: retryAfter is zero and
+// the caller returns at once without requeueing, the share puts the
+// request back when a slot of the namespace frees. Without a queue (a
+// share not started by a controller) it cannot wake anyone, and asks for a
+// jittered requeue instead.
+func (s *NamespaceShare) Admit(ctx context.Context, req reconcile.Request) (release func(), retryAfter time.Duration, ok bool) {
+	if s == nil {
+		return func() {}, 0, true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ns := req.Namespace
+	if s.inFlight[ns] < s.limit {
+		s.inFlight[ns]++
+		s.unpark(req)
+		var once sync.Once
+		return func() { once.Do(func() { s.release(ns) }) }, 0, true
+	}
+	if s.queue == nil {
+		return nil, parkedRetry + rand.N(parkedRetry), false
+	}
+	if _, ok := s.parked[req]; !ok {
+		s.parked[req] = struct{}{}
+		s.waiting[ns] = append(s.waiting[ns], req)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("namespace at its share of the workers: waiting for one of its reconciles to end",
+		"maxConcurrentPerNamespace", s.limit)
+	return nil, 0, false
+}
+
+// release ends a running reconcile of ns and wakes the oldest parked
+// request of ns, which the freed slot can now admit. Parking and waking
+// happen under one lock, so no request is parked after the last wake-up
+// of its namespace: a parked request always has a running reconcile of its
+// namespace whose end will wake it.
+func (s *NamespaceShare) release(ns string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inFlight[ns]--; s.inFlight[ns] <= 0 {
+		delete(s.inFlight, ns)
+	}
+	w := s.waiting[ns]
+	if len(w) == 0 {
+		return
+	}
+	next := w[0]
+	s.unpark(next)
+	s.queue.Add(next)
+}
+
+// unpark forgets a parked request: it is running or about to.
+func (s *NamespaceShare) unpark(req reconcile.Request) {
+	if _, ok := s.parked[req]; !ok {
+		return
+	}
+	delete(s.parked, req)
+	w := slices.DeleteFunc(s.waiting[req.Namespace], func(r reconcile.Request) bool { return r == req })
+	if len(w) == 0 {
+		delete(s.waiting, req.Namespace)
+		return
+	}
+	s.waiting[req.Namespace] = w
+}
+
+// withNamespaceShare gives the reconciler its per-namespace share of the
+// workers, and the controller the source that lets the share wake the
+// requests it parks.
+func (r *ExternalSourceReconciler) withNamespaceShare(b *builder.Builder, opts ReconcilerOptions) *builder.Builder {
+	r.namespaceShare = namespaceShareFor(opts)
+	if r.namespaceShare == nil {
+		return b
+	}
+	return b.WatchesRawSource(r.namespaceShare.Source())
+}
+
+// namespaceShareFor returns the share the options ask for; nil when it
+// would be as large as the workers, as it then limits nothing.
+func namespaceShareFor(opts ReconcilerOptions) *NamespaceShare {
+	workers := max(1, opts.MaxConcurrentReconciles)
+	limit := opts.MaxConcurrentPerNamespace
+	if limit <= 0 {
+		limit = DefaultMaxConcurrentPerNamespace(workers)
+	}
+	if limit >= workers {
+		return nil
+	}
+	return NewNamespaceShare(limit)
+}
+
+// fetchTimeout is how long one fetch, hooks included, may take:
+// spec.timeout, capped by the controller's MaxTimeout (v1.MaxTimeout
+// when unset) for objects stored before the API server enforced the
+// maximum or when an admin wants a lower one. limit names what set it,
+// for the timeout's error message.
+func (r *ExternalSourceReconciler) fetchTimeout(obj *v1.ExternalSource) (timeout time.Duration, limit string) {
+	timeout = obj.GetTimeout()
+	maxTimeout := r.MaxTimeout
+	if maxTimeout <= 0 {
+		maxTimeout = v1.MaxTimeout
+	}
+	if timeout > maxTimeout {
+		return maxTimeout, fmt.Sprintf("--max-fetch-timeout (%s, which caps spec.timeout %s)", maxTimeout, timeout)
+	}
+	return timeout, fmt.Sprintf("spec.timeout (%s)", timeout)
+}

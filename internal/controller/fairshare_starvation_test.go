@@ -1,0 +1,265 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/events"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/storage"
+	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+)
+
+// hangingUpstream accepts every request and never answers it, as a hostile
+// tenant's endpoint (or a 1 byte/s one) does: each request holds the
+// reconcile that sent it until its deadline. It counts the requests it is
+// holding, and the most it ever held at once.
+type hangingUpstream struct {
+	*httptest.Server
+	open, peak atomic.Int32
+	release    chan struct{}
+}
+
+func newHangingUpstream(t *testing.T) *hangingUpstream {
+	u := &hangingUpstream{release: make(chan struct{})}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		n := u.open.Add(1)
+		defer u.open.Add(-1)
+		for {
+			p := u.peak.Load()
+			if n <= p || u.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		select {
+		case <-r.Context().Done():
+		case <-u.release:
+		}
+	}))
+	// Registered before the managers' cleanups, so it runs after them:
+	// the held requests end with the reconciles that sent them, then
+	// whatever is left is let go and the server closed.
+	t.Cleanup(func() {
+		close(u.release)
+		u.Close()
+	})
+	return u
+}
+
+// startShardManager runs the real reconciler, set up by SetupWithManager
+// with opts, over the ExternalSources labelled with shard, on a memory
+// store of its own; the manager stops when the test ends.
+func startShardManager(t *testing.T, shard string, opts ReconcilerOptions, store *memory.Storage) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(testCtx)
+	if store == nil {
+		store = memory.New(memory.Options{})
+	}
+	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+		Scheme:     testScheme,
+		Metrics:    metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
+			&v1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard})},
+		}},
+	})
+	g.Expect(err).ToNot(HaveOccurred())
+	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
+	g.Expect(err).ToNot(HaveOccurred())
+	r := &ExternalSourceReconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       recorder,
+		APIReader:      mgr.GetAPIReader(),
+		ControllerName: "externalsource-controller",
+		Generators:     testGenerators,
+		Storage:        store,
+		MaxDataSize:    1 << 20,
+		Retention:      storage.DefaultRetention,
+	}
+	g.Expect(r.SetupWithManager(mgr, opts)).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+}
+
+// createShardSources creates n sources in ns for the shard's manager.
+func createShardSources(t *testing.T, shard, ns, prefix, url string, n int, timeout time.Duration) {
+	t.Helper()
+	g := NewWithT(t)
+	for i := range n {
+		obj := newSource(ns, fmt.Sprintf("%s-%d", prefix, i), fmt.Sprintf("%s/%s/%d", url, prefix, i))
+		obj.Labels = map[string]string{isolatedLabel: shard}
+		obj.Spec.Timeout = &metav1.Duration{Duration: timeout}
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	}
+}
+
+// readyIn counts the shard's sources of the namespaces that are Ready.
+func readyIn(g Gomega, shard string, namespaces ...string) int {
+	n := 0
+	for _, ns := range namespaces {
+		var list v1.ExternalSourceList
+		g.Expect(k8sClient.List(testCtx, &list, client.InNamespace(ns), client.MatchingLabels{isolatedLabel: shard})).To(Succeed())
+		for i := range list.Items {
+			if conditions.IsReady(&list.Items[i]) && list.Items[i].Status.Artifact != nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestOneNamespaceStarvesAllWithoutShare is the attack, and the control of
+// TestOneNamespaceCannotStarveTheOthers: with the per-namespace share
+// switched off (as large as --concurrent), ten sources of one namespace
+// pointed at an upstream that never answers, with the maximum timeout,
+// hold all ten workers, and no source of any other namespace is reconciled
+// while they hang.
+func TestOneNamespaceStarvesAllWithoutShare(t *testing.T) {
+	g := NewWithT(t)
+	const concurrent = 10
+	hang := newHangingUpstream(t)
+	healthy := newCountingUpstream(t, `{"ok": true}`, `"v1"`, "", true)
+	hostile, other := newNamespace(t), newNamespace(t)
+	shard := "starve-" + hostile
+	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: concurrent,
+		MaxConcurrentPerNamespace: concurrent}, nil)
+
+	createShardSources(t, shard, hostile, "hang", hang.URL, 10, v1.MaxTimeout)
+	g.Eventually(hang.open.Load, timeout, 20*time.Millisecond).Should(BeEquivalentTo(concurrent),
+		"the hostile namespace holds every worker")
+	createShardSources(t, shard, other, "healthy", healthy.URL, 5, v1.DefaultTimeout)
+	g.Consistently(func(g Gomega) int { return readyIn(g, shard, other) }, 3*time.Second, 100*time.Millisecond).
+		Should(BeZero(), "no other namespace is served while the workers hang")
+	g.Expect(healthy.gets.Load()).To(BeZero())
+}
+
+// TestOneNamespaceCannotStarveTheOthers is the acceptance test of the
+// per-namespace share, with the real controller and its defaults
+// (--concurrent 10, so a share of 5): ten sources of one namespace pointed
+// at an upstream that never answers, with the maximum timeout, and 50
+// healthy sources in two other namespaces. Every healthy source becomes
+// Ready while the hostile ones are still hanging: the upstream holds the
+// hostile namespace's share of requests, never more, all along.
+func TestOneNamespaceCannotStarveTheOthers(t *testing.T) {
+	g := NewWithT(t)
+	const concurrent = 10
+	share := int32(DefaultMaxConcurrentPerNamespace(concurrent))
+	hang := newHangingUpstream(t)
+	healthy := newCountingUpstream(t, `{"ok": true}`, `"v1"`, "", true)
+	hostile, tenantA, tenantB := newNamespace(t), newNamespace(t), newNamespace(t)
+	shard := "fair-" + hostile
+	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: concurrent}, nil)
+
+	// For comparison: the same 50 sources with no hostile load.
+	baseline := newNamespace(t)
+	start := time.Now()
+	createShardSources(t, shard, baseline, "healthy", healthy.URL, 50, v1.DefaultTimeout)
+	g.Eventually(func(g Gomega) int { return readyIn(g, shard, baseline) }, timeout, 50*time.Millisecond).
+		Should(Equal(50))
+	t.Logf("without hostile load: 50 healthy sources Ready in %s (creation included)", time.Since(start).Round(time.Millisecond))
+
+	createShardSources(t, shard, hostile, "hang", hang.URL, 10, v1.MaxTimeout)
+	g.Eventually(hang.open.Load, timeout, 20*time.Millisecond).Should(Equal(share),
+		"the hostile namespace holds its share of the workers")
+
+	start = time.Now()
+	createShardSources(t, shard, tenantA, "healthy", healthy.URL, 25, v1.DefaultTimeout)
+	createShardSources(t, shard, tenantB, "healthy", healthy.URL, 25, v1.DefaultTimeout)
+	g.Eventually(func(g Gomega) int { return readyIn(g, shard, tenantA, tenantB) }, timeout, 50*time.Millisecond).
+		Should(Equal(50))
+	elapsed := time.Since(start)
+	t.Logf("50 healthy sources Ready in %s (creation included) while %d of 10 hostile fetches hang (timeout %s)",
+		elapsed.Round(time.Millisecond), hang.open.Load(), v1.MaxTimeout)
+
+	// Still hanging: the healthy ones did not wait for them.
+	g.Expect(hang.open.Load()).To(Equal(share))
+	g.Expect(hang.peak.Load()).To(Equal(share), "one namespace never ran more than its share")
+	g.Expect(readyIn(g, shard, hostile)).To(BeZero())
+	g.Expect(elapsed).To(BeNumerically("<", v1.MaxTimeout/2), "far from the hostile timeout")
+}
+
+// TestMemoryStoreNamespaceShare: with the real controller on a memory
+// store, a namespace that stores more than its share gets
+// StorageOperationFailed naming --memory-store-max-bytes-per-namespace,
+// and another namespace still stores.
+func TestMemoryStoreNamespaceShare(t *testing.T) {
+	g := NewWithT(t)
+	const perNS = 16 << 10
+	// Incompressible data, the same for a path on every request: 10 KiB
+	// archives, of which one fits in a namespace's share and two do not.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rng := rand.New(rand.NewPCG(uint64(len(r.URL.Path)), uint64(r.URL.Path[len(r.URL.Path)-1])))
+		b := make([]byte, 10<<10)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(up.Close)
+	hostile, other := newNamespace(t), newNamespace(t)
+	shard := "memshare-" + hostile
+	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: 2},
+		memory.New(memory.Options{MaxBytes: 1 << 20, MaxBytesPerNamespace: perNS}))
+
+	first := newSource(hostile, "first", up.URL+"/first")
+	first.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, first)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(conditions.IsReady(getSource(g, first))).To(BeTrue()) }, timeout, 50*time.Millisecond).Should(Succeed())
+
+	second := newSource(hostile, "second", up.URL+"/second")
+	second.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, second)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := conditions.Get(getSource(g, second), v1.StorageOperationFailedCondition)
+		g.Expect(c).ToNot(BeNil())
+		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("namespace %q is at its share", hostile)))
+		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("--memory-store-max-bytes-per-namespace=%d", perNS)))
+	}, timeout, 50*time.Millisecond).Should(Succeed())
+
+	elsewhere := newSource(other, "elsewhere", up.URL+"/elsewhere")
+	elsewhere.Labels = map[string]string{isolatedLabel: shard}
+	g.Expect(k8sClient.Create(testCtx, elsewhere)).To(Succeed())
+	g.Eventually(func(g Gomega) { g.Expect(conditions.IsReady(getSource(g, elsewhere))).To(BeTrue()) }, timeout, 50*time.Millisecond).Should(Succeed())
+	g.Expect(conditions.IsReady(getSource(g, second))).To(BeFalse())
+}

@@ -1,0 +1,329 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+)
+
+func TestDefaultMaxConcurrentPerNamespace(t *testing.T) {
+	tests := []struct{ concurrent, want int }{
+		{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 2}, {10, 5}, {11, 5}, {100, 50},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.concurrent), func(t *testing.T) {
+			g := NewWithT(t)
+			got := DefaultMaxConcurrentPerNamespace(tt.concurrent)
+			g.Expect(got).To(Equal(tt.want))
+			if tt.concurrent > 1 {
+				g.Expect(got).To(BeNumerically("<", tt.concurrent), "one namespace never holds every worker")
+			}
+		})
+	}
+}
+
+// request parses "ns/name".
+func request(s string) reconcile.Request {
+	ns, name, _ := strings.Cut(s, "/")
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+}
+
+// drain returns what the queue holds, in order, without waiting.
+func drain(q workqueue.TypedRateLimitingInterface[reconcile.Request]) []string {
+	var out []string
+	for q.Len() > 0 {
+		r, _ := q.Get()
+		q.Done(r)
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// TestNamespaceShareAdmit plays sequences of reconciles starting and
+// ending against a share started on a real workqueue, and checks after
+// each step whether the request ran or was parked and what was put back
+// on the queue.
+func TestNamespaceShareAdmit(t *testing.T) {
+	type step struct {
+		op   string // "admit" or "release"
+		req  string
+		want string   // admit: "run" or "park"
+		woke []string // what the queue holds after the step
+	}
+	tests := []struct {
+		name  string
+		limit int
+		steps []step
+	}{
+		{"below-the-share-runs", 2, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "a/2", want: "run"},
+			{op: "release", req: "a/1"},
+			{op: "release", req: "a/2"},
+		}},
+		{"over-the-share-parks-and-is-woken-by-a-release", 1, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "a/2", want: "park"},
+			{op: "release", req: "a/1", woke: []string{"a/2"}},
+			{op: "admit", req: "a/2", want: "run"},
+			{op: "release", req: "a/2"},
+		}},
+		{"other-namespaces-are-not-limited-by-a-full-one", 1, []step{
+			{op: "admit", req: "hostile/1", want: "run"},
+			{op: "admit", req: "hostile/2", want: "park"},
+			{op: "admit", req: "b/1", want: "run"},
+			{op: "admit", req: "c/1", want: "run"},
+			{op: "release", req: "b/1"},
+			{op: "release", req: "c/1"},
+			{op: "release", req: "hostile/1", woke: []string{"hostile/2"}},
+			{op: "admit", req: "hostile/2", want: "run"},
+			{op: "release", req: "hostile/2"},
+		}},
+		{"woken-oldest-first-one-per-release", 1, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "a/3", want: "park"},
+			{op: "admit", req: "a/2", want: "park"},
+			{op: "admit", req: "a/3", want: "park"}, // parked once
+			{op: "release", req: "a/1", woke: []string{"a/3"}},
+			{op: "admit", req: "a/3", want: "run"},
+			{op: "release", req: "a/3", woke: []string{"a/2"}},
+		}},
+		{"a-parked-request-that-runs-first-is-not-woken-again", 2, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "a/2", want: "run"},
+			{op: "admit", req: "a/3", want: "park"},
+			{op: "release", req: "a/1", woke: []string{"a/3"}},
+			// An event of a/4 takes the slot first: a/3 parks again.
+			{op: "admit", req: "a/4", want: "run"},
+			{op: "admit", req: "a/3", want: "park"},
+			{op: "release", req: "a/4", woke: []string{"a/3"}},
+			{op: "admit", req: "a/3", want: "run"},
+			{op: "release", req: "a/2"},
+			{op: "release", req: "a/3"},
+		}},
+		{"a-release-wakes-only-its-namespace", 1, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "b/1", want: "run"},
+			{op: "admit", req: "a/2", want: "park"},
+			{op: "release", req: "b/1"},
+			{op: "release", req: "a/1", woke: []string{"a/2"}},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+			defer q.ShutDown()
+			s := NewNamespaceShare(tt.limit)
+			g.Expect(s.Source().Start(context.Background(), q)).To(Succeed())
+			releases := map[string]func(){}
+			for i, st := range tt.steps {
+				switch st.op {
+				case "admit":
+					release, retry, ok := s.Admit(context.Background(), request(st.req))
+					g.Expect(retry).To(BeZero(), "step %d: a started share never polls", i)
+					g.Expect(ok).To(Equal(st.want == "run"), "step %d: %s %s", i, st.op, st.req)
+					if ok {
+						releases[st.req] = release
+					}
+				case "release":
+					releases[st.req]()
+					releases[st.req]() // twice: counted once
+					delete(releases, st.req)
+				}
+				g.Expect(drain(q)).To(Equal(st.woke), "step %d: %s %s", i, st.op, st.req)
+			}
+			g.Expect(s.inFlight).To(BeEmpty(), "every slot is free again")
+			g.Expect(s.parked).To(BeEmpty())
+			g.Expect(s.waiting).To(BeEmpty())
+		})
+	}
+}
+
+// TestNamespaceShareWithoutQueue: a nil share admits everything; a share
+// no controller started cannot wake anyone and asks for a short, jittered
+// requeue instead of parking.
+func TestNamespaceShareWithoutQueue(t *testing.T) {
+	g := NewWithT(t)
+	var none *NamespaceShare
+	for range 3 {
+		release, _, ok := none.Admit(context.Background(), request("a/1"))
+		g.Expect(ok).To(BeTrue())
+		release()
+	}
+
+	s := NewNamespaceShare(0)
+	g.Expect(s.Limit()).To(Equal(1), "a limit below one is one")
+	release, _, ok := s.Admit(context.Background(), request("a/1"))
+	g.Expect(ok).To(BeTrue())
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		_, retry, ok := s.Admit(context.Background(), request("a/2"))
+		g.Expect(ok).To(BeFalse())
+		g.Expect(retry).To(BeNumerically(">=", parkedRetry))
+		g.Expect(retry).To(BeNumerically("<", 2*parkedRetry))
+		seen[retry] = true
+	}
+	g.Expect(len(seen)).To(BeNumerically(">", 1), "the delay is jittered")
+	g.Expect(s.parked).To(BeEmpty())
+	release()
+	_, _, ok = s.Admit(context.Background(), request("a/2"))
+	g.Expect(ok).To(BeTrue())
+}
+
+// TestNamespaceShareUnderLoad runs the share as the controller does:
+// workers take requests from a real workqueue, admit them, work a random
+// short time and release. Every request of every namespace must be
+// reconciled (no request is lost while parked), and no namespace may ever
+// run more than its share at once.
+func TestNamespaceShareUnderLoad(t *testing.T) {
+	g := NewWithT(t)
+	const (
+		workers    = 8
+		limit      = 3
+		namespaces = 5
+		perNS      = 40
+	)
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	s := NewNamespaceShare(limit)
+	g.Expect(s.Source().Start(context.Background(), q)).To(Succeed())
+
+	var (
+		mu      sync.Mutex
+		running = map[string]int{}
+		peak    = map[string]int{}
+		done    = map[reconcile.Request]bool{}
+		parks   atomic.Int64
+	)
+	// Namespace after namespace, as a tenant creating many objects at
+	// once queues them: the first workers all take the same namespace.
+	for i := range namespaces * perNS {
+		q.Add(request(fmt.Sprintf("ns%d/obj%d", i/perNS, i)))
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				req, shutdown := q.Get()
+				if shutdown {
+					return
+				}
+				release, _, ok := s.Admit(context.Background(), req)
+				if !ok {
+					parks.Add(1)
+					q.Done(req)
+					continue
+				}
+				mu.Lock()
+				running[req.Namespace]++
+				peak[req.Namespace] = max(peak[req.Namespace], running[req.Namespace])
+				mu.Unlock()
+				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+				mu.Lock()
+				running[req.Namespace]--
+				done[req] = true
+				mu.Unlock()
+				release()
+				q.Done(req)
+			}
+		}()
+	}
+	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(done) }, 30*time.Second, 10*time.Millisecond).
+		Should(Equal(namespaces*perNS), "every request is reconciled, parked ones included")
+	q.ShutDown()
+	wg.Wait()
+	g.Expect(parks.Load()).To(BeNumerically(">", 0), "the load did exceed the share")
+	for ns, p := range peak {
+		g.Expect(p).To(BeNumerically("<=", limit), "namespace %s ran %d at once", ns, p)
+	}
+	g.Expect(s.inFlight).To(BeEmpty())
+	g.Expect(s.parked).To(BeEmpty())
+}
+
+func TestNamespaceShareFor(t *testing.T) {
+	tests := []struct {
+		name                    string
+		concurrent, perNS, want int // want 0: no share
+	}{
+		{"default-is-half", 10, 0, 5},
+		{"flag", 10, 3, 3},
+		{"as-large-as-the-workers-is-off", 10, 10, 0},
+		{"larger-than-the-workers-is-off", 4, 9, 0},
+		{"one-worker-cannot-be-shared", 1, 0, 0},
+		{"unset-concurrency-is-one-worker", 0, 0, 0},
+		{"two-workers", 2, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := namespaceShareFor(ReconcilerOptions{MaxConcurrentReconciles: tt.concurrent, MaxConcurrentPerNamespace: tt.perNS})
+			if tt.want == 0 {
+				g.Expect(s).To(BeNil())
+				return
+			}
+			g.Expect(s).ToNot(BeNil())
+			g.Expect(s.Limit()).To(Equal(tt.want))
+		})
+	}
+}
+
+func TestFetchTimeout(t *testing.T) {
+	d := func(v time.Duration) *metav1.Duration { return &metav1.Duration{Duration: v} }
+	tests := []struct {
+		name      string
+		spec      *metav1.Duration
+		max       time.Duration
+		want      time.Duration
+		wantLimit string
+	}{
+		{"default", nil, 0, v1.DefaultTimeout, "spec.timeout (1m0s)"},
+		{"spec", d(90 * time.Second), 0, 90 * time.Second, "spec.timeout (1m30s)"},
+		{"at-the-maximum", d(v1.MaxTimeout), 0, v1.MaxTimeout, "spec.timeout (10m0s)"},
+		// Stored before the API server enforced the maximum.
+		{"beyond-the-maximum", d(100000 * time.Hour), 0, v1.MaxTimeout,
+			"--max-fetch-timeout (10m0s, which caps spec.timeout 100000h0m0s)"},
+		{"lower-cap", d(8 * time.Minute), 5 * time.Minute, 5 * time.Minute,
+			"--max-fetch-timeout (5m0s, which caps spec.timeout 8m0s)"},
+		{"below-the-cap", d(30 * time.Second), 5 * time.Minute, 30 * time.Second, "spec.timeout (30s)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := &ExternalSourceReconciler{MaxTimeout: tt.max}
+			got, limit := r.fetchTimeout(&v1.ExternalSource{Spec: v1.ExternalSourceSpec{Timeout: tt.spec}})
+			g.Expect(got).To(Equal(tt.want))
+			g.Expect(limit).To(Equal(tt.wantLimit))
+		})
+	}
+}
