@@ -544,6 +544,11 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPa
 	case recErr == nil, stalled:
 		return ctrl.Result{}, nil
 	}
+	if requeueAfter <= 0 {
+		// Without a backoff of its own (a reconciler not set up by
+		// SetupWithManager), controller-runtime's rate limiter retries.
+		return ctrl.Result{}, redact.FromContext(ctx).Error(recErr)
+	}
 	return ctrl.Result{RequeueAfter: requeueAfter}, nil
 }
 

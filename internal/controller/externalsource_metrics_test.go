@@ -141,6 +141,8 @@ func TestFetchMetrics(t *testing.T) {
 		Retention:      storage.DefaultRetention,
 		Metrics:        runtimectrl.Metrics{Scheme: testScheme, MetricsRecorder: gotk},
 		FetchMetrics:   fetches,
+		// As SetupWithManager sets it: failures are requeued by it.
+		RetryAfterBackoff: runtimectrl.GetDefaultRateLimiter(),
 	}
 
 	const body = "m: 1\n"
@@ -160,7 +162,9 @@ func TestFetchMetrics(t *testing.T) {
 		// the number of response sizes observed.
 		fetches map[string]float64
 		sizes   float64
-		wantErr bool
+		// wantRequeue: a failure, requeued by the reconciler's backoff
+		// (not returned as an error).
+		wantRequeue bool
 		// The status gotk_reconcile_condition reports per condition type.
 		ready, reconciling, stalled metav1.ConditionStatus
 	}{
@@ -172,7 +176,7 @@ func TestFetchMetrics(t *testing.T) {
 			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1,
 			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
 		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
-			fetches: map[string]float64{metrics.ResultError: 1}, wantErr: true,
+			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true,
 			ready: metav1.ConditionFalse, reconciling: metav1.ConditionTrue, stalled: metav1.ConditionUnknown},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
 			// This reconciler has no hook runner: hooks stall the object
@@ -191,11 +195,10 @@ func TestFetchMetrics(t *testing.T) {
 				tt.change(g)
 			}
 			before := snapshot(g, reg, ref)
-			_, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-			if tt.wantErr {
-				g.Expect(err).To(HaveOccurred())
-			} else {
-				g.Expect(err).ToNot(HaveOccurred())
+			res, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+			g.Expect(err).ToNot(HaveOccurred())
+			if tt.wantRequeue {
+				g.Expect(res.RequeueAfter).To(BeNumerically(">", 0))
 			}
 			after := snapshot(g, reg, ref)
 

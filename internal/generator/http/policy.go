@@ -376,12 +376,20 @@ func (g *Generator) resolve(ctx context.Context, host string) ([]net.IP, error) 
 // the controller: the proxy connects, not this process, so the dialer
 // never sees the target's address. The target is resolved here and
 // refused when any of its addresses is denied (the proxy may pick any of
-// them) or when it does not resolve at all. The proxy's own resolver may
-// still answer differently (docs/security.md).
+// them). A name this network does not know (NXDOMAIN) is handed to the
+// proxy: resolving what the cluster cannot is what egress proxies are for
+// in closed networks, and such a name cannot point at this network's
+// addresses through this network's DNS. The proxy's own resolver may still
+// answer differently, so the proxy must deny internal and metadata
+// addresses itself (docs/security.md). Other lookup failures are errors.
 func (g *Generator) checkProxiedTarget(ctx context.Context, target *url.URL) error {
 	host := target.Hostname()
 	ips, err := g.resolve(ctx, host)
 	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return nil
+		}
 		return fmt.Errorf("%s is fetched through a proxy, and its host must resolve here to be checked first: %w", redact.URL(target.String()), err)
 	}
 	if len(ips) == 0 {
