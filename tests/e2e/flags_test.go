@@ -105,7 +105,7 @@ func TestAdvertisedURLKeepsExplicitHost(t *testing.T) {
 			proc, err := startCmdEnv(shard, bin, kubeconfig, tt.env(addr),
 				"--watch-label-selector=e2e.externalsource.io/shard="+shard,
 				"--storage-backend=memory",
-				"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0")
+				"--metrics-addr=127.0.0.1:0", "--health-addr=127.0.0.1:0", allowLoopback)
 			g.Expect(err).ToNot(HaveOccurred())
 			defer func() {
 				_ = proc.Process.Signal(syscall.SIGTERM)
