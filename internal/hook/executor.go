@@ -18,6 +18,7 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +69,9 @@ func (e *ExecError) TimedOut() bool {
 
 // Executor runs hooks as local processes: argv without a shell, the
 // whitelist checked again, a minimal environment, its own process group
-// killed on timeout and after exit (no orphans), output capped.
+// killed on timeout and after exit (no orphans), output capped, and every
+// run confined by the sandbox (Landlock and rlimits, see sandbox.go) and
+// watched for its memory and process limits.
 type Executor struct {
 	// Whitelist returns the whitelist in force.
 	Whitelist func() *Whitelist
@@ -79,6 +82,13 @@ type Executor struct {
 	// (internal/spool), so that what a killed sidecar left is removed at
 	// its next start.
 	TempDir string
+	// Sandbox is landlock (the default, also when "") or none (rlimits
+	// and the watchdog only).
+	Sandbox SandboxMode
+	// Trampoline is the binary that confines a run and execs its command:
+	// a binary whose main calls RunSandboxExecIfAsked first. "" is this
+	// process's own binary.
+	Trampoline string
 }
 
 var _ Runner = (*Executor)(nil)
@@ -93,19 +103,49 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
+	if _, err := os.Stat(res.Path); err != nil {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
+	}
 	dir, err := os.MkdirTemp(e.TempDir, "hook-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 
+	pol := res.Sandbox
+	spec := sandboxSpec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
+		ReadPaths: pol.ReadPaths, Network: pol.Network, DataBytes: pol.Memory,
+		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
+		Processes: pol.Processes, OpenFiles: pol.OpenFiles}
+	if e.Sandbox != SandboxNone {
+		// Strict: a kernel that lost Landlock (or a sidecar started
+		// without the check) fails the run rather than running it bare.
+		if spec.LandlockABI = LandlockABI(); spec.LandlockABI < MinLandlockABI {
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("sandbox: the kernel's Landlock ABI is %d, %d is needed", spec.LandlockABI, MinLandlockABI)}
+		}
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	tramp := e.Trampoline
+	if tramp == "" {
+		tramp = "/proc/self/exe"
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer errR.Close()
+
 	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, res.Path, res.Args...)
-	cmd.Env = res.Env // nothing of our own environment leaks in
+	cmd := exec.CommandContext(ctx, tramp, SandboxExecArg, string(specJSON))
+	cmd.Env = []string{} // nothing of our own environment leaks in
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.ExtraFiles = []*os.File{errW} // fd 3: the trampoline's error pipe
 	cmd.Stdin = stdin
 	out := &capWriter{w: stdout, max: max}
 	errBuf := &tailBuffer{max: stderrTail}
@@ -114,20 +154,46 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = pipeDelay
 
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	errW.Close()
+	if err != nil {
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
 	}
+	run := &watchedRun{pgid: cmd.Process.Pid, policy: pol}
+	defaultWatchdog.add(run)
+	defer defaultWatchdog.remove(run)
+	sandboxErr := make(chan string, 1)
+	go func() {
+		// EOF without a word: the command was exec'd in its sandbox.
+		b, _ := io.ReadAll(io.LimitReader(errR, stderrTail))
+		if len(b) == 0 {
+			run.armed.Store(true)
+		}
+		sandboxErr <- string(b)
+	}()
 	// Kill whatever the command left behind, whatever happened.
 	waitErr := cmd.Wait()
 	_ = killGroup(cmd)
 
 	stderr := strings.TrimSpace(errBuf.String())
+	if msg := <-sandboxErr; msg != "" {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
+	}
 	switch {
 	case out.exceeded:
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
+	case run.Exceeded() != "":
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "exceeded its " + run.Exceeded(), Stderr: stderr}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("timed out after %s", res.Timeout), Stderr: stderr}
 	case waitErr != nil:
+		if limit := exceededLimit(cmd.ProcessState, pol, stderr); limit != "" {
+			code := -1
+			if cmd.ProcessState != nil {
+				code = cmd.ProcessState.ExitCode()
+			}
+			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
+		}
 		var exitErr *exec.ExitError
 		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
 			return &ExecError{Hook: h.Name, ExitCode: exitErr.ExitCode(), Reason: fmt.Sprintf("exit code %d", exitErr.ExitCode()), Stderr: stderr}
@@ -143,6 +209,46 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: ctx.Err().Error(), Stderr: stderr}
 	}
 	return nil
+}
+
+// exceededLimit names the rlimit a failed command ran into, or "". The
+// kernel's signals say it for CPU time and file size; a refused
+// allocation, file or fork is only visible in what the command printed,
+// so those are read from its stderr (the messages of glibc, jq and the Go
+// runtime).
+func exceededLimit(ps *os.ProcessState, pol SandboxPolicy, stderr string) string {
+	cpu := fmt.Sprintf("cpu limit (%s)", pol.CPU)
+	if ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			switch ws.Signal() {
+			case syscall.SIGXCPU:
+				return cpu
+			case syscall.SIGXFSZ:
+				return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
+			case syscall.SIGKILL:
+				// The hard CPU limit is a SIGKILL, one second after the
+				// soft one's SIGXCPU (which Go programs ignore).
+				if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+					used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+					if used >= pol.CPU {
+						return cpu
+					}
+				}
+			}
+		}
+	}
+	low := strings.ToLower(stderr)
+	switch {
+	case strings.Contains(low, "cannot allocate memory"), strings.Contains(low, "out of memory"):
+		return fmt.Sprintf("memory limit (%s)", quantity(pol.Memory))
+	case strings.Contains(low, "file too large"):
+		return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
+	case strings.Contains(low, "too many open files"):
+		return fmt.Sprintf("open files limit (%d)", pol.OpenFiles)
+	case strings.Contains(low, "resource temporarily unavailable"), strings.Contains(low, "failed to create new os thread"):
+		return fmt.Sprintf("process limit (%d)", pol.Processes)
+	}
+	return ""
 }
 
 func killGroup(cmd *exec.Cmd) error {
