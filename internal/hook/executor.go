@@ -187,7 +187,7 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("timed out after %s", res.Timeout), Stderr: stderr}
 	case waitErr != nil:
-		if limit := exceededLimit(cmd.ProcessState, pol, stderr); limit != "" {
+		if limit := exceededLimit(cmd.ProcessState, pol, errBuf.Head()+"\n"+stderr); limit != "" {
 			code := -1
 			if cmd.ProcessState != nil {
 				code = cmd.ProcessState.ExitCode()
@@ -282,16 +282,25 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// tailBuffer keeps the last max bytes written.
+// tailBuffer keeps the last max bytes written, and the first headMax:
+// the reason a program dies is often said first (Go's "fatal error: out
+// of memory") and followed by pages of goroutine dumps.
 type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu   sync.Mutex
+	buf  []byte
+	head []byte
+	max  int
 }
+
+// headMax is how much of the start of stderr is kept for exceededLimit.
+const headMax = 512
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := headMax - len(t.head); n > 0 {
+		t.head = append(t.head, p[:min(n, len(p))]...)
+	}
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
@@ -303,4 +312,11 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// Head returns the first bytes written.
+func (t *tailBuffer) Head() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.head)
 }

@@ -288,7 +288,7 @@ func landlockConfig(v int, network bool) (landlock.Config, error) {
 }
 
 // restrict applies Landlock: read and execute the binary and the read
-// paths, read and write the run's directory, nothing else; no TCP unless
+// paths, read and write the run's directory and /dev/null, nothing else; no TCP unless
 // allowed; no abstract Unix sockets or signals outside the run. Strict:
 // when the kernel cannot enforce all of it, the run fails.
 func restrict(s *sandboxSpec) error {
@@ -296,7 +296,10 @@ func restrict(s *sandboxSpec) error {
 	if err != nil {
 		return err
 	}
-	rules := []landlock.Rule{landlock.ROFiles(s.Path), landlock.RWDirs(s.Dir)}
+	rules := []landlock.Rule{landlock.ROFiles(s.Path), landlock.RWDirs(s.Dir),
+		// The sink every shell redirects to, and Go's os/exec opens for a
+		// missing stdin or stdout: nothing can be learnt from it.
+		landlock.PathAccess(llsys.AccessFSReadFile|llsys.AccessFSWriteFile, "/dev/null")}
 	for _, p := range s.ReadPaths {
 		fi, err := os.Stat(p)
 		switch {

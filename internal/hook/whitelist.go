@@ -62,8 +62,9 @@ type Command struct {
 	// MaxTimeout caps a hook's timeout.
 	MaxTimeout metav1.Duration `json:"maxTimeout,omitempty"`
 	// ReadPaths are the absolute paths (files or directories) the command
-	// may read and execute besides its binary, in the sandbox. Empty means
-	// DefaultReadPaths: enough for a dynamically linked program.
+	// may read and execute besides its binary, in the sandbox. Absent
+	// means DefaultReadPaths (enough for a dynamically linked program);
+	// an empty list means the binary alone.
 	ReadPaths []string `json:"readPaths,omitempty"`
 	// Network allows TCP bind and connect in the sandbox; denied when false.
 	Network bool `json:"network,omitempty"`
@@ -196,8 +197,10 @@ func (c *Command) sandboxPolicy() (SandboxPolicy, error) {
 			return p, fmt.Errorf("readPaths[%d]: / would grant the whole filesystem", i)
 		}
 	}
-	p.ReadPaths = append([]string(nil), c.ReadPaths...)
-	if len(p.ReadPaths) == 0 {
+	// Absent is the defaults; `readPaths: []` is nothing but the binary
+	// (a static program such as yq).
+	p.ReadPaths = append([]string{}, c.ReadPaths...)
+	if c.ReadPaths == nil {
 		p.ReadPaths = append([]string(nil), DefaultReadPaths...)
 	}
 	if l := c.Limits; l != nil {
