@@ -18,6 +18,7 @@ package hook
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -25,5 +26,9 @@ import (
 // the tests run, as the sidecar's binary is in production.
 func TestMain(m *testing.M) {
 	RunSandboxExecIfAsked()
-	os.Exit(m.Run())
+	code := m.Run()
+	if probePath != "" {
+		os.RemoveAll(filepath.Dir(probePath))
+	}
+	os.Exit(code)
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,17 +178,32 @@ func RunSandboxExecIfAsked() {
 }
 
 func sandboxExec(specJSON string) error {
+	// No collection between here and exec: once the limits are set, the
+	// trampoline's own heap (the whole sidecar binary's) must not grow
+	// into them.
+	debug.SetGCPercent(-1)
 	var s sandboxSpec
 	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
 		return fmt.Errorf("bad sandbox spec: %w", err)
 	}
-	if err := setLimits(&s); err != nil {
-		return err
+	// Counted while /proc can still be read.
+	nproc := uint64(s.Processes)
+	if uid := os.Getuid(); uid != 0 {
+		// RLIMIT_NPROC counts every task of the real user, and the sidecar
+		// and every concurrent run share one uid: the budget is what the
+		// user has now plus this run's share. Root is not held to it by the
+		// kernel; the sidecar's watchdog counts the run's own tasks in any
+		// case.
+		nproc += uint64(tasksOfUser(uid))
 	}
 	if s.LandlockABI > 0 {
 		if err := restrict(&s); err != nil {
 			return err
 		}
+	}
+	// Last: the limits are meant for the command, not for the trampoline.
+	if err := setLimits(&s, nproc); err != nil {
+		return err
 	}
 	argv := append([]string{s.Path}, s.Args...)
 	if err := syscall.Exec(s.Path, argv, s.Env); err != nil {
@@ -198,16 +214,7 @@ func sandboxExec(specJSON string) error {
 
 // setLimits sets soft and hard limits alike, so the command cannot raise
 // them again.
-func setLimits(s *sandboxSpec) error {
-	nproc := uint64(s.Processes)
-	if uid := os.Getuid(); uid != 0 {
-		// RLIMIT_NPROC counts every task of the real user, and the sidecar
-		// and every concurrent run share one uid: the budget is what the
-		// user has now plus this run's share. Root is not held to it by the
-		// kernel; the sidecar's watchdog counts the run's own processes in
-		// any case.
-		nproc += uint64(tasksOfUser(uid))
-	}
+func setLimits(s *sandboxSpec, nproc uint64) error {
 	limits := []struct {
 		name     string
 		resource int
