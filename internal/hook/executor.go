@@ -30,6 +30,7 @@ import (
 	"time"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
 )
 
 // DefaultMaxOutput caps a hook's stdout when no limit is given.
@@ -86,8 +87,9 @@ type Executor struct {
 	// and the watchdog only).
 	Sandbox SandboxMode
 	// Trampoline is the binary that confines a run and execs its command:
-	// a binary whose main calls RunSandboxExecIfAsked first. "" is this
-	// process's own binary.
+	// one whose main calls RunSandboxExecIfAsked first, such as
+	// internal/hook/sandbox/trampoline (hook-sandbox in the image). "" is
+	// this process's own binary.
 	Trampoline string
 }
 
@@ -113,7 +115,7 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	defer os.RemoveAll(dir)
 
 	pol := res.Sandbox
-	spec := sandboxSpec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
+	spec := sandbox.Spec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
 		ReadPaths: pol.ReadPaths, Network: pol.Network, DataBytes: pol.Memory,
 		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
 		Processes: pol.Processes, OpenFiles: pol.OpenFiles}
@@ -141,7 +143,7 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, tramp, SandboxExecArg, string(specJSON))
+	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg, string(specJSON))
 	cmd.Env = []string{} // nothing of our own environment leaks in
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
