@@ -255,4 +255,3 @@ func restrict(s *Spec) error {
 	}
 	return nil
 }
-
