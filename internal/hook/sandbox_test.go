@@ -35,6 +35,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -156,7 +157,7 @@ func (r *sandboxRig) startVictim(t testing.TB) int {
 	marker := fmt.Sprint(20 + time.Now().Nanosecond()%1000)
 	go func() {
 		defer close(done)
-		_ = r.client.Run(ctx, v1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", marker}},
+		_ = r.client.Run(ctx, v1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", marker}, Timeout: &metav1.Duration{Duration: time.Minute}},
 			strings.NewReader(r.env.VictimSecret), io.Discard)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
