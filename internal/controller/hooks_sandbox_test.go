@@ -110,6 +110,9 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 	}()
 	t.Cleanup(func() { vcancel(); <-vdone })
 	g.Eventually(func() int { env.VictimPID = pidWithCmdline(probe + " hold 600"); return env.VictimPID }, timeout).ShouldNot(BeZero())
+	env.VictimDir, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", env.VictimPID))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Eventually(filepath.Join(env.VictimDir, "mine"), timeout).Should(BeAnExistingFile())
 
 	n := 0
 	for _, a := range sandboxtest.Attacks(env) {

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandboxtest"
 	proctest "github.com/externalsource/externalsource-controller/internal/testutil"
 )
@@ -169,6 +171,17 @@ func (r *sandboxRig) startVictim(t testing.TB) int {
 	return pid
 }
 
+// victimDir is the working directory of the run with pid, once its file
+// is there.
+func victimDir(t testing.TB, pid int) string {
+	t.Helper()
+	g := NewWithT(t)
+	dir, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Eventually(filepath.Join(dir, "mine"), 10*time.Second, 10*time.Millisecond).Should(BeAnExistingFile())
+	return dir
+}
+
 // pidOf finds the process whose command line is cmdline.
 func pidOf(cmdline string) int {
 	entries, _ := os.ReadDir("/proc")
@@ -219,6 +232,7 @@ func TestSandboxStopsEscapes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := newSandboxRig(t, SandboxLandlock, permissive)
 			r.env.VictimPID = r.startVictim(t)
+			r.env.VictimDir = victimDir(t, r.env.VictimPID)
 			for _, a := range sandboxtest.Attacks(r.env) {
 				t.Run(a.Name, func(t *testing.T) {
 					g := NewWithT(t)
@@ -267,9 +281,10 @@ func TestEscapesSucceedWithoutTheSandbox(t *testing.T) {
 	for _, a := range sandboxtest.Attacks(r.env) {
 		t.Run(a.Name, func(t *testing.T) {
 			g := NewWithT(t)
-			if strings.Contains(a.Name, "another run's stdin") {
+			if strings.Contains(a.Name, "another run's") {
 				env := r.env
 				env.VictimPID = r.startVictim(t)
+				env.VictimDir = victimDir(t, env.VictimPID)
 				for _, b := range sandboxtest.Attacks(env) {
 					if b.Name == a.Name {
 						a = b
@@ -358,21 +373,58 @@ func TestSandboxLimits(t *testing.T) {
 }
 
 // TestSandboxRlimitsAsSet: the limits of the entry are the hard limits the
-// command runs with (it cannot raise them).
+// command runs with (it cannot raise them), with Landlock or without.
 func TestSandboxRlimitsAsSet(t *testing.T) {
-	g := NewWithT(t)
-	r := newSandboxRig(t, SandboxLandlock, false)
-	out, err := r.run(v1.Hook{Name: "limits", Command: "probe", Args: []string{"limits"}}, "")
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(out).To(ContainSubstring("cpu=1/2\n"))
-	g.Expect(out).To(ContainSubstring(fmt.Sprintf("data=%d/%d\n", 128<<20, 128<<20)))
-	g.Expect(out).To(ContainSubstring(fmt.Sprintf("fsize=%d/%d\n", 1<<20, 1<<20)))
-	g.Expect(out).To(ContainSubstring("nofile=16/16\n"))
-	g.Expect(out).To(ContainSubstring("core=0/0\n"))
-	if os.Getuid() == 0 {
-		g.Expect(out).To(ContainSubstring("nproc=16/16\n"))
-	} else {
-		g.Expect(out).To(MatchRegexp(`nproc=\d+/\d+`))
+	for _, mode := range []SandboxMode{SandboxLandlock, SandboxNone} {
+		t.Run(string(mode), func(t *testing.T) {
+			g := NewWithT(t)
+			r := newSandboxRig(t, mode, false)
+			out, err := r.run(v1.Hook{Name: "limits", Command: "probe", Args: []string{"limits"}}, "")
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(out).To(ContainSubstring("cpu=1/2\n"))
+			g.Expect(out).To(ContainSubstring(fmt.Sprintf("data=%d/%d\n", 128<<20, 128<<20)))
+			g.Expect(out).To(ContainSubstring(fmt.Sprintf("fsize=%d/%d\n", 1<<20, 1<<20)))
+			g.Expect(out).To(ContainSubstring("nofile=16/16\n"))
+			g.Expect(out).To(ContainSubstring("core=0/0\n"))
+			if os.Getuid() == 0 {
+				g.Expect(out).To(ContainSubstring("nproc=16/16\n"))
+			} else {
+				g.Expect(out).To(MatchRegexp(`nproc=\d+/\d+`))
+			}
+		})
+	}
+}
+
+// TestTrampolineIsStrict: a trampoline asked for less than the sandbox
+// needs, or for a path it cannot grant, refuses to exec the command and
+// says why on its error pipe; nothing runs.
+func TestTrampolineIsStrict(t *testing.T) {
+	tests := []struct {
+		name string
+		spec sandbox.Spec
+		want string
+	}{
+		{name: "ABI older than needed", spec: sandbox.Spec{Path: "/usr/bin/jq", LandlockABI: 5}, want: "landlock ABI 5 is older than the 6 the hook sandbox needs"},
+		{name: "binary missing", spec: sandbox.Spec{Path: "/nonexistent/jq", LandlockABI: LandlockABI()}, want: "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			tt.spec.Dir = t.TempDir()
+			tt.spec.DataBytes, tt.spec.CPUSeconds, tt.spec.FileSize, tt.spec.Processes, tt.spec.OpenFiles = 1<<30, 10, 1<<20, 16, 16
+			spec, err := json.Marshal(tt.spec)
+			g.Expect(err).ToNot(HaveOccurred())
+			r, w, err := os.Pipe()
+			g.Expect(err).ToNot(HaveOccurred())
+			defer r.Close()
+			cmd := exec.Command("/proc/self/exe", sandbox.ExecArg, string(spec))
+			cmd.ExtraFiles = []*os.File{w}
+			err = cmd.Run()
+			w.Close()
+			g.Expect(cmd.ProcessState.ExitCode()).To(Equal(127), "%v", err)
+			msg, _ := io.ReadAll(r)
+			g.Expect(string(msg)).To(ContainSubstring(tt.want))
+		})
 	}
 }
 
@@ -401,7 +453,9 @@ func TestCheckSandbox(t *testing.T) {
 
 // BenchmarkSandboxOverhead: the cost of the sandbox per hook run, jq on a
 // small input: a plain exec (what the executor did before the sandbox),
-// the trampoline with rlimits only (--hook-sandbox=none), and Landlock.
+// the trampoline with rlimits only (--hook-sandbox=none), and Landlock,
+// each with the test binary as trampoline (as the sidecar's own binary
+// is by default) and with the small hook-sandbox trampoline.
 // Run with -benchtime=200x.
 func BenchmarkSandboxOverhead(b *testing.B) {
 	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
@@ -409,6 +463,12 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := v1.Hook{Name: "b", Command: "jq", Args: []string{"-c", ".a"}}
+	small := filepath.Join(b.TempDir(), "hook-sandbox")
+	build := exec.Command("go", "build", "-o", small, "./sandbox/trampoline")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
 	b.Run("plain-exec", func(b *testing.B) {
 		for b.Loop() {
 			cmd := exec.Command("/usr/bin/jq", "-c", ".a")
@@ -418,9 +478,18 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 			}
 		}
 	})
-	for _, mode := range []SandboxMode{SandboxNone, SandboxLandlock} {
-		b.Run(string(mode), func(b *testing.B) {
-			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: mode}
+	for _, c := range []struct {
+		name       string
+		mode       SandboxMode
+		trampoline string
+	}{
+		{"none-own-binary", SandboxNone, ""},
+		{"landlock-own-binary", SandboxLandlock, ""},
+		{"none-hook-sandbox", SandboxNone, small},
+		{"landlock-hook-sandbox", SandboxLandlock, small},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: c.mode, Trampoline: c.trampoline}
 			for b.Loop() {
 				if err := e.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), io.Discard); err != nil {
 					b.Fatal(err)

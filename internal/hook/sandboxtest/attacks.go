@@ -54,6 +54,9 @@ type Env struct {
 	// VictimSecret.
 	VictimPID    int
 	VictimSecret string
+	// VictimDir is that run's working directory, where it left a file
+	// holding VictimFileContent.
+	VictimDir string
 	// TCPAddr is a loopback listener (host:port).
 	TCPAddr string
 	// AbstractSocket is an abstract Unix socket listening (without @).
@@ -61,6 +64,10 @@ type Env struct {
 	// SidecarPID is the hook executor's pid, for signals.
 	SidecarPID int
 }
+
+// VictimFileContent is what the probe's "hold" mode writes into its
+// working directory, as the file "mine".
+const VictimFileContent = "victim-workdir-data"
 
 // Attack is one escape attempt.
 type Attack struct {
@@ -138,6 +145,8 @@ func Attacks(e Env) []Attack {
 		// What neither jq nor yq can do, the probe tries.
 		{Name: "probe reads the token", Hook: probe("read", e.TokenPath), Denied: permissionDenied, Never: secret},
 		{Name: "probe writes outside", Hook: probe("write", filepath.Join(e.OutsideDir, "probe")), Denied: permissionDenied, Created: filepath.Join(e.OutsideDir, "probe")},
+		{Name: "probe reads another run's directory", Hook: probe("read", filepath.Join(e.VictimDir, "mine")), Denied: permissionDenied, Never: []string{VictimFileContent}},
+		{Name: "yq load_str another run's file", Hook: yq("load_str(.p)"), Stdin: jsonInput("p", filepath.Join(e.VictimDir, "mine")), Denied: permissionDenied, Never: []string{VictimFileContent}},
 		{Name: "probe TCP to the loopback", Hook: probe("connect", e.TCPAddr), Denied: permissionDenied, Never: []string{"connected"}},
 		{Name: "probe abstract Unix socket", Hook: probe("abstract", e.AbstractSocket), Denied: notPermitted, Never: []string{"connected"}},
 		{Name: "probe signals the sidecar", Hook: probe("signal", fmt.Sprint(e.SidecarPID)), Denied: notPermitted, Never: []string{"signalled"}},

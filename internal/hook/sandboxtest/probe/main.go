@@ -67,7 +67,9 @@ func main() {
 		check(syscall.Kill(pid, syscall.SIGURG))
 		fmt.Println("signalled")
 	case "hold":
-		// Keeps stdin unread (its data stays in the pipe) for a while.
+		// Keeps stdin unread (its data stays in the pipe) for a while,
+		// with a file in its working directory.
+		check(os.WriteFile("mine", []byte(VictimFileContent+"\n"), 0o600))
 		s, _ := strconv.Atoi(arg)
 		time.Sleep(time.Duration(s) * time.Second)
 	case "mem":
@@ -127,6 +129,10 @@ func main() {
 		fail(fmt.Errorf("unknown mode %q", os.Args[1]))
 	}
 }
+
+// VictimFileContent is what "hold" leaves in its working directory (kept
+// in step with sandboxtest.VictimFileContent).
+const VictimFileContent = "victim-workdir-data"
 
 func check(err error) {
 	if err != nil {
