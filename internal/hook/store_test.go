@@ -83,6 +83,15 @@ func TestStoreReloadsAnInPlaceWrite(t *testing.T) {
 	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())
 	allowed(true)
 	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(1.0))
+
+	// A pattern that escapes its anchoring is refused the same way: the
+	// last good whitelist stays.
+	failures = testutil.ToFloat64(reloads.WithLabelValues("failure"))
+	g.Expect(os.WriteFile(path, []byte(`commands: [{name: yq, path: /usr/bin/yq, args: ['-r)|(\.[a-z]+']}]`), 0o644)).To(Succeed())
+	g.Eventually(func() float64 { return testutil.ToFloat64(reloads.WithLabelValues("failure")) }, 10*time.Second).Should(BeNumerically(">", failures))
+	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(0.0))
+	_, err = s.Get().Check(jqHook)
+	g.Expect(err).ToNot(HaveOccurred(), "the last good whitelist is still in force")
 }
 
 // TestStoreReloadsAConfigMapSwap mimics the kubelet's ConfigMap update:
