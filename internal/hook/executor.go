@@ -139,15 +139,21 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 		return err
 	}
 	defer errR.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		errW.Close()
+		return err
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg, string(specJSON))
+	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg)
 	cmd.Env = []string{} // nothing of our own environment leaks in
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.ExtraFiles = []*os.File{errW} // fd 3: the trampoline's error pipe
+	// fd 3: the trampoline's error pipe; fd 4: its spec.
+	cmd.ExtraFiles = []*os.File{errW, specR}
 	cmd.Stdin = stdin
 	out := &capWriter{w: stdout, max: max}
 	errBuf := &tailBuffer{max: stderrTail}
@@ -158,9 +164,18 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 
 	err = cmd.Start()
 	errW.Close()
+	specR.Close()
 	if err != nil {
+		specW.Close()
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
 	}
+	// Written while the trampoline reads: a spec may exceed the pipe's
+	// buffer. A trampoline that dies first makes the write fail, and the
+	// run fails below on its own account.
+	go func() {
+		_, _ = specW.Write(specJSON)
+		specW.Close()
+	}()
 	run := &watchedRun{pgid: cmd.Process.Pid, policy: pol}
 	defaultWatchdog.add(run)
 	defer defaultWatchdog.remove(run)

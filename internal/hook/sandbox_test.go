@@ -395,6 +395,20 @@ func TestSandboxRlimitsAsSet(t *testing.T) {
 	}
 }
 
+// TestSandboxLargeArguments: the spec travels on a pipe, so the arguments
+// of a hook are bounded as for any exec (128 KiB each), not together.
+func TestSandboxLargeArguments(t *testing.T) {
+	g := NewWithT(t)
+	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
+	g.Expect(err).ToNot(HaveOccurred())
+	e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir()}
+	big := strings.Repeat("x", 100_000)
+	var out bytes.Buffer
+	h := v1.Hook{Name: "big", Command: "jq", Args: []string{"-n", "--arg", "a", big, "--arg", "b", big, "($a + $b) | length"}}
+	g.Expect(e.Run(context.Background(), h, strings.NewReader(""), &out)).To(Succeed())
+	g.Expect(out.String()).To(Equal("200000\n"))
+}
+
 // TestTrampolineIsStrict: a trampoline asked for less than the sandbox
 // needs, or for a path it cannot grant, refuses to exec the command and
 // says why on its error pipe; nothing runs.
@@ -417,10 +431,18 @@ func TestTrampolineIsStrict(t *testing.T) {
 			r, w, err := os.Pipe()
 			g.Expect(err).ToNot(HaveOccurred())
 			defer r.Close()
-			cmd := exec.Command("/proc/self/exe", sandbox.ExecArg, string(spec))
-			cmd.ExtraFiles = []*os.File{w}
-			err = cmd.Run()
+			cmd := exec.Command("/proc/self/exe", sandbox.ExecArg)
+			cmd.ExtraFiles = []*os.File{w, nil}
+			cmd.Stdin = nil
+			specR, specW, err := os.Pipe()
+			g.Expect(err).ToNot(HaveOccurred())
+			cmd.ExtraFiles[1] = specR
+			g.Expect(cmd.Start()).To(Succeed())
 			w.Close()
+			specR.Close()
+			_, _ = specW.Write(spec)
+			specW.Close()
+			err = cmd.Wait()
 			g.Expect(cmd.ProcessState.ExitCode()).To(Equal(127), "%v", err)
 			msg, _ := io.ReadAll(r)
 			g.Expect(string(msg)).To(ContainSubstring(tt.want))

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -54,6 +55,14 @@ const ExecArg = "hook-sandbox-exec"
 // or carrying why the sandbox could not be applied.
 const ErrFD = 3
 
+// SpecFD is the pipe the trampoline reads its Spec from (JSON, to EOF).
+// Not an argument: one argument holds at most 128 KiB, and a hook's
+// arguments together may be more; nor visible in /proc/<pid>/cmdline.
+const SpecFD = 4
+
+// maxSpec bounds what the trampoline reads from SpecFD.
+const maxSpec = 16 << 20
+
 var (
 	abiOnce sync.Once
 	abi     int
@@ -71,8 +80,8 @@ func LandlockABI() int {
 	return abi
 }
 
-// Spec is what the sidecar hands the trampoline (as JSON in its
-// argument list): the command and how to confine it.
+// Spec is what the sidecar hands the trampoline (as JSON on SpecFD): the
+// command and how to confine it.
 type Spec struct {
 	Path string   `json:"path"`
 	Args []string `json:"args,omitempty"`
@@ -91,29 +100,36 @@ type Spec struct {
 }
 
 // RunIfAsked turns the process into the trampoline when its first
-// argument is ExecArg: it confines itself as the spec (the second
-// argument) says and execs the hook's command, or reports why not on fd 3
-// and exits 127. It returns when the process was not started as one.
+// argument is ExecArg: it confines itself as the spec (read from SpecFD)
+// says and execs the hook's command, or reports why not on ErrFD and exits
+// 127. It returns when the process was not started as one.
 func RunIfAsked() {
-	if len(os.Args) < 3 || os.Args[1] != ExecArg {
+	if len(os.Args) < 2 || os.Args[1] != ExecArg {
 		return
 	}
-	// Whatever happens, the hook's command never inherits the pipe.
+	// Whatever happens, the hook's command never inherits the pipes.
 	syscall.CloseOnExec(ErrFD)
-	err := sandboxExec(os.Args[2])
+	syscall.CloseOnExec(SpecFD)
+	err := sandboxExec()
 	// Only reached when the sandbox or the exec failed.
 	pipe := os.NewFile(ErrFD, "sandbox-errors")
 	_, _ = fmt.Fprint(pipe, err.Error())
 	os.Exit(127)
 }
 
-func sandboxExec(specJSON string) error {
+func sandboxExec() error {
 	// No collection between here and exec: once the limits are set, the
 	// trampoline's own heap (the whole sidecar binary's) must not grow
 	// into them.
 	debug.SetGCPercent(-1)
+	f := os.NewFile(SpecFD, "sandbox-spec")
+	b, err := io.ReadAll(io.LimitReader(f, maxSpec))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading the sandbox spec: %w", err)
+	}
 	var s Spec
-	if err := json.Unmarshal([]byte(specJSON), &s); err != nil {
+	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("bad sandbox spec: %w", err)
 	}
 	// Counted while /proc can still be read.
