@@ -149,6 +149,7 @@ func Attacks(e Env) []Attack {
 		{Name: "yq load_str another run's file", Hook: yq("load_str(.p)"), Stdin: jsonInput("p", filepath.Join(e.VictimDir, "mine")), Denied: permissionDenied, Never: []string{VictimFileContent}},
 		{Name: "probe TCP to the loopback", Hook: probe("connect", e.TCPAddr), Denied: permissionDenied, Never: []string{"connected"}},
 		{Name: "probe abstract Unix socket", Hook: probe("abstract", e.AbstractSocket), Denied: notPermitted, Never: []string{"connected"}},
+		{Name: "probe ptraces another run", Hook: probe("ptrace", fmt.Sprint(e.VictimPID)), Denied: notPermitted, Never: []string{"attached"}},
 		{Name: "probe signals the sidecar", Hook: probe("signal", fmt.Sprint(e.SidecarPID)), Denied: notPermitted, Never: []string{"signalled"}},
 	}
 }

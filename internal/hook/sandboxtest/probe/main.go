@@ -21,7 +21,7 @@ limitations under the License.
 // shipped.
 //
 // usage: probe read PATH | write PATH | connect HOST:PORT | abstract NAME |
-// signal PID | hold SECONDS | mem BYTES | fork | spin | fsize BYTES |
+// signal PID | ptrace PID | hold SECONDS | mem BYTES | fork | spin | fsize BYTES |
 // nofile N | limits
 package main
 
@@ -30,6 +30,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -66,6 +67,16 @@ func main() {
 		check(err)
 		check(syscall.Kill(pid, syscall.SIGURG))
 		fmt.Println("signalled")
+	case "ptrace":
+		// Attaches to another process (to read its memory), then lets go.
+		pid, err := strconv.Atoi(arg)
+		check(err)
+		runtime.LockOSThread()
+		check(syscall.PtraceAttach(pid))
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, syscall.WALL, nil)
+		check(syscall.PtraceDetach(pid))
+		fmt.Println("attached")
 	case "hold":
 		// Keeps stdin unread (its data stays in the pipe) for a while,
 		// with a file in its working directory.
