@@ -518,6 +518,7 @@ func runHookExecutor(args []string) error {
 		}
 	}()
 	srv := &hook.Server{Socket: *socket, Log: log,
-		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: *trampoline}}
+		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: *trampoline,
+			Protected: []string{*whitelist}}}
 	return srv.Serve(ctx)
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +92,9 @@ type Executor struct {
 	// internal/hook/sandbox/trampoline (hook-sandbox in the image). "" is
 	// this process's own binary.
 	Trampoline string
+	// Protected are paths no entry's readPaths may hold (the sidecar's
+	// whitelist file); the directory of the runs (TempDir) always is.
+	Protected []string
 }
 
 var _ Runner = (*Executor)(nil)
@@ -115,6 +119,11 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	defer os.RemoveAll(dir)
 
 	pol := res.Sandbox
+	if e.Sandbox != SandboxNone {
+		if err := e.checkReadPaths(pol.ReadPaths, dir); err != nil {
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + err.Error()}
+		}
+	}
 	spec := sandbox.Spec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
 		ReadPaths: pol.ReadPaths, Network: pol.Network, DataBytes: pol.Memory,
 		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
@@ -224,6 +233,33 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	}
 	if ctx.Err() != nil {
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: ctx.Err().Error(), Stderr: stderr}
+	}
+	return nil
+}
+
+// checkReadPaths refuses readPaths that would hold a protected path: the
+// directory of every run (so one run could read another's), or the
+// whitelist. Both sides are compared as written and with symlinks
+// resolved (/lib is often a link to /usr/lib).
+func (e *Executor) checkReadPaths(readPaths []string, runDir string) error {
+	protected := append([]string{filepath.Dir(runDir)}, e.Protected...)
+	forms := func(p string) []string {
+		out := []string{filepath.Clean(p)}
+		if r, err := filepath.EvalSymlinks(p); err == nil && r != out[0] {
+			out = append(out, r)
+		}
+		return out
+	}
+	for _, rp := range readPaths {
+		for _, r := range forms(rp) {
+			for _, p := range protected {
+				for _, q := range forms(p) {
+					if q == r || strings.HasPrefix(q, strings.TrimSuffix(r, "/")+"/") {
+						return fmt.Errorf("readPaths %s holds %s, which no hook may read", rp, p)
+					}
+				}
+			}
+		}
 	}
 	return nil
 }

@@ -411,6 +411,45 @@ func TestSandboxLargeArguments(t *testing.T) {
 	g.Expect(out.String()).To(Equal("200000\n"))
 }
 
+// TestSandboxReadPathsProtected: an entry whose readPaths hold the runs'
+// directories or the whitelist fails to run, rather than let one run read
+// another's files.
+func TestSandboxReadPathsProtected(t *testing.T) {
+	base := t.TempDir()
+	runs := filepath.Join(base, "runs")
+	wlDir := filepath.Join(base, "wl")
+	for _, d := range []string{runs, wlDir} {
+		NewWithT(t).Expect(os.MkdirAll(d, 0o755)).To(Succeed())
+	}
+	tests := []struct {
+		name      string
+		readPaths string
+		want      string
+	}{
+		{name: "the runs' parent", readPaths: base, want: "holds " + runs},
+		{name: "the runs' directory", readPaths: runs, want: "holds " + runs},
+		{name: "the whitelist's directory", readPaths: wlDir, want: "holds " + filepath.Join(wlDir, "whitelist.yaml")},
+		{name: "elsewhere", readPaths: "/usr/lib"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			wl, err := Parse([]byte(fmt.Sprintf("commands: [{name: jq, path: /usr/bin/jq, args: ['.*'], readPaths: [%s, /lib, /lib64, /etc/ld.so.cache]}]", tt.readPaths)))
+			g.Expect(err).ToNot(HaveOccurred())
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: runs, Protected: []string{filepath.Join(wlDir, "whitelist.yaml")}}
+			var out bytes.Buffer
+			err = e.Run(context.Background(), v1.Hook{Name: "h", Command: "jq", Args: []string{"-c", "."}}, strings.NewReader("1"), &out)
+			if tt.want == "" {
+				g.Expect(err).ToNot(HaveOccurred())
+				g.Expect(out.String()).To(Equal("1\n"))
+				return
+			}
+			g.Expect(err).To(MatchError(ContainSubstring("sandbox: readPaths " + tt.readPaths + " " + tt.want)))
+			g.Expect(out.String()).To(BeEmpty())
+		})
+	}
+}
+
 // TestTrampolineIsStrict: a trampoline asked for less than the sandbox
 // needs, or for a path it cannot grant, refuses to exec the command and
 // says why on its error pipe; nothing runs.

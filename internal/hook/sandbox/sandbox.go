@@ -252,7 +252,7 @@ func restrict(s *Spec) error {
 	rules := []landlock.Rule{landlock.ROFiles(s.Path), landlock.RWDirs(s.Dir),
 		// The sink every shell redirects to, and Go's os/exec opens for a
 		// missing stdin or stdout: nothing can be learnt from it.
-		landlock.PathAccess(llsys.AccessFSReadFile|llsys.AccessFSWriteFile, "/dev/null")}
+		landlock.PathAccess(llsys.AccessFSReadFile|llsys.AccessFSWriteFile, "/dev/null").IgnoreIfMissing()}
 	for _, p := range s.ReadPaths {
 		fi, err := os.Stat(p)
 		switch {
