@@ -23,10 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -36,6 +38,7 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fluxcd/pkg/runtime/acl"
@@ -474,6 +477,8 @@ func runHookExecutor(args []string) error {
 		fmt.Sprintf("How hook runs are confined: landlock (Landlock ABI %d or newer is required to start) or none "+
 			"(rlimits only: hooks can read what the sidecar can read; logged and exported as externalsource_hook_sandbox_enabled 0).",
 			hook.MinLandlockABI))
+	metricsAddr := fs.String("metrics-addr", "0",
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_enabled, whitelist reloads); 0 disables.")
 	trampoline := fs.String("hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
@@ -512,6 +517,16 @@ func runHookExecutor(args []string) error {
 	}
 	defer closeSpool(sp)
 	ctx := ctrl.SetupSignalHandler()
+	if *metricsAddr != "0" && *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		msrv := &http.Server{Handler: promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(ln) }()
+		defer msrv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
 	go func() {
 		if err := wl.Watch(ctx); err != nil {
 			log.Error(err, "watching the hook whitelist")

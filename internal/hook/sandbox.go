@@ -18,6 +18,7 @@ package hook
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,14 +80,16 @@ type SandboxPolicy struct {
 	OpenFiles int64
 }
 
-var sandboxEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
-	Name: "externalsource_hook_sandbox_enabled",
-	Help: "1 when every hook run is confined by Landlock; 0 when the hook executor runs with --hook-sandbox=none.",
-})
-
-func init() {
-	metrics.Registry.MustRegister(sandboxEnabled)
-}
+var (
+	sandboxEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "externalsource_hook_sandbox_enabled",
+		Help: "1 when every hook run is confined by Landlock; 0 when the hook executor runs with --hook-sandbox=none.",
+	})
+	// The gauge is the sidecar's: registered by its start-up check, so
+	// that the manager, which runs no hook, does not export a 0 that
+	// would read as "sandbox off".
+	registerGauge sync.Once
+)
 
 // LandlockABI returns the kernel's Landlock ABI version, 0 when the kernel
 // has no Landlock (or it is disabled at boot).
@@ -96,6 +99,7 @@ func LandlockABI() int { return sandbox.LandlockABI() }
 // unless the kernel has MinLandlockABI; it sets the
 // externalsource_hook_sandbox_enabled gauge.
 func CheckSandbox(mode SandboxMode) error {
+	registerGauge.Do(func() { metrics.Registry.MustRegister(sandboxEnabled) })
 	switch mode {
 	case SandboxLandlock, "":
 		if v := LandlockABI(); v < MinLandlockABI {

@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
@@ -512,6 +513,10 @@ func TestCheckSandbox(t *testing.T) {
 	g.Expect(CheckSandbox(SandboxNone)).To(Succeed())
 	g.Expect(testutil.ToFloat64(sandboxEnabled)).To(Equal(0.0))
 	g.Expect(CheckSandbox("seccomp")).To(MatchError(ContainSubstring(`unknown hook sandbox "seccomp"`)))
+	// Exported by the registry the sidecar serves.
+	n, err := testutil.GatherAndCount(metrics.Registry, "externalsource_hook_sandbox_enabled")
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(n).To(Equal(1))
 }
 
 // BenchmarkSandboxOverhead: the cost of the sandbox per hook run, jq on a
