@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -565,4 +566,85 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestSandboxNprocForANonRootSidecar: the shipped sidecar runs as uid
+// 65532, where the kernel holds a run to RLIMIT_NPROC (root is exempt, so
+// the suite's other tests prove the watchdog alone): the run's limit is
+// the uid's tasks plus its share, and a fork bomb meets EAGAIN from the
+// kernel without the watchdog.
+func TestSandboxNprocForANonRootSidecar(t *testing.T) {
+	g := NewWithT(t)
+	dir, err := os.MkdirTemp("", "hooknproc-")
+	g.Expect(err).ToNot(HaveOccurred())
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	g.Expect(os.Chmod(dir, 0o755)).To(Succeed())
+	tramp := filepath.Join(dir, "hook-sandbox")
+	build := exec.Command("go", "build", "-o", tramp, "./sandbox/trampoline")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	built, err := build.CombinedOutput()
+	g.Expect(err).ToNot(HaveOccurred(), "%s", built)
+	probe := filepath.Join(dir, "probe")
+	b, err := os.ReadFile(buildProbe(t))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(os.WriteFile(probe, b, 0o755)).To(Succeed())
+	uid := os.Getuid()
+	if uid == 0 {
+		uid = 65534 // nobody: the kernel exempts root from RLIMIT_NPROC
+	}
+
+	// run runs the probe confined as a run of that uid; with until, it
+	// waits only until stderr says it, then kills the run's group.
+	run := func(until string, args ...string) (string, string) {
+		work, err := os.MkdirTemp(dir, "run-")
+		g.Expect(err).ToNot(HaveOccurred())
+		g.Expect(os.Chown(work, uid, uid)).To(Succeed())
+		spec, err := json.Marshal(sandbox.Spec{Path: probe, Args: args, Dir: work, LandlockABI: LandlockABI(),
+			ReadPaths: []string{}, DataBytes: 128 << 20, CPUSeconds: 10, FileSize: 1 << 20, Processes: 16, OpenFiles: 16})
+		g.Expect(err).ToNot(HaveOccurred())
+		errR, errW, err := os.Pipe()
+		g.Expect(err).ToNot(HaveOccurred())
+		defer errR.Close()
+		specR, specW, err := os.Pipe()
+		g.Expect(err).ToNot(HaveOccurred())
+		var stdout bytes.Buffer
+		stderr := &tailBuffer{max: 1 << 16}
+		cmd := exec.Command(tramp, sandbox.ExecArg)
+		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = work, []string{}, &stdout, stderr
+		cmd.ExtraFiles = []*os.File{errW, specR}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if os.Getuid() == 0 {
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+		}
+		g.Expect(cmd.Start()).To(Succeed())
+		errW.Close()
+		specR.Close()
+		_, _ = specW.Write(spec)
+		specW.Close()
+		if until == "" {
+			_ = cmd.Wait()
+		} else {
+			g.Eventually(stderr.String, 20*time.Second, 10*time.Millisecond).Should(ContainSubstring(until))
+		}
+		// A bomb's children outlive its first process: the group goes.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if until != "" {
+			_ = cmd.Wait()
+		}
+		msg, _ := io.ReadAll(errR)
+		g.Expect(string(msg)).To(BeEmpty(), "the sandbox was applied")
+		return stdout.String(), stderr.String()
+	}
+
+	out, _ := run("", "limits")
+	var cur, max int
+	g.Expect(out).To(ContainSubstring("nproc="))
+	_, err = fmt.Sscanf(out[strings.Index(out, "nproc="):], "nproc=%d/%d", &cur, &max)
+	g.Expect(err).ToNot(HaveOccurred(), out)
+	g.Expect(cur).To(Equal(max))
+	g.Expect(cur).To(BeNumerically(">", 16), "the uid's tasks plus the run's share")
+	g.Expect(cur).To(BeNumerically("<", 16+200))
+
+	_, stderr := run("resource temporarily unavailable", "fork")
+	g.Expect(exceededLimit(nil, SandboxPolicy{Processes: 16}, stderr)).To(Equal("process limit (16)"))
 }
