@@ -171,6 +171,9 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 		t.Run("bomb/"+b.name, func(t *testing.T) {
 			g := NewWithT(t)
 			up := newUpstream(t, `{"a": 1}`)
+			// Far off, so that a loaded machine cannot turn a limit into a
+			// timeout.
+			b.hook.Timeout = &metav1.Duration{Duration: 30 * time.Second}
 			obj := withHooks(newSource(ns, "bomb-"+b.name, up.URL), nil, []v1.Hook{b.hook})
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			waitHookFailed(t, obj, false, `hook "attack" failed`, b.want)
