@@ -23,9 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	flag "github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,6 +39,7 @@ import (
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	artifactcfg "github.com/fluxcd/pkg/artifact/config"
@@ -198,6 +202,10 @@ func (f *flags) bind(fs *flag.FlagSet) {
 }
 
 func main() {
+	// The hook sidecar starts this binary again to confine each hook
+	// before exec'ing it (internal/hook, sandbox.go); that mode never
+	// returns.
+	hook.RunSandboxExecIfAsked()
 	// The same binary runs the hook sidecar.
 	if len(os.Args) > 1 && os.Args[1] == "hook-executor" {
 		if err := runHookExecutor(os.Args[2:]); err != nil {
@@ -546,9 +554,21 @@ func runHookExecutor(args []string) error {
 	socket := fs.String("socket", "/var/run/hooks/hook.sock", "The Unix socket to listen on.")
 	whitelist := fs.String("hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
 	maxOutput := fs.Int64("hook-max-output", hook.DefaultMaxOutput, "The most bytes a hook may write on stdout.")
+	sandbox := fs.String("hook-sandbox", string(hook.SandboxLandlock),
+		fmt.Sprintf("How hook runs are confined: landlock (Landlock ABI %d or newer is required to start) or none "+
+			"(rlimits only: hooks can read what the sidecar can read; logged and exported as externalsource_hook_sandbox_enabled 0).",
+			hook.MinLandlockABI))
+	metricsAddr := fs.String("metrics-addr", "0",
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_enabled, whitelist reloads); 0 disables.")
+	trampoline := fs.String("hook-sandbox-trampoline", "",
+		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
+			"empty is this binary, whose start-up costs tens of milliseconds per run.")
 	var logOptions logger.Options
 	logOptions.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // --help printed the usage: not a failure
+		}
 		return err
 	}
 	ctrl.SetLogger(logger.NewLogger(logOptions))
@@ -556,6 +576,16 @@ func runHookExecutor(args []string) error {
 		return errors.New("--hook-whitelist is required")
 	}
 	log := ctrl.Log.WithName("hook-executor")
+	mode := hook.SandboxMode(*sandbox)
+	if err := hook.CheckSandbox(mode); err != nil {
+		return fmt.Errorf("--hook-sandbox: %w", err)
+	}
+	if mode == hook.SandboxNone {
+		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock; a hook can read every file " +
+			"and open every connection the sidecar can (only the rlimits and the watchdog apply)")
+	} else {
+		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", hook.LandlockABI())
+	}
 	wl, err := hook.NewStore(*whitelist, log)
 	if err != nil {
 		return fmt.Errorf("--hook-whitelist: %w", err)
@@ -568,12 +598,23 @@ func runHookExecutor(args []string) error {
 	}
 	defer closeSpool(sp)
 	ctx := ctrl.SetupSignalHandler()
+	if *metricsAddr != "0" && *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		msrv := &http.Server{Handler: promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(ln) }()
+		defer msrv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
 	go func() {
 		if err := wl.Watch(ctx); err != nil {
 			log.Error(err, "watching the hook whitelist")
 		}
 	}()
 	srv := &hook.Server{Socket: *socket, Log: log,
-		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path()}}
+		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: *trampoline,
+			Protected: []string{*whitelist}}}
 	return srv.Serve(ctx)
 }

@@ -18,6 +18,12 @@ declare -A pkg=(
   [versitygw]=github.com/versity/versitygw/cmd/versitygw
   [kustomize-controller]=github.com/fluxcd/kustomize-controller
   [goreleaser]=github.com/goreleaser/goreleaser/v2
+  [yq]=github.com/mikefarah/yq/v4
+)
+# CGO_ENABLED per tool where it matters: yq runs inside the hook sandbox, which
+# grants it no libraries, so it must be static.
+declare -A cgo=(
+  [yq]=0
 )
 declare -A ldflags=(
   [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
@@ -34,14 +40,14 @@ fi
 for t in "${tools[@]}"; do
   dir="$root/tests/tools/$t"
   [ -n "${pkg[$t]:-}" ] || { echo "tools: unknown tool $t" >&2; exit 1; }
-  key=$( { cat "$dir/go.mod" "$dir/go.sum"; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; } | sha256sum | cut -c1-16)
+  key=$( { cat "$dir/go.mod" "$dir/go.sum"; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; } | sha256sum | cut -c1-16)
   out="$cache/$t-$key/$t"
   if [ ! -x "$out" ]; then
     echo "tools: building $t (${pkg[$t]}); the first build can take minutes" >&2
     start=$(date +%s)
     tmp="$cache/$t-$key.tmp.$$"
     mkdir -p "$tmp"
-    (cd "$dir" && go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
+    (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
     rm -rf "$cache/$t-$key" && mv "$tmp" "$cache/$t-$key"
     echo "tools: built $t in $(( $(date +%s) - start ))s" >&2
   fi

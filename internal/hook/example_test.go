@@ -64,6 +64,20 @@ func TestExampleWhitelist(t *testing.T) {
 		_, err := wl.Check(h)
 		g.Expect(IsRejected(err)).To(BeTrue(), "%v", h.Args)
 	}
+
+	// The sandbox: jq reads its libraries, yq (static) nothing; neither
+	// has the network; both have limits below the defaults.
+	jq, err := wl.Check(v1.Hook{Name: "a", Command: "jq"})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(jq.Sandbox.ReadPaths).To(ConsistOf("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"))
+	yq, err := wl.Check(v1.Hook{Name: "b", Command: "yq"})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(yq.Sandbox.ReadPaths).To(BeEmpty())
+	for _, p := range []SandboxPolicy{jq.Sandbox, yq.Sandbox} {
+		g.Expect(p.Network).To(BeFalse())
+		g.Expect(p.Memory).To(BeNumerically("<", DefaultMemory.Value()))
+		g.Expect(p.CPU).To(BeNumerically("<", DefaultCPU))
+	}
 }
 
 // TestSamplesPassTheExampleWhitelist: the hooks of config/samples run with

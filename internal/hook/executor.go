@@ -18,17 +18,20 @@ package hook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
 )
 
 // DefaultMaxOutput caps a hook's stdout when no limit is given.
@@ -68,7 +71,9 @@ func (e *ExecError) TimedOut() bool {
 
 // Executor runs hooks as local processes: argv without a shell, the
 // whitelist checked again, a minimal environment, its own process group
-// killed on timeout and after exit (no orphans), output capped.
+// killed on timeout and after exit (no orphans), output capped, and every
+// run confined by the sandbox (Landlock and rlimits, see sandbox.go) and
+// watched for its memory and process limits.
 type Executor struct {
 	// Whitelist returns the whitelist in force.
 	Whitelist func() *Whitelist
@@ -79,6 +84,17 @@ type Executor struct {
 	// (internal/spool), so that what a killed sidecar left is removed at
 	// its next start.
 	TempDir string
+	// Sandbox is landlock (the default, also when "") or none (rlimits
+	// and the watchdog only).
+	Sandbox SandboxMode
+	// Trampoline is the binary that confines a run and execs its command:
+	// one whose main calls RunSandboxExecIfAsked first, such as
+	// internal/hook/sandbox/trampoline (hook-sandbox in the image). "" is
+	// this process's own binary.
+	Trampoline string
+	// Protected are paths no entry's readPaths may hold (the sidecar's
+	// whitelist file); the directory of the runs (TempDir) always is.
+	Protected []string
 }
 
 var _ Runner = (*Executor)(nil)
@@ -93,19 +109,60 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	if max <= 0 {
 		max = DefaultMaxOutput
 	}
+	if _, err := os.Stat(res.Path); err != nil {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
+	}
 	dir, err := os.MkdirTemp(e.TempDir, "hook-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 
+	pol := res.Sandbox
+	if e.Sandbox != SandboxNone {
+		if err := e.checkReadPaths(pol.ReadPaths, dir); err != nil {
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + err.Error()}
+		}
+	}
+	spec := sandbox.Spec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
+		ReadPaths: pol.ReadPaths, Network: pol.Network, DataBytes: pol.Memory,
+		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
+		Processes: pol.Processes, OpenFiles: pol.OpenFiles}
+	if e.Sandbox != SandboxNone {
+		// Strict: a kernel that lost Landlock (or a sidecar started
+		// without the check) fails the run rather than running it bare.
+		if spec.LandlockABI = LandlockABI(); spec.LandlockABI < MinLandlockABI {
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("sandbox: the kernel's Landlock ABI is %d, %d is needed", spec.LandlockABI, MinLandlockABI)}
+		}
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	tramp := e.Trampoline
+	if tramp == "" {
+		tramp = "/proc/self/exe"
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer errR.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		errW.Close()
+		return err
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, res.Path, res.Args...)
-	cmd.Env = res.Env // nothing of our own environment leaks in
+	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg)
+	cmd.Env = []string{} // nothing of our own environment leaks in
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// fd 3: the trampoline's error pipe; fd 4: its spec.
+	cmd.ExtraFiles = []*os.File{errW, specR}
 	cmd.Stdin = stdin
 	out := &capWriter{w: stdout, max: max}
 	errBuf := &tailBuffer{max: stderrTail}
@@ -114,20 +171,55 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = pipeDelay
 
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	errW.Close()
+	specR.Close()
+	if err != nil {
+		specW.Close()
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
 	}
+	// Written while the trampoline reads: a spec may exceed the pipe's
+	// buffer. A trampoline that dies first makes the write fail, and the
+	// run fails below on its own account.
+	go func() {
+		_, _ = specW.Write(specJSON)
+		specW.Close()
+	}()
+	run := &watchedRun{pgid: cmd.Process.Pid, policy: pol}
+	defaultWatchdog.add(run)
+	defer defaultWatchdog.remove(run)
+	sandboxErr := make(chan string, 1)
+	go func() {
+		// EOF without a word: the command was exec'd in its sandbox.
+		b, _ := io.ReadAll(io.LimitReader(errR, stderrTail))
+		if len(b) == 0 {
+			run.armed.Store(true)
+		}
+		sandboxErr <- string(b)
+	}()
 	// Kill whatever the command left behind, whatever happened.
 	waitErr := cmd.Wait()
 	_ = killGroup(cmd)
 
 	stderr := strings.TrimSpace(errBuf.String())
+	if msg := <-sandboxErr; msg != "" {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
+	}
 	switch {
 	case out.exceeded:
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
+	case run.Exceeded() != "":
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "exceeded its " + run.Exceeded(), Stderr: stderr}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("timed out after %s", res.Timeout), Stderr: stderr}
 	case waitErr != nil:
+		if limit := exceededLimit(cmd.ProcessState, pol, errBuf.Head()+"\n"+stderr); limit != "" {
+			code := -1
+			if cmd.ProcessState != nil {
+				code = cmd.ProcessState.ExitCode()
+			}
+			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
+		}
 		var exitErr *exec.ExitError
 		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
 			return &ExecError{Hook: h.Name, ExitCode: exitErr.ExitCode(), Reason: fmt.Sprintf("exit code %d", exitErr.ExitCode()), Stderr: stderr}
@@ -143,6 +235,73 @@ func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout i
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: ctx.Err().Error(), Stderr: stderr}
 	}
 	return nil
+}
+
+// checkReadPaths refuses readPaths that would hold a protected path: the
+// directory of every run (so one run could read another's), or the
+// whitelist. Both sides are compared as written and with symlinks
+// resolved (/lib is often a link to /usr/lib).
+func (e *Executor) checkReadPaths(readPaths []string, runDir string) error {
+	protected := append([]string{filepath.Dir(runDir)}, e.Protected...)
+	forms := func(p string) []string {
+		out := []string{filepath.Clean(p)}
+		if r, err := filepath.EvalSymlinks(p); err == nil && r != out[0] {
+			out = append(out, r)
+		}
+		return out
+	}
+	for _, rp := range readPaths {
+		for _, r := range forms(rp) {
+			for _, p := range protected {
+				for _, q := range forms(p) {
+					if q == r || strings.HasPrefix(q, strings.TrimSuffix(r, "/")+"/") {
+						return fmt.Errorf("readPaths %s holds %s, which no hook may read", rp, p)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// exceededLimit names the rlimit a failed command ran into, or "". The
+// kernel's signals say it for CPU time and file size; a refused
+// allocation, file or fork is only visible in what the command printed,
+// so those are read from its stderr (the messages of glibc, jq and the Go
+// runtime).
+func exceededLimit(ps *os.ProcessState, pol SandboxPolicy, stderr string) string {
+	cpu := fmt.Sprintf("cpu limit (%s)", pol.CPU)
+	if ps != nil {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			switch ws.Signal() {
+			case syscall.SIGXCPU:
+				return cpu
+			case syscall.SIGXFSZ:
+				return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
+			case syscall.SIGKILL:
+				// The hard CPU limit is a SIGKILL, one second after the
+				// soft one's SIGXCPU (which Go programs ignore).
+				if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+					used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+					if used >= pol.CPU {
+						return cpu
+					}
+				}
+			}
+		}
+	}
+	low := strings.ToLower(stderr)
+	switch {
+	case strings.Contains(low, "cannot allocate memory"), strings.Contains(low, "out of memory"):
+		return fmt.Sprintf("memory limit (%s)", quantity(pol.Memory))
+	case strings.Contains(low, "file too large"):
+		return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
+	case strings.Contains(low, "too many open files"):
+		return fmt.Sprintf("open files limit (%d)", pol.OpenFiles)
+	case strings.Contains(low, "resource temporarily unavailable"), strings.Contains(low, "failed to create new os thread"):
+		return fmt.Sprintf("process limit (%d)", pol.Processes)
+	}
+	return ""
 }
 
 func killGroup(cmd *exec.Cmd) error {
@@ -176,16 +335,25 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// tailBuffer keeps the last max bytes written.
+// tailBuffer keeps the last max bytes written, and the first headMax:
+// the reason a program dies is often said first (Go's "fatal error: out
+// of memory") and followed by pages of goroutine dumps.
 type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu   sync.Mutex
+	buf  []byte
+	head []byte
+	max  int
 }
+
+// headMax is how much of the start of stderr is kept for exceededLimit.
+const headMax = 512
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := headMax - len(t.head); n > 0 {
+		t.head = append(t.head, p[:min(n, len(p))]...)
+	}
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
@@ -197,4 +365,11 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// Head returns the first bytes written.
+func (t *tailBuffer) Head() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.head)
 }

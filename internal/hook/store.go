@@ -121,7 +121,16 @@ func (s *Store) Reload() (bool, error) {
 // is done. It watches the directory, not the file: a ConfigMap update
 // swaps the `..data` symlink and never writes the file in place, and an
 // in-place write (or an editor's rename) must be seen as well.
+//
+// The file is read once more as soon as the watch is in place: a change
+// between NewStore's read and the watch raised no event and would
+// otherwise wait for the next one. watching, when not nil, is closed
+// then (tests wait for it instead of sleeping).
 func (s *Store) Watch(ctx context.Context) error {
+	return s.watch(ctx, nil)
+}
+
+func (s *Store) watch(ctx context.Context, watching chan<- struct{}) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -129,6 +138,10 @@ func (s *Store) Watch(ctx context.Context) error {
 	defer w.Close()
 	if err := w.Add(filepath.Dir(s.path)); err != nil {
 		return err
+	}
+	_, _ = s.Reload()
+	if watching != nil {
+		close(watching)
 	}
 	for {
 		select {

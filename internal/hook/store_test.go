@@ -35,13 +35,19 @@ const allowYq = "commands: [{name: yq, path: /usr/bin/yq, args: ['.*']}]\n"
 
 var jqHook = v1.Hook{Name: "h", Command: "jq", Args: []string{"."}}
 
-// watch starts Store.Watch and returns a function that waits until the
-// decision on jqHook becomes want.
+// watch starts the store's watch, waits until it is in place, and returns
+// a function that waits until the decision on jqHook becomes want.
 func watch(t *testing.T, s *Store) func(want bool) {
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() { _ = s.Watch(ctx) }()
-	time.Sleep(100 * time.Millisecond) // the watch is set up
+	watching := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.watch(ctx, watching) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-watching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch was not set up")
+	}
 	return func(want bool) {
 		NewWithT(t).Eventually(func() bool {
 			_, err := s.Get().Check(jqHook)
@@ -77,6 +83,15 @@ func TestStoreReloadsAnInPlaceWrite(t *testing.T) {
 	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())
 	allowed(true)
 	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(1.0))
+
+	// A pattern that escapes its anchoring is refused the same way: the
+	// last good whitelist stays.
+	failures = testutil.ToFloat64(reloads.WithLabelValues("failure"))
+	g.Expect(os.WriteFile(path, []byte(`commands: [{name: yq, path: /usr/bin/yq, args: ['-r)|(\.[a-z]+']}]`), 0o644)).To(Succeed())
+	g.Eventually(func() float64 { return testutil.ToFloat64(reloads.WithLabelValues("failure")) }, 10*time.Second).Should(BeNumerically(">", failures))
+	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(0.0))
+	_, err = s.Get().Check(jqHook)
+	g.Expect(err).ToNot(HaveOccurred(), "the last good whitelist is still in force")
 }
 
 // TestStoreReloadsAConfigMapSwap mimics the kubelet's ConfigMap update:
@@ -107,6 +122,32 @@ func TestStoreReloadsAConfigMapSwap(t *testing.T) {
 
 	version("..2026_11_26_03", allowJq)
 	allowed(true)
+}
+
+// TestStoreSeesAWriteBeforeTheWatch: a change between the first load and
+// the watch raises no event; Watch reads the file again once it watches.
+func TestStoreSeesAWriteBeforeTheWatch(t *testing.T) {
+	g := NewWithT(t)
+	path := filepath.Join(t.TempDir(), "whitelist.yaml")
+	g.Expect(os.WriteFile(path, []byte(allowYq), 0o644)).To(Succeed())
+	s, err := NewStore(path, ctrl.Log)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())
+	_, err = s.Get().Check(jqHook)
+	g.Expect(IsRejected(err)).To(BeTrue(), "not reloaded yet")
+	changes := make(chan struct{}, 1)
+	s.OnChange(func() { changes <- struct{}{} })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	watching := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.watch(ctx, watching) }()
+	t.Cleanup(func() { cancel(); <-done })
+	g.Eventually(watching, 10*time.Second).Should(BeClosed())
+	// Reloaded before the watch said it is in place: no waiting.
+	_, err = s.Get().Check(jqHook)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(changes).To(Receive(), "subscribers are told")
 }
 
 func TestNewStoreFailsOnABadWhitelist(t *testing.T) {

@@ -19,12 +19,13 @@ package hook
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -60,9 +61,52 @@ type Command struct {
 	Env []string `json:"env,omitempty"`
 	// MaxTimeout caps a hook's timeout.
 	MaxTimeout metav1.Duration `json:"maxTimeout,omitempty"`
+	// ReadPaths are the absolute paths (files or directories) the command
+	// may read and execute besides its binary, in the sandbox. Absent
+	// means DefaultReadPaths (enough for a dynamically linked program);
+	// an empty list means the binary alone.
+	ReadPaths []string `json:"readPaths,omitempty"`
+	// Network allows TCP bind and connect in the sandbox; denied when false.
+	Network bool `json:"network,omitempty"`
+	// Limits are the per-run resource limits; absent fields take the
+	// defaults (DefaultLimits).
+	Limits *Limits `json:"limits,omitempty"`
 
-	args []*regexp.Regexp
+	args   []*regexp.Regexp
+	policy SandboxPolicy
 }
+
+// Limits is a whitelist entry's per-run resource limits, as written by
+// the admin.
+type Limits struct {
+	// Memory caps the resident memory of the run (all its processes) and
+	// each process's data segment (RLIMIT_DATA).
+	Memory *resource.Quantity `json:"memory,omitempty"`
+	// CPU caps the CPU time of each process of the run (RLIMIT_CPU).
+	CPU *metav1.Duration `json:"cpu,omitempty"`
+	// FileSize caps the size of a file the run writes (RLIMIT_FSIZE).
+	FileSize *resource.Quantity `json:"fileSize,omitempty"`
+	// Processes caps the processes and threads of the run.
+	Processes *int64 `json:"processes,omitempty"`
+	// OpenFiles caps the open file descriptors of each process
+	// (RLIMIT_NOFILE).
+	OpenFiles *int64 `json:"openFiles,omitempty"`
+}
+
+// DefaultReadPaths are what a whitelist entry without readPaths may read
+// (besides its binary): the shared libraries and the loader's cache of a
+// dynamically linked program, and nothing else. Paths that do not exist
+// are skipped.
+var DefaultReadPaths = []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"}
+
+// Default per-run limits, for entries that do not set them.
+var (
+	DefaultMemory          = resource.MustParse("512Mi")
+	DefaultCPU             = 30 * time.Second
+	DefaultFileSize        = resource.MustParse("64Mi")
+	DefaultProcesses int64 = 32
+	DefaultOpenFiles int64 = 64
+)
 
 // Whitelist is the admin's list of commands hooks may run.
 type Whitelist struct {
@@ -100,6 +144,13 @@ func Parse(data []byte) (*Whitelist, error) {
 			return nil, fmt.Errorf("%s (%s): path %q must be a clean absolute path", at, c.Name, c.Path)
 		}
 		for j, p := range c.Args {
+			// A pattern must be a regular expression on its own before it
+			// is anchored: `-r)|(\.[a-z]+` compiles once wrapped, as
+			// `^(?:-r)|(\.[a-z]+)$`, and then matches anything that
+			// starts with -r.
+			if _, err := syntax.Parse(p, syntax.Perl); err != nil {
+				return nil, fmt.Errorf("%s (%s): args[%d]: %w", at, c.Name, j, err)
+			}
 			re, err := regexp.Compile(`^(?:` + p + `)$`)
 			if err != nil {
 				return nil, fmt.Errorf("%s (%s): args[%d]: %w", at, c.Name, j, err)
@@ -117,18 +168,77 @@ func Parse(data []byte) (*Whitelist, error) {
 		if c.MaxTimeout.Duration < 0 {
 			return nil, fmt.Errorf("%s (%s): maxTimeout must not be negative", at, c.Name)
 		}
+		policy, err := c.sandboxPolicy()
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): %w", at, c.Name, err)
+		}
+		c.policy = policy
 		wl.byName[c.Name] = c
 	}
 	return &wl, nil
 }
 
-// Load reads a whitelist file.
-func Load(path string) (*Whitelist, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("whitelist: %w", err)
+// sandboxPolicy validates the entry's sandbox fields and fills in the
+// defaults.
+func (c *Command) sandboxPolicy() (SandboxPolicy, error) {
+	p := SandboxPolicy{
+		Network:   c.Network,
+		Memory:    DefaultMemory.Value(),
+		CPU:       DefaultCPU,
+		FileSize:  DefaultFileSize.Value(),
+		Processes: DefaultProcesses,
+		OpenFiles: DefaultOpenFiles,
 	}
-	return Parse(b)
+	for i, rp := range c.ReadPaths {
+		if !filepath.IsAbs(rp) || filepath.Clean(rp) != rp {
+			return p, fmt.Errorf("readPaths[%d]: %q must be a clean absolute path", i, rp)
+		}
+		if rp == "/" {
+			return p, fmt.Errorf("readPaths[%d]: / would grant the whole filesystem", i)
+		}
+	}
+	// Absent is the defaults; `readPaths: []` is nothing but the binary
+	// (a static program such as yq).
+	p.ReadPaths = append([]string{}, c.ReadPaths...)
+	if c.ReadPaths == nil {
+		p.ReadPaths = append([]string(nil), DefaultReadPaths...)
+	}
+	if l := c.Limits; l != nil {
+		positive := func(name string, q *resource.Quantity, into *int64) error {
+			if q == nil {
+				return nil
+			}
+			if q.Sign() <= 0 {
+				return fmt.Errorf("limits.%s must be positive, not %s", name, q.String())
+			}
+			*into = q.Value()
+			return nil
+		}
+		if err := positive("memory", l.Memory, &p.Memory); err != nil {
+			return p, err
+		}
+		if err := positive("fileSize", l.FileSize, &p.FileSize); err != nil {
+			return p, err
+		}
+		if l.CPU != nil {
+			if l.CPU.Duration < time.Second {
+				return p, fmt.Errorf("limits.cpu must be at least 1s (the kernel counts whole seconds), not %s", l.CPU.Duration)
+			}
+			p.CPU = l.CPU.Duration
+		}
+		for name, v := range map[string]*int64{"processes": l.Processes, "openFiles": l.OpenFiles} {
+			if v != nil && *v <= 0 {
+				return p, fmt.Errorf("limits.%s must be positive, not %d", name, *v)
+			}
+		}
+		if l.Processes != nil {
+			p.Processes = *l.Processes
+		}
+		if l.OpenFiles != nil {
+			p.OpenFiles = *l.OpenFiles
+		}
+	}
+	return p, nil
 }
 
 func forbiddenEnv(name string) string {
@@ -153,6 +263,8 @@ type Resolved struct {
 	Args    []string
 	Env     []string // NAME=value
 	Timeout time.Duration
+	// Sandbox is how the run is confined (from the whitelist entry).
+	Sandbox SandboxPolicy
 }
 
 // RejectedError says the whitelist refused a hook; nothing was executed.
@@ -210,7 +322,7 @@ func (wl *Whitelist) Check(h v1.Hook) (*Resolved, error) {
 	if max := c.MaxTimeout.Duration; max > 0 && timeout > max {
 		timeout = max
 	}
-	return &Resolved{Hook: h.Name, Path: c.Path, Args: append([]string(nil), h.Args...), Env: env, Timeout: timeout}, nil
+	return &Resolved{Hook: h.Name, Path: c.Path, Args: append([]string(nil), h.Args...), Env: env, Timeout: timeout, Sandbox: c.policy}, nil
 }
 
 func (c *Command) allowsArg(a string) bool {

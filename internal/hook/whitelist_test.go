@@ -17,6 +17,7 @@ limitations under the License.
 package hook
 
 import (
+	"regexp"
 	"testing"
 	"time"
 
@@ -40,6 +41,10 @@ commands:
     args: ['--key-id', '[a-z0-9]+']
 `
 
+// defaultPolicy is the sandbox of an entry without sandbox fields.
+var defaultPolicy = SandboxPolicy{ReadPaths: []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"},
+	Memory: 512 << 20, CPU: 30 * time.Second, FileSize: 64 << 20, Processes: 32, OpenFiles: 64}
+
 func TestCheck(t *testing.T) {
 	wl, err := Parse([]byte(testWhitelist))
 	if err != nil {
@@ -52,7 +57,7 @@ func TestCheck(t *testing.T) {
 		want   *Resolved
 	}{
 		{name: "allowed", hook: v1.Hook{Name: "h", Command: "jq", Args: []string{"-c", ".items"}, Env: []v1.HookEnvVar{{Name: "TZ", Value: "UTC"}}},
-			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: []string{"-c", ".items"}, Env: []string{"TZ=UTC"}, Timeout: DefaultTimeout}},
+			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: []string{"-c", ".items"}, Env: []string{"TZ=UTC"}, Timeout: DefaultTimeout, Sandbox: defaultPolicy}},
 		{name: "not on the whitelist", hook: v1.Hook{Name: "h", Command: "curl"}, reject: `command "curl" is not on the whitelist`},
 		{name: "path trick", hook: v1.Hook{Name: "h", Command: "/tmp/x/jq"}, reject: `command "/tmp/x/jq" is not on the whitelist`},
 		{name: "absolute path of an allowed binary", hook: v1.Hook{Name: "h", Command: "/usr/bin/jq"}, reject: `command "/usr/bin/jq" is not on the whitelist`},
@@ -65,7 +70,7 @@ func TestCheck(t *testing.T) {
 		{name: "PATH", hook: v1.Hook{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "PATH", Value: "/tmp"}}}, reject: `env "PATH" is never allowed`},
 		{name: "env not listed", hook: v1.Hook{Name: "h", Command: "sign", Env: []v1.HookEnvVar{{Name: "TZ"}}}, reject: `env "TZ" is not allowed for command "sign"`},
 		{name: "timeout capped", hook: v1.Hook{Name: "h", Command: "jq", Timeout: &metav1.Duration{Duration: time.Hour}},
-			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: nil, Env: []string{}, Timeout: 30 * time.Second}},
+			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: nil, Env: []string{}, Timeout: 30 * time.Second, Sandbox: defaultPolicy}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,4 +109,67 @@ func TestParseRejectsBadWhitelists(t *testing.T) {
 			g.Expect(err).To(MatchError(ContainSubstring("whitelist")))
 		})
 	}
+}
+
+// TestParseSandboxFields: readPaths, network and limits are validated when
+// the file is read, with a message that names the entry and the field.
+func TestParseSandboxFields(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want string // the error; "" parses
+	}{
+		{name: "pattern that escapes its anchoring", data: `commands: [{name: jq, path: /usr/bin/jq, args: ['-r)|(\.[a-z]+']}]`,
+			want: "args[0]: error parsing regexp: unexpected )"},
+		{name: "pattern that opens a group it does not close", data: `commands: [{name: jq, path: /usr/bin/jq, args: ['(-c']}]`,
+			want: "args[0]: error parsing regexp: missing closing )"},
+		{name: "relative read path", data: "commands: [{name: jq, path: /usr/bin/jq, readPaths: [usr/lib]}]",
+			want: `readPaths[0]: "usr/lib" must be a clean absolute path`},
+		{name: "unclean read path", data: "commands: [{name: jq, path: /usr/bin/jq, readPaths: [/usr/lib, /usr/../etc]}]",
+			want: `readPaths[1]: "/usr/../etc" must be a clean absolute path`},
+		{name: "the root as read path", data: "commands: [{name: jq, path: /usr/bin/jq, readPaths: [/]}]",
+			want: "readPaths[0]: / would grant the whole filesystem"},
+		{name: "memory not a quantity", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {memory: lots}}]",
+			want: "quantities must match"},
+		{name: "zero memory", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {memory: 0}}]",
+			want: "limits.memory must be positive"},
+		{name: "negative file size", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {fileSize: -1Mi}}]",
+			want: "limits.fileSize must be positive"},
+		{name: "cpu under a second", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {cpu: 500ms}}]",
+			want: "limits.cpu must be at least 1s"},
+		{name: "zero processes", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {processes: 0}}]",
+			want: "limits.processes must be positive"},
+		{name: "negative open files", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {openFiles: -3}}]",
+			want: "limits.openFiles must be positive"},
+		{name: "unknown limit", data: "commands: [{name: jq, path: /usr/bin/jq, limits: {swap: 1Gi}}]",
+			want: `unknown field "swap"`},
+		{name: "all fields", data: "commands: [{name: jq, path: /usr/bin/jq, readPaths: [/usr/lib, /etc/ld.so.cache], network: true, " +
+			"limits: {memory: 256Mi, cpu: 10s, fileSize: 1M, processes: 4, openFiles: 16}}]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			wl, err := Parse([]byte(tt.data))
+			if tt.want != "" {
+				g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
+				g.Expect(err).To(MatchError(ContainSubstring("whitelist: ")))
+				return
+			}
+			g.Expect(err).ToNot(HaveOccurred())
+			res, err := wl.Check(v1.Hook{Name: "h", Command: "jq"})
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(res.Sandbox).To(Equal(SandboxPolicy{ReadPaths: []string{"/usr/lib", "/etc/ld.so.cache"}, Network: true,
+				Memory: 256 << 20, CPU: 10 * time.Second, FileSize: 1000000, Processes: 4, OpenFiles: 16}))
+		})
+	}
+}
+
+// TestEscapingPatternNoLongerMatches: the pattern of the issue, had it
+// been accepted, would have let --rawfile through.
+func TestEscapingPatternNoLongerMatches(t *testing.T) {
+	g := NewWithT(t)
+	wrapped := regexp.MustCompile(`^(?:` + `-r)|(\.[a-z]+` + `)$`)
+	g.Expect(wrapped.MatchString("-rawfile")).To(BeTrue(), "the wrapping alone does not hold")
+	_, err := Parse([]byte(`commands: [{name: jq, path: /usr/bin/jq, args: ['-r)|(\.[a-z]+']}]`))
+	g.Expect(err).To(HaveOccurred())
 }

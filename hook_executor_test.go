@@ -1,0 +1,48 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+// TestHookExecutorFlags: --help is not a failure, and a sandbox mode that
+// does not exist stops the sidecar before it serves anything.
+func TestHookExecutorFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // the error; "" is none
+	}{
+		{name: "help", args: []string{"--help"}},
+		{name: "unknown sandbox", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox=seccomp"}, want: `--hook-sandbox: unknown hook sandbox "seccomp"`},
+		{name: "whitelist required", args: []string{"--hook-sandbox=none"}, want: "--hook-whitelist is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := runHookExecutor(tt.args)
+			if tt.want == "" {
+				g.Expect(err).ToNot(HaveOccurred())
+				return
+			}
+			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
+		})
+	}
+}

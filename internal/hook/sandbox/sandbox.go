@@ -1,0 +1,273 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sandbox is the trampoline that confines one hook run: started by
+// the hook executor between fork and exec (Go cannot run code there), it
+// applies Landlock and rlimits to itself and execs the hook's command,
+// which inherits both for good. It depends on nothing of the controller,
+// so that a binary made of it alone (./trampoline) starts in a
+// millisecond; the sidecar's own binary can serve as well.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	llsys "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+)
+
+// MinLandlockABI is the Landlock ABI the sandbox needs: filesystem rules
+// (1-3, 5), TCP bind/connect rules (4) and the abstract Unix socket and
+// signal scopes (6). A newer kernel's rights are used as well.
+const MinLandlockABI = 6
+
+// maxABI is the newest ABI this build of go-landlock knows.
+const maxABI = 11
+
+// ExecArg is the hidden first argument that makes a binary the
+// trampoline (see RunIfAsked).
+const ExecArg = "hook-sandbox-exec"
+
+// ErrFD is the trampoline's error pipe: closed on exec when all went well,
+// or carrying why the sandbox could not be applied.
+const ErrFD = 3
+
+// SpecFD is the pipe the trampoline reads its Spec from (JSON, to EOF).
+// Not an argument: one argument holds at most 128 KiB, and a hook's
+// arguments together may be more; nor visible in /proc/<pid>/cmdline.
+const SpecFD = 4
+
+// maxSpec bounds what the trampoline reads from SpecFD.
+const maxSpec = 16 << 20
+
+var (
+	abiOnce sync.Once
+	abi     int
+)
+
+// LandlockABI returns the kernel's Landlock ABI version, 0 when the kernel
+// has no Landlock (or it is disabled at boot).
+func LandlockABI() int {
+	abiOnce.Do(func() {
+		v, err := llsys.LandlockGetABIVersion()
+		if err == nil {
+			abi = v
+		}
+	})
+	return abi
+}
+
+// Spec is what the sidecar hands the trampoline (as JSON on SpecFD): the
+// command and how to confine it.
+type Spec struct {
+	Path string   `json:"path"`
+	Args []string `json:"args,omitempty"`
+	Env  []string `json:"env,omitempty"`
+	// Dir is the run's working directory, the only writable place.
+	Dir string `json:"dir"`
+	// LandlockABI is the ABI whose rights are enforced; 0 is no Landlock.
+	LandlockABI int      `json:"landlockABI"`
+	ReadPaths   []string `json:"readPaths,omitempty"`
+	Network     bool     `json:"network,omitempty"`
+	DataBytes   int64    `json:"dataBytes"`
+	CPUSeconds  int64    `json:"cpuSeconds"`
+	FileSize    int64    `json:"fileSize"`
+	Processes   int64    `json:"processes"`
+	OpenFiles   int64    `json:"openFiles"`
+}
+
+// RunIfAsked turns the process into the trampoline when its first
+// argument is ExecArg: it confines itself as the spec (read from SpecFD)
+// says and execs the hook's command, or reports why not on ErrFD and exits
+// 127. It returns when the process was not started as one.
+func RunIfAsked() {
+	if len(os.Args) < 2 || os.Args[1] != ExecArg {
+		return
+	}
+	// Whatever happens, the hook's command never inherits the pipes.
+	syscall.CloseOnExec(ErrFD)
+	syscall.CloseOnExec(SpecFD)
+	err := sandboxExec()
+	// Only reached when the sandbox or the exec failed.
+	pipe := os.NewFile(ErrFD, "sandbox-errors")
+	_, _ = fmt.Fprint(pipe, err.Error())
+	os.Exit(127)
+}
+
+func sandboxExec() error {
+	// No collection between here and exec: once the limits are set, the
+	// trampoline's own heap (the whole sidecar binary's) must not grow
+	// into them.
+	debug.SetGCPercent(-1)
+	f := os.NewFile(SpecFD, "sandbox-spec")
+	b, err := io.ReadAll(io.LimitReader(f, maxSpec))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("reading the sandbox spec: %w", err)
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("bad sandbox spec: %w", err)
+	}
+	// Counted while /proc can still be read.
+	nproc := uint64(s.Processes)
+	if uid := os.Getuid(); uid != 0 {
+		// RLIMIT_NPROC counts every task of the real user, and the sidecar
+		// and every concurrent run share one uid: the budget is what the
+		// user has now plus this run's share. Root is not held to it by the
+		// kernel; the sidecar's watchdog counts the run's own tasks in any
+		// case.
+		nproc += uint64(tasksOfUser(uid))
+	}
+	if s.LandlockABI > 0 {
+		if err := restrict(&s); err != nil {
+			return err
+		}
+	}
+	// Last: the limits are meant for the command, not for the trampoline.
+	if err := setLimits(&s, nproc); err != nil {
+		return err
+	}
+	argv := append([]string{s.Path}, s.Args...)
+	if err := syscall.Exec(s.Path, argv, s.Env); err != nil {
+		return fmt.Errorf("exec %s: %w", s.Path, err)
+	}
+	return nil
+}
+
+// setLimits sets soft and hard limits alike, so the command cannot raise
+// them again.
+func setLimits(s *Spec, nproc uint64) error {
+	limits := []struct {
+		name     string
+		resource int
+		cur, max uint64
+	}{
+		// Exceeding the soft CPU limit sends SIGXCPU (which Go programs
+		// ignore); the hard limit one second later SIGKILL.
+		{"cpu", unix.RLIMIT_CPU, uint64(s.CPUSeconds), uint64(s.CPUSeconds) + 1},
+		{"data", unix.RLIMIT_DATA, uint64(s.DataBytes), uint64(s.DataBytes)},
+		{"fsize", unix.RLIMIT_FSIZE, uint64(s.FileSize), uint64(s.FileSize)},
+		{"nofile", unix.RLIMIT_NOFILE, uint64(s.OpenFiles), uint64(s.OpenFiles)},
+		{"nproc", unix.RLIMIT_NPROC, nproc, nproc},
+		// No core dumps: one would be written into the run's directory.
+		{"core", unix.RLIMIT_CORE, 0, 0},
+	}
+	for _, l := range limits {
+		// syscall.Setrlimit, not unix's: for RLIMIT_NOFILE it also stops
+		// the Go runtime from restoring the soft limit it found at start.
+		if err := syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: l.cur, Max: l.max}); err != nil {
+			return fmt.Errorf("setrlimit %s: %w", l.name, err)
+		}
+	}
+	return nil
+}
+
+// tasksOfUser counts the tasks (threads) whose real uid is uid.
+func tasksOfUser(uid int) int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	want := strconv.Itoa(uid)
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var mine bool
+		threads := 0
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 {
+				switch f[0] {
+				case "Uid:":
+					mine = f[1] == want
+				case "Threads:":
+					threads, _ = strconv.Atoi(f[1])
+				}
+			}
+		}
+		if mine {
+			n += threads
+		}
+	}
+	return n
+}
+
+// landlockConfig is the ruleset for the ABI: every right that ABI knows is
+// handled (so denied unless a rule grants it); TCP is left alone only when
+// the entry allows the network.
+func landlockConfig(v int, network bool) (landlock.Config, error) {
+	configs := map[int]landlock.Config{6: landlock.V6, 7: landlock.V7, 8: landlock.V8,
+		9: landlock.V9, 10: landlock.V10, 11: landlock.V11}
+	if v > maxABI {
+		v = maxABI
+	}
+	cfg, ok := configs[v]
+	if !ok {
+		return cfg, fmt.Errorf("landlock ABI %d is older than the %d the hook sandbox needs", v, MinLandlockABI)
+	}
+	if network {
+		cfg.HandledAccessNet = 0
+	}
+	return cfg, nil
+}
+
+// restrict applies Landlock: read and execute the binary and the read
+// paths, read and write the run's directory and /dev/null, nothing else; no TCP unless
+// allowed; no abstract Unix sockets or signals outside the run. Strict:
+// when the kernel cannot enforce all of it, the run fails.
+func restrict(s *Spec) error {
+	cfg, err := landlockConfig(s.LandlockABI, s.Network)
+	if err != nil {
+		return err
+	}
+	rules := []landlock.Rule{landlock.ROFiles(s.Path), landlock.RWDirs(s.Dir),
+		// The sink every shell redirects to, and Go's os/exec opens for a
+		// missing stdin or stdout: nothing can be learnt from it.
+		landlock.PathAccess(llsys.AccessFSReadFile|llsys.AccessFSWriteFile, "/dev/null").IgnoreIfMissing()}
+	for _, p := range s.ReadPaths {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue // granting what does not exist grants nothing
+		case err != nil:
+			return fmt.Errorf("readPaths: %w", err)
+		case fi.IsDir():
+			rules = append(rules, landlock.RODirs(p))
+		default:
+			rules = append(rules, landlock.ROFiles(p))
+		}
+	}
+	if err := cfg.Restrict(rules...); err != nil {
+		return fmt.Errorf("landlock: %w", err)
+	}
+	return nil
+}

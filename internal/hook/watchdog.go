@@ -1,0 +1,182 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hook
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// watchInterval is how often the watchdog looks at the running hooks.
+const watchInterval = 20 * time.Millisecond
+
+// The watchdog enforces what rlimits cannot: the resident memory of a
+// run's processes together (an address-space limit would break Go
+// programs such as yq, which reserve large ranges they never touch) and
+// the number of a run's tasks (RLIMIT_NPROC counts per user, and all runs
+// share the sidecar's uid; root is not held to it at all). It reads
+// /proc/<pid>/stat of every process once per interval, sums by process
+// group (each run is its own group) and kills a group over its limits.
+// One goroutine serves every run, and only while runs exist.
+type watchdog struct {
+	mu      sync.Mutex
+	runs    map[int]*watchedRun // by process group
+	running bool
+}
+
+// watchedRun is one run under watch.
+type watchedRun struct {
+	pgid   int
+	policy SandboxPolicy
+	// armed is set once the command runs (after the trampoline's exec):
+	// the trampoline itself is not the hook.
+	armed atomic.Bool
+	mu    sync.Mutex
+	// exceeded names the limit the watchdog killed the run for.
+	exceeded string
+}
+
+func (r *watchedRun) kill(reason string) {
+	r.mu.Lock()
+	if r.exceeded == "" {
+		r.exceeded = reason
+	}
+	r.mu.Unlock()
+	_ = syscall.Kill(-r.pgid, syscall.SIGKILL)
+}
+
+// Exceeded returns the limit the run was killed for, or "".
+func (r *watchedRun) Exceeded() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exceeded
+}
+
+var defaultWatchdog = &watchdog{runs: map[int]*watchedRun{}}
+
+func (w *watchdog) add(r *watchedRun) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runs[r.pgid] = r
+	if !w.running {
+		w.running = true
+		go w.loop()
+	}
+}
+
+func (w *watchdog) remove(r *watchedRun) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runs[r.pgid] == r {
+		delete(w.runs, r.pgid)
+	}
+}
+
+func (w *watchdog) loop() {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for range t.C {
+		w.mu.Lock()
+		if len(w.runs) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		runs := make(map[int]*watchedRun, len(w.runs))
+		for k, v := range w.runs {
+			if v.armed.Load() {
+				runs[k] = v
+			}
+		}
+		w.mu.Unlock()
+		if len(runs) > 0 {
+			w.check(runs)
+		}
+	}
+}
+
+var pageSize = int64(os.Getpagesize())
+
+// check sums the tasks and resident memory of each run's group and kills
+// the groups over their limits.
+func (w *watchdog) check(runs map[int]*watchedRun) {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	type usage struct{ tasks, rss int64 }
+	use := map[int]*usage{}
+	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + n + "/stat")
+		if err != nil {
+			continue
+		}
+		pgrp, tasks, rss, ok := parseStat(b)
+		if !ok || runs[pgrp] == nil {
+			continue
+		}
+		u := use[pgrp]
+		if u == nil {
+			u = &usage{}
+			use[pgrp] = u
+		}
+		u.tasks += tasks
+		u.rss += rss * pageSize
+	}
+	for pgid, u := range use {
+		r := runs[pgid]
+		switch {
+		case u.rss > r.policy.Memory:
+			r.kill(fmt.Sprintf("memory limit (%s)", quantity(r.policy.Memory)))
+		case u.tasks > r.policy.Processes:
+			r.kill(fmt.Sprintf("process limit (%d)", r.policy.Processes))
+		}
+	}
+}
+
+// parseStat reads the process group, the number of threads and the
+// resident pages from /proc/<pid>/stat. The command name (field 2) may
+// hold spaces and parentheses, so fields are counted from its last ')'.
+func parseStat(b []byte) (pgrp int, tasks, rss int64, ok bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	// f[0] is field 3 (state): pgrp is field 5, num_threads 20, rss 24.
+	if len(f) < 22 {
+		return 0, 0, 0, false
+	}
+	g, err1 := strconv.Atoi(string(f[2]))
+	t, err2 := strconv.ParseInt(string(f[17]), 10, 64)
+	r, err3 := strconv.ParseInt(string(f[21]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0, 0, 0, false
+	}
+	return g, t, r, true
+}
