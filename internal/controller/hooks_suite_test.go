@@ -49,6 +49,8 @@ commands:
     args: ['-c', '.*']
     env: [MARK]
     maxTimeout: 10s
+    # the programs sh runs, and /var/tmp for the FIFO of the retry test
+    readPaths: [/bin, /usr/bin, /lib, /lib64, /usr/lib, /usr/lib64, /etc/ld.so.cache, /var/tmp]
 `
 
 // hookMaxOutput is the sidecar's --hook-max-output in the suite.
