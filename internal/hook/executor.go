@@ -17,6 +17,7 @@ limitations under the License.
 package hook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -343,6 +344,10 @@ type tailBuffer struct {
 	buf  []byte
 	head []byte
 	max  int
+	// cut says the start of stderr was dropped: the first kept line may
+	// be the end of a longer one, possibly the end of a Secret value the
+	// controller could no longer recognise to redact, so it is not shown.
+	cut bool
 }
 
 // headMax is how much of the start of stderr is kept for exceededLimit.
@@ -357,6 +362,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
 	if len(t.buf) > t.max {
 		t.buf = append([]byte(nil), t.buf[len(t.buf)-t.max:]...)
+		t.cut = true
 	}
 	return len(p), nil
 }
@@ -364,6 +370,11 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.cut {
+		if i := bytes.IndexByte(t.buf, '\n'); i >= 0 {
+			return "..." + string(t.buf[i:])
+		}
+	}
 	return string(t.buf)
 }
 

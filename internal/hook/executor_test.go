@@ -210,3 +210,24 @@ func TestExecutorWorkingDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestTailBufferDropsTheCutLine: when stderr is longer than what is kept,
+// the first kept line (the end of a longer one, maybe the end of a Secret
+// value the controller could no longer recognise) is not shown.
+func TestTailBufferDropsTheCutLine(t *testing.T) {
+	tests := []struct {
+		name, write, want string
+	}{
+		{name: "short", write: "line 1\nline 2\n", want: "line 1\nline 2\n"},
+		{name: "cut inside a line", write: "secret-value-xyz\nerror: boom\n", want: "...\nerror: boom\n"},
+		{name: "cut, no newline left", write: "0123456789abcdefghijklmnop", want: "abcdefghijklmnop"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			b := &tailBuffer{max: 16}
+			_, _ = b.Write([]byte(tt.write))
+			g.Expect(b.String()).To(Equal(tt.want))
+		})
+	}
+}
