@@ -284,9 +284,11 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 // not an unavailable sidecar.
 func TestClientOutputRefused(t *testing.T) {
 	g := NewWithT(t)
-	wl := mustParse(t, "commands: [{name: sh, path: /bin/sh, args: ['-c', '.*']}]\n")
+	// sh runs head: the sandbox must let it read the programs.
+	wl := mustParse(t, "commands: [{name: sh, path: /bin/sh, args: ['-c', '.*'], "+
+		"readPaths: [/bin, /usr/bin, /lib, /lib64, /usr/lib, /usr/lib64, /etc/ld.so.cache]}]\n")
 	socket := startServer(t, func() *Whitelist { return wl })
-	err := NewClient(socket).Run(context.Background(), v1.Hook{Name: "flood", Command: "sh", Args: []string{"-c", "head -c 1000000 /dev/zero"}},
+	err := NewClient(socket).Run(context.Background(), v1.Hook{Name: "flood", Command: "sh", Args: []string{"-c", "yes | head -c 1000000"}},
 		strings.NewReader(""), &failingWriter{max: 1000})
 	var ee *ExecError
 	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)
