@@ -57,7 +57,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/probes"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/controller"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
@@ -87,7 +87,7 @@ var (
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(sourcev1.AddToScheme(scheme))
-	utilruntime.Must(v1.AddToScheme(scheme))
+	utilruntime.Must(exsv1beta1.AddToScheme(scheme))
 }
 
 // flags holds everything main binds; kept together so tests can read the
@@ -163,7 +163,7 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&f.memoryMaxBytes, "memory-store-max-bytes", memory.DefaultMaxBytes, "The most bytes the memory store holds.")
 	fs.Int64Var(&f.memoryMaxBytesPerNamespace, "memory-store-max-bytes-per-namespace", 0,
 		"The most bytes the memory store holds for the objects of one namespace; 0 is a quarter of --memory-store-max-bytes.")
-	fs.DurationVar(&f.maxFetchTimeout, "max-fetch-timeout", v1.MaxTimeout,
+	fs.DurationVar(&f.maxFetchTimeout, "max-fetch-timeout", exsv1beta1.MaxTimeout,
 		"The longest one fetch, hooks included, may take whatever spec.timeout says (the API server admits at most 10m).")
 	fs.IntVar(&f.maxConcurrentPerNamespace, "max-concurrent-per-namespace", 0,
 		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
@@ -274,7 +274,7 @@ func run(ctx context.Context, f *flags) error {
 	if urlPolicy.AllowedRanges, err = httpgen.ParseAddressRanges(f.allowedAddressRanges); err != nil {
 		return err
 	}
-	generators, err := newGenerators(v1.GeneratorTypes, builtin.Register,
+	generators, err := newGenerators(exsv1beta1.GeneratorTypes, builtin.Register,
 		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version, URLPolicy: urlPolicy}})
 	if err != nil {
 		return err
@@ -323,7 +323,7 @@ func run(ctx context.Context, f *flags) error {
 			// (docs/benchmarks.md).
 			DefaultTransform: ctrlcache.TransformStripManagedFields(),
 			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
-				&v1.ExternalSource{}: {Label: watchSelector},
+				&exsv1beta1.ExternalSource{}: {Label: watchSelector},
 			},
 		},
 	}
@@ -356,7 +356,7 @@ func run(ctx context.Context, f *flags) error {
 
 	r := &controller.ExternalSourceReconciler{
 		HookRunner:     hookRunner,
-		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), v1.Finalizer),
+		Metrics:        runtimectrl.NewMetrics(mgr, metrics.MustMakeRecorder(), exsv1beta1.Finalizer),
 		FetchMetrics:   fetchmetrics.NewRecorder(),
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
@@ -535,7 +535,7 @@ func setupHooks(ctx context.Context, f *flags) (hook.Runner, chan event.GenericE
 	changed := make(chan event.GenericEvent, 1)
 	wl.OnChange(func() {
 		select {
-		case changed <- event.GenericEvent{Object: &v1.ExternalSource{}}:
+		case changed <- event.GenericEvent{Object: &exsv1beta1.ExternalSource{}}:
 		default: // a requeue is already pending
 		}
 	})

@@ -35,7 +35,7 @@ import (
 	artifactcfg "github.com/fluxcd/pkg/artifact/config"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 )
@@ -57,7 +57,7 @@ func TestGeneratorTypesMatchTheCRD(t *testing.T) {
 		g.Expect(yaml.Unmarshal(e.Raw, &s)).To(Succeed())
 		enum = append(enum, s)
 	}
-	g.Expect(enum).To(ConsistOf(v1.GeneratorTypes))
+	g.Expect(enum).To(ConsistOf(exsv1beta1.GeneratorTypes))
 
 	r := generator.NewRegistry()
 	g.Expect(builtin.Register(r, builtin.Options{})).To(Succeed())
@@ -70,15 +70,15 @@ func TestGeneratorTypesMatchTheCRD(t *testing.T) {
 // accepts a type nothing implements, start-up fails naming it.
 func TestStartupFailsForATypeWithoutImplementation(t *testing.T) {
 	g := NewWithT(t)
-	r, err := newGenerators(v1.GeneratorTypes, builtin.Register, builtin.Options{})
+	r, err := newGenerators(exsv1beta1.GeneratorTypes, builtin.Register, builtin.Options{})
 	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(r.Types()).To(ConsistOf(v1.GeneratorTypes))
+	g.Expect(r.Types()).To(ConsistOf(exsv1beta1.GeneratorTypes))
 
-	_, err = newGenerators(append(slices.Clone(v1.GeneratorTypes), "ftp"), builtin.Register, builtin.Options{})
+	_, err = newGenerators(append(slices.Clone(exsv1beta1.GeneratorTypes), "ftp"), builtin.Register, builtin.Options{})
 	g.Expect(err).To(MatchError(ContainSubstring("have no implementation: [ftp]")))
 
 	none := func(*generator.Registry, builtin.Options) error { return nil }
-	_, err = newGenerators(v1.GeneratorTypes, none, builtin.Options{})
+	_, err = newGenerators(exsv1beta1.GeneratorTypes, none, builtin.Options{})
 	g.Expect(err).To(MatchError(ContainSubstring("[http]")))
 }
 

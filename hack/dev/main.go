@@ -54,7 +54,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -78,7 +78,7 @@ func run(bin string) (retErr error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(sourcev1.AddToScheme(scheme))
-	utilruntime.Must(v1.AddToScheme(scheme))
+	utilruntime.Must(exsv1beta1.AddToScheme(scheme))
 
 	start := time.Now()
 	fmt.Println("dev: starting a local control plane (etcd, kube-apiserver from bin/)")
@@ -189,14 +189,14 @@ func run(bin string) (retErr error) {
 	if err := c.Create(ctx, ns); err != nil {
 		return stopped(err)
 	}
-	obj := &v1.ExternalSource{
+	obj := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "pricing", Namespace: ns.Name},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: time.Minute},
 			DestinationPath: "data/pricing.json",
-			Generator: v1.GeneratorSpec{
-				Type: v1.GeneratorTypeHTTP,
-				HTTP: &v1.HTTPGeneratorSpec{URL: "http://" + demo.Addr().String() + "/v1/pricing"},
+			Generator: exsv1beta1.GeneratorSpec{
+				Type: exsv1beta1.GeneratorTypeHTTP,
+				HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: "http://" + demo.Addr().String() + "/v1/pricing"},
 			},
 		},
 	}
@@ -240,7 +240,7 @@ func waitForArtifact(ctx context.Context, c client.Client, key client.ObjectKey,
 			return nil, fmt.Errorf("ExternalSource %s not Ready after 2m", key)
 		case <-tick.C:
 		}
-		var obj v1.ExternalSource
+		var obj exsv1beta1.ExternalSource
 		var ea sourcev1.ExternalArtifact
 		if c.Get(ctx, key, &obj) != nil || !conditions.IsReady(&obj) || c.Get(ctx, key, &ea) != nil {
 			continue

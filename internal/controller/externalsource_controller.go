@@ -54,7 +54,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/client-go/util/workqueue"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
@@ -126,7 +126,7 @@ type ExternalSourceReconciler struct {
 	secrets sync.Map // client.ObjectKey -> *redact.Set
 
 	// MaxTimeout caps spec.timeout (--max-fetch-timeout); zero is
-	// v1.MaxTimeout.
+	// exsv1beta1.MaxTimeout.
 	MaxTimeout time.Duration
 
 	// namespaceShare bounds the reconciles of one namespace running at
@@ -156,21 +156,21 @@ type ReconcilerOptions struct {
 // negative-polarity ones are removed when every step succeeds.
 var (
 	ownedConditions = []string{
-		v1.FetchFailedCondition,
-		v1.HookFailedCondition,
-		v1.StorageOperationFailedCondition,
-		v1.PublishFailedCondition,
-		v1.ArtifactInStorageCondition,
+		exsv1beta1.FetchFailedCondition,
+		exsv1beta1.HookFailedCondition,
+		exsv1beta1.StorageOperationFailedCondition,
+		exsv1beta1.PublishFailedCondition,
+		exsv1beta1.ArtifactInStorageCondition,
 		meta.ReadyCondition,
 		meta.ReconcilingCondition,
 		meta.StalledCondition,
 	}
 	negativePolarity = []string{
 		meta.StalledCondition,
-		v1.FetchFailedCondition,
-		v1.HookFailedCondition,
-		v1.StorageOperationFailedCondition,
-		v1.PublishFailedCondition,
+		exsv1beta1.FetchFailedCondition,
+		exsv1beta1.HookFailedCondition,
+		exsv1beta1.StorageOperationFailedCondition,
+		exsv1beta1.PublishFailedCondition,
 		meta.ReconcilingCondition,
 	}
 )
@@ -202,7 +202,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1.ExternalSource{}, builder.WithPredicates(pred)).
+		For(&exsv1beta1.ExternalSource{}, builder.WithPredicates(pred)).
 		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(externalArtifactChanged)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
@@ -227,7 +227,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 
 // objectsWithHooks lists, from the cache, every ExternalSource with hooks.
 func (r *ExternalSourceReconciler) objectsWithHooks(ctx context.Context, _ client.Object) []reconcile.Request {
-	var list v1.ExternalSourceList
+	var list exsv1beta1.ExternalSourceList
 	if err := r.List(ctx, &list); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing ExternalSources after a hook whitelist change")
 		return nil
@@ -290,7 +290,7 @@ type reconcileState struct {
 }
 
 // reconcileFunc is one step of the pipeline.
-type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *v1.ExternalSource, st *reconcileState) error
+type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
@@ -306,7 +306,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 	start := time.Now()
 
-	obj := &v1.ExternalSource{}
+	obj := &exsv1beta1.ExternalSource{}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forgetRetryAfter(req.NamespacedName)
@@ -351,9 +351,9 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// new generation or a reconcile request is shown as Reconciling in the
 	// same write, so `kubectl wait --for=condition=Ready` after an edit
 	// never returns on the previous result.
-	needFinalizer := !controllerutil.ContainsFinalizer(obj, v1.Finalizer)
+	needFinalizer := !controllerutil.ContainsFinalizer(obj, exsv1beta1.Finalizer)
 	if needFinalizer {
-		controllerutil.AddFinalizer(obj, v1.Finalizer)
+		controllerutil.AddFinalizer(obj, exsv1beta1.Finalizer)
 	}
 	if msg := requestedWork(obj); msg != "" && !obj.Spec.Suspend {
 		if err := r.patchProgress(ctx, sp, obj, st, "%s", msg); err != nil {
@@ -389,7 +389,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // requestedWork says why this reconcile must show progress before doing
 // its work: a generation not handled yet, or a reconcile request not
 // handled yet. Empty when it is a periodic check.
-func requestedWork(obj *v1.ExternalSource) string {
+func requestedWork(obj *exsv1beta1.ExternalSource) string {
 	if obj.Generation != obj.Status.ObservedGeneration {
 		return fmt.Sprintf("processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
 	}
@@ -403,7 +403,7 @@ func requestedWork(obj *v1.ExternalSource) string {
 // it at once (with the finalizer, if just added), so watchers see the work
 // before its result. A reconcile writes progress at most once.
 func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState, format string, args ...any) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState, format string, args ...any) error {
 	if st.progressPatched {
 		return nil
 	}
@@ -445,7 +445,7 @@ func truncate(s string, n int) string {
 // place: the Warning event and the single error log line. It also emits
 // the info line of a new artifact and the event of a new warning. Every
 // condition message is redacted and bounded here, whichever step wrote it.
-func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *v1.ExternalSource,
+func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta1.ExternalSource,
 	st *reconcileState, done bool, recErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	if recErr != nil {
@@ -501,7 +501,7 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *v1.Extern
 		// a steady state costs no API write.
 		for _, w := range st.warnings {
 			if !strings.Contains(st.prevReadyMessage, w) {
-				r.Eventf(obj, nil, corev1.EventTypeWarning, v1.GeneratorWarningReason, "Reconcile", "%s", w)
+				r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.GeneratorWarningReason, "Reconcile", "%s", w)
 			}
 		}
 	}
@@ -521,7 +521,7 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *v1.Extern
 // not returned to controller-runtime, which would log each one a second
 // time; only a failed patch (the status could not be written) is returned.
 func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPatcher,
-	obj *v1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
+	obj *exsv1beta1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
 	kind, _, _ := failure.Describe(recErr, "")
 	stalled := recErr != nil && kind == failure.KindStalling
 	opts := r.patchOptions()
@@ -561,7 +561,7 @@ func (r *ExternalSourceReconciler) patchOptions() []patch.Option {
 }
 
 // revisionOf returns the published revision, for log lines.
-func revisionOf(obj *v1.ExternalSource) string {
+func revisionOf(obj *exsv1beta1.ExternalSource) string {
 	if a := obj.GetArtifact(); a != nil {
 		return a.Revision
 	}
@@ -578,7 +578,7 @@ func ptrValue[T any](p *T) T {
 
 // readyMessage names the published revision, and adds the generator's
 // warnings and a note when the store does not survive a restart.
-func (r *ExternalSourceReconciler) readyMessage(obj *v1.ExternalSource, warnings []string) string {
+func (r *ExternalSourceReconciler) readyMessage(obj *exsv1beta1.ExternalSource, warnings []string) string {
 	a := obj.GetArtifact()
 	if a == nil {
 		return "no artifact"
@@ -595,7 +595,7 @@ func (r *ExternalSourceReconciler) readyMessage(obj *v1.ExternalSource, warnings
 
 // recordMetrics records Flux's per-object metrics after the final patch;
 // for an object whose finalizer is gone they delete its series instead.
-func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *v1.ExternalSource, start time.Time) {
+func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *exsv1beta1.ExternalSource, start time.Time) {
 	r.Metrics.RecordDuration(ctx, obj, start)
 	r.Metrics.RecordSuspend(ctx, obj, obj.Spec.Suspend)
 	r.Metrics.RecordReadiness(ctx, obj)
@@ -611,7 +611,7 @@ func (st *reconcileState) cleanup() {
 
 // retryAfterFloor is the next exponential backoff of a failing object;
 // zero without RetryAfterBackoff.
-func (r *ExternalSourceReconciler) retryAfterFloor(obj *v1.ExternalSource) time.Duration {
+func (r *ExternalSourceReconciler) retryAfterFloor(obj *exsv1beta1.ExternalSource) time.Duration {
 	if r.RetryAfterBackoff == nil {
 		return 0
 	}

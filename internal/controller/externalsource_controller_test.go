@@ -42,7 +42,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // upstream is an API whose payload the test changes; it counts requests.
@@ -86,37 +86,37 @@ func newNamespace(t *testing.T) string {
 }
 
 // newSource returns an ExternalSource for the memory backend's manager.
-func newSource(ns, name, url string) *v1.ExternalSource {
+func newSource(ns, name, url string) *exsv1beta1.ExternalSource {
 	return newSourceOn("memory", ns, name, url)
 }
 
 // newSourceOn returns an ExternalSource reconciled by the manager of backend.
-func newSourceOn(backend, ns, name, url string) *v1.ExternalSource {
-	return &v1.ExternalSource{
+func newSourceOn(backend, ns, name, url string) *exsv1beta1.ExternalSource {
+	return &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{backendLabel: backend}},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			DestinationPath: "data/pricing.json",
-			Generator: v1.GeneratorSpec{
-				Type: v1.GeneratorTypeHTTP,
-				HTTP: &v1.HTTPGeneratorSpec{URL: url},
+			Generator: exsv1beta1.GeneratorSpec{
+				Type: exsv1beta1.GeneratorTypeHTTP,
+				HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: url},
 			},
 		},
 	}
 }
 
-func getSource(g Gomega, obj *v1.ExternalSource) *v1.ExternalSource {
-	out := &v1.ExternalSource{}
+func getSource(g Gomega, obj *exsv1beta1.ExternalSource) *exsv1beta1.ExternalSource {
+	out := &exsv1beta1.ExternalSource{}
 	g.Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), out)).To(Succeed())
 	return out
 }
 
 // waitReady waits until the object is Ready for its current generation and
 // returns it.
-func waitReady(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
+func waitReady(t *testing.T, obj *exsv1beta1.ExternalSource) *exsv1beta1.ExternalSource {
 	t.Helper()
 	g := NewWithT(t)
-	var out *v1.ExternalSource
+	var out *exsv1beta1.ExternalSource
 	g.Eventually(func(g Gomega) {
 		out = getSource(g, obj)
 		g.Expect(conditions.IsReady(out)).To(BeTrue(), "Ready: %v", conditions.Get(out, meta.ReadyCondition))
@@ -129,12 +129,12 @@ func waitReady(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
 
 // requestReconcile sets reconcile.fluxcd.io/requestedAt and waits until the
 // controller has handled it, as `flux reconcile` does.
-func requestReconcile(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
+func requestReconcile(t *testing.T, obj *exsv1beta1.ExternalSource) *exsv1beta1.ExternalSource {
 	t.Helper()
 	g := NewWithT(t)
 	token := time.Now().Format(time.RFC3339Nano)
 	g.Eventually(func() error {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), cur); err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func requestReconcile(t *testing.T, obj *v1.ExternalSource) *v1.ExternalSource {
 		cur.Annotations[meta.ReconcileRequestAnnotation] = token
 		return k8sClient.Patch(testCtx, cur, patch)
 	}, timeout).Should(Succeed())
-	var out *v1.ExternalSource
+	var out *exsv1beta1.ExternalSource
 	g.Eventually(func(g Gomega) {
 		out = getSource(g, obj)
 		g.Expect(out.Status.LastHandledReconcileAt).To(Equal(token))
@@ -188,7 +188,7 @@ func sha256Digest(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-func getExternalArtifact(g Gomega, obj *v1.ExternalSource) *sourcev1.ExternalArtifact {
+func getExternalArtifact(g Gomega, obj *exsv1beta1.ExternalSource) *sourcev1.ExternalArtifact {
 	ea := &sourcev1.ExternalArtifact{}
 	g.Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), ea)).To(Succeed())
 	return ea
@@ -223,17 +223,17 @@ func testPublishesArtifact(t *testing.T, b *backend) {
 		g.Expect(conditions.GetMessage(ready, meta.ReadyCondition)).ToNot(ContainSubstring("restart"))
 	}
 	g.Expect(b.list(ns, obj.Name)).To(ConsistOf(a.Path))
-	g.Expect(conditions.IsTrue(ready, v1.ArtifactInStorageCondition)).To(BeTrue())
-	g.Expect(ready.Finalizers).To(ContainElement(v1.Finalizer))
+	g.Expect(conditions.IsTrue(ready, exsv1beta1.ArtifactInStorageCondition)).To(BeTrue())
+	g.Expect(ready.Finalizers).To(ContainElement(exsv1beta1.Finalizer))
 
 	// The ExternalArtifact is ours, points back at us and carries the artifact.
 	ea := getExternalArtifact(g, obj)
 	owner := metav1.GetControllerOf(ea)
 	g.Expect(owner).ToNot(BeNil())
 	g.Expect(owner.UID).To(Equal(ready.UID))
-	g.Expect(owner.Kind).To(Equal(v1.ExternalSourceKind))
+	g.Expect(owner.Kind).To(Equal(exsv1beta1.ExternalSourceKind))
 	g.Expect(ea.Spec.SourceRef).To(Equal(&meta.NamespacedObjectKindReference{
-		APIVersion: v1.GroupVersion.String(), Kind: v1.ExternalSourceKind, Name: obj.Name, Namespace: ns,
+		APIVersion: exsv1beta1.GroupVersion.String(), Kind: exsv1beta1.ExternalSourceKind, Name: obj.Name, Namespace: ns,
 	}))
 	g.Expect(ea.Status.Artifact).To(Equal(a))
 	g.Expect(conditions.IsReady(ea)).To(BeTrue())
@@ -260,7 +260,7 @@ func testPublishesArtifact(t *testing.T, b *backend) {
 	// A changed upstream, on a reconcile request (the interval is 10m, so
 	// only the request can trigger it): a new revision and URL, published.
 	up.set(http.StatusOK, `{"price": 43}`)
-	var changed *v1.ExternalSource
+	var changed *exsv1beta1.ExternalSource
 	g.Eventually(func(g Gomega) {
 		changed = requestReconcile(t, obj)
 		g.Expect(changed.Status.Artifact.Revision).ToNot(Equal(a.Revision))
@@ -276,7 +276,7 @@ func testPublishesArtifact(t *testing.T, b *backend) {
 	// Deletion removes the ExternalArtifact and every stored artifact.
 	g.Expect(k8sClient.Delete(testCtx, obj)).To(Succeed())
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &v1.ExternalSource{}))
+		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &exsv1beta1.ExternalSource{}))
 	}, timeout).Should(BeTrue())
 	g.Expect(apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &sourcev1.ExternalArtifact{}))).To(BeTrue())
 	for _, u := range []string{a.URL, changed.Status.Artifact.URL} {
@@ -333,7 +333,7 @@ func TestExternalSourceFailuresKeepTheArtifact(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
-		g.Expect(conditions.IsTrue(cur, v1.FetchFailedCondition)).To(BeTrue())
+		g.Expect(conditions.IsTrue(cur, exsv1beta1.FetchFailedCondition)).To(BeTrue())
 		msg := conditions.GetMessage(cur, meta.ReadyCondition)
 		g.Expect(msg).To(ContainSubstring("503"))
 		g.Expect(msg).To(ContainSubstring("maintenance window"))
@@ -359,7 +359,7 @@ func TestExternalSourceFailuresKeepTheArtifact(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
-		g.Expect(conditions.Has(cur, v1.FetchFailedCondition)).To(BeFalse())
+		g.Expect(conditions.Has(cur, exsv1beta1.FetchFailedCondition)).To(BeFalse())
 		g.Expect(cur.Status.Artifact).To(Equal(a))
 	}, timeout).Should(Succeed())
 }
@@ -385,38 +385,40 @@ func TestBadInputBeyondTheSchema(t *testing.T) {
 	tests := []struct {
 		name    string
 		manager string
-		mutate  func(*v1.ExternalSource)
+		mutate  func(*exsv1beta1.ExternalSource)
 		stalled bool
 		reason  string
 		message []string
 	}{
-		{name: "hooks-without-executor", manager: "no-hooks", stalled: true, reason: v1.HooksDisabledReason,
-			mutate: func(o *v1.ExternalSource) {
-				o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "to-yaml", Command: "yq"}}}
+		{name: "hooks-without-executor", manager: "no-hooks", stalled: true, reason: exsv1beta1.HooksDisabledReason,
+			mutate: func(o *exsv1beta1.ExternalSource) {
+				o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "to-yaml", Command: "yq"}}}
 			},
 			message: []string{"spec.hooks: hooks are disabled on this controller"}},
-		{name: "hook-not-whitelisted", manager: "memory", stalled: true, reason: v1.HookRejectedReason,
-			mutate: func(o *v1.ExternalSource) {
-				withHooks(o, nil, []v1.Hook{sh("copy", "cat"), {Name: "net", Command: "nc", Args: []string{"-l"}}})
+		{name: "hook-not-whitelisted", manager: "memory", stalled: true, reason: exsv1beta1.HookRejectedReason,
+			mutate: func(o *exsv1beta1.ExternalSource) {
+				withHooks(o, nil, []exsv1beta1.Hook{sh("copy", "cat"), {Name: "net", Command: "nc", Args: []string{"-l"}}})
 			},
 			message: []string{`spec.hooks.postRequest[1].command: hook "net" rejected by the whitelist: command "nc" is not on the whitelist`}},
 		// The URL policy judges the address dialled, after DNS: retried,
 		// as a name may resolve elsewhere later.
-		{name: "metadata-address", manager: "memory", reason: v1.FetchFailedReason,
-			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://169.254.169.254/latest/meta-data/" },
+		{name: "metadata-address", manager: "memory", reason: exsv1beta1.FetchFailedReason,
+			mutate: func(o *exsv1beta1.ExternalSource) {
+				o.Spec.Generator.HTTP.URL = "http://169.254.169.254/latest/meta-data/"
+			},
 			message: []string{"GET http://169.254.169.254/latest/meta-data/", "is a link-local address", "denied by the URL policy"}},
 		// A Secret's content: retried, so that fixing the Secret is enough.
-		{name: "ca-not-a-certificate", manager: "memory", reason: v1.FetchFailedReason,
-			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("garbage-ca") },
+		{name: "ca-not-a-certificate", manager: "memory", reason: exsv1beta1.FetchFailedReason,
+			mutate:  func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("garbage-ca") },
 			message: []string{fmt.Sprintf(`spec.generator.http.certSecretRef: ca.crt of Secret "%s/garbage-ca" holds no PEM certificate`, ns)}},
-		{name: "certificate-without-key", manager: "memory", reason: v1.FetchFailedReason,
-			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("cert-no-key") },
+		{name: "certificate-without-key", manager: "memory", reason: exsv1beta1.FetchFailedReason,
+			mutate:  func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.CertSecretRef = ref("cert-no-key") },
 			message: []string{fmt.Sprintf(`spec.generator.http.certSecretRef: Secret "%s/cert-no-key" has tls.crt but no tls.key`, ns)}},
-		{name: "header-value-with-newline", manager: "memory", reason: v1.FetchFailedReason,
-			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.HeadersSecretRef = ref("bad-header") },
+		{name: "header-value-with-newline", manager: "memory", reason: exsv1beta1.FetchFailedReason,
+			mutate:  func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.HeadersSecretRef = ref("bad-header") },
 			message: []string{fmt.Sprintf(`spec.generator.http.headersSecretRef: Secret "%s/bad-header": the value of key "X-Token" is not a valid header value`, ns)}},
-		{name: "proxy-without-address", manager: "memory", reason: v1.FetchFailedReason,
-			mutate:  func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.ProxySecretRef = ref("no-address") },
+		{name: "proxy-without-address", manager: "memory", reason: exsv1beta1.FetchFailedReason,
+			mutate:  func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.ProxySecretRef = ref("no-address") },
 			message: []string{"spec.generator.http.proxySecretRef:", "key 'address' not found"}},
 	}
 	for _, tt := range tests {
@@ -489,7 +491,7 @@ func TestExternalArtifactOwnedByAnotherIsNotAdopted(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
-		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(v1.ArtifactOwnedByOtherReason))
+		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(exsv1beta1.ArtifactOwnedByOtherReason))
 		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring("refusing to adopt"))
 	}, timeout).Should(Succeed())
 	ea := getExternalArtifact(g, obj)

@@ -29,7 +29,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
@@ -45,7 +45,7 @@ import (
 // does the generator get the validators of the last response. A skipped
 // fetch leaves the status as it was, so the final patch sends nothing.
 func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if err := r.validateSpec(obj); err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		st.validators = res.Validators
 		st.fetchDuration = time.Since(start)
 		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, st.fetchDuration)
-		conditions.Delete(obj, v1.FetchFailedCondition)
+		conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 		return nil
 	}
 	defer res.Body.Close()
@@ -135,29 +135,29 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	st.validators = res.Validators
 	st.fetchDuration = time.Since(start)
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
-	conditions.Delete(obj, v1.FetchFailedCondition)
+	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	return nil
 }
 
 // fetchFailed records a generator failure: FetchFailed=True with the
 // message, and Stalled for a spec that cannot work as it is.
-func (r *ExternalSourceReconciler) fetchFailed(obj *v1.ExternalSource, err error) error {
+func (r *ExternalSourceReconciler) fetchFailed(obj *exsv1beta1.ExternalSource, err error) error {
 	var inv *generator.InvalidSpecError
 	if errors.As(err, &inv) {
-		conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.InvalidSpecReason, "%s", err.Error())
-		return stalling(v1.InvalidSpecReason, err)
+		conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.InvalidSpecReason, "%s", err.Error())
+		return stalling(exsv1beta1.InvalidSpecReason, err)
 	}
 	err = fmt.Errorf("fetch failed: %w", err)
-	conditions.MarkTrue(obj, v1.FetchFailedCondition, v1.FetchFailedReason, "%s", err.Error())
+	conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.FetchFailedReason, "%s", err.Error())
 	if wait, ok := generator.RetryAfter(err); ok {
-		return failure.NewWaiting(err, v1.FetchFailedReason, wait)
+		return failure.NewWaiting(err, exsv1beta1.FetchFailedReason, wait)
 	}
-	return transient(v1.FetchFailedReason, err)
+	return transient(exsv1beta1.FetchFailedReason, err)
 }
 
 // recordFetchResult updates the conditional-request record and how the
 // change was detected, once the fetch is known to be handled.
-func recordFetchResult(obj *v1.ExternalSource, st *reconcileState) {
+func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
 	obj.Status.LastHandledETag = st.validators.ETag
 	obj.Status.LastModified = st.validators.LastModified
 	obj.Status.ChangeDetection = st.changeDetection

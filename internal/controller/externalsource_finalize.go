@@ -30,23 +30,23 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
 // reconcileDelete removes every stored artifact of the object and its
 // ExternalArtifact, then the finalizer. Owner references make Kubernetes
 // garbage collection a second safety net for the ExternalArtifact.
-func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.ExternalSource) error {
-	if !controllerutil.ContainsFinalizer(obj, v1.Finalizer) {
+func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *exsv1beta1.ExternalSource) error {
+	if !controllerutil.ContainsFinalizer(obj, exsv1beta1.Finalizer) {
 		return nil
 	}
 	// RemoveAll removes the directory of the artifact it is given.
-	anyArtifact := meta.Artifact{Path: storage.ArtifactPath(v1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
+	anyArtifact := meta.Artifact{Path: storage.ArtifactPath(exsv1beta1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
 	n, err := r.Storage.RemoveAll(ctx, anyArtifact)
 	if err != nil {
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.GarbageCollectionFailedReason, "removing artifacts: %s", err)
-		return transient(v1.GarbageCollectionFailedReason, fmt.Errorf("removing artifacts: %w", err))
+		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.GarbageCollectionFailedReason, "removing artifacts: %s", err)
+		return transient(exsv1beta1.GarbageCollectionFailedReason, fmt.Errorf("removing artifacts: %w", err))
 	}
 
 	ea := &sourcev1.ExternalArtifact{}
@@ -54,17 +54,17 @@ func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *v1.
 		if metav1.IsControlledBy(ea, obj) {
 			if err := r.Delete(ctx, ea); client.IgnoreNotFound(err) != nil {
 				err = fmt.Errorf("deleting ExternalArtifact: %w", err)
-				conditions.MarkTrue(obj, v1.PublishFailedCondition, v1.PublishFailedReason, "%s", err)
-				return transient(v1.PublishFailedReason, err)
+				conditions.MarkTrue(obj, exsv1beta1.PublishFailedCondition, exsv1beta1.PublishFailedReason, "%s", err)
+				return transient(exsv1beta1.PublishFailedReason, err)
 			}
 		}
 	} else if !apierrors.IsNotFound(err) {
 		err = fmt.Errorf("reading ExternalArtifact: %w", err)
-		conditions.MarkTrue(obj, v1.PublishFailedCondition, v1.PublishFailedReason, "%s", err)
-		return transient(v1.PublishFailedReason, err)
+		conditions.MarkTrue(obj, exsv1beta1.PublishFailedCondition, exsv1beta1.PublishFailedReason, "%s", err)
+		return transient(exsv1beta1.PublishFailedReason, err)
 	}
 
 	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
-	controllerutil.RemoveFinalizer(obj, v1.Finalizer)
+	controllerutil.RemoveFinalizer(obj, exsv1beta1.Finalizer)
 	return nil
 }

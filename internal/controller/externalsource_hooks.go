@@ -32,7 +32,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/redact"
@@ -57,7 +57,7 @@ func (e *hookStepError) Unwrap() error { return e.err }
 // spec field; a refusal while the controller and the hook executor enforce
 // different whitelist generations is retried soon instead. The runner
 // checks each hook again when it runs (the whitelist may change between).
-func (r *ExternalSourceReconciler) checkHooks(ctx context.Context, obj *v1.ExternalSource) error {
+func (r *ExternalSourceReconciler) checkHooks(ctx context.Context, obj *exsv1beta1.ExternalSource) error {
 	if obj.Spec.Hooks == nil || r.HookRunner == nil {
 		return nil
 	}
@@ -67,7 +67,7 @@ func (r *ExternalSourceReconciler) checkHooks(ctx context.Context, obj *v1.Exter
 	}
 	lists := []struct {
 		field string
-		hooks []v1.Hook
+		hooks []exsv1beta1.Hook
 	}{
 		{"spec.hooks.preRequest", obj.Spec.Hooks.PreRequest},
 		{"spec.hooks.postRequest", obj.Spec.Hooks.PostRequest},
@@ -91,7 +91,7 @@ func (r *ExternalSourceReconciler) checkHooks(ctx context.Context, obj *v1.Exter
 // as JSON through each pre-request hook in order. Each hook's output is
 // read into a buffer that stops at --max-pre-request-output: a hook that
 // prints more fails without the controller holding more than the cap.
-func (r *ExternalSourceReconciler) preRequestHooks(obj *v1.ExternalSource) func(context.Context, *generator.HookRequest) error {
+func (r *ExternalSourceReconciler) preRequestHooks(obj *exsv1beta1.ExternalSource) func(context.Context, *generator.HookRequest) error {
 	if obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PreRequest) == 0 {
 		return nil
 	}
@@ -141,7 +141,7 @@ func (r *ExternalSourceReconciler) preRequestHooks(obj *v1.ExternalSource) func(
 // holds at most two files in the spool at once (the running hook's input
 // and output), and their sum is capped by --max-spool-bytes-per-reconcile.
 func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PostRequest) == 0 {
 		return nil
 	}
@@ -204,7 +204,7 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.
 		}
 		st.dataFile, st.dataSize = outPath, written
 	}
-	conditions.Delete(obj, v1.HookFailedCondition)
+	conditions.Delete(obj, exsv1beta1.HookFailedCondition)
 	return nil
 }
 
@@ -224,9 +224,9 @@ func spoolLimitReason(flagName string, limit, spoolMax, inSize int64) string {
 // A hook refused by the whitelist is never retried nor ignored: the spec
 // must change. Nor is a refusal while the whitelists of the controller and
 // the hook executor disagree: the reconcile fails and is retried whole.
-func (r *ExternalSourceReconciler) runWithPolicy(ctx context.Context, obj *v1.ExternalSource, h v1.Hook, run func() error) (ignored bool, err error) {
+func (r *ExternalSourceReconciler) runWithPolicy(ctx context.Context, obj *exsv1beta1.ExternalSource, h exsv1beta1.Hook, run func() error) (ignored bool, err error) {
 	attempts := 1
-	if h.RetryPolicy == v1.HookRetryPolicyRetry {
+	if h.RetryPolicy == exsv1beta1.HookRetryPolicyRetry {
 		attempts += defaultMaxRetries
 		if h.MaxRetries != nil {
 			attempts = 1 + int(*h.MaxRetries)
@@ -251,10 +251,10 @@ func (r *ExternalSourceReconciler) runWithPolicy(ctx context.Context, obj *v1.Ex
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
-	if h.RetryPolicy == v1.HookRetryPolicyIgnore && ctx.Err() == nil {
+	if h.RetryPolicy == exsv1beta1.HookRetryPolicyIgnore && ctx.Err() == nil {
 		msg := secrets.String(err.Error())
 		ctrl.LoggerFrom(ctx).Info("hook failed, ignored by its retry policy", "hook", h.Name, "error", msg)
-		r.Eventf(obj, nil, corev1.EventTypeWarning, v1.HookFailedReason, "Reconcile",
+		r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.HookFailedReason, "Reconcile",
 			"%s (ignored: retryPolicy is ignore, its input is passed on)", msg)
 		return true, nil
 	}
@@ -269,17 +269,17 @@ func (r *ExternalSourceReconciler) runWithPolicy(ctx context.Context, obj *v1.Ex
 // whitelist generations is HookRejected but not Stalled: it is retried
 // with backoff (the first retries come within milliseconds), so no object
 // stays stalled on a whitelist one side has not reloaded yet.
-func (r *ExternalSourceReconciler) hookFailed(obj *v1.ExternalSource, err error) error {
+func (r *ExternalSourceReconciler) hookFailed(obj *exsv1beta1.ExternalSource, err error) error {
 	if hook.IsRejected(err) {
-		conditions.MarkTrue(obj, v1.HookFailedCondition, v1.HookRejectedReason, "%s", err.Error())
-		return stalling(v1.HookRejectedReason, err)
+		conditions.MarkTrue(obj, exsv1beta1.HookFailedCondition, exsv1beta1.HookRejectedReason, "%s", err.Error())
+		return stalling(exsv1beta1.HookRejectedReason, err)
 	}
 	if hook.IsGenerationError(err) {
-		conditions.MarkTrue(obj, v1.HookFailedCondition, v1.HookRejectedReason, "%s", err.Error())
-		return transient(v1.HookRejectedReason, err)
+		conditions.MarkTrue(obj, exsv1beta1.HookFailedCondition, exsv1beta1.HookRejectedReason, "%s", err.Error())
+		return transient(exsv1beta1.HookRejectedReason, err)
 	}
-	conditions.MarkTrue(obj, v1.HookFailedCondition, v1.HookFailedReason, "%s", err.Error())
-	return transient(v1.HookFailedReason, err)
+	conditions.MarkTrue(obj, exsv1beta1.HookFailedCondition, exsv1beta1.HookFailedReason, "%s", err.Error())
+	return transient(exsv1beta1.HookFailedReason, err)
 }
 
 // isHookError reports whether a fetch error came from a pre-request hook.

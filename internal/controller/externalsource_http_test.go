@@ -36,7 +36,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -291,7 +291,7 @@ func TestRetryWithinOneReconcile(t *testing.T) {
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	ready := waitReady(t, obj)
 	g.Expect(requests.Load()).To(Equal(int64(2)))
-	g.Expect(conditions.Has(ready, v1.FetchFailedCondition)).To(BeFalse())
+	g.Expect(conditions.Has(ready, exsv1beta1.FetchFailedCondition)).To(BeFalse())
 	g.Expect(warningEvents(g, ns, obj.Name, "")).To(BeEmpty())
 }
 
@@ -346,7 +346,7 @@ func TestLimitsAndTimeouts(t *testing.T) {
 				cur := getSource(g, obj)
 				g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
 				g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.want))
-				g.Expect(conditions.GetMessage(cur, v1.FetchFailedCondition)).To(ContainSubstring(tt.want))
+				g.Expect(conditions.GetMessage(cur, exsv1beta1.FetchFailedCondition)).To(ContainSubstring(tt.want))
 				g.Expect(cur.Status.Artifact).To(Equal(a))
 			}, timeout).Should(Succeed())
 			// The last good artifact is still published and served.

@@ -33,7 +33,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // TestLogsAtTheDefaultLevel reads the controller's log as an operator
@@ -97,7 +97,7 @@ func TestLogsAtTheDefaultLevel(t *testing.T) {
 	g.Consistently(count, time.Second).Should(Equal(counts{info: 1, errs: 1}))
 	for _, e := range im.logs.entries(ns, obj.Name) {
 		if e["level"] == "error" {
-			g.Expect(e["reason"]).To(Equal(v1.FetchFailedReason))
+			g.Expect(e["reason"]).To(Equal(exsv1beta1.FetchFailedReason))
 			g.Expect(e["revision"]).To(Equal(ready.Status.Artifact.Revision))
 			g.Expect(e["error"]).To(ContainSubstring("500"))
 		}
@@ -117,14 +117,14 @@ func TestLogsAtTheDefaultLevel(t *testing.T) {
 	// A stalled spec: one line naming the field.
 	cur := getSource(g, obj)
 	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "x", Command: "jq", Args: []string{"."}}}}
+	cur.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "x", Command: "jq", Args: []string{"."}}}}
 	g.Expect(k8sClient.Patch(testCtx, cur, patch)).To(Succeed())
 	g.Eventually(count, timeout).Should(Equal(counts{info: 2, errs: 1, stalled: 1}), im.logs.String())
 	g.Consistently(count, time.Second).Should(Equal(counts{info: 2, errs: 1, stalled: 1}))
 	for _, e := range im.logs.entries(ns, obj.Name) {
 		if strings.Contains(fmt.Sprint(e["msg"]), "stalled") {
 			g.Expect(e["error"]).To(ContainSubstring("spec.hooks"))
-			g.Expect(e["reason"]).To(Equal(v1.HooksDisabledReason))
+			g.Expect(e["reason"]).To(Equal(exsv1beta1.HooksDisabledReason))
 		}
 	}
 }
@@ -146,7 +146,7 @@ func TestReconcilingBeforeReady(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	ctx, cancel := context.WithTimeout(testCtx, timeout)
 	defer cancel()
-	w, err := wc.Watch(ctx, &v1.ExternalSourceList{}, client.InNamespace(ns))
+	w, err := wc.Watch(ctx, &exsv1beta1.ExternalSourceList{}, client.InNamespace(ns))
 	g.Expect(err).ToNot(HaveOccurred())
 	defer w.Stop()
 
@@ -160,7 +160,7 @@ func TestReconcilingBeforeReady(t *testing.T) {
 		if ev.Type != watch.Modified {
 			continue
 		}
-		cur := ev.Object.(*v1.ExternalSource)
+		cur := ev.Object.(*exsv1beta1.ExternalSource)
 		if cur.Generation != gen {
 			continue
 		}
@@ -180,7 +180,7 @@ func TestReconcilingBeforeReady(t *testing.T) {
 	t.Fatal("the watch ended before Ready reported the new generation")
 }
 
-func waitReadyRevision(obj *v1.ExternalSource) string {
+func waitReadyRevision(obj *exsv1beta1.ExternalSource) string {
 	if obj.Status.Artifact == nil {
 		return ""
 	}

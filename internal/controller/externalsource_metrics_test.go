@@ -35,7 +35,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/events"
 	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -107,12 +107,12 @@ var fetchResults = []string{metrics.ResultChanged, metrics.ResultUnchanged, metr
 func snapshot(g Gomega, reg prometheus.Gatherer, ref map[string]string) metricsSnapshot {
 	s := metricsSnapshot{fetches: map[string]float64{}, durations: map[string]float64{}}
 	for _, r := range fetchResults {
-		byResult := map[string]string{"type": v1.GeneratorTypeHTTP, "result": r}
+		byResult := map[string]string{"type": exsv1beta1.GeneratorTypeHTTP, "result": r}
 		s.fetches[r] = value(g, reg, metrics.FetchTotalName, byResult)
 		s.durations[r] = value(g, reg, metrics.FetchDurationName, byResult)
 	}
-	s.sizes = value(g, reg, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP})
-	s.sizeSum = histogramSum(g, reg, metrics.ResponseSizeName, map[string]string{"type": v1.GeneratorTypeHTTP})
+	s.sizes = value(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
+	s.sizeSum = histogramSum(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
 	s.reconciles = value(g, reg, "gotk_reconcile_duration_seconds", ref)
 	return s
 }
@@ -151,7 +151,7 @@ func TestFetchMetrics(t *testing.T) {
 	// No suite manager reconciles it: only this test's reconciles count.
 	obj.Labels = map[string]string{isolatedLabel: "fetch-metrics"}
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
-	ref := map[string]string{"kind": v1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
+	ref := map[string]string{"kind": exsv1beta1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
 
 	// bodySize is what one full GET downloads.
 	bodySize := float64(len(body))
@@ -183,7 +183,7 @@ func TestFetchMetrics(t *testing.T) {
 			// before any fetch.
 			cur := getSource(g, obj)
 			p := client.MergeFrom(cur.DeepCopy())
-			withHooks(cur, nil, []v1.Hook{jq("identity", ".")})
+			withHooks(cur, nil, []exsv1beta1.Hook{jq("identity", ".")})
 			g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
 		}, fetches: map[string]float64{},
 			ready: metav1.ConditionFalse, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionTrue},
@@ -244,7 +244,7 @@ func TestMetrics(t *testing.T) {
 	reg := ctrlmetrics.Registry
 	up := newCountingUpstream(t, "m: 1\n", `"m1"`, "", true)
 	obj := newSource(ns, "metrics", up.URL)
-	ref := map[string]string{"kind": v1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
+	ref := map[string]string{"kind": exsv1beta1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
 	withType := func(typ, status string) map[string]string {
 		m := map[string]string{"type": typ, "status": status}
 		for k, v := range ref {
@@ -296,7 +296,7 @@ func TestMetrics(t *testing.T) {
 	// Deleting the object deletes its series.
 	g.Expect(k8sClient.Delete(testCtx, obj)).To(Succeed())
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &v1.ExternalSource{}))
+		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &exsv1beta1.ExternalSource{}))
 	}, timeout).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
 		for _, name := range []string{"gotk_reconcile_condition", "gotk_reconcile_duration_seconds", "gotk_suspend_status"} {

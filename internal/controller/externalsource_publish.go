@@ -33,7 +33,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/patch"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 )
 
@@ -42,17 +42,17 @@ import (
 // so a steady state costs no API write. An ExternalArtifact controlled by
 // another owner is never adopted.
 func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context, _ *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {
 		return nil
 	}
 	ea, err := r.publish(ctx, obj, a)
 	if err != nil {
-		conditions.MarkTrue(obj, v1.PublishFailedCondition, reasonOf(err), "%s", err)
+		conditions.MarkTrue(obj, exsv1beta1.PublishFailedCondition, reasonOf(err), "%s", err)
 		return err
 	}
-	conditions.Delete(obj, v1.PublishFailedCondition)
+	conditions.Delete(obj, exsv1beta1.PublishFailedCondition)
 	if st.newArtifact {
 		r.notifyNewArtifact(obj, ea)
 	}
@@ -66,7 +66,7 @@ func reasonOf(err error) string {
 }
 
 // publish creates or updates the ExternalArtifact and returns it.
-func (r *ExternalSourceReconciler) publish(ctx context.Context, obj *v1.ExternalSource, a *meta.Artifact) (*sourcev1.ExternalArtifact, error) {
+func (r *ExternalSourceReconciler) publish(ctx context.Context, obj *exsv1beta1.ExternalSource, a *meta.Artifact) (*sourcev1.ExternalArtifact, error) {
 
 	ea := &sourcev1.ExternalArtifact{}
 	key := client.ObjectKeyFromObject(obj)
@@ -76,26 +76,26 @@ func (r *ExternalSourceReconciler) publish(ctx context.Context, obj *v1.External
 		ea = &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace}}
 		r.setExternalArtifactSpec(obj, ea)
 		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
-			return nil, transient(v1.PublishFailedReason, err)
+			return nil, transient(exsv1beta1.PublishFailedReason, err)
 		}
 		if err := r.Create(ctx, ea, client.FieldOwner(r.ControllerName)); err != nil {
-			return nil, transient(v1.PublishFailedReason, fmt.Errorf("creating ExternalArtifact: %w", err))
+			return nil, transient(exsv1beta1.PublishFailedReason, fmt.Errorf("creating ExternalArtifact: %w", err))
 		}
 	case err != nil:
-		return nil, transient(v1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
+		return nil, transient(exsv1beta1.PublishFailedReason, fmt.Errorf("reading ExternalArtifact: %w", err))
 	default:
 		if owner := metav1.GetControllerOf(ea); owner != nil && owner.UID != obj.UID {
-			return nil, transient(v1.ArtifactOwnedByOtherReason, fmt.Errorf(
+			return nil, transient(exsv1beta1.ArtifactOwnedByOtherReason, fmt.Errorf(
 				"ExternalArtifact %s is controlled by %s %s, refusing to adopt it", key, owner.Kind, owner.Name))
 		}
 		before := ea.DeepCopy()
 		r.setExternalArtifactSpec(obj, ea)
 		if err := controllerutil.SetControllerReference(obj, ea, r.Scheme()); err != nil {
-			return nil, transient(v1.PublishFailedReason, err)
+			return nil, transient(exsv1beta1.PublishFailedReason, err)
 		}
 		if !equality.Semantic.DeepEqual(before.Spec, ea.Spec) || !equality.Semantic.DeepEqual(before.OwnerReferences, ea.OwnerReferences) {
 			if err := r.Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
-				return nil, transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact: %w", err))
+				return nil, transient(exsv1beta1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact: %w", err))
 			}
 		}
 	}
@@ -109,17 +109,17 @@ func (r *ExternalSourceReconciler) publish(ctx context.Context, obj *v1.External
 	}
 	if !equality.Semantic.DeepEqual(before.Status, ea.Status) {
 		if err := r.Status().Patch(ctx, ea, client.MergeFrom(before), client.FieldOwner(r.ControllerName)); err != nil {
-			return nil, transient(v1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact status: %w", err))
+			return nil, transient(exsv1beta1.PublishFailedReason, fmt.Errorf("updating ExternalArtifact status: %w", err))
 		}
 	}
 
 	return ea, nil
 }
 
-func (r *ExternalSourceReconciler) setExternalArtifactSpec(obj *v1.ExternalSource, ea *sourcev1.ExternalArtifact) {
+func (r *ExternalSourceReconciler) setExternalArtifactSpec(obj *exsv1beta1.ExternalSource, ea *sourcev1.ExternalArtifact) {
 	ea.Spec.SourceRef = &meta.NamespacedObjectKindReference{
-		APIVersion: v1.GroupVersion.String(),
-		Kind:       v1.ExternalSourceKind,
+		APIVersion: exsv1beta1.GroupVersion.String(),
+		Kind:       exsv1beta1.ExternalSourceKind,
 		Name:       obj.Name,
 		Namespace:  obj.Namespace,
 	}
@@ -128,13 +128,13 @@ func (r *ExternalSourceReconciler) setExternalArtifactSpec(obj *v1.ExternalSourc
 // notifyNewArtifact emits NewArtifact for the ExternalSource and for the
 // ExternalArtifact (notification-controller Alerts select the latter), with
 // the revision and digest annotations Flux writes.
-func (r *ExternalSourceReconciler) notifyNewArtifact(obj *v1.ExternalSource, ea *sourcev1.ExternalArtifact) {
+func (r *ExternalSourceReconciler) notifyNewArtifact(obj *exsv1beta1.ExternalSource, ea *sourcev1.ExternalArtifact) {
 	a := obj.GetArtifact()
 	annotations := map[string]string{
 		sourcev1.GroupVersion.Group + "/" + eventv1.MetaRevisionKey: a.Revision,
 		sourcev1.GroupVersion.Group + "/" + eventv1.MetaDigestKey:   a.Digest,
 	}
 	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
-	r.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
-	r.AnnotatedEventf(ea, nil, annotations, corev1.EventTypeNormal, v1.NewArtifactReason, "Reconcile", "%s", msg)
+	r.AnnotatedEventf(obj, nil, annotations, corev1.EventTypeNormal, exsv1beta1.NewArtifactReason, "Reconcile", "%s", msg)
+	r.AnnotatedEventf(ea, nil, annotations, corev1.EventTypeNormal, exsv1beta1.NewArtifactReason, "Reconcile", "%s", msg)
 }

@@ -35,7 +35,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // The values a tenant put into Secrets (and a URL query): none of them may
@@ -93,13 +93,13 @@ func TestSecretsNeverLeave(t *testing.T) {
 	defer plain.Close()
 
 	withQuery := func(base string) string { return base + "/v1?api_key=" + secretQuery }
-	preHook := func(filter string, policy string) *v1.Hooks {
-		return &v1.Hooks{PreRequest: []v1.Hook{{Name: "leak", Command: "jq", Args: []string{"-c", filter}, RetryPolicy: policy}}}
+	preHook := func(filter string, policy string) *exsv1beta1.Hooks {
+		return &exsv1beta1.Hooks{PreRequest: []exsv1beta1.Hook{{Name: "leak", Command: "jq", Args: []string{"-c", filter}, RetryPolicy: policy}}}
 	}
 	tests := []struct {
 		name  string
 		url   string
-		hooks *v1.Hooks
+		hooks *exsv1beta1.Hooks
 		proxy bool
 		// failed says the failure is reported (an ignored hook failure
 		// is an event, and the fetch goes on).
@@ -109,7 +109,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		{name: "hook-tostring", url: withQuery(plain.URL), hooks: preHook(`.headers|tostring|error`, ""), failed: true},
 		{name: "hook-tonumber", url: withQuery(plain.URL), hooks: preHook(`.headers.Authorization|tonumber`, ""), failed: true},
 		{name: "hook-url-error", url: withQuery(plain.URL), hooks: preHook(`.url|error`, ""), failed: true},
-		{name: "hook-ignored", url: withQuery(plain.URL), hooks: preHook(`.headers["X-Api-Key"]|error`, v1.HookRetryPolicyIgnore)},
+		{name: "hook-ignored", url: withQuery(plain.URL), hooks: preHook(`.headers["X-Api-Key"]|error`, exsv1beta1.HookRetryPolicyIgnore)},
 		{name: "connection-refused", url: withQuery("http://" + closedAddr(t)), failed: true},
 		{name: "tls-error", url: withQuery(strings.Replace(plain.URL, "http://", "https://", 1)), failed: true},
 		{name: "unauthorized-echo", url: withQuery(echo401.URL), failed: true},
@@ -130,7 +130,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			obj := &v1.ExternalSource{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: ns}}
+			obj := &exsv1beta1.ExternalSource{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: ns}}
 			// Wait until the failure path fired and was reported.
 			g.Eventually(func(g Gomega) {
 				cur := getSource(g, obj)

@@ -37,7 +37,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/patch"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/redact"
@@ -69,7 +69,7 @@ func stepReconciler(store storage.Storage) *ExternalSourceReconciler {
 
 // stepObject is an ExternalSource no manager reconciles (isolated, no shard
 // runs), not created in the API unless a test does.
-func stepObject(ns, url string) *v1.ExternalSource {
+func stepObject(ns, url string) *exsv1beta1.ExternalSource {
 	obj := newSource(ns, "step", url)
 	obj.Labels = map[string]string{isolatedLabel: "steps-" + ns}
 	obj.Generation = 1
@@ -128,47 +128,47 @@ func TestExternalSourceReconciler_reconcileStorage(t *testing.T) {
 		{
 			name:       "no artifact",
 			artifact:   func(Gomega, *memory.Storage) *meta.Artifact { return nil },
-			wantAbsent: []string{v1.ArtifactInStorageCondition, v1.StorageOperationFailedCondition},
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition, exsv1beta1.StorageOperationFailedCondition},
 		},
 		{
 			name: "artifact in storage",
 			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
-				a := m.NewArtifactFor(v1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "a.tar.gz")
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "a.tar.gz")
 				g.Expect(m.Put(testCtx, &a, strings.NewReader("data"))).To(Succeed())
 				return &a
 			},
 			wantArtifact: true,
-			wantTrue:     []string{v1.ArtifactInStorageCondition},
+			wantTrue:     []string{exsv1beta1.ArtifactInStorageCondition},
 		},
 		{
 			name: "artifact missing: forgotten, refetched",
 			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
-				a := m.NewArtifactFor(v1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "gone.tar.gz")
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "gone.tar.gz")
 				a.Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 				return &a
 			},
-			wantAbsent: []string{v1.ArtifactInStorageCondition},
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition},
 		},
 		{
 			name: "artifact corrupt: removed, forgotten",
 			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
-				a := m.NewArtifactFor(v1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "b.tar.gz")
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "b.tar.gz")
 				g.Expect(m.Put(testCtx, &a, strings.NewReader("data"))).To(Succeed())
 				a.Digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 				return &a
 			},
-			wantAbsent: []string{v1.ArtifactInStorageCondition},
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition},
 		},
 		{
 			name:  "storage unreachable",
 			store: func(m *memory.Storage) storage.Storage { return failingStorage{m} },
 			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
-				a := m.NewArtifactFor(v1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "c.tar.gz")
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "c.tar.gz")
 				return &a
 			},
 			want:         isGeneric,
 			wantArtifact: true,
-			wantTrue:     []string{v1.StorageOperationFailedCondition},
+			wantTrue:     []string{exsv1beta1.StorageOperationFailedCondition},
 		},
 	}
 	for _, tt := range tests {
@@ -217,26 +217,26 @@ func TestExternalSourceReconciler_reconcileSource(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		mutate     func(*v1.ExternalSource)
+		mutate     func(*exsv1beta1.ExternalSource)
 		noHooks    bool
 		want       wantKind
 		wantReason string
 		wantData   string
 	}{
-		{name: "fetched", mutate: func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/ok" }, wantData: "a: 1\n"},
-		{name: "upstream error is retried", mutate: func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/fail" },
-			want: isGeneric, wantReason: v1.FetchFailedReason},
-		{name: "Retry-After waits", mutate: func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/wait" },
-			want: isWaiting, wantReason: v1.FetchFailedReason},
-		{name: "over the size limit", mutate: func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/big" },
-			want: isGeneric, wantReason: v1.FetchFailedReason},
-		{name: "destination path escapes", mutate: func(o *v1.ExternalSource) { o.Spec.DestinationPath = "../x" },
-			want: isStalling, wantReason: v1.InvalidSpecReason},
-		{name: "generator type without implementation", mutate: func(o *v1.ExternalSource) { o.Spec.Generator.Type = "ftp" },
-			want: isStalling, wantReason: v1.UnsupportedGeneratorReason},
-		{name: "hooks on a controller without hooks", noHooks: true, mutate: func(o *v1.ExternalSource) {
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "j", Command: "jq"}}}
-		}, want: isStalling, wantReason: v1.HooksDisabledReason},
+		{name: "fetched", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/ok" }, wantData: "a: 1\n"},
+		{name: "upstream error is retried", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/fail" },
+			want: isGeneric, wantReason: exsv1beta1.FetchFailedReason},
+		{name: "Retry-After waits", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/wait" },
+			want: isWaiting, wantReason: exsv1beta1.FetchFailedReason},
+		{name: "over the size limit", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = up.URL + "/big" },
+			want: isGeneric, wantReason: exsv1beta1.FetchFailedReason},
+		{name: "destination path escapes", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "../x" },
+			want: isStalling, wantReason: exsv1beta1.InvalidSpecReason},
+		{name: "generator type without implementation", mutate: func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.Type = "ftp" },
+			want: isStalling, wantReason: exsv1beta1.UnsupportedGeneratorReason},
+		{name: "hooks on a controller without hooks", noHooks: true, mutate: func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "j", Command: "jq"}}}
+		}, want: isStalling, wantReason: exsv1beta1.HooksDisabledReason},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,7 +254,7 @@ func TestExternalSourceReconciler_reconcileSource(t *testing.T) {
 			err := r.reconcileSource(ctx, nil, obj, st)
 			expectKind(g, err, tt.want)
 			if tt.want == noError {
-				g.Expect(conditions.Has(obj, v1.FetchFailedCondition)).To(BeFalse())
+				g.Expect(conditions.Has(obj, exsv1beta1.FetchFailedCondition)).To(BeFalse())
 				data, rerr := os.ReadFile(st.dataFile)
 				g.Expect(rerr).ToNot(HaveOccurred())
 				g.Expect(string(data)).To(Equal(tt.wantData))
@@ -262,9 +262,9 @@ func TestExternalSourceReconciler_reconcileSource(t *testing.T) {
 			}
 			_, reason, _ := failure.Describe(err, "")
 			g.Expect(reason).To(Equal(tt.wantReason))
-			if tt.wantReason == v1.FetchFailedReason {
-				g.Expect(conditions.IsTrue(obj, v1.FetchFailedCondition)).To(BeTrue())
-				g.Expect(conditions.GetMessage(obj, v1.FetchFailedCondition)).To(ContainSubstring("fetch failed"))
+			if tt.wantReason == exsv1beta1.FetchFailedReason {
+				g.Expect(conditions.IsTrue(obj, exsv1beta1.FetchFailedCondition)).To(BeTrue())
+				g.Expect(conditions.GetMessage(obj, exsv1beta1.FetchFailedCondition)).To(ContainSubstring("fetch failed"))
 			}
 		})
 	}
@@ -281,11 +281,11 @@ func TestExternalSourceReconciler_reconcileArtifact(t *testing.T) {
 		wantNew     bool
 		wantTrue    []string
 	}{
-		{name: "new data is stored", data: "a: 1\n", wantNew: true, wantTrue: []string{v1.ArtifactInStorageCondition}},
+		{name: "new data is stored", data: "a: 1\n", wantNew: true, wantTrue: []string{exsv1beta1.ArtifactInStorageCondition}},
 		{name: "same data stores nothing", data: "a: 1\n", published: true},
 		{name: "not modified stores nothing", notModified: true, published: true},
 		{name: "write failure", data: "a: 1\n", store: func(m *memory.Storage) storage.Storage { return failingStorage{m} },
-			want: isGeneric, wantTrue: []string{v1.StorageOperationFailedCondition}},
+			want: isGeneric, wantTrue: []string{exsv1beta1.StorageOperationFailedCondition}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,7 +340,7 @@ func TestExternalSourceReconciler_reconcileExternalArtifact(t *testing.T) {
 	}{
 		{name: "no artifact: nothing to publish"},
 		{name: "publishes the artifact", artifact: true},
-		{name: "refuses to adopt", artifact: true, foreign: true, want: isGeneric, wantReason: v1.ArtifactOwnedByOtherReason},
+		{name: "refuses to adopt", artifact: true, foreign: true, want: isGeneric, wantReason: exsv1beta1.ArtifactOwnedByOtherReason},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,12 +350,12 @@ func TestExternalSourceReconciler_reconcileExternalArtifact(t *testing.T) {
 			obj := stepObject(ns, "http://127.0.0.1:1")
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			if tt.foreign {
-				other := &v1.ExternalSource{}
+				other := &exsv1beta1.ExternalSource{}
 				obj.DeepCopyInto(other)
 				other.ObjectMeta = metav1.ObjectMeta{Name: "other", Namespace: ns, Labels: obj.Labels}
 				g.Expect(k8sClient.Create(testCtx, other)).To(Succeed())
 				ea := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: ns,
-					OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: v1.ExternalSourceKind,
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: exsv1beta1.GroupVersion.String(), Kind: exsv1beta1.ExternalSourceKind,
 						Name: other.Name, UID: other.UID, Controller: ptrTo(true)}}}}
 				g.Expect(k8sClient.Create(testCtx, ea)).To(Succeed())
 			}
@@ -371,13 +371,13 @@ func TestExternalSourceReconciler_reconcileExternalArtifact(t *testing.T) {
 			getErr := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), ea)
 			switch {
 			case tt.want != noError:
-				g.Expect(conditions.IsTrue(obj, v1.PublishFailedCondition)).To(BeTrue())
-				g.Expect(conditions.GetReason(obj, v1.PublishFailedCondition)).To(Equal(tt.wantReason))
+				g.Expect(conditions.IsTrue(obj, exsv1beta1.PublishFailedCondition)).To(BeTrue())
+				g.Expect(conditions.GetReason(obj, exsv1beta1.PublishFailedCondition)).To(Equal(tt.wantReason))
 			case tt.artifact:
 				g.Expect(getErr).ToNot(HaveOccurred())
 				g.Expect(ea.Status.Artifact.Revision).To(Equal(obj.Status.Artifact.Revision))
 				g.Expect(metav1.IsControlledBy(ea, obj)).To(BeTrue())
-				g.Expect(conditions.Has(obj, v1.PublishFailedCondition)).To(BeFalse())
+				g.Expect(conditions.Has(obj, exsv1beta1.PublishFailedCondition)).To(BeFalse())
 			default:
 				g.Expect(getErr).To(HaveOccurred(), "nothing published")
 			}

@@ -30,7 +30,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/patch"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
@@ -42,10 +42,10 @@ import (
 // so the next steps fetch and publish it again even if the upstream says
 // nothing changed.
 func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patch.SerialPatcher,
-	obj *v1.ExternalSource, _ *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, _ *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {
-		conditions.Delete(obj, v1.ArtifactInStorageCondition)
+		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	}
 	err := r.Storage.Verify(ctx, *a)
@@ -53,14 +53,14 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 	case err == nil:
 		// The advertised address may have changed since the artifact was stored.
 		r.Storage.SetArtifactURL(a)
-		conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", a.Revision)
+		conditions.MarkTrue(obj, exsv1beta1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", a.Revision)
 		return nil
 	case errors.Is(err, storage.ErrDigestMismatch):
-		r.Eventf(obj, nil, corev1.EventTypeWarning, v1.ArtifactVerificationFailedReason, "Reconcile",
+		r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.ArtifactVerificationFailedReason, "Reconcile",
 			"stored artifact is corrupt, fetching again: %s", err.Error())
 		if rerr := r.Storage.Remove(ctx, *a); rerr != nil {
-			conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
-			return transient(v1.StatOperationFailedReason, fmt.Errorf("removing corrupt artifact: %w", rerr))
+			conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
+			return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("removing corrupt artifact: %w", rerr))
 		}
 		fallthrough
 	case errors.Is(err, storage.ErrNotFound):
@@ -68,11 +68,11 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 		obj.Status.Artifact = nil
 		obj.Status.LastHandledETag = ""
 		obj.Status.LastModified = ""
-		conditions.Delete(obj, v1.ArtifactInStorageCondition)
+		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.StatOperationFailedReason, "verifying artifact: %s", err)
-		return transient(v1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
+		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "verifying artifact: %s", err)
+		return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
 	}
 }
 
@@ -80,7 +80,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 // it when its digest differs from the published one. Same data, same path:
 // same bytes, so nothing is stored or published for an unchanged upstream.
 func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *patch.SerialPatcher,
-	obj *v1.ExternalSource, st *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
 		recordFetchResult(obj, st)
 		return nil
@@ -90,8 +90,8 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *pa
 	res, err := r.writeArchive(obj, st, archivePath)
 	if err != nil {
 		err = fmt.Errorf("packaging data: %w", err)
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.ArchiveOperationFailedReason, "%s", err)
-		return transient(v1.ArchiveOperationFailedReason, err)
+		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.ArchiveOperationFailedReason, "%s", err)
+		return transient(exsv1beta1.ArchiveOperationFailedReason, err)
 	}
 
 	if cur := obj.GetArtifact(); cur != nil && cur.Digest == res.Digest {
@@ -109,20 +109,20 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *pa
 		}
 	}
 
-	artifact := r.Storage.NewArtifactFor(v1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
+	artifact := r.Storage.NewArtifactFor(exsv1beta1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
 	// The expected digest lets the backend check the bytes as they stream
 	// (and S3 store it as metadata in one upload).
 	artifact.Digest = res.Digest
 	if err := r.store(ctx, &artifact, archivePath); err != nil {
-		conditions.MarkTrue(obj, v1.StorageOperationFailedCondition, v1.WriteOperationFailedReason, "storing artifact: %s", err)
-		return transient(v1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
+		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.WriteOperationFailedReason, "storing artifact: %s", err)
+		return transient(exsv1beta1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
 	}
 
 	obj.Status.Artifact = artifact.DeepCopy()
 	recordFetchResult(obj, st)
 	st.newArtifact = true
-	conditions.Delete(obj, v1.StorageOperationFailedCondition)
-	conditions.MarkTrue(obj, v1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
+	conditions.Delete(obj, exsv1beta1.StorageOperationFailedCondition)
+	conditions.MarkTrue(obj, exsv1beta1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
 
 	return nil
 }
@@ -152,7 +152,7 @@ func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Art
 	return nil
 }
 
-func (r *ExternalSourceReconciler) writeArchive(obj *v1.ExternalSource, st *reconcileState, out string) (archive.Result, error) {
+func (r *ExternalSourceReconciler) writeArchive(obj *exsv1beta1.ExternalSource, st *reconcileState, out string) (archive.Result, error) {
 	data, err := os.Open(st.dataFile)
 	if err != nil {
 		return archive.Result{}, err

@@ -26,7 +26,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
@@ -175,8 +175,8 @@ func TestS3ServerDown(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
-		g.Expect(conditions.IsTrue(cur, v1.StorageOperationFailedCondition)).To(BeTrue())
-		g.Expect(conditions.GetMessage(cur, v1.StorageOperationFailedCondition)).To(ContainSubstring("connection refused"))
+		g.Expect(conditions.IsTrue(cur, exsv1beta1.StorageOperationFailedCondition)).To(BeTrue())
+		g.Expect(conditions.GetMessage(cur, exsv1beta1.StorageOperationFailedCondition)).To(ContainSubstring("connection refused"))
 	}, timeout).Should(Succeed())
 	g.Expect(getExternalArtifact(g, obj).Status.Artifact).To(Equal(a), "the last artifact stays published")
 
@@ -185,7 +185,7 @@ func TestS3ServerDown(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
-		g.Expect(conditions.Has(cur, v1.StorageOperationFailedCondition)).To(BeFalse())
+		g.Expect(conditions.Has(cur, exsv1beta1.StorageOperationFailedCondition)).To(BeFalse())
 		g.Expect(cur.Status.Artifact.Revision).ToNot(Equal(a.Revision))
 	}, 2*timeout).Should(Succeed())
 	g.Eventually(func(g Gomega) {
@@ -205,9 +205,9 @@ func TestS3WrongCredentials(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
-		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(v1.WriteOperationFailedReason))
-		g.Expect(conditions.IsTrue(cur, v1.StorageOperationFailedCondition)).To(BeTrue())
-		g.Expect(conditions.GetMessage(cur, v1.StorageOperationFailedCondition)).To(ContainSubstring("SignatureDoesNotMatch"))
+		g.Expect(conditions.GetReason(cur, meta.ReadyCondition)).To(Equal(exsv1beta1.WriteOperationFailedReason))
+		g.Expect(conditions.IsTrue(cur, exsv1beta1.StorageOperationFailedCondition)).To(BeTrue())
+		g.Expect(conditions.GetMessage(cur, exsv1beta1.StorageOperationFailedCondition)).To(ContainSubstring("SignatureDoesNotMatch"))
 		g.Expect(cur.Status.Artifact).To(BeNil())
 	}, timeout).Should(Succeed())
 }

@@ -33,7 +33,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
@@ -71,14 +71,14 @@ func TestTLSSources(t *testing.T) {
 	} {
 		g.Expect(k8sClient.Create(testCtx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Data: data})).To(Succeed())
 	}
-	certRef := func(name string) func(*v1.HTTPGeneratorSpec) {
-		return func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: name} }
+	certRef := func(name string) func(*exsv1beta1.HTTPGeneratorSpec) {
+		return func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: name} }
 	}
 
 	tests := []struct {
 		name     string
 		url      string
-		mutate   func(*v1.HTTPGeneratorSpec)
+		mutate   func(*exsv1beta1.HTTPGeneratorSpec)
 		wantData string
 		wantErr  string
 		insecure bool
@@ -86,7 +86,7 @@ func TestTLSSources(t *testing.T) {
 		{name: "ca-bundle", url: srv.URL, mutate: certRef("ca"), wantData: "client: anonymous\n"},
 		{name: "wrong-ca", url: srv.URL, mutate: certRef("wrong-ca"), wantErr: "TLS error"},
 		{name: "mtls", url: mtls.URL, mutate: certRef("mtls"), wantData: "client: externalsource\n"},
-		{name: "insecure", url: srv.URL + "/failing", mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
+		{name: "insecure", url: srv.URL + "/failing", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
 			wantData: "client: anonymous\n", insecure: true},
 	}
 	for _, tt := range tests {
@@ -100,7 +100,7 @@ func TestTLSSources(t *testing.T) {
 					cur := getSource(g, obj)
 					g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
 					g.Expect(conditions.IsStalled(cur)).To(BeFalse())
-					g.Expect(conditions.IsTrue(cur, v1.FetchFailedCondition)).To(BeTrue())
+					g.Expect(conditions.IsTrue(cur, exsv1beta1.FetchFailedCondition)).To(BeTrue())
 					g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(tt.wantErr))
 					g.Expect(conditions.GetReason(cur, meta.ReconcilingCondition)).To(Equal(meta.ProgressingWithRetryReason))
 				}, timeout).Should(Succeed())
@@ -122,7 +122,7 @@ func TestTLSSources(t *testing.T) {
 			g.Eventually(func(g Gomega) {
 				warned = warningEvents(g, ns, obj.Name, httpgen.InsecureWarning)
 				g.Expect(warned).To(HaveLen(1))
-				g.Expect(warned[0].Reason).To(Equal(v1.GeneratorWarningReason))
+				g.Expect(warned[0].Reason).To(Equal(exsv1beta1.GeneratorWarningReason))
 			}, timeout).Should(Succeed())
 			// The warning is an event when it appears, not on every
 			// reconcile. Events are written asynchronously, in the order
@@ -164,18 +164,20 @@ func TestMissingSecretsRetry(t *testing.T) {
 		name   string
 		url    string
 		field  string
-		mutate func(*v1.HTTPGeneratorSpec)
+		mutate func(*exsv1beta1.HTTPGeneratorSpec)
 		secret map[string][]byte
 		want   string
 	}{
 		{name: "headers", url: upstream.URL, field: "spec.generator.http.headersSecretRef",
-			mutate: func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"} },
+			mutate: func(s *exsv1beta1.HTTPGeneratorSpec) {
+				s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"}
+			},
 			secret: map[string][]byte{"X-Api-Key": []byte("k3y-s3cret")}, want: "auth: \"k3y-s3cret\"\n"},
 		{name: "cert", url: tlsSrv.URL, field: "spec.generator.http.certSecretRef",
-			mutate: func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "cert"} },
+			mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "cert"} },
 			secret: map[string][]byte{"ca.crt": testutil.ServerCAPEM(tlsSrv)}, want: "tls: true\n"},
 		{name: "proxy", url: "http://api.externalsource.invalid/", field: "spec.generator.http.proxySecretRef",
-			mutate: func(s *v1.HTTPGeneratorSpec) { s.ProxySecretRef = &meta.LocalObjectReference{Name: "proxy"} },
+			mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.ProxySecretRef = &meta.LocalObjectReference{Name: "proxy"} },
 			secret: map[string][]byte{"address": []byte(proxy.URL), "username": []byte("proxy-user"), "password": []byte("proxy-s3cret")},
 			want:   "auth: \"\"\n"},
 	}

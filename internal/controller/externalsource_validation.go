@@ -20,7 +20,7 @@ import (
 	"errors"
 	"fmt"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
 )
 
@@ -28,17 +28,17 @@ import (
 // controller's configuration (registered generators, the hook executor)
 // and what the CRD's rules do not fully cover. Every failure is Stalling
 // and names the field: retrying cannot fix it, a spec change can.
-func (r *ExternalSourceReconciler) validateSpec(obj *v1.ExternalSource) error {
+func (r *ExternalSourceReconciler) validateSpec(obj *exsv1beta1.ExternalSource) error {
 	if _, err := archive.CleanPath(obj.Spec.DestinationPath); err != nil {
-		return stalling(v1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
+		return stalling(exsv1beta1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
 	}
 	if _, ok := r.Generators.Get(obj.Spec.Generator.Type); !ok {
-		return stalling(v1.UnsupportedGeneratorReason,
+		return stalling(exsv1beta1.UnsupportedGeneratorReason,
 			fmt.Errorf("spec.generator.type: %q has no implementation in this controller (supported: %v)",
 				obj.Spec.Generator.Type, r.Generators.Types()))
 	}
 	if obj.HasHooks() && r.HookRunner == nil {
-		return stalling(v1.HooksDisabledReason,
+		return stalling(exsv1beta1.HooksDisabledReason,
 			errors.New("spec.hooks: hooks are disabled on this controller (it runs without --hook-executor-socket)"))
 	}
 	return nil

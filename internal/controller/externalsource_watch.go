@@ -32,7 +32,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // secretRefsIndex indexes ExternalSources by the names of the Secrets they
@@ -44,7 +44,7 @@ const secretRefsIndex = ".spec.secretRefs"
 // referencedSecrets returns the names of the Secrets obj references. Every
 // SecretRef of the API is listed here; TestReferencedSecretsCoversTheAPI
 // fails when a new one is added to the API and not here.
-func referencedSecrets(obj *v1.ExternalSource) []string {
+func referencedSecrets(obj *exsv1beta1.ExternalSource) []string {
 	h := obj.Spec.Generator.HTTP
 	if h == nil {
 		return nil
@@ -60,7 +60,7 @@ func referencedSecrets(obj *v1.ExternalSource) []string {
 
 // indexSecretRefs is the index function of secretRefsIndex.
 func indexSecretRefs(o client.Object) []string {
-	obj, ok := o.(*v1.ExternalSource)
+	obj, ok := o.(*exsv1beta1.ExternalSource)
 	if !ok {
 		return nil
 	}
@@ -85,7 +85,7 @@ func WatchConfigsCache(selector labels.Selector) (client.Object, ctrlcache.ByObj
 // reader, never from a cache), and WatchConfigsCache restricts its list
 // and watch to the selector on the API server's side.
 func (r *ExternalSourceReconciler) watchConfigs(mgr ctrl.Manager, b *builder.Builder, selector labels.Selector) (*builder.Builder, error) {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1.ExternalSource{}, secretRefsIndex, indexSecretRefs); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &exsv1beta1.ExternalSource{}, secretRefsIndex, indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing ExternalSources by Secret references: %w", err)
 	}
 	labelled := predicate.NewPredicateFuncs(func(o client.Object) bool {
@@ -99,7 +99,7 @@ func (r *ExternalSourceReconciler) watchConfigs(mgr ctrl.Manager, b *builder.Bui
 // objectsReferencingSecret lists, from the cache through secretRefsIndex,
 // the ExternalSources of the Secret's namespace that reference it.
 func (r *ExternalSourceReconciler) objectsReferencingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
-	var list v1.ExternalSourceList
+	var list exsv1beta1.ExternalSourceList
 	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretRefsIndex: secret.GetName()}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing the ExternalSources that reference a changed Secret",

@@ -40,7 +40,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/events"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
 
@@ -90,8 +90,8 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 		}},
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&v1.ExternalSource{}: {Label: sources},
-			secretObj:            secretCache,
+			&exsv1beta1.ExternalSource{}: {Label: sources},
+			secretObj:                    secretCache,
 		}},
 	})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -127,7 +127,7 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 		g.Expect(k8sClient.Create(testCtx, s)).To(Succeed())
 		return s
 	}
-	newWatchedSource := func(name, url, secret string) *v1.ExternalSource {
+	newWatchedSource := func(name, url, secret string) *exsv1beta1.ExternalSource {
 		obj := newSource(ns, name, url)
 		obj.Labels = map[string]string{isolatedLabel: shard}
 		obj.Spec.Interval = metav1.Duration{Duration: time.Hour}
@@ -184,7 +184,7 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 // to the API without being added to referencedSecrets fails here.
 func TestReferencedSecretsCoversTheAPI(t *testing.T) {
 	g := NewWithT(t)
-	obj := &v1.ExternalSource{}
+	obj := &exsv1beta1.ExternalSource{}
 	var want []string
 	var fill func(v reflect.Value, path string)
 	refType := reflect.TypeFor[*meta.LocalObjectReference]()

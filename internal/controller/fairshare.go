@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // Fair and bounded work. A reconcile holds one of the controller's
@@ -40,7 +40,7 @@ import (
 // keep one tenant from taking the controller from the others:
 //
 //   - time: a fetch ends at spec.timeout, which the API server caps at
-//     v1.MaxTimeout and the controller at --max-fetch-timeout;
+//     exsv1beta1.MaxTimeout and the controller at --max-fetch-timeout;
 //   - workers: at most --max-concurrent-per-namespace reconciles of one
 //     namespace run at once, so the other namespaces always keep workers.
 //
@@ -211,15 +211,15 @@ func namespaceShareFor(opts ReconcilerOptions) *NamespaceShare {
 }
 
 // fetchTimeout is how long one fetch, hooks included, may take:
-// spec.timeout, capped by the controller's MaxTimeout (v1.MaxTimeout
+// spec.timeout, capped by the controller's MaxTimeout (exsv1beta1.MaxTimeout
 // when unset) for objects stored before the API server enforced the
 // maximum or when an admin wants a lower one. limit names what set it,
 // for the timeout's error message.
-func (r *ExternalSourceReconciler) fetchTimeout(obj *v1.ExternalSource) (timeout time.Duration, limit string) {
+func (r *ExternalSourceReconciler) fetchTimeout(obj *exsv1beta1.ExternalSource) (timeout time.Duration, limit string) {
 	timeout = obj.GetTimeout()
 	maxTimeout := r.MaxTimeout
 	if maxTimeout <= 0 {
-		maxTimeout = v1.MaxTimeout
+		maxTimeout = exsv1beta1.MaxTimeout
 	}
 	if timeout > maxTimeout {
 		return maxTimeout, fmt.Sprintf("--max-fetch-timeout (%s, which caps spec.timeout %s)", maxTimeout, timeout)

@@ -38,7 +38,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
@@ -94,7 +94,7 @@ func startShardManager(t *testing.T, shard string, opts ReconcilerOptions, store
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&v1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard})},
+			&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard})},
 		}},
 	})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -138,7 +138,7 @@ func createShardSources(t *testing.T, shard, ns, prefix, url string, n int, time
 func readyIn(g Gomega, shard string, namespaces ...string) int {
 	n := 0
 	for _, ns := range namespaces {
-		var list v1.ExternalSourceList
+		var list exsv1beta1.ExternalSourceList
 		g.Expect(k8sClient.List(testCtx, &list, client.InNamespace(ns), client.MatchingLabels{isolatedLabel: shard})).To(Succeed())
 		for i := range list.Items {
 			if conditions.IsReady(&list.Items[i]) && list.Items[i].Status.Artifact != nil {
@@ -165,10 +165,10 @@ func TestOneNamespaceStarvesAllWithoutShare(t *testing.T) {
 	startShardManager(t, shard, ReconcilerOptions{MaxConcurrentReconciles: concurrent,
 		MaxConcurrentPerNamespace: concurrent}, nil)
 
-	createShardSources(t, shard, hostile, "hang", hang.URL, 10, v1.MaxTimeout)
+	createShardSources(t, shard, hostile, "hang", hang.URL, 10, exsv1beta1.MaxTimeout)
 	g.Eventually(hang.open.Load, timeout, 20*time.Millisecond).Should(BeEquivalentTo(concurrent),
 		"the hostile namespace holds every worker")
-	createShardSources(t, shard, other, "healthy", healthy.URL, 5, v1.DefaultTimeout)
+	createShardSources(t, shard, other, "healthy", healthy.URL, 5, exsv1beta1.DefaultTimeout)
 	g.Consistently(func(g Gomega) int { return readyIn(g, shard, other) }, 3*time.Second, 100*time.Millisecond).
 		Should(BeZero(), "no other namespace is served while the workers hang")
 	g.Expect(healthy.gets.Load()).To(BeZero())
@@ -194,29 +194,29 @@ func TestOneNamespaceCannotStarveTheOthers(t *testing.T) {
 	// For comparison: the same 50 sources with no hostile load.
 	baseline := newNamespace(t)
 	start := time.Now()
-	createShardSources(t, shard, baseline, "healthy", healthy.URL, 50, v1.DefaultTimeout)
+	createShardSources(t, shard, baseline, "healthy", healthy.URL, 50, exsv1beta1.DefaultTimeout)
 	g.Eventually(func(g Gomega) int { return readyIn(g, shard, baseline) }, timeout, 50*time.Millisecond).
 		Should(Equal(50))
 	t.Logf("without hostile load: 50 healthy sources Ready in %s (creation included)", time.Since(start).Round(time.Millisecond))
 
-	createShardSources(t, shard, hostile, "hang", hang.URL, 10, v1.MaxTimeout)
+	createShardSources(t, shard, hostile, "hang", hang.URL, 10, exsv1beta1.MaxTimeout)
 	g.Eventually(hang.open.Load, timeout, 20*time.Millisecond).Should(Equal(share),
 		"the hostile namespace holds its share of the workers")
 
 	start = time.Now()
-	createShardSources(t, shard, tenantA, "healthy", healthy.URL, 25, v1.DefaultTimeout)
-	createShardSources(t, shard, tenantB, "healthy", healthy.URL, 25, v1.DefaultTimeout)
+	createShardSources(t, shard, tenantA, "healthy", healthy.URL, 25, exsv1beta1.DefaultTimeout)
+	createShardSources(t, shard, tenantB, "healthy", healthy.URL, 25, exsv1beta1.DefaultTimeout)
 	g.Eventually(func(g Gomega) int { return readyIn(g, shard, tenantA, tenantB) }, timeout, 50*time.Millisecond).
 		Should(Equal(50))
 	elapsed := time.Since(start)
 	t.Logf("50 healthy sources Ready in %s (creation included) while %d of 10 hostile fetches hang (timeout %s)",
-		elapsed.Round(time.Millisecond), hang.open.Load(), v1.MaxTimeout)
+		elapsed.Round(time.Millisecond), hang.open.Load(), exsv1beta1.MaxTimeout)
 
 	// Still hanging: the healthy ones did not wait for them.
 	g.Expect(hang.open.Load()).To(Equal(share))
 	g.Expect(hang.peak.Load()).To(Equal(share), "one namespace never ran more than its share")
 	g.Expect(readyIn(g, shard, hostile)).To(BeZero())
-	g.Expect(elapsed).To(BeNumerically("<", v1.MaxTimeout/2), "far from the hostile timeout")
+	g.Expect(elapsed).To(BeNumerically("<", exsv1beta1.MaxTimeout/2), "far from the hostile timeout")
 }
 
 // TestMemoryStoreNamespaceShare: with the real controller on a memory
@@ -251,7 +251,7 @@ func TestMemoryStoreNamespaceShare(t *testing.T) {
 	second.Labels = map[string]string{isolatedLabel: shard}
 	g.Expect(k8sClient.Create(testCtx, second)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		c := conditions.Get(getSource(g, second), v1.StorageOperationFailedCondition)
+		c := conditions.Get(getSource(g, second), exsv1beta1.StorageOperationFailedCondition)
 		g.Expect(c).ToNot(BeNil())
 		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("namespace %q is at its share", hostile)))
 		g.Expect(c.Message).To(ContainSubstring(fmt.Sprintf("--memory-store-max-bytes-per-namespace=%d", perNS)))

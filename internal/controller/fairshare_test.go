@@ -32,7 +32,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 func TestDefaultMaxConcurrentPerNamespace(t *testing.T) {
@@ -307,11 +307,11 @@ func TestFetchTimeout(t *testing.T) {
 		want      time.Duration
 		wantLimit string
 	}{
-		{"default", nil, 0, v1.DefaultTimeout, "spec.timeout (1m0s)"},
+		{"default", nil, 0, exsv1beta1.DefaultTimeout, "spec.timeout (1m0s)"},
 		{"spec", d(90 * time.Second), 0, 90 * time.Second, "spec.timeout (1m30s)"},
-		{"at-the-maximum", d(v1.MaxTimeout), 0, v1.MaxTimeout, "spec.timeout (10m0s)"},
+		{"at-the-maximum", d(exsv1beta1.MaxTimeout), 0, exsv1beta1.MaxTimeout, "spec.timeout (10m0s)"},
 		// Stored before the API server enforced the maximum.
-		{"beyond-the-maximum", d(100000 * time.Hour), 0, v1.MaxTimeout,
+		{"beyond-the-maximum", d(100000 * time.Hour), 0, exsv1beta1.MaxTimeout,
 			"--max-fetch-timeout (10m0s, which caps spec.timeout 100000h0m0s)"},
 		{"lower-cap", d(8 * time.Minute), 5 * time.Minute, 5 * time.Minute,
 			"--max-fetch-timeout (5m0s, which caps spec.timeout 8m0s)"},
@@ -321,7 +321,7 @@ func TestFetchTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			r := &ExternalSourceReconciler{MaxTimeout: tt.max}
-			got, limit := r.fetchTimeout(&v1.ExternalSource{Spec: v1.ExternalSourceSpec{Timeout: tt.spec}})
+			got, limit := r.fetchTimeout(&exsv1beta1.ExternalSource{Spec: exsv1beta1.ExternalSourceSpec{Timeout: tt.spec}})
 			g.Expect(got).To(Equal(tt.want))
 			g.Expect(limit).To(Equal(tt.wantLimit))
 		})

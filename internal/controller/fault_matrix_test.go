@@ -48,7 +48,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
@@ -342,8 +342,8 @@ func TestFaultMatrix(t *testing.T) {
 	// back: the memory store's keys, the bucket's objects.
 	rawS3, err := s3srv.Client()
 	g.Expect(err).ToNot(HaveOccurred())
-	listStore := func(g Gomega, store string, obj *v1.ExternalSource) []string {
-		dir := storage.ArtifactDir(v1.ExternalSourceKind, obj.Namespace, obj.Name)
+	listStore := func(g Gomega, store string, obj *exsv1beta1.ExternalSource) []string {
+		dir := storage.ArtifactDir(exsv1beta1.ExternalSourceKind, obj.Namespace, obj.Name)
 		if store == "memory" {
 			return mem.(*memory.Storage).List(dir)
 		}
@@ -386,7 +386,7 @@ func TestFaultMatrix(t *testing.T) {
 			Metrics:    metricsserver.Options{BindAddress: "0"},
 			Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 			Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-				&v1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard(store)})},
+				&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard(store)})},
 			}},
 		})
 		g.Expect(err).ToNot(HaveOccurred())
@@ -431,13 +431,13 @@ func TestFaultMatrix(t *testing.T) {
 	tests := []fault{
 		{name: "connection-refused", store: "memory",
 			inject: func(e *faultEnv) { e.up.refuse() }, heal: func(e *faultEnv) { e.up.recover() },
-			condition: v1.FetchFailedCondition, message: "connection refused", downloadable: true},
+			condition: exsv1beta1.FetchFailedCondition, message: "connection refused", downloadable: true},
 		{name: "hanging-past-timeout", store: "memory", timeout: time.Second,
 			inject: func(e *faultEnv) { e.up.mode.Store("hang") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
-			condition: v1.FetchFailedCondition, message: "spec.timeout (1s)", downloadable: true},
+			condition: exsv1beta1.FetchFailedCondition, message: "spec.timeout (1s)", downloadable: true},
 		{name: "500-without-retry-after", store: "memory",
 			inject: func(e *faultEnv) { e.up.mode.Store("500") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
-			condition: v1.FetchFailedCondition, message: `500 Internal Server Error: "internal error`, downloadable: true,
+			condition: exsv1beta1.FetchFailedCondition, message: `500 Internal Server Error: "internal error`, downloadable: true,
 			check: func(g Gomega, reqs []time.Time) {
 				// Retried once within the fetch, at the client's own pace.
 				g.Expect(reqs).To(HaveLen(2))
@@ -445,7 +445,7 @@ func TestFaultMatrix(t *testing.T) {
 			}},
 		{name: "503-with-retry-after", store: "memory", timeout: 5 * time.Second,
 			inject: func(e *faultEnv) { e.up.mode.Store("503") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
-			condition: v1.FetchFailedCondition, message: `503 Service Unavailable: "down for maintenance`, downloadable: true,
+			condition: exsv1beta1.FetchFailedCondition, message: `503 Service Unavailable: "down for maintenance`, downloadable: true,
 			check: func(g Gomega, reqs []time.Time) {
 				// Retried once within the fetch, after the Retry-After.
 				g.Expect(reqs).To(HaveLen(2))
@@ -458,7 +458,7 @@ func TestFaultMatrix(t *testing.T) {
 			reconciling: "as the upstream asked (Retry-After)"},
 		{name: "429-with-retry-after-beyond-timeout", store: "memory", timeout: time.Second,
 			inject: func(e *faultEnv) { e.up.mode.Store("429") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
-			condition: v1.FetchFailedCondition, message: `429 Too Many Requests: "slow down`, downloadable: true,
+			condition: exsv1beta1.FetchFailedCondition, message: `429 Too Many Requests: "slow down`, downloadable: true,
 			// The upstream's Retry-After (2s) did not fit in spec.timeout,
 			// and is longer than the backoff (at most 1.6s here): the next
 			// reconcile comes after it.
@@ -467,16 +467,16 @@ func TestFaultMatrix(t *testing.T) {
 			check:       func(g Gomega, reqs []time.Time) { g.Expect(reqs).To(HaveLen(1)) }},
 		{name: "body-cut-mid-transfer", store: "memory",
 			inject: func(e *faultEnv) { e.up.mode.Store("cut") }, heal: func(e *faultEnv) { e.up.mode.Store("") },
-			condition: v1.FetchFailedCondition, message: "unexpected EOF", downloadable: true},
+			condition: exsv1beta1.FetchFailedCondition, message: "unexpected EOF", downloadable: true},
 		{name: "garbage-tls", store: "memory", tls: true,
 			inject: func(e *faultEnv) { e.up.garbage.Store(true); e.up.srv.CloseClientConnections() }, heal: func(e *faultEnv) { e.up.garbage.Store(false) },
-			condition: v1.FetchFailedCondition, message: "TLS error", downloadable: true},
+			condition: exsv1beta1.FetchFailedCondition, message: "TLS error", downloadable: true},
 		{name: "s3-down", store: "s3",
 			inject: func(e *faultEnv) { e.s3.Stop() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.s3.Restart()).To(Succeed()) },
-			condition: v1.StorageOperationFailedCondition, message: "connection refused"},
+			condition: exsv1beta1.StorageOperationFailedCondition, message: "connection refused"},
 		{name: "hook-sidecar-down", store: "memory", hooks: true,
 			inject: func(e *faultEnv) { e.sidecar.down() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.sidecar.up()).To(Succeed()) },
-			condition: v1.HookFailedCondition, message: "hook executor unreachable", downloadable: true},
+			condition: exsv1beta1.HookFailedCondition, message: "hook executor unreachable", downloadable: true},
 	}
 
 	for _, tt := range tests {
@@ -499,7 +499,7 @@ func TestFaultMatrix(t *testing.T) {
 				obj.Spec.Generator.HTTP.CertSecretRef = &meta.LocalObjectReference{Name: secret.Name}
 			}
 			if tt.hooks {
-				withHooks(obj, nil, []v1.Hook{sh("copy", "cat")})
+				withHooks(obj, nil, []exsv1beta1.Hook{sh("copy", "cat")})
 			}
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			a := waitReady(t, obj).Status.Artifact
@@ -595,7 +595,7 @@ func TestFaultMatrix(t *testing.T) {
 			g.Eventually(func(g Gomega) {
 				cur := getSource(g, obj)
 				g.Expect(conditions.IsReady(cur)).To(BeTrue())
-				for _, c := range []string{v1.FetchFailedCondition, v1.StorageOperationFailedCondition, v1.HookFailedCondition} {
+				for _, c := range []string{exsv1beta1.FetchFailedCondition, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.HookFailedCondition} {
 					g.Expect(conditions.Has(cur, c)).To(BeFalse())
 				}
 				g.Expect(cur.Status.Artifact).To(Equal(a))

@@ -41,7 +41,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/events"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/controller"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/storage"
@@ -86,24 +86,24 @@ func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(corev1.AddToScheme(scheme))
 	utilruntime.Must(sourcev1.AddToScheme(scheme))
-	utilruntime.Must(v1.AddToScheme(scheme))
+	utilruntime.Must(exsv1beta1.AddToScheme(scheme))
 
 	static := &staticGenerator{data: "answer: 42\n", version: "1"}
 	gens := generator.NewRegistry()
 	g.Expect(gens.Register("static", static)).To(Succeed())
 
-	obj := &v1.ExternalSource{
+	obj := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "static", Namespace: "default", Generation: 1},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 600e9},
 			DestinationPath: "answer.yaml",
-			Generator:       v1.GeneratorSpec{Type: "static"},
+			Generator:       exsv1beta1.GeneratorSpec{Type: "static"},
 		},
 	}
 	other := obj.DeepCopy()
 	other.Name, other.Spec.Generator.Type = "unknown", "ftp"
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(obj, other).
-		WithStatusSubresource(&v1.ExternalSource{}, &sourcev1.ExternalArtifact{}).Build()
+		WithStatusSubresource(&exsv1beta1.ExternalSource{}, &sourcev1.ExternalArtifact{}).Build()
 	store := memory.New(memory.Options{BaseURL: "http://artifacts.test"})
 	r := &controller.ExternalSourceReconciler{
 		Client:         c,
@@ -115,10 +115,10 @@ func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
 		MaxDataSize:    1 << 20,
 		Retention:      storage.DefaultRetention,
 	}
-	reconcile := func(o client.Object) *v1.ExternalSource {
+	reconcile := func(o client.Object) *exsv1beta1.ExternalSource {
 		_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 		g.Expect(err).ToNot(HaveOccurred())
-		out := &v1.ExternalSource{}
+		out := &exsv1beta1.ExternalSource{}
 		g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(o), out)).To(Succeed())
 		return out
 	}
@@ -164,6 +164,6 @@ func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
 	// A type nobody registered is Stalled, naming the field.
 	stalled := reconcile(other)
 	g.Expect(conditions.IsStalled(stalled)).To(BeTrue())
-	g.Expect(conditions.GetReason(stalled, meta.ReadyCondition)).To(Equal(v1.UnsupportedGeneratorReason))
+	g.Expect(conditions.GetReason(stalled, meta.ReadyCondition)).To(Equal(exsv1beta1.UnsupportedGeneratorReason))
 	g.Expect(conditions.GetMessage(stalled, meta.ReadyCondition)).To(ContainSubstring(`spec.generator.type: "ftp" has no implementation`))
 }

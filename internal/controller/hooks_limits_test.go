@@ -43,7 +43,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/redact"
@@ -79,12 +79,12 @@ func isolatedReconciler(runner hook.Runner, limits HookLimits) (*ExternalSourceR
 // A failure is not returned by Reconcile (the reconciler requeues it with
 // its own backoff): it is the Ready=False the reconcile wrote, returned
 // here as an error; a stalled object is not an error (nothing retries it).
-func reconcileErr(r *ExternalSourceReconciler, obj *v1.ExternalSource) error {
+func reconcileErr(r *ExternalSourceReconciler, obj *exsv1beta1.ExternalSource) error {
 	res, err := r.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 	if err != nil {
 		return err
 	}
-	cur := &v1.ExternalSource{}
+	cur := &exsv1beta1.ExternalSource{}
 	if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), cur); err != nil {
 		return err
 	}
@@ -105,9 +105,9 @@ func TestHooksRefusedUpFront(t *testing.T) {
 	// A marking hook is a pre-request hook named for the case: the
 	// sidecar's debug log names every hook it runs, whatever the sandbox
 	// lets the hook itself do.
-	mark := func(name string) v1.Hook { return jq(ns+"-"+name, "-c", ".") }
+	mark := func(name string) exsv1beta1.Hook { return jq(ns+"-"+name, "-c", ".") }
 	marked := func(name string) bool { return sidecarRan(t, ns+"-"+name) }
-	post := func(obj *v1.ExternalSource) *v1.ExternalSource {
+	post := func(obj *exsv1beta1.ExternalSource) *exsv1beta1.ExternalSource {
 		obj.Spec.Generator.HTTP.Method = "POST"
 		obj.Spec.Generator.HTTP.Body = `{"order": 1}`
 		return obj
@@ -116,7 +116,7 @@ func TestHooksRefusedUpFront(t *testing.T) {
 	t.Run("control: allowed hooks run and the upstream is called", func(t *testing.T) {
 		g := NewWithT(t)
 		up := newUpstream(t, `{"ok": true}`)
-		obj := post(withHooks(newSource(ns, "control", up.URL), []v1.Hook{mark("control")}, []v1.Hook{jq("ok", "-c", ".")}))
+		obj := post(withHooks(newSource(ns, "control", up.URL), []exsv1beta1.Hook{mark("control")}, []exsv1beta1.Hook{jq("ok", "-c", ".")}))
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitReady(t, obj)
 		g.Eventually(func() bool { return marked("control") }, timeout).Should(BeTrue(), "the marking hook ran")
@@ -125,24 +125,24 @@ func TestHooksRefusedUpFront(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		pre, post []v1.Hook
+		pre, post []exsv1beta1.Hook
 		field     string
 		want      string
 	}{
-		{name: "post-request argument", pre: []v1.Hook{mark("post-arg")},
-			post:  []v1.Hook{jq("ok", "-c", "."), jq("exfiltrate", "--rawfile", "x", "/etc/passwd")},
+		{name: "post-request argument", pre: []exsv1beta1.Hook{mark("post-arg")},
+			post:  []exsv1beta1.Hook{jq("ok", "-c", "."), jq("exfiltrate", "--rawfile", "x", "/etc/passwd")},
 			field: `spec.hooks.postRequest[1].args[0]: hook "exfiltrate" rejected by the whitelist`,
 			want:  `argument 0 ("--rawfile") matches none of the patterns allowed for command "jq"`},
-		{name: "post-request command", pre: []v1.Hook{mark("post-cmd")},
-			post:  []v1.Hook{{Name: "net", Command: "nc", Args: []string{"-l"}}},
+		{name: "post-request command", pre: []exsv1beta1.Hook{mark("post-cmd")},
+			post:  []exsv1beta1.Hook{{Name: "net", Command: "nc", Args: []string{"-l"}}},
 			field: `spec.hooks.postRequest[0].command: hook "net" rejected by the whitelist`,
 			want:  `command "nc" is not on the whitelist`},
-		{name: "post-request environment", pre: []v1.Hook{mark("post-env")},
-			post: []v1.Hook{{Name: "preload", Command: "sh", Args: []string{"-c", "cat"},
-				Env: []v1.HookEnvVar{{Name: "MARK", Value: "x"}, {Name: "LD_PRELOAD", Value: "/tmp/evil.so"}}}},
+		{name: "post-request environment", pre: []exsv1beta1.Hook{mark("post-env")},
+			post: []exsv1beta1.Hook{{Name: "preload", Command: "sh", Args: []string{"-c", "cat"},
+				Env: []exsv1beta1.HookEnvVar{{Name: "MARK", Value: "x"}, {Name: "LD_PRELOAD", Value: "/tmp/evil.so"}}}},
 			field: `spec.hooks.postRequest[0].env[1]: hook "preload" rejected by the whitelist`,
 			want:  `env "LD_PRELOAD" is never allowed`},
-		{name: "second pre-request hook", pre: []v1.Hook{mark("pre-second"), {Name: "curl", Command: "curl"}},
+		{name: "second pre-request hook", pre: []exsv1beta1.Hook{mark("pre-second"), {Name: "curl", Command: "curl"}},
 			field: `spec.hooks.preRequest[1].command: hook "curl" rejected by the whitelist`,
 			want:  `command "curl" is not on the whitelist`},
 	}
@@ -153,7 +153,7 @@ func TestHooksRefusedUpFront(t *testing.T) {
 			obj := post(withHooks(newSource(ns, strings.ReplaceAll(tt.name, " ", "-"), up.URL), tt.pre, tt.post))
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			cur := waitHookFailed(t, obj, true, tt.field, tt.want)
-			g.Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(v1.HookRejectedReason))
+			g.Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(exsv1beta1.HookRejectedReason))
 			g.Expect(up.requests.Load()).To(BeZero(), "no request reached the upstream")
 			g.Expect(marked(strings.TrimPrefix(tt.pre[0].Name, ns+"-"))).To(BeFalse(), "no pre-request hook ran")
 		})
@@ -203,7 +203,7 @@ func TestWhitelistGenerationsDisagree(t *testing.T) {
 
 	ns := newNamespace(t)
 	up := newUpstream(t, "abc")
-	obj := withHooks(newSource(ns, "generations", up.URL), nil, []v1.Hook{{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}})
+	obj := withHooks(newSource(ns, "generations", up.URL), nil, []exsv1beta1.Hook{{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}})
 	obj.Labels = map[string]string{isolatedLabel: "generations"}
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 
@@ -211,7 +211,7 @@ func TestWhitelistGenerationsDisagree(t *testing.T) {
 		t.Helper()
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsStalled(cur)).To(BeTrue(), "Stalled: %v", conditions.Get(cur, meta.StalledCondition))
-		g.Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(v1.HookRejectedReason))
+		g.Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(exsv1beta1.HookRejectedReason))
 		for _, p := range parts {
 			g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(p))
 		}
@@ -221,7 +221,7 @@ func TestWhitelistGenerationsDisagree(t *testing.T) {
 		g.Expect(err).To(HaveOccurred(), "a disagreement is retried")
 		cur := getSource(g, obj)
 		g.Expect(conditions.IsStalled(cur)).To(BeFalse(), "not Stalled: nothing would requeue it")
-		g.Expect(conditions.GetReason(cur, v1.HookFailedCondition)).To(Equal(v1.HookRejectedReason))
+		g.Expect(conditions.GetReason(cur, exsv1beta1.HookFailedCondition)).To(Equal(exsv1beta1.HookRejectedReason))
 		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(
 			fmt.Sprintf("hook whitelist generations differ (controller %s, hook executor %s): retrying", controllerGen, sidecarGen)))
 	}
@@ -350,7 +350,7 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			obj := withHooks(newSource("ns", "inflate", "http://upstream.test/"),
-				[]v1.Hook{jq("inflate", "-c", fmt.Sprintf(`.body = ("x" * %d)`, tt.size))}, nil)
+				[]exsv1beta1.Hook{jq("inflate", "-c", fmt.Sprintf(`.body = ("x" * %d)`, tt.size))}, nil)
 			pre := r.preRequestHooks(obj)
 			req := &generator.HookRequest{URL: "http://upstream.test/", Method: "POST", Headers: map[string]string{}}
 			var err error
@@ -391,7 +391,7 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 			g := NewWithT(t)
 			requests.Store(0)
 			name := fmt.Sprintf("body-%d", tt.size)
-			obj := withHooks(newSource(ns, name, up.URL), []v1.Hook{jq("inflate", "-c", fmt.Sprintf(`.body = ("x" * %d)`, tt.size))}, nil)
+			obj := withHooks(newSource(ns, name, up.URL), []exsv1beta1.Hook{jq("inflate", "-c", fmt.Sprintf(`.body = ("x" * %d)`, tt.size))}, nil)
 			obj.Spec.Generator.HTTP.Method = "POST"
 			obj.Labels = map[string]string{isolatedLabel: name}
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
@@ -405,7 +405,7 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 				g.Expect(received.Load()).To(Equal(int64(tt.size)))
 			} else {
 				g.Expect(err).To(HaveOccurred())
-				g.Expect(conditions.GetMessage(cur, v1.HookFailedCondition)).To(ContainSubstring("(--max-pre-request-output)"))
+				g.Expect(conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)).To(ContainSubstring("(--max-pre-request-output)"))
 				g.Expect(requests.Load()).To(BeZero())
 			}
 			g.Expect(peak).To(BeNumerically("<", 48<<20))
@@ -417,13 +417,13 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 		ns := newNamespace(t)
 		up := newUpstream(t, "{}")
 		r, _ := isolatedReconciler(suiteHooks(), HookLimits{MaxPreRequestOutput: 1024})
-		obj := withHooks(newSource(ns, "capped", up.URL), []v1.Hook{jq("inflate", "-c", `.body = ("x" * 5000)`)}, nil)
+		obj := withHooks(newSource(ns, "capped", up.URL), []exsv1beta1.Hook{jq("inflate", "-c", `.body = ("x" * 5000)`)}, nil)
 		obj.Labels = map[string]string{isolatedLabel: "capped"}
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		g.Expect(reconcileErr(r, obj)).To(HaveOccurred())
 		cur := getSource(g, obj)
-		g.Expect(conditions.GetReason(cur, v1.HookFailedCondition)).To(Equal(v1.HookFailedReason))
-		g.Expect(conditions.GetMessage(cur, v1.HookFailedCondition)).To(ContainSubstring(
+		g.Expect(conditions.GetReason(cur, exsv1beta1.HookFailedCondition)).To(Equal(exsv1beta1.HookFailedReason))
+		g.Expect(conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)).To(ContainSubstring(
 			`spec.hooks.preRequest[0]: hook "inflate" failed: output exceeds the limit of 1024 bytes (--max-pre-request-output)`))
 		g.Expect(up.requests.Load()).To(BeZero())
 	})
@@ -457,7 +457,7 @@ func listSpool(dir string) []spoolFile {
 	return out
 }
 
-func (o *observingRunner) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+func (o *observingRunner) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	o.mu.Lock()
 	o.starts = append(o.starts, listSpool(o.dir))
 	o.mu.Unlock()
@@ -482,8 +482,8 @@ func totalSize(files []spoolFile) int64 {
 // spool use is capped.
 func TestPostRequestHooksSpool(t *testing.T) {
 	const dataSize = 20_000
-	cat := func(name string) v1.Hook { return sh(name, "cat") }
-	setup := func(t *testing.T, limits HookLimits, maxData int64, hooks []v1.Hook) (*ExternalSourceReconciler, *observingRunner, *v1.ExternalSource, *reconcileState) {
+	cat := func(name string) exsv1beta1.Hook { return sh(name, "cat") }
+	setup := func(t *testing.T, limits HookLimits, maxData int64, hooks []exsv1beta1.Hook) (*ExternalSourceReconciler, *observingRunner, *exsv1beta1.ExternalSource, *reconcileState) {
 		dir := t.TempDir()
 		data := filepath.Join(dir, "data")
 		if err := os.WriteFile(data, []byte(strings.Repeat("x", dataSize)), 0o644); err != nil {
@@ -498,7 +498,7 @@ func TestPostRequestHooksSpool(t *testing.T) {
 
 	t.Run("intermediate files removed as soon as consumed", func(t *testing.T) {
 		g := NewWithT(t)
-		var hooks []v1.Hook
+		var hooks []exsv1beta1.Hook
 		for i := range 6 {
 			hooks = append(hooks, cat(fmt.Sprintf("copy-%d", i)))
 		}
@@ -526,8 +526,8 @@ func TestPostRequestHooksSpool(t *testing.T) {
 	t.Run("an ignored failure's output is removed, its input passes on", func(t *testing.T) {
 		g := NewWithT(t)
 		broken := sh("broken", "head -c 100; exit 3")
-		broken.RetryPolicy = v1.HookRetryPolicyIgnore
-		r, _, obj, st := setup(t, HookLimits{}, 1<<20, []v1.Hook{cat("copy"), broken, cat("last")})
+		broken.RetryPolicy = exsv1beta1.HookRetryPolicyIgnore
+		r, _, obj, st := setup(t, HookLimits{}, 1<<20, []exsv1beta1.Hook{cat("copy"), broken, cat("last")})
 		g.Expect(r.reconcileHooks(testCtx, nil, obj, st)).To(Succeed())
 		g.Expect(listSpool(st.tmpDir)).To(Equal([]spoolFile{{"hook-2", dataSize}}))
 	})
@@ -548,10 +548,10 @@ func TestPostRequestHooksSpool(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			r, _, obj, st := setup(t, tt.limits, tt.maxData, []v1.Hook{cat("copy"), sh("triple", "cat > f; cat f f f")})
+			r, _, obj, st := setup(t, tt.limits, tt.maxData, []exsv1beta1.Hook{cat("copy"), sh("triple", "cat > f; cat f f f")})
 			err := r.reconcileHooks(testCtx, nil, obj, st)
 			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
-			g.Expect(conditions.GetReason(obj, v1.HookFailedCondition)).To(Equal(v1.HookFailedReason))
+			g.Expect(conditions.GetReason(obj, exsv1beta1.HookFailedCondition)).To(Equal(exsv1beta1.HookFailedReason))
 			g.Expect(conditions.IsStalled(obj)).To(BeFalse())
 			for _, f := range listSpool(st.tmpDir) {
 				g.Expect(f.size).To(BeNumerically("<=", dataSize), "nothing over the cap is left: %v", f)
@@ -582,9 +582,9 @@ func TestIgnoredHookFailuresAreRedacted(t *testing.T) {
 		policy string
 		filter string
 	}{
-		{"retry then fail, value itself", v1.HookRetryPolicyRetry, ".headers.Authorization | error"},
-		{"ignore, value itself", v1.HookRetryPolicyIgnore, ".headers.Authorization | error"},
-		{"ignore, headers as JSON", v1.HookRetryPolicyIgnore, ".headers | tostring | error"},
+		{"retry then fail, value itself", exsv1beta1.HookRetryPolicyRetry, ".headers.Authorization | error"},
+		{"ignore, value itself", exsv1beta1.HookRetryPolicyIgnore, ".headers.Authorization | error"},
+		{"ignore, headers as JSON", exsv1beta1.HookRetryPolicyIgnore, ".headers | tostring | error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -595,7 +595,7 @@ func TestIgnoredHookFailuresAreRedacted(t *testing.T) {
 			r, rec := isolatedReconciler(suiteHooks(), HookLimits{})
 			h := jq("leaky", "-c", tt.filter)
 			h.RetryPolicy, h.MaxRetries = tt.policy, ptrTo(int32(1))
-			obj := withHooks(newSource("ns", "leaky", "http://upstream.test/"), []v1.Hook{h}, nil)
+			obj := withHooks(newSource("ns", "leaky", "http://upstream.test/"), []exsv1beta1.Hook{h}, nil)
 			ctx := redact.NewContext(ctrl.LoggerInto(testCtx, logger), set)
 			req := &generator.HookRequest{URL: "http://upstream.test/", Method: "GET", Headers: map[string]string{"Authorization": secret}}
 			err := r.preRequestHooks(obj)(ctx, req)
@@ -612,7 +612,7 @@ func TestIgnoredHookFailuresAreRedacted(t *testing.T) {
 			g.Expect(everything).To(ContainSubstring(redact.Placeholder))
 			g.Expect(everything).ToNot(ContainSubstring("s3cr3t"))
 
-			if tt.policy == v1.HookRetryPolicyIgnore {
+			if tt.policy == exsv1beta1.HookRetryPolicyIgnore {
 				g.Expect(err).ToNot(HaveOccurred())
 				g.Expect(evs).To(ContainElement(ContainSubstring("ignored: retryPolicy is ignore")))
 				g.Expect(req.Headers).To(HaveKeyWithValue("Authorization", secret), "the input passed on")

@@ -35,7 +35,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandboxtest"
 )
@@ -65,10 +65,10 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 	// Both the controller's copy and the sidecar's take the change.
 	sidecar := hook.NewClient(filepath.Join(filepath.Dir(controllerBin), "hook.sock"))
 	g.Eventually(func() error {
-		if _, err := testWhitelist.Get().Check(v1.Hook{Name: "p", Command: "probe"}); err != nil {
+		if _, err := testWhitelist.Get().Check(exsv1beta1.Hook{Name: "p", Command: "probe"}); err != nil {
 			return err
 		}
-		return sidecar.Run(testCtx, v1.Hook{Name: "p", Command: "probe", Args: []string{"limits"}}, strings.NewReader(""), io.Discard)
+		return sidecar.Run(testCtx, exsv1beta1.Hook{Name: "p", Command: "probe", Args: []string{"limits"}}, strings.NewReader(""), io.Discard)
 	}, timeout).Should(Succeed())
 
 	secret := fmt.Sprintf("tok-%d", time.Now().UnixNano())
@@ -105,7 +105,7 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 	vdone := make(chan struct{})
 	go func() {
 		defer close(vdone)
-		_ = sidecar.Run(vctx, v1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", "600"}, Timeout: &metav1.Duration{Duration: 10 * time.Minute}},
+		_ = sidecar.Run(vctx, exsv1beta1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", "600"}, Timeout: &metav1.Duration{Duration: 10 * time.Minute}},
 			strings.NewReader(env.VictimSecret), io.Discard)
 	}()
 	t.Cleanup(func() { vcancel(); <-vdone })
@@ -127,13 +127,13 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 				g := NewWithT(t)
 				up := newUpstream(t, a.Stdin)
 				attack := a.Hook
-				var obj *v1.ExternalSource
+				var obj *exsv1beta1.ExternalSource
 				if stage == "post" {
-					obj = withHooks(newSource(ns, fmt.Sprintf("post-%d", n), up.URL), nil, []v1.Hook{attack})
+					obj = withHooks(newSource(ns, fmt.Sprintf("post-%d", n), up.URL), nil, []exsv1beta1.Hook{attack})
 				} else {
 					// A pre-request hook reads the request: a jq hook first
 					// adds the attack's input to it.
-					var pre []v1.Hook
+					var pre []exsv1beta1.Hook
 					if a.Stdin != "" {
 						pre = append(pre, jq("input", "-c", ". + "+a.Stdin))
 					}
@@ -141,7 +141,7 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 				}
 				g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 				cur := waitHookFailed(t, obj, false, `hook "attack" failed`)
-				msg := conditions.GetMessage(cur, v1.HookFailedCondition)
+				msg := conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)
 				g.Expect(msg).To(Or(ContainSubstring("ermission denied"), ContainSubstring("operation not permitted")), "the kernel's refusal")
 				for _, s := range a.Never {
 					g.Expect(msg).ToNot(ContainSubstring(s))
@@ -161,11 +161,11 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 
 	bombs := []struct {
 		name string
-		hook v1.Hook
+		hook exsv1beta1.Hook
 		want string
 	}{
 		{"memory", jq("attack", "-n", "[range(100000000)]"), "exceeded its memory limit (512Mi)"},
-		{"fork", v1.Hook{Name: "attack", Command: "probe", Args: []string{"fork"}}, "exceeded its process limit (16)"},
+		{"fork", exsv1beta1.Hook{Name: "attack", Command: "probe", Args: []string{"fork"}}, "exceeded its process limit (16)"},
 	}
 	for _, b := range bombs {
 		t.Run("bomb/"+b.name, func(t *testing.T) {
@@ -174,11 +174,11 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 			// Far off, so that a loaded machine cannot turn a limit into a
 			// timeout.
 			b.hook.Timeout = &metav1.Duration{Duration: 30 * time.Second}
-			obj := withHooks(newSource(ns, "bomb-"+b.name, up.URL), nil, []v1.Hook{b.hook})
+			obj := withHooks(newSource(ns, "bomb-"+b.name, up.URL), nil, []exsv1beta1.Hook{b.hook})
 			g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			waitHookFailed(t, obj, false, `hook "attack" failed`, b.want)
 			// The sidecar survived: the next object is served.
-			next := withHooks(newSource(ns, "after-"+b.name, up.URL), nil, []v1.Hook{jq("ok", "-c", ".a")})
+			next := withHooks(newSource(ns, "after-"+b.name, up.URL), nil, []exsv1beta1.Hook{jq("ok", "-c", ".a")})
 			g.Expect(k8sClient.Create(testCtx, next)).To(Succeed())
 			waitReady(t, next)
 			g.Expect(archived(g, next)).To(Equal("1\n"))

@@ -29,7 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 )
@@ -110,7 +110,7 @@ func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), er
 		defer whitelistMu.Unlock()
 		for _, ch := range whitelistSubs {
 			select {
-			case ch <- event.GenericEvent{Object: &v1.ExternalSource{}}:
+			case ch <- event.GenericEvent{Object: &exsv1beta1.ExternalSource{}}:
 			default:
 			}
 		}

@@ -34,12 +34,12 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 // archived returns the data the source's artifact holds at its path.
-func archived(g Gomega, obj *v1.ExternalSource) string {
+func archived(g Gomega, obj *exsv1beta1.ExternalSource) string {
 	cur := getSource(g, obj)
 	g.Expect(cur.Status.Artifact).ToNot(BeNil())
 	files := untar(g, download(g, cur.Status.Artifact.URL))
@@ -47,30 +47,30 @@ func archived(g Gomega, obj *v1.ExternalSource) string {
 	return files[obj.Spec.DestinationPath]
 }
 
-func withHooks(obj *v1.ExternalSource, pre, post []v1.Hook) *v1.ExternalSource {
-	obj.Spec.Hooks = &v1.Hooks{PreRequest: pre, PostRequest: post}
+func withHooks(obj *exsv1beta1.ExternalSource, pre, post []exsv1beta1.Hook) *exsv1beta1.ExternalSource {
+	obj.Spec.Hooks = &exsv1beta1.Hooks{PreRequest: pre, PostRequest: post}
 	return obj
 }
 
-func jq(name string, args ...string) v1.Hook {
-	return v1.Hook{Name: name, Command: "jq", Args: args}
+func jq(name string, args ...string) exsv1beta1.Hook {
+	return exsv1beta1.Hook{Name: name, Command: "jq", Args: args}
 }
 
-func sh(name, script string) v1.Hook {
-	return v1.Hook{Name: name, Command: "sh", Args: []string{"-c", script}}
+func sh(name, script string) exsv1beta1.Hook {
+	return exsv1beta1.Hook{Name: name, Command: "sh", Args: []string{"-c", script}}
 }
 
 // waitHookFailed waits for HookFailed with a message containing all parts.
-func waitHookFailed(t *testing.T, obj *v1.ExternalSource, stalled bool, parts ...string) *v1.ExternalSource {
+func waitHookFailed(t *testing.T, obj *exsv1beta1.ExternalSource, stalled bool, parts ...string) *exsv1beta1.ExternalSource {
 	t.Helper()
-	var cur *v1.ExternalSource
+	var cur *exsv1beta1.ExternalSource
 	NewWithT(t).Eventually(func(g Gomega) {
 		cur = getSource(g, obj)
-		g.Expect(conditions.IsTrue(cur, v1.HookFailedCondition)).To(BeTrue(), "HookFailed: %v", conditions.Get(cur, v1.HookFailedCondition))
+		g.Expect(conditions.IsTrue(cur, exsv1beta1.HookFailedCondition)).To(BeTrue(), "HookFailed: %v", conditions.Get(cur, exsv1beta1.HookFailedCondition))
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
 		g.Expect(conditions.IsStalled(cur)).To(Equal(stalled))
 		for _, p := range parts {
-			g.Expect(conditions.GetMessage(cur, v1.HookFailedCondition)).To(ContainSubstring(p))
+			g.Expect(conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)).To(ContainSubstring(p))
 			g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(p))
 		}
 	}, timeout).Should(Succeed())
@@ -84,7 +84,7 @@ func TestHooksTransformTheData(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	up := newUpstream(t, `{"items": [{"sku": "a", "cents": 150}, {"sku": "b", "cents": 99}]}`)
-	obj := withHooks(newSource(ns, "jq", up.URL), nil, []v1.Hook{
+	obj := withHooks(newSource(ns, "jq", up.URL), nil, []exsv1beta1.Hook{
 		jq("prices", "-c", "[.items[] | {key: .sku, value: (.cents | tostring)}] | from_entries"),
 		jq("configmap", "-S", `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "prices"}, "data": .}`),
 	})
@@ -114,7 +114,7 @@ func TestPreRequestHookSignsTheRequest(t *testing.T) {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "auth", Namespace: ns},
 		StringData: map[string]string{"Authorization": "Bearer t0ken"}}
 	g.Expect(k8sClient.Create(testCtx, secret)).To(Succeed())
-	obj := withHooks(newSource(ns, "signed", srv.URL+"/data"), []v1.Hook{
+	obj := withHooks(newSource(ns, "signed", srv.URL+"/data"), []exsv1beta1.Hook{
 		jq("sign", "-c", `.headers["X-Signature"] = ("sig:" + .headers.Authorization) | .url = (.url + "?region=eu")`),
 	}, nil)
 	obj.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"}
@@ -130,13 +130,13 @@ func TestHookRetryPolicies(t *testing.T) {
 
 	t.Run("fail keeps the last artifact", func(t *testing.T) {
 		g := NewWithT(t)
-		obj := withHooks(newSource(ns, "fail", up.URL), nil, []v1.Hook{jq("ok", "-c", ".")})
+		obj := withHooks(newSource(ns, "fail", up.URL), nil, []exsv1beta1.Hook{jq("ok", "-c", ".")})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		a := waitReady(t, obj).Status.Artifact
 
 		cur := getSource(g, obj)
 		patch := client.MergeFrom(cur.DeepCopy())
-		cur.Spec.Hooks.PostRequest = []v1.Hook{jq("broken", "-c", ".v[")}
+		cur.Spec.Hooks.PostRequest = []exsv1beta1.Hook{jq("broken", "-c", ".v[")}
 		g.Expect(k8sClient.Patch(testCtx, cur, patch)).To(Succeed())
 		failed := waitHookFailed(t, obj, false, `hook "broken" failed`, "exit code 3", "error")
 		g.Expect(failed.Status.Artifact).To(Equal(a))
@@ -160,8 +160,8 @@ func TestHookRetryPolicies(t *testing.T) {
 		g.Expect(err).ToNot(HaveOccurred())
 		script := fmt.Sprintf(`read n < %s; [ "$n" -ge 2 ] && cat`, fifo)
 		h := sh("flaky", script)
-		h.RetryPolicy, h.MaxRetries = v1.HookRetryPolicyRetry, ptrTo(int32(3))
-		obj := withHooks(newSource(ns, "retry", up.URL), nil, []v1.Hook{h})
+		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptrTo(int32(3))
+		obj := withHooks(newSource(ns, "retry", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitReady(t, obj)
 		g.Expect(archived(g, obj)).To(Equal(`{"v": 1}`))
@@ -174,8 +174,8 @@ func TestHookRetryPolicies(t *testing.T) {
 	t.Run("retry gives up after maxRetries", func(t *testing.T) {
 		g := NewWithT(t)
 		h := sh("always-fails", "echo nope >&2; exit 7")
-		h.RetryPolicy, h.MaxRetries = v1.HookRetryPolicyRetry, ptrTo(int32(1))
-		obj := withHooks(newSource(ns, "give-up", up.URL), nil, []v1.Hook{h})
+		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptrTo(int32(1))
+		obj := withHooks(newSource(ns, "give-up", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitHookFailed(t, obj, false, `hook "always-fails" failed`, "exit code 7", "nope")
 	})
@@ -183,8 +183,8 @@ func TestHookRetryPolicies(t *testing.T) {
 	t.Run("ignore passes the input on", func(t *testing.T) {
 		g := NewWithT(t)
 		h := jq("broken", "-c", ".v[")
-		h.RetryPolicy = v1.HookRetryPolicyIgnore
-		obj := withHooks(newSource(ns, "ignore", up.URL), nil, []v1.Hook{h, jq("after", "-c", "{w: .v}")})
+		h.RetryPolicy = exsv1beta1.HookRetryPolicyIgnore
+		obj := withHooks(newSource(ns, "ignore", up.URL), nil, []exsv1beta1.Hook{h, jq("after", "-c", "{w: .v}")})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitReady(t, obj)
 		g.Expect(archived(g, obj)).To(Equal("{\"w\":1}\n"), "the broken hook's input went to the next hook")
@@ -198,7 +198,7 @@ func TestHookRetryPolicies(t *testing.T) {
 		marker := fmt.Sprintf("%d.%03d", 60+time.Now().Nanosecond()%30, time.Now().Nanosecond()%1000)
 		h := sh("forker", "sleep "+marker+" & sleep "+marker)
 		h.Timeout = &metav1.Duration{Duration: time.Second}
-		obj := withHooks(newSource(ns, "timeout", up.URL), nil, []v1.Hook{h})
+		obj := withHooks(newSource(ns, "timeout", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitHookFailed(t, obj, false, `hook "forker" failed`, "timed out after 1s")
 		g.Eventually(func() []string { return testutil.ProcessesWith("sleep " + marker) }, 10*time.Second).Should(BeEmpty())
@@ -206,7 +206,7 @@ func TestHookRetryPolicies(t *testing.T) {
 
 	t.Run("output over the cap", func(t *testing.T) {
 		g := NewWithT(t)
-		obj := withHooks(newSource(ns, "too-much", up.URL), nil, []v1.Hook{jq("flood", "-c", "[range(0; 100000)]")})
+		obj := withHooks(newSource(ns, "too-much", up.URL), nil, []exsv1beta1.Hook{jq("flood", "-c", "[range(0; 100000)]")})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitHookFailed(t, obj, false, `hook "flood" failed`, fmt.Sprintf("exceeds the limit of %d bytes (--hook-max-output)", hookMaxOutput))
 	})
@@ -214,8 +214,8 @@ func TestHookRetryPolicies(t *testing.T) {
 	t.Run("minimal environment", func(t *testing.T) {
 		g := NewWithT(t)
 		h := sh("env", "env | sort")
-		h.Env = []v1.HookEnvVar{{Name: "MARK", Value: "visible"}}
-		obj := withHooks(newSource(ns, "env", up.URL), nil, []v1.Hook{h})
+		h.Env = []exsv1beta1.HookEnvVar{{Name: "MARK", Value: "visible"}}
+		obj := withHooks(newSource(ns, "env", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitReady(t, obj)
 		out := archived(g, obj)
@@ -234,23 +234,23 @@ func TestHooksRejectedByTheWhitelist(t *testing.T) {
 	touch := "touch " + marker + "; cat"
 	tests := []struct {
 		name string
-		hook v1.Hook
+		hook exsv1beta1.Hook
 		want string
 	}{
-		{"not-on-the-whitelist", v1.Hook{Name: "curl", Command: "curl", Args: []string{"http://169.254.169.254/"}}, `command "curl" is not on the whitelist`},
-		{"path-trick", v1.Hook{Name: "jq-elsewhere", Command: "/tmp/x/jq", Args: []string{"."}}, `command "/tmp/x/jq" is not on the whitelist`},
+		{"not-on-the-whitelist", exsv1beta1.Hook{Name: "curl", Command: "curl", Args: []string{"http://169.254.169.254/"}}, `command "curl" is not on the whitelist`},
+		{"path-trick", exsv1beta1.Hook{Name: "jq-elsewhere", Command: "/tmp/x/jq", Args: []string{"."}}, `command "/tmp/x/jq" is not on the whitelist`},
 		{"rawfile", jq("exfiltrate", "--rawfile", "x", "/etc/passwd"), `argument 0 ("--rawfile") matches none of the patterns`},
-		{"bash-env", v1.Hook{Name: "inject", Command: "sh", Args: []string{"-c", touch}, Env: []v1.HookEnvVar{{Name: "BASH_ENV", Value: "/tmp/evil"}}},
+		{"bash-env", exsv1beta1.Hook{Name: "inject", Command: "sh", Args: []string{"-c", touch}, Env: []exsv1beta1.HookEnvVar{{Name: "BASH_ENV", Value: "/tmp/evil"}}},
 			`env "BASH_ENV" is never allowed`},
-		{"ld-preload", v1.Hook{Name: "preload", Command: "sh", Args: []string{"-c", touch}, Env: []v1.HookEnvVar{{Name: "LD_PRELOAD", Value: "/tmp/evil.so"}}},
+		{"ld-preload", exsv1beta1.Hook{Name: "preload", Command: "sh", Args: []string{"-c", touch}, Env: []exsv1beta1.HookEnvVar{{Name: "LD_PRELOAD", Value: "/tmp/evil.so"}}},
 			`env "LD_PRELOAD" is never allowed`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			obj := withHooks(newSource(ns, tt.name, up.URL), nil, []v1.Hook{tt.hook})
+			obj := withHooks(newSource(ns, tt.name, up.URL), nil, []exsv1beta1.Hook{tt.hook})
 			NewWithT(t).Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 			cur := waitHookFailed(t, obj, true, fmt.Sprintf("hook %q rejected by the whitelist", tt.hook.Name), tt.want)
-			NewWithT(t).Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(v1.HookRejectedReason))
+			NewWithT(t).Expect(conditions.GetReason(cur, meta.StalledCondition)).To(Equal(exsv1beta1.HookRejectedReason))
 		})
 	}
 	_, err := os.Stat(marker)
@@ -265,7 +265,7 @@ func TestWhitelistHotReload(t *testing.T) {
 	t.Cleanup(func() { _ = writeWhitelist(suiteWhitelist) })
 	ns := newNamespace(t)
 	up := newUpstream(t, "abc")
-	obj := withHooks(newSource(ns, "reload", up.URL), nil, []v1.Hook{{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}})
+	obj := withHooks(newSource(ns, "reload", up.URL), nil, []exsv1beta1.Hook{{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}})
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	waitHookFailed(t, obj, true, `command "tr" is not on the whitelist`)
 	gen := getSource(g, obj).Generation
@@ -284,7 +284,7 @@ func TestWhitelistHotReload(t *testing.T) {
 func TestHookExecutorDown(t *testing.T) {
 	ns := newNamespace(t)
 	up := newUpstream(t, `{}`)
-	obj := withHooks(newSourceOn("hooks-down", ns, "down", up.URL), nil, []v1.Hook{jq("ok", "-c", ".")})
+	obj := withHooks(newSourceOn("hooks-down", ns, "down", up.URL), nil, []exsv1beta1.Hook{jq("ok", "-c", ".")})
 	NewWithT(t).Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	waitHookFailed(t, obj, false, "hook executor unreachable")
 }

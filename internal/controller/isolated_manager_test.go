@@ -37,7 +37,7 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/events"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
@@ -102,7 +102,7 @@ func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSo
 		Metrics:    metricsserver.Options{BindAddress: "0"},
 		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&v1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: im.shard})},
+			&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: im.shard})},
 		}},
 	})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -140,7 +140,7 @@ func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSo
 }
 
 // source returns an ExternalSource reconciled by this manager only.
-func (im *isolatedManager) source(ns, name, url string) *v1.ExternalSource {
+func (im *isolatedManager) source(ns, name, url string) *exsv1beta1.ExternalSource {
 	obj := newSource(ns, name, url)
 	obj.Labels = map[string]string{isolatedLabel: im.shard}
 	return obj

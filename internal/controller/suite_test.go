@@ -51,7 +51,7 @@ import (
 	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
@@ -123,7 +123,7 @@ type backend struct {
 func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(testScheme))
 	utilruntime.Must(sourcev1.AddToScheme(testScheme))
-	utilruntime.Must(v1.AddToScheme(testScheme))
+	utilruntime.Must(exsv1beta1.AddToScheme(testScheme))
 	os.Exit(runSuite(m))
 }
 
@@ -201,11 +201,11 @@ func runSuite(m *testing.M) int {
 	}
 	backends["filesystem"] = &backend{name: "filesystem", store: fsStore,
 		list: func(ns, name string) []string {
-			entries, _ := os.ReadDir(filepath.Join(fsDir, storage.ArtifactDir(v1.ExternalSourceKind, ns, name)))
+			entries, _ := os.ReadDir(filepath.Join(fsDir, storage.ArtifactDir(exsv1beta1.ExternalSourceKind, ns, name)))
 			var out []string
 			for _, e := range entries {
 				if strings.HasSuffix(e.Name(), ".tar.gz") {
-					out = append(out, storage.ArtifactPath(v1.ExternalSourceKind, ns, name, e.Name()))
+					out = append(out, storage.ArtifactPath(exsv1beta1.ExternalSourceKind, ns, name, e.Name()))
 				}
 			}
 			return out
@@ -235,7 +235,7 @@ func runSuite(m *testing.M) int {
 	backends["s3"] = &backend{name: "s3", store: s3Store,
 		list: func(ns, name string) []string {
 			var out []string
-			prefix := "exs/" + storage.ArtifactDir(v1.ExternalSourceKind, ns, name) + "/"
+			prefix := "exs/" + storage.ArtifactDir(exsv1beta1.ExternalSourceKind, ns, name) + "/"
 			for o := range raw.ListObjects(ctx, "artifacts", minio.ListObjectsOptions{Prefix: prefix}) {
 				if o.Err == nil {
 					out = append(out, strings.TrimPrefix(o.Key, "exs/"))
@@ -291,7 +291,7 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 		Scheme:  testScheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&v1.ExternalSource{}: {Label: sel},
+			&exsv1beta1.ExternalSource{}: {Label: sel},
 		}},
 		Controller: ctrlconfig.Controller{SkipNameValidation: ptrTo(true)},
 	})
@@ -303,7 +303,7 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 		return err
 	}
 	r := &ExternalSourceReconciler{
-		Metrics:        runtimectrl.NewMetrics(mgr, fluxMetrics, v1.Finalizer),
+		Metrics:        runtimectrl.NewMetrics(mgr, fluxMetrics, exsv1beta1.Finalizer),
 		FetchMetrics:   fetchMetrics,
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
@@ -367,7 +367,7 @@ func memoryStore() *memory.Storage {
 }
 
 func listMemory(m *memory.Storage, ns, name string) []string {
-	return m.List(storage.ArtifactDir(v1.ExternalSourceKind, ns, name))
+	return m.List(storage.ArtifactDir(exsv1beta1.ExternalSourceKind, ns, name))
 }
 
 func zapLevel() zapcore.Level {

@@ -23,13 +23,13 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // TestAPIBoundsSpecTimeout: the API server refuses a spec.timeout above
-// v1.MaxTimeout with a message naming the field, so no object can ask to
+// exsv1beta1.MaxTimeout with a message naming the field, so no object can ask to
 // hold a worker for a day (timeout: 100000h); the maximum itself is
-// accepted. The rule is the CRD's, so this also checks that v1.MaxTimeout
+// accepted. The rule is the CRD's, so this also checks that exsv1beta1.MaxTimeout
 // and the CEL rule agree.
 func TestAPIBoundsSpecTimeout(t *testing.T) {
 	ns := newNamespace(t)
@@ -39,9 +39,9 @@ func TestAPIBoundsSpecTimeout(t *testing.T) {
 		wantErr bool
 	}{
 		{"hostile-100000h", 100000 * time.Hour, true},
-		{"just-above-the-maximum", v1.MaxTimeout + time.Second, true},
-		{"the-maximum", v1.MaxTimeout, false},
-		{"the-default", v1.DefaultTimeout, false},
+		{"just-above-the-maximum", exsv1beta1.MaxTimeout + time.Second, true},
+		{"the-maximum", exsv1beta1.MaxTimeout, false},
+		{"the-default", exsv1beta1.DefaultTimeout, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

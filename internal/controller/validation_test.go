@@ -33,7 +33,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -43,62 +43,62 @@ func TestAPIRejectsBadInput(t *testing.T) {
 	ns := newNamespace(t)
 	tests := []struct {
 		name   string
-		mutate func(*v1.ExternalSource)
+		mutate func(*exsv1beta1.ExternalSource)
 		want   []string
 	}{
-		{"interval-below-1m", func(o *v1.ExternalSource) { o.Spec.Interval = metav1.Duration{Duration: 30 * time.Second} },
+		{"interval-below-1m", func(o *exsv1beta1.ExternalSource) { o.Spec.Interval = metav1.Duration{Duration: 30 * time.Second} },
 			[]string{"spec.interval", "must be at least 1m"}},
-		{"absolute-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "/etc/x" },
+		{"absolute-destination", func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "/etc/x" },
 			[]string{"spec.destinationPath", "must be a relative path"}},
-		{"climbing-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "a/../../b" },
+		{"climbing-destination", func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "a/../../b" },
 			[]string{"spec.destinationPath", "must not contain '..' segments"}},
-		{"dot-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "./" },
+		{"dot-destination", func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "./" },
 			[]string{"spec.destinationPath", "must name a file"}},
-		{"empty-destination", func(o *v1.ExternalSource) { o.Spec.DestinationPath = "" },
+		{"empty-destination", func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "" },
 			[]string{"spec.destinationPath"}},
-		{"ftp-url", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "ftp://x" },
+		{"ftp-url", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = "ftp://x" },
 			[]string{"spec.generator.http.url", "must be an http or https URL"}},
-		{"url-without-host", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://" },
+		{"url-without-host", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://" },
 			[]string{"spec.generator.http.url", "must be an http or https URL"}},
-		{"unknown-generator-type", func(o *v1.ExternalSource) { o.Spec.Generator.Type = "ftp" },
+		{"unknown-generator-type", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.Type = "ftp" },
 			[]string{"spec.generator.type", `Unsupported value: "ftp"`}},
-		{"http-without-config", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP = nil },
+		{"http-without-config", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP = nil },
 			[]string{"spec.generator", "http must be set when type is http"}},
-		{"unknown-method", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.Method = "DELETE" },
+		{"unknown-method", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.Method = "DELETE" },
 			[]string{"spec.generator.http.method", `Unsupported value: "DELETE"`}},
-		{"get-with-body", func(o *v1.ExternalSource) { o.Spec.Generator.HTTP.Body = "{}" },
+		{"get-with-body", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.Body = "{}" },
 			[]string{"spec.generator.http", "body is not allowed with method GET"}},
-		{"zero-timeout", func(o *v1.ExternalSource) { o.Spec.Timeout = &metav1.Duration{} },
+		{"zero-timeout", func(o *exsv1beta1.ExternalSource) { o.Spec.Timeout = &metav1.Duration{} },
 			[]string{"spec.timeout", "must be greater than 0s"}},
-		{"bad-retry-policy", func(o *v1.ExternalSource) {
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", RetryPolicy: "sometimes"}}}
+		{"bad-retry-policy", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "h", Command: "jq", RetryPolicy: "sometimes"}}}
 		}, []string{"spec.hooks.postRequest[0].retryPolicy", `Unsupported value: "sometimes"`}},
-		{"bad-hook-name", func(o *v1.ExternalSource) {
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "Bad_Name", Command: "jq"}}}
+		{"bad-hook-name", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "Bad_Name", Command: "jq"}}}
 		}, []string{"spec.hooks.postRequest[0].name"}},
-		{"empty-hook-command", func(o *v1.ExternalSource) {
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: ""}}}
+		{"empty-hook-command", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "h", Command: ""}}}
 		}, []string{"spec.hooks.postRequest[0].command"}},
-		{"too-many-retries", func(o *v1.ExternalSource) {
+		{"too-many-retries", func(o *exsv1beta1.ExternalSource) {
 			n := int32(11)
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
 		}, []string{"spec.hooks.postRequest[0].maxRetries"}},
-		{"negative-retries", func(o *v1.ExternalSource) {
+		{"negative-retries", func(o *exsv1beta1.ExternalSource) {
 			n := int32(-1)
-			o.Spec.Hooks = &v1.Hooks{PostRequest: []v1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
+			o.Spec.Hooks = &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{Name: "h", Command: "jq", MaxRetries: &n}}}
 		}, []string{"spec.hooks.postRequest[0].maxRetries"}},
-		{"too-many-hooks", func(o *v1.ExternalSource) {
-			var hs []v1.Hook
+		{"too-many-hooks", func(o *exsv1beta1.ExternalSource) {
+			var hs []exsv1beta1.Hook
 			for i := range 17 {
-				hs = append(hs, v1.Hook{Name: fmt.Sprintf("h%d", i), Command: "jq"})
+				hs = append(hs, exsv1beta1.Hook{Name: fmt.Sprintf("h%d", i), Command: "jq"})
 			}
-			o.Spec.Hooks = &v1.Hooks{PreRequest: hs}
+			o.Spec.Hooks = &exsv1beta1.Hooks{PreRequest: hs}
 		}, []string{"spec.hooks.preRequest"}},
-		{"empty-secret-name", func(o *v1.ExternalSource) {
+		{"empty-secret-name", func(o *exsv1beta1.ExternalSource) {
 			o.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{}
 		}, []string{"spec.generator.http", "headersSecretRef.name must not be empty"}},
-		{"bad-env-name", func(o *v1.ExternalSource) {
-			o.Spec.Hooks = &v1.Hooks{PreRequest: []v1.Hook{{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "A=B"}}}}}
+		{"bad-env-name", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Hooks = &exsv1beta1.Hooks{PreRequest: []exsv1beta1.Hook{{Name: "h", Command: "jq", Env: []exsv1beta1.HookEnvVar{{Name: "A=B"}}}}}
 		}, []string{"spec.hooks.preRequest[0].env[0].name"}},
 	}
 	for _, tt := range tests {
@@ -137,7 +137,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 		b, err := os.ReadFile(f)
 		g.Expect(err).ToNot(HaveOccurred())
 		for _, doc := range strings.Split(string(b), "\n---\n") {
-			obj := &v1.ExternalSource{}
+			obj := &exsv1beta1.ExternalSource{}
 			g.Expect(yaml.UnmarshalStrict([]byte(doc), obj)).To(Succeed(), f)
 			obj.Namespace = ns
 			obj.Spec.Suspend = true // examples point at hosts that do not exist here
@@ -199,7 +199,7 @@ func TestNoCrossNamespaceReferences(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(unstructured.SetNestedField(u, "other-tenant", "spec", "generator", "http", "headersSecretRef", "namespace")).To(Succeed())
 	un := &unstructured.Unstructured{Object: u}
-	un.SetGroupVersionKind(v1.GroupVersion.WithKind(v1.ExternalSourceKind))
+	un.SetGroupVersionKind(exsv1beta1.GroupVersion.WithKind(exsv1beta1.ExternalSourceKind))
 	err = k8sClient.Create(testCtx, un, client.FieldValidation(metav1.FieldValidationStrict))
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(err.Error()).To(ContainSubstring(`unknown field "spec.generator.http.headersSecretRef.namespace"`))

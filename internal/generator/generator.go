@@ -32,7 +32,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
@@ -47,7 +47,7 @@ type Generator interface {
 type Request struct {
 	// Source is the object being reconciled; a generator reads its own
 	// field of spec.generator. It must not modify it.
-	Source *v1.ExternalSource
+	Source *exsv1beta1.ExternalSource
 
 	// Reader reads objects (Secrets) from the API server, uncached. A
 	// generator reads only from Source's namespace.

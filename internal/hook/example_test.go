@@ -25,7 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -40,7 +40,7 @@ func TestExampleWhitelist(t *testing.T) {
 	wl, err := Parse([]byte(cm.Data["whitelist.yaml"]))
 	g.Expect(err).ToNot(HaveOccurred())
 
-	allowed := []v1.Hook{
+	allowed := []exsv1beta1.Hook{
 		{Name: "a", Command: "jq", Args: []string{"-c", ".items[] | {name: .id, price: (.cents * 0.01)}"}},
 		{Name: "b", Command: "jq", Args: []string{"-r", `{"apiVersion": "v1", "kind": "ConfigMap", "data": .}`}},
 		{Name: "c", Command: "yq", Args: []string{"-P", "."}},
@@ -50,7 +50,7 @@ func TestExampleWhitelist(t *testing.T) {
 		_, err := wl.Check(h)
 		g.Expect(err).ToNot(HaveOccurred(), "%v", h.Args)
 	}
-	refused := []v1.Hook{
+	refused := []exsv1beta1.Hook{
 		{Name: "e", Command: "jq", Args: []string{"--rawfile", "x", "/etc/passwd"}},
 		{Name: "f", Command: "jq", Args: []string{"--slurpfile", "x", "/var/run/secrets/token"}},
 		{Name: "g", Command: "jq", Args: []string{"-n", `include "x"; .`}},
@@ -67,10 +67,10 @@ func TestExampleWhitelist(t *testing.T) {
 
 	// The sandbox: jq reads its libraries, yq (static) nothing; neither
 	// has the network; both have limits below the defaults.
-	jq, err := wl.Check(v1.Hook{Name: "a", Command: "jq"})
+	jq, err := wl.Check(exsv1beta1.Hook{Name: "a", Command: "jq"})
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(jq.Sandbox.ReadPaths).To(ConsistOf("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"))
-	yq, err := wl.Check(v1.Hook{Name: "b", Command: "yq"})
+	yq, err := wl.Check(exsv1beta1.Hook{Name: "b", Command: "yq"})
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(yq.Sandbox.ReadPaths).To(BeEmpty())
 	for _, p := range []SandboxPolicy{jq.Sandbox, yq.Sandbox} {
@@ -97,7 +97,7 @@ func TestSamplesPassTheExampleWhitelist(t *testing.T) {
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		g.Expect(err).ToNot(HaveOccurred())
-		var obj v1.ExternalSource
+		var obj exsv1beta1.ExternalSource
 		g.Expect(yaml.Unmarshal(b, &obj)).To(Succeed())
 		if obj.Spec.Hooks == nil {
 			continue

@@ -31,7 +31,7 @@ import (
 	"syscall"
 	"time"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
 )
 
@@ -101,7 +101,7 @@ type Executor struct {
 var _ Runner = (*Executor)(nil)
 
 // Run implements Runner.
-func (e *Executor) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	res, err := e.Whitelist().Check(h)
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
@@ -68,23 +68,23 @@ func newExecutor(t *testing.T, maxOutput int64) *Executor {
 func TestExecutor(t *testing.T) {
 	tests := []struct {
 		name      string
-		hook      v1.Hook
+		hook      exsv1beta1.Hook
 		stdin     string
 		maxOutput int64
 		want      string
 		wantErr   string
 		exitCode  int
 	}{
-		{name: "jq transforms", hook: v1.Hook{Name: "t", Command: "jq", Args: []string{"-c", ".items"}},
+		{name: "jq transforms", hook: exsv1beta1.Hook{Name: "t", Command: "jq", Args: []string{"-c", ".items"}},
 			stdin: `{"items": [1, 2]}`, want: "[1,2]\n"},
-		{name: "exit code and stderr", hook: v1.Hook{Name: "t", Command: "jq", Args: []string{".items["}},
+		{name: "exit code and stderr", hook: exsv1beta1.Hook{Name: "t", Command: "jq", Args: []string{".items["}},
 			stdin: `{}`, wantErr: "exit code 3", exitCode: 3},
-		{name: "output over the cap", hook: v1.Hook{Name: "t", Command: "jq", Args: []string{"-n", "[range(0; 100000)]"}},
+		{name: "output over the cap", hook: exsv1beta1.Hook{Name: "t", Command: "jq", Args: []string{"-n", "[range(0; 100000)]"}},
 			maxOutput: 1000, wantErr: "output exceeds the limit of 1000 bytes (--hook-max-output)", exitCode: -1},
-		{name: "minimal environment", hook: v1.Hook{Name: "t", Command: "env", Env: []v1.HookEnvVar{{Name: "GREETING", Value: "hi"}}},
+		{name: "minimal environment", hook: exsv1beta1.Hook{Name: "t", Command: "env", Env: []exsv1beta1.HookEnvVar{{Name: "GREETING", Value: "hi"}}},
 			want: "GREETING=hi\n"},
-		{name: "binary missing", hook: v1.Hook{Name: "t", Command: "missing"}, wantErr: "starting /nonexistent/bin/tool", exitCode: -1},
-		{name: "rejected before running", hook: v1.Hook{Name: "t", Command: "jq", Args: []string{"--rawfile", "a", "/etc/passwd"}},
+		{name: "binary missing", hook: exsv1beta1.Hook{Name: "t", Command: "missing"}, wantErr: "starting /nonexistent/bin/tool", exitCode: -1},
+		{name: "rejected before running", hook: exsv1beta1.Hook{Name: "t", Command: "jq", Args: []string{"--rawfile", "a", "/etc/passwd"}},
 			wantErr: "rejected by the whitelist"},
 	}
 	for _, tt := range tests {
@@ -114,7 +114,7 @@ func TestExecutor(t *testing.T) {
 func TestExecutorKillsTheProcessGroup(t *testing.T) {
 	g := NewWithT(t)
 	marker := fmt.Sprintf("%d.%d", 40+time.Now().Nanosecond()%50, time.Now().Nanosecond()%1000)
-	h := v1.Hook{Name: "forker", Command: "sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker},
+	h := exsv1beta1.Hook{Name: "forker", Command: "sh", Args: []string{"-c", "sleep " + marker + " & sleep " + marker},
 		Timeout: &metav1.Duration{Duration: time.Minute}} // capped at the whitelist's 2s
 	start := time.Now()
 	err := newExecutor(t, 0).Run(context.Background(), h, strings.NewReader(""), &bytes.Buffer{})
@@ -128,7 +128,7 @@ func TestExecutorKillsTheProcessGroup(t *testing.T) {
 func TestExecutorKillsLeftoverChildren(t *testing.T) {
 	g := NewWithT(t)
 	marker := fmt.Sprintf("%d.%d", 50+time.Now().Nanosecond()%50, time.Now().Nanosecond()%1000)
-	h := v1.Hook{Name: "leaver", Command: "sh", Args: []string{"-c", "sleep " + marker + " & echo done"}}
+	h := exsv1beta1.Hook{Name: "leaver", Command: "sh", Args: []string{"-c", "sleep " + marker + " & echo done"}}
 	var out bytes.Buffer
 	err := newExecutor(t, 0).Run(context.Background(), h, strings.NewReader(""), &out)
 	g.Expect(err).ToNot(HaveOccurred())
@@ -158,23 +158,23 @@ func TestServerAndClient(t *testing.T) {
 	c := NewClient(socket)
 	var out bytes.Buffer
 	big := `{"items": [` + strings.Repeat(`{"a": 1},`, 20000) + `{"a": 2}]}`
-	err = c.Run(ctx, v1.Hook{Name: "ok", Command: "jq", Args: []string{"-c", ".items | length"}}, strings.NewReader(big), &out)
+	err = c.Run(ctx, exsv1beta1.Hook{Name: "ok", Command: "jq", Args: []string{"-c", ".items | length"}}, strings.NewReader(big), &out)
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out.String()).To(Equal("20001\n"))
 
 	out.Reset()
-	err = c.Run(ctx, v1.Hook{Name: "bad", Command: "jq", Args: []string{"-c", ".x["}}, strings.NewReader("{}"), &out)
+	err = c.Run(ctx, exsv1beta1.Hook{Name: "bad", Command: "jq", Args: []string{"-c", ".x["}}, strings.NewReader("{}"), &out)
 	var ee *ExecError
 	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)
 	g.Expect(ee.ExitCode).To(Equal(3))
 	g.Expect(ee.Stderr).To(ContainSubstring("error"))
 
-	err = c.Run(ctx, v1.Hook{Name: "sneaky", Command: "sh", Args: []string{"-c", "id"}}, strings.NewReader(""), &out)
+	err = c.Run(ctx, exsv1beta1.Hook{Name: "sneaky", Command: "sh", Args: []string{"-c", "id"}}, strings.NewReader(""), &out)
 	g.Expect(IsRejected(err)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring(`command "sh" is not on the whitelist (refused by the hook executor)`))
 
 	down := NewClient(filepath.Join(dir, "nobody.sock"))
-	err = down.Run(ctx, v1.Hook{Name: "x", Command: "jq"}, strings.NewReader(""), &out)
+	err = down.Run(ctx, exsv1beta1.Hook{Name: "x", Command: "jq"}, strings.NewReader(""), &out)
 	g.Expect(err).To(MatchError(ContainSubstring("hook executor unreachable")))
 }
 
@@ -201,7 +201,7 @@ func TestExecutorWorkingDirectory(t *testing.T) {
 			e := newExecutor(t, 0)
 			e.TempDir = tt.tempDir(t)
 			var out bytes.Buffer
-			h := v1.Hook{Name: "pwd", Command: "sh", Args: []string{"-c", "pwd"}}
+			h := exsv1beta1.Hook{Name: "pwd", Command: "sh", Args: []string{"-c", "pwd"}}
 			g.Expect(e.Run(context.Background(), h, strings.NewReader(""), &out)).To(Succeed())
 			wd := strings.TrimSpace(out.String())
 			g.Expect(filepath.Dir(wd)).To(Equal(tt.want(e.TempDir)))

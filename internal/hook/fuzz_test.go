@@ -21,7 +21,7 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // FuzzCheck: whatever a hook asks for, an accepted hook runs only the
@@ -42,7 +42,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("/usr/bin/jq", "-c", ".", "PATH")
 	f.Add("sign", "--key-id", "abc", "ld_preload")
 	f.Fuzz(func(t *testing.T, command, arg0, arg1, env string) {
-		h := v1.Hook{Name: "f", Command: command, Args: []string{arg0, arg1}, Env: []v1.HookEnvVar{{Name: env, Value: "v"}}}
+		h := exsv1beta1.Hook{Name: "f", Command: command, Args: []string{arg0, arg1}, Env: []exsv1beta1.HookEnvVar{{Name: env, Value: "v"}}}
 		r, err := wl.Check(h)
 		if err != nil {
 			if !IsRejected(err) {

@@ -22,7 +22,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // NoGeneration is the generation of no whitelist at all.
@@ -105,11 +105,11 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // or "" when wl allows h. It asks wl about each part on its own (the
 // command alone, then each argument, then each environment variable), so
 // it needs nothing of the whitelist but Check.
-func RejectedField(wl *Whitelist, h v1.Hook) string {
+func RejectedField(wl *Whitelist, h exsv1beta1.Hook) string {
 	if _, err := wl.Check(h); err == nil {
 		return ""
 	}
-	base := v1.Hook{Name: h.Name, Command: h.Command}
+	base := exsv1beta1.Hook{Name: h.Name, Command: h.Command}
 	if _, err := wl.Check(base); err != nil {
 		return ".command"
 	}
@@ -122,7 +122,7 @@ func RejectedField(wl *Whitelist, h v1.Hook) string {
 	}
 	for i, e := range h.Env {
 		probe := base
-		probe.Env = []v1.HookEnvVar{e}
+		probe.Env = []exsv1beta1.HookEnvVar{e}
 		if _, err := wl.Check(probe); err != nil {
 			return fmt.Sprintf(".env[%d]", i)
 		}

@@ -33,7 +33,7 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus/testutil"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 func mustParse(t *testing.T, s string) *Whitelist {
@@ -80,13 +80,13 @@ func TestRejectedField(t *testing.T) {
 	wl := mustParse(t, "commands: [{name: jq, path: /usr/bin/jq, args: ['-c', '\\..*'], env: [TZ]}]\n")
 	tests := []struct {
 		name string
-		hook v1.Hook
+		hook exsv1beta1.Hook
 		want string
 	}{
-		{"allowed", v1.Hook{Command: "jq", Args: []string{"-c", ".a"}, Env: []v1.HookEnvVar{{Name: "TZ", Value: "UTC"}}}, ""},
-		{"command", v1.Hook{Command: "curl", Args: []string{"-c"}}, ".command"},
-		{"second argument", v1.Hook{Command: "jq", Args: []string{"-c", "--rawfile", "x"}}, ".args[1]"},
-		{"environment", v1.Hook{Command: "jq", Args: []string{"."}, Env: []v1.HookEnvVar{{Name: "TZ", Value: "UTC"}, {Name: "LD_PRELOAD", Value: "/x.so"}}}, ".env[1]"},
+		{"allowed", exsv1beta1.Hook{Command: "jq", Args: []string{"-c", ".a"}, Env: []exsv1beta1.HookEnvVar{{Name: "TZ", Value: "UTC"}}}, ""},
+		{"command", exsv1beta1.Hook{Command: "curl", Args: []string{"-c"}}, ".command"},
+		{"second argument", exsv1beta1.Hook{Command: "jq", Args: []string{"-c", "--rawfile", "x"}}, ".args[1]"},
+		{"environment", exsv1beta1.Hook{Command: "jq", Args: []string{"."}, Env: []exsv1beta1.HookEnvVar{{Name: "TZ", Value: "UTC"}, {Name: "LD_PRELOAD", Value: "/x.so"}}}, ".env[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +121,7 @@ func TestCheckedComparesGenerations(t *testing.T) {
 	const onlyJq = "commands: [{name: jq, path: /usr/bin/jq, args: ['-c', '\\..*']}]\n"
 	withTr := mustParse(t, "commands: [{name: jq, path: /usr/bin/jq, args: ['-c', '\\..*']}, {name: tr, path: /usr/bin/tr, args: ['[a-z-]+', '[A-Z-]+']}]\n")
 	without := mustParse(t, onlyJq)
-	upper := v1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}
+	upper := exsv1beta1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}
 
 	var sidecar atomic.Pointer[Whitelist]
 	socket := startServer(t, func() *Whitelist { return sidecar.Load() })
@@ -215,7 +215,7 @@ func TestServerReportsItsGeneration(t *testing.T) {
 	}}
 	hc := &http.Client{Transport: tr}
 
-	enc, err := encodeHook(v1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}})
+	enc, err := encodeHook(exsv1beta1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}})
 	g.Expect(err).ToNot(HaveOccurred())
 	req, _ := http.NewRequest(http.MethodPost, "http://hook-executor"+runPath, strings.NewReader("abc"))
 	req.Header.Set(hookHeader, enc)
@@ -230,7 +230,7 @@ func TestServerReportsItsGeneration(t *testing.T) {
 
 	// The Client turns it into a refusal that carries the generation.
 	calls.Store(0)
-	err = NewClient(socket).Run(context.Background(), v1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}, strings.NewReader("abc"), &bytes.Buffer{})
+	err = NewClient(socket).Run(context.Background(), exsv1beta1.Hook{Name: "upper", Command: "tr", Args: []string{"a-z", "A-Z"}}, strings.NewReader("abc"), &bytes.Buffer{})
 	var er *ExecutorRejectedError
 	g.Expect(errors.As(err, &er)).To(BeTrue(), "got %v", err)
 	g.Expect(er.Generation).To(Equal(without.Generation()))
@@ -288,7 +288,7 @@ func TestClientOutputRefused(t *testing.T) {
 	wl := mustParse(t, "commands: [{name: sh, path: /bin/sh, args: ['-c', '.*'], "+
 		"readPaths: [/bin, /usr/bin, /lib, /lib64, /usr/lib, /usr/lib64, /etc/ld.so.cache]}]\n")
 	socket := startServer(t, func() *Whitelist { return wl })
-	err := NewClient(socket).Run(context.Background(), v1.Hook{Name: "flood", Command: "sh", Args: []string{"-c", "yes | head -c 1000000"}},
+	err := NewClient(socket).Run(context.Background(), exsv1beta1.Hook{Name: "flood", Command: "sh", Args: []string{"-c", "yes | head -c 1000000"}},
 		strings.NewReader(""), &failingWriter{max: 1000})
 	var ee *ExecError
 	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)

@@ -24,13 +24,13 @@ import (
 	"errors"
 	"io"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // Runner runs one hook: stdin is streamed to the command and its stdout is
 // written to stdout. Implementations check the whitelist before running.
 type Runner interface {
-	Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error
+	Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error
 }
 
 // Checker is a Runner that can check a hook against the whitelist it
@@ -45,7 +45,7 @@ type Runner interface {
 // different whitelists: retry soon). A runner with no whitelist of its own
 // returns nil: whatever runs it checks at run time.
 type Checker interface {
-	Check(ctx context.Context, h v1.Hook) error
+	Check(ctx context.Context, h exsv1beta1.Hook) error
 }
 
 // GenerationReporter is a Runner that can say which whitelist generation
@@ -79,14 +79,14 @@ var (
 )
 
 // Check implements Checker.
-func (c checked) Check(ctx context.Context, h v1.Hook) error {
+func (c checked) Check(ctx context.Context, h exsv1beta1.Hook) error {
 	_, err := c.check(ctx, h)
 	return err
 }
 
 // check checks h and returns the generation of the whitelist that allowed
 // it, for Run to compare with the sidecar's should the sidecar refuse.
-func (c checked) check(ctx context.Context, h v1.Hook) (string, error) {
+func (c checked) check(ctx context.Context, h exsv1beta1.Hook) (string, error) {
 	wl := c.whitelist()
 	gen := wl.Generation()
 	_, err := wl.Check(h)
@@ -100,7 +100,7 @@ func (c checked) check(ctx context.Context, h v1.Hook) (string, error) {
 }
 
 // Run implements Runner.
-func (c checked) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+func (c checked) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	gen, err := c.check(ctx, h)
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 var hookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -62,7 +62,7 @@ var (
 // Check implements Checker for a wrapped Checker, recording a refusal as a
 // rejected run: a hook refused up front never reaches Run. A wrapped
 // runner that cannot check allows everything here.
-func (i instrumented) Check(ctx context.Context, h v1.Hook) error {
+func (i instrumented) Check(ctx context.Context, h exsv1beta1.Hook) error {
 	c, ok := i.r.(Checker)
 	if !ok {
 		return nil
@@ -87,7 +87,7 @@ func (i instrumented) WhitelistGeneration(ctx context.Context) (string, error) {
 	return "", errors.New("the hook runner cannot report its whitelist generation")
 }
 
-func (i instrumented) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+func (i instrumented) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	start := time.Now()
 	err := i.r.Run(ctx, h, stdin, stdout)
 	command, result := h.Command, Result(err)

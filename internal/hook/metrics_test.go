@@ -26,7 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // sampleCount returns how many runs were recorded for command and result.
@@ -44,12 +44,12 @@ func TestInstrumented(t *testing.T) {
 	r := Instrumented(newExecutor(t, 0))
 	ctx := context.Background()
 	runs := []struct {
-		hook            v1.Hook
+		hook            exsv1beta1.Hook
 		command, result string
 	}{
-		{v1.Hook{Name: "a", Command: "jq", Args: []string{"."}}, "jq", "success"},
-		{v1.Hook{Name: "b", Command: "jq", Args: []string{".["}}, "jq", "failure"},
-		{v1.Hook{Name: "c", Command: "curl"}, "<rejected>", "rejected"},
+		{exsv1beta1.Hook{Name: "a", Command: "jq", Args: []string{"."}}, "jq", "success"},
+		{exsv1beta1.Hook{Name: "b", Command: "jq", Args: []string{".["}}, "jq", "failure"},
+		{exsv1beta1.Hook{Name: "c", Command: "curl"}, "<rejected>", "rejected"},
 	}
 	for _, run := range runs {
 		before := sampleCount(t, run.command, run.result)

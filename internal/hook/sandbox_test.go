@@ -41,7 +41,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandboxtest"
 	proctest "github.com/externalsource/externalsource-controller/internal/testutil"
@@ -161,7 +161,7 @@ func (r *sandboxRig) startVictim(t testing.TB) int {
 	marker := fmt.Sprint(20 + time.Now().Nanosecond()%1000)
 	go func() {
 		defer close(done)
-		_ = r.client.Run(ctx, v1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", marker}, Timeout: &metav1.Duration{Duration: time.Minute}},
+		_ = r.client.Run(ctx, exsv1beta1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", marker}, Timeout: &metav1.Duration{Duration: time.Minute}},
 			strings.NewReader(r.env.VictimSecret), io.Discard)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -200,7 +200,7 @@ func pidOf(cmdline string) int {
 
 // run runs a hook through the sidecar and returns its output and the
 // error with its stderr.
-func (r *sandboxRig) run(h v1.Hook, stdin string) (string, error) {
+func (r *sandboxRig) run(h exsv1beta1.Hook, stdin string) (string, error) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -332,12 +332,12 @@ func TestEscapesSucceedWithoutTheSandbox(t *testing.T) {
 func TestSandboxNetworkAllowed(t *testing.T) {
 	g := NewWithT(t)
 	r := newSandboxRig(t, SandboxLandlock, false)
-	out, err := r.run(v1.Hook{Name: "net", Command: "probe-net", Args: []string{"connect", r.env.TCPAddr}}, "")
+	out, err := r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: []string{"connect", r.env.TCPAddr}}, "")
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out).To(Equal("connected\n"))
 	g.Eventually(r.accepted.Load).Should(BeNumerically("==", 1))
 	// The filesystem rules still hold for it.
-	_, err = r.run(v1.Hook{Name: "net", Command: "probe-net", Args: []string{"read", r.env.TokenPath}}, "")
+	_, err = r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: []string{"read", r.env.TokenPath}}, "")
 	g.Expect(errText(err)).To(ContainSubstring("permission denied"))
 }
 
@@ -345,13 +345,15 @@ func TestSandboxNetworkAllowed(t *testing.T) {
 // it; the sidecar survives and the next run works.
 func TestSandboxLimits(t *testing.T) {
 	r := newSandboxRig(t, SandboxLandlock, false)
-	probe := func(args ...string) v1.Hook { return v1.Hook{Name: "bomb", Command: "probe", Args: args} }
+	probe := func(args ...string) exsv1beta1.Hook {
+		return exsv1beta1.Hook{Name: "bomb", Command: "probe", Args: args}
+	}
 	tests := []struct {
 		name string
-		hook v1.Hook
+		hook exsv1beta1.Hook
 		want string
 	}{
-		{name: "jq memory bomb", hook: v1.Hook{Name: "bomb", Command: "jq", Args: []string{"-n", "[range(100000000)]"}}, want: "exceeded its memory limit (256Mi)"},
+		{name: "jq memory bomb", hook: exsv1beta1.Hook{Name: "bomb", Command: "jq", Args: []string{"-n", "[range(100000000)]"}}, want: "exceeded its memory limit (256Mi)"},
 		{name: "probe memory bomb", hook: probe("mem", fmt.Sprint(1<<30)), want: "exceeded its memory limit (128Mi)"},
 		{name: "fork bomb", hook: probe("fork"), want: "exceeded its process limit (16)"},
 		{name: "cpu", hook: probe("spin"), want: "exceeded its cpu limit (1s)"},
@@ -371,7 +373,7 @@ func TestSandboxLimits(t *testing.T) {
 			g.Expect(ee.Error()).To(ContainSubstring(`hook "bomb" failed: ` + tt.want))
 			// Nothing of it is left, and the next run is fine.
 			g.Eventually(func() []string { return proctest.ProcessesWith(r.probe + " ") }, 5*time.Second).Should(BeEmpty())
-			out, err := r.run(v1.Hook{Name: "next", Command: "jq", Args: []string{"-c", ".a"}}, `{"a": [1]}`)
+			out, err := r.run(exsv1beta1.Hook{Name: "next", Command: "jq", Args: []string{"-c", ".a"}}, `{"a": [1]}`)
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(out).To(Equal("[1]\n"))
 		})
@@ -385,7 +387,7 @@ func TestSandboxRlimitsAsSet(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			g := NewWithT(t)
 			r := newSandboxRig(t, mode, false)
-			out, err := r.run(v1.Hook{Name: "limits", Command: "probe", Args: []string{"limits"}}, "")
+			out, err := r.run(exsv1beta1.Hook{Name: "limits", Command: "probe", Args: []string{"limits"}}, "")
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(out).To(ContainSubstring("cpu=1/2\n"))
 			g.Expect(out).To(ContainSubstring(fmt.Sprintf("data=%d/%d\n", 128<<20, 128<<20)))
@@ -410,7 +412,7 @@ func TestSandboxLargeArguments(t *testing.T) {
 	e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir()}
 	big := strings.Repeat("x", 100_000)
 	var out bytes.Buffer
-	h := v1.Hook{Name: "big", Command: "jq", Args: []string{"-n", "--arg", "a", big, "--arg", "b", big, "($a + $b) | length"}}
+	h := exsv1beta1.Hook{Name: "big", Command: "jq", Args: []string{"-n", "--arg", "a", big, "--arg", "b", big, "($a + $b) | length"}}
 	g.Expect(e.Run(context.Background(), h, strings.NewReader(""), &out)).To(Succeed())
 	g.Expect(out.String()).To(Equal("200000\n"))
 }
@@ -442,7 +444,7 @@ func TestSandboxReadPathsProtected(t *testing.T) {
 			g.Expect(err).ToNot(HaveOccurred())
 			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: runs, Protected: []string{filepath.Join(wlDir, "whitelist.yaml")}}
 			var out bytes.Buffer
-			err = e.Run(context.Background(), v1.Hook{Name: "h", Command: "jq", Args: []string{"-c", "."}}, strings.NewReader("1"), &out)
+			err = e.Run(context.Background(), exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"-c", "."}}, strings.NewReader("1"), &out)
 			if tt.want == "" {
 				g.Expect(err).ToNot(HaveOccurred())
 				g.Expect(out.String()).To(Equal("1\n"))
@@ -500,10 +502,10 @@ func TestTrampolineIsStrict(t *testing.T) {
 func TestSandboxWorks(t *testing.T) {
 	g := NewWithT(t)
 	r := newSandboxRig(t, SandboxLandlock, false)
-	out, err := r.run(v1.Hook{Name: "jq", Command: "jq", Args: []string{"-c", "{n: (.items | length)}"}}, `{"items": [1, 2, 3]}`)
+	out, err := r.run(exsv1beta1.Hook{Name: "jq", Command: "jq", Args: []string{"-c", "{n: (.items | length)}"}}, `{"items": [1, 2, 3]}`)
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out).To(Equal("{\"n\":3}\n"))
-	out, err = r.run(v1.Hook{Name: "yq", Command: "yq", Args: []string{"-o", "json", "-I", "0", ".spec"}}, "spec:\n  a: 1\n")
+	out, err = r.run(exsv1beta1.Hook{Name: "yq", Command: "yq", Args: []string{"-o", "json", "-I", "0", ".spec"}}, "spec:\n  a: 1\n")
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out).To(Equal("{\"a\":1}\n"))
 }
@@ -533,7 +535,7 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := v1.Hook{Name: "b", Command: "jq", Args: []string{"-c", ".a"}}
+	h := exsv1beta1.Hook{Name: "b", Command: "jq", Args: []string{"-c", ".a"}}
 	small := filepath.Join(b.TempDir(), "hook-sandbox")
 	build := exec.Command("go", "build", "-o", small, "./sandbox/trampoline")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -31,7 +31,7 @@ import (
 
 	"github.com/go-logr/logr"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // The wire protocol between the controller and the hook-executor sidecar:
@@ -188,13 +188,13 @@ func outcome(err error) string {
 	}
 }
 
-func encodeHook(h v1.Hook) (string, error) {
+func encodeHook(h exsv1beta1.Hook) (string, error) {
 	b, err := json.Marshal(h)
 	return base64.StdEncoding.EncodeToString(b), err
 }
 
-func decodeHook(s string) (v1.Hook, error) {
-	var h v1.Hook
+func decodeHook(s string) (exsv1beta1.Hook, error) {
+	var h exsv1beta1.Hook
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return h, fmt.Errorf("bad %s header: %w", hookHeader, err)
@@ -230,7 +230,7 @@ func NewClient(socket string) *Client {
 }
 
 // Run implements Runner.
-func (c *Client) Run(ctx context.Context, h v1.Hook, stdin io.Reader, stdout io.Writer) error {
+func (c *Client) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	enc, err := encodeHook(h)
 	if err != nil {
 		return err

@@ -27,13 +27,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 const allowJq = "commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]\n"
 const allowYq = "commands: [{name: yq, path: /usr/bin/yq, args: ['.*']}]\n"
 
-var jqHook = v1.Hook{Name: "h", Command: "jq", Args: []string{"."}}
+var jqHook = exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"."}}
 
 // watch starts the store's watch, waits until it is in place, and returns
 // a function that waits until the decision on jqHook becomes want.
@@ -77,7 +77,7 @@ func TestStoreReloadsAnInPlaceWrite(t *testing.T) {
 	g.Expect(os.WriteFile(path, []byte("commands: {"), 0o644)).To(Succeed())
 	g.Eventually(func() float64 { return testutil.ToFloat64(reloads.WithLabelValues("failure")) }, 10*time.Second).Should(BeNumerically(">", failures))
 	g.Expect(testutil.ToFloat64(lastReloadOK)).To(Equal(0.0))
-	_, err = s.Get().Check(v1.Hook{Name: "h", Command: "yq"})
+	_, err = s.Get().Check(exsv1beta1.Hook{Name: "h", Command: "yq"})
 	g.Expect(err).ToNot(HaveOccurred(), "the last good whitelist is still in force")
 
 	g.Expect(os.WriteFile(path, []byte(allowJq), 0o644)).To(Succeed())

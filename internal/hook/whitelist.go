@@ -29,7 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // DefaultTimeout is a hook's timeout when neither the hook nor the
@@ -286,7 +286,7 @@ func IsRejected(err error) bool {
 }
 
 // Check resolves a hook against the whitelist or says why it is refused.
-func (wl *Whitelist) Check(h v1.Hook) (*Resolved, error) {
+func (wl *Whitelist) Check(h exsv1beta1.Hook) (*Resolved, error) {
 	reject := func(format string, args ...any) error {
 		return &RejectedError{Hook: h.Name, Reason: fmt.Sprintf(format, args...)}
 	}

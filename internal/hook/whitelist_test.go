@@ -24,7 +24,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 const testWhitelist = `
@@ -52,24 +52,24 @@ func TestCheck(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		hook   v1.Hook
+		hook   exsv1beta1.Hook
 		reject string
 		want   *Resolved
 	}{
-		{name: "allowed", hook: v1.Hook{Name: "h", Command: "jq", Args: []string{"-c", ".items"}, Env: []v1.HookEnvVar{{Name: "TZ", Value: "UTC"}}},
+		{name: "allowed", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"-c", ".items"}, Env: []exsv1beta1.HookEnvVar{{Name: "TZ", Value: "UTC"}}},
 			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: []string{"-c", ".items"}, Env: []string{"TZ=UTC"}, Timeout: DefaultTimeout, Sandbox: defaultPolicy}},
-		{name: "not on the whitelist", hook: v1.Hook{Name: "h", Command: "curl"}, reject: `command "curl" is not on the whitelist`},
-		{name: "path trick", hook: v1.Hook{Name: "h", Command: "/tmp/x/jq"}, reject: `command "/tmp/x/jq" is not on the whitelist`},
-		{name: "absolute path of an allowed binary", hook: v1.Hook{Name: "h", Command: "/usr/bin/jq"}, reject: `command "/usr/bin/jq" is not on the whitelist`},
-		{name: "rawfile refused", hook: v1.Hook{Name: "h", Command: "jq", Args: []string{"--rawfile", "x", "/etc/passwd"}},
+		{name: "not on the whitelist", hook: exsv1beta1.Hook{Name: "h", Command: "curl"}, reject: `command "curl" is not on the whitelist`},
+		{name: "path trick", hook: exsv1beta1.Hook{Name: "h", Command: "/tmp/x/jq"}, reject: `command "/tmp/x/jq" is not on the whitelist`},
+		{name: "absolute path of an allowed binary", hook: exsv1beta1.Hook{Name: "h", Command: "/usr/bin/jq"}, reject: `command "/usr/bin/jq" is not on the whitelist`},
+		{name: "rawfile refused", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"--rawfile", "x", "/etc/passwd"}},
 			reject: `argument 0 ("--rawfile") matches none of the patterns allowed for command "jq"`},
-		{name: "anchored: suffix", hook: v1.Hook{Name: "h", Command: "jq", Args: []string{"-c; rm"}}, reject: `argument 0`},
-		{name: "anchored: prefix", hook: v1.Hook{Name: "h", Command: "sign", Args: []string{"x--key-id"}}, reject: `argument 0`},
-		{name: "BASH_ENV", hook: v1.Hook{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "BASH_ENV", Value: "/x"}}}, reject: `env "BASH_ENV" is never allowed`},
-		{name: "LD_PRELOAD", hook: v1.Hook{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}}}, reject: `env "LD_PRELOAD" is never allowed (LD_*)`},
-		{name: "PATH", hook: v1.Hook{Name: "h", Command: "jq", Env: []v1.HookEnvVar{{Name: "PATH", Value: "/tmp"}}}, reject: `env "PATH" is never allowed`},
-		{name: "env not listed", hook: v1.Hook{Name: "h", Command: "sign", Env: []v1.HookEnvVar{{Name: "TZ"}}}, reject: `env "TZ" is not allowed for command "sign"`},
-		{name: "timeout capped", hook: v1.Hook{Name: "h", Command: "jq", Timeout: &metav1.Duration{Duration: time.Hour}},
+		{name: "anchored: suffix", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"-c; rm"}}, reject: `argument 0`},
+		{name: "anchored: prefix", hook: exsv1beta1.Hook{Name: "h", Command: "sign", Args: []string{"x--key-id"}}, reject: `argument 0`},
+		{name: "BASH_ENV", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Env: []exsv1beta1.HookEnvVar{{Name: "BASH_ENV", Value: "/x"}}}, reject: `env "BASH_ENV" is never allowed`},
+		{name: "LD_PRELOAD", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Env: []exsv1beta1.HookEnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}}}, reject: `env "LD_PRELOAD" is never allowed (LD_*)`},
+		{name: "PATH", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Env: []exsv1beta1.HookEnvVar{{Name: "PATH", Value: "/tmp"}}}, reject: `env "PATH" is never allowed`},
+		{name: "env not listed", hook: exsv1beta1.Hook{Name: "h", Command: "sign", Env: []exsv1beta1.HookEnvVar{{Name: "TZ"}}}, reject: `env "TZ" is not allowed for command "sign"`},
+		{name: "timeout capped", hook: exsv1beta1.Hook{Name: "h", Command: "jq", Timeout: &metav1.Duration{Duration: time.Hour}},
 			want: &Resolved{Hook: "h", Path: "/usr/bin/jq", Args: nil, Env: []string{}, Timeout: 30 * time.Second, Sandbox: defaultPolicy}},
 	}
 	for _, tt := range tests {
@@ -156,7 +156,7 @@ func TestParseSandboxFields(t *testing.T) {
 				return
 			}
 			g.Expect(err).ToNot(HaveOccurred())
-			res, err := wl.Check(v1.Hook{Name: "h", Command: "jq"})
+			res, err := wl.Check(exsv1beta1.Hook{Name: "h", Command: "jq"})
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(res.Sandbox).To(Equal(SandboxPolicy{ReadPaths: []string{"/usr/lib", "/etc/ld.so.cache"}, Network: true,
 				Memory: 256 << 20, CPU: 10 * time.Second, FileSize: 1000000, Processes: 4, OpenFiles: 16}))

@@ -54,7 +54,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -216,7 +216,7 @@ var scheme = runtime.NewScheme()
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(sourcev1.AddToScheme(scheme))
-	utilruntime.Must(v1.AddToScheme(scheme))
+	utilruntime.Must(exsv1beta1.AddToScheme(scheme))
 }
 
 const namespace = "bench"
@@ -467,14 +467,14 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	start := time.Now()
 	r.tr.setStart(start, cfg.N)
 	err = parallel(ctx, cfg.N, 16, func(i int) error {
-		return r.c.Create(ctx, &v1.ExternalSource{
+		return r.c.Create(ctx, &exsv1beta1.ExternalSource{
 			ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace},
-			Spec: v1.ExternalSourceSpec{
+			Spec: exsv1beta1.ExternalSourceSpec{
 				Interval:        metav1.Duration{Duration: cfg.Interval},
 				DestinationPath: "data.json",
-				Generator: v1.GeneratorSpec{
-					Type: v1.GeneratorTypeHTTP,
-					HTTP: &v1.HTTPGeneratorSpec{URL: r.up.URL(i)},
+				Generator: exsv1beta1.GeneratorSpec{
+					Type: exsv1beta1.GeneratorTypeHTTP,
+					HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: r.up.URL(i)},
 				},
 			},
 		})
@@ -656,7 +656,7 @@ func (r *run) steadyReport(s0, s1 snapshot) SteadyReport {
 // requestReconcile sets reconcile.fluxcd.io/requestedAt on source i.
 func (r *run) requestReconcile(ctx context.Context, i int, token string) error {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, meta.ReconcileRequestAnnotation, token)
-	obj := &v1.ExternalSource{ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace}}
+	obj := &exsv1beta1.ExternalSource{ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace}}
 	if err := r.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 		return err
 	}
@@ -801,7 +801,7 @@ func (t *tracker) setStart(s time.Time, n int) {
 }
 
 func (t *tracker) onSource(obj any) {
-	es, ok := obj.(*v1.ExternalSource)
+	es, ok := obj.(*exsv1beta1.ExternalSource)
 	if !ok {
 		return
 	}
@@ -893,7 +893,7 @@ func (r *run) startWatches(ctx context.Context) error {
 		return err
 	}
 	handlers := map[client.Object]func(any){
-		&v1.ExternalSource{}:         r.tr.onSource,
+		&exsv1beta1.ExternalSource{}: r.tr.onSource,
 		&sourcev1.ExternalArtifact{}: r.tr.onArtifact,
 	}
 	for obj, h := range handlers {

@@ -37,7 +37,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -102,17 +102,17 @@ func TestAPIServerRestart(t *testing.T) {
 	}
 	exited := startController("apirestart-controller")
 
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: "restarts"},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			DestinationPath: "data.yaml",
-			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: srv.URL}},
+			Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: srv.URL}},
 		},
 	}
 	g.Expect(c.Create(ctx, src)).To(Succeed())
 	published := func(g Gomega) *meta.Artifact {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue(), "%v", conditions.Get(cur, meta.ReadyCondition))
 		g.Expect(cur.Status.Artifact).ToNot(BeNil())
@@ -133,7 +133,7 @@ func TestAPIServerRestart(t *testing.T) {
 			_ = env.StartAPIServer()
 		}
 	})
-	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(src), &v1.ExternalSource{})).ToNot(Succeed(), "the API server is down")
+	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(src), &exsv1beta1.ExternalSource{})).ToNot(Succeed(), "the API server is down")
 	// For several seconds: the process stays up and keeps serving the
 	// artifact Flux consumers have been told about.
 	g.Consistently(func(g Gomega) {
@@ -152,13 +152,13 @@ func TestAPIServerRestart(t *testing.T) {
 
 	// Back: the etcd data is there, and a change upstream plus a reconcile
 	// request is published as usual by the same process.
-	cur := &v1.ExternalSource{}
+	cur := &exsv1beta1.ExternalSource{}
 	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 	g.Expect(cur.Status.Artifact).To(Equal(first))
 	data.Store("version: 2\n")
 	token := time.Now().Format(time.RFC3339Nano)
 	g.Eventually(func() error {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(src), cur); err != nil {
 			return err
 		}
@@ -169,7 +169,7 @@ func TestAPIServerRestart(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		a := published(g)
 		g.Expect(a.Revision).ToNot(Equal(first.Revision))
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(c.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(cur.Status.LastHandledReconcileAt).To(Equal(token))
 	}, timeout).Should(Succeed())

@@ -36,7 +36,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 // api serves JSON whose price the test changes, or fails.
@@ -133,13 +133,13 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 
 	// A post-request jq hook (allowed by the shipped example whitelist)
 	// turns the JSON answer into a ConfigMap manifest.
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "pricing", Namespace: runtimeNamespace},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			DestinationPath: "pricing.yaml", // JSON is YAML; kustomize-controller reads *.yaml
-			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: srv.URL + "/v1/pricing"}},
-			Hooks: &v1.Hooks{PostRequest: []v1.Hook{{
+			Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: srv.URL + "/v1/pricing"}},
+			Hooks: &exsv1beta1.Hooks{PostRequest: []exsv1beta1.Hook{{
 				Name:    "to-configmap",
 				Command: "jq",
 				Args: []string{"-c", `{"apiVersion": "v1", "kind": "ConfigMap", ` +
@@ -161,7 +161,7 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		k := getKustomization(g, runtimeNamespace, "pricing")
 		rev, _, _ := unstructured.NestedString(k.Object, "status", "lastAppliedRevision")
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(cur.Status.Artifact).ToNot(BeNil())
 		g.Expect(rev).To(Equal(cur.Status.Artifact.Revision))
@@ -171,16 +171,16 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	// Our ExternalArtifact reads as a Flux source: sourceRef and Ready.
 	ea := &sourcev1.ExternalArtifact{}
 	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), ea)).To(Succeed())
-	g.Expect(ea.Spec.SourceRef.Kind).To(Equal(v1.ExternalSourceKind))
+	g.Expect(ea.Spec.SourceRef.Kind).To(Equal(exsv1beta1.ExternalSourceKind))
 	g.Expect(conditions.IsReady(ea)).To(BeTrue())
 
 	// The upstream changes: a reconcile request is enough, no interval wait.
 	upstream.set(http.StatusOK, "43")
-	token := annotate(g, &v1.ExternalSource{ObjectMeta: src.ObjectMeta})
+	token := annotate(g, &exsv1beta1.ExternalSource{ObjectMeta: src.ObjectMeta})
 	g.Eventually(func(g Gomega) { g.Expect(configMapPrice(g)).To(Equal("43")) }, timeout).Should(Succeed())
 	// The ExternalArtifact is written before the source's status: wait for
 	// the status too.
-	cur := &v1.ExternalSource{}
+	cur := &exsv1beta1.ExternalSource{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(cur.Status.LastHandledReconcileAt).To(Equal(token))
@@ -194,7 +194,7 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	// ExternalArtifact too, with Flux's revision annotation.
 	g.Eventually(func() bool {
 		for _, e := range events.all() {
-			if e.InvolvedObject.Kind == sourcev1.ExternalArtifactKind && e.Reason == v1.NewArtifactReason &&
+			if e.InvolvedObject.Kind == sourcev1.ExternalArtifactKind && e.Reason == exsv1beta1.NewArtifactReason &&
 				e.Metadata[sourcev1.GroupVersion.Group+"/revision"] == second {
 				return true
 			}
@@ -205,16 +205,16 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	// The upstream breaks: the source fails, the deployment keeps the last
 	// applied revision.
 	upstream.set(http.StatusInternalServerError, "")
-	annotate(g, &v1.ExternalSource{ObjectMeta: src.ObjectMeta})
+	annotate(g, &exsv1beta1.ExternalSource{ObjectMeta: src.ObjectMeta})
 	g.Eventually(func(g Gomega) {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
 		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring("500"))
 	}, timeout).Should(Succeed())
 	g.Eventually(func() bool {
 		for _, e := range events.all() {
-			if e.InvolvedObject.Kind == v1.ExternalSourceKind && e.Severity == "error" && strings.Contains(e.Message, "500") {
+			if e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind && e.Severity == "error" && strings.Contains(e.Message, "500") {
 				return true
 			}
 		}
@@ -240,7 +240,7 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 
 	// The source goes: so does its ExternalArtifact, and kustomize-controller
 	// reports the source missing.
-	g.Expect(k8sClient.Delete(ctx, &v1.ExternalSource{ObjectMeta: src.ObjectMeta})).To(Succeed())
+	g.Expect(k8sClient.Delete(ctx, &exsv1beta1.ExternalSource{ObjectMeta: src.ObjectMeta})).To(Succeed())
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), &sourcev1.ExternalArtifact{}))
 	}, timeout).Should(BeTrue())

@@ -35,7 +35,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -112,19 +112,19 @@ func TestAdvertisedURLKeepsExplicitHost(t *testing.T) {
 				_ = proc.Wait()
 			}()
 
-			src := &v1.ExternalSource{
+			src := &exsv1beta1.ExternalSource{
 				ObjectMeta: metav1.ObjectMeta{Name: "pricing", Namespace: ns.Name,
 					Labels: map[string]string{"e2e.externalsource.io/shard": shard}},
-				Spec: v1.ExternalSourceSpec{
+				Spec: exsv1beta1.ExternalSourceSpec{
 					Interval:        metav1.Duration{Duration: 10 * time.Minute},
 					DestinationPath: "data.json",
-					Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: upstream.URL}},
+					Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: upstream.URL}},
 				},
 			}
 			g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
 			var artifact *meta.Artifact
 			g.Eventually(func(g Gomega) {
-				cur := &v1.ExternalSource{}
+				cur := &exsv1beta1.ExternalSource{}
 				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 				g.Expect(conditions.IsReady(cur)).To(BeTrue(), "%v", conditions.Get(cur, meta.ReadyCondition))
 				g.Expect(cur.Status.Artifact).ToNot(BeNil())

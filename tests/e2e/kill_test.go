@@ -36,7 +36,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -80,13 +80,13 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "killed"}})).To(Succeed())
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "killed", Labels: map[string]string{"e2e.externalsource.io/shard": "kill"}},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
 			DestinationPath: "data.yaml",
-			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: srv.URL}},
+			Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: srv.URL}},
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
@@ -103,7 +103,7 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 
 	var rev string
 	g.Eventually(func(g Gomega) {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
 		// Flux's patcher writes the conditions before the rest of the
@@ -131,7 +131,7 @@ func TestControllerKilledMidReconcile(t *testing.T) {
 	g.Expect(k8sClient.List(ctx, &evs, client.InNamespace("killed"))).To(Succeed())
 	n := 0
 	for _, e := range evs.Items {
-		if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
+		if e.Reason == exsv1beta1.NewArtifactReason && e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind {
 			n += int(max(e.Count, 1))
 		}
 	}

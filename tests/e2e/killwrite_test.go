@@ -41,7 +41,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -88,13 +88,13 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 
 	const ns, name = "killed-write", "victim"
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"e2e.externalsource.io/shard": "killwrite"}},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			Timeout:         &metav1.Duration{Duration: 2 * time.Minute},
 			DestinationPath: "data.bin",
-			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: srv.URL}},
+			Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: srv.URL}},
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
@@ -144,7 +144,7 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	t.Cleanup(func() { _ = second.Process.Signal(syscall.SIGTERM); _ = second.Wait() })
 
-	var cur v1.ExternalSource
+	var cur exsv1beta1.ExternalSource
 	ea := &sourcev1.ExternalArtifact{}
 	g.Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), &cur)).To(Succeed())
@@ -205,7 +205,7 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 		g.Expect(k8sClient.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
 		n := 0
 		for _, e := range evs.Items {
-			if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
+			if e.Reason == exsv1beta1.NewArtifactReason && e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind {
 				n += int(max(e.Count, 1))
 			}
 		}

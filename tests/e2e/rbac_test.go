@@ -42,7 +42,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -223,18 +223,18 @@ func TestLeastPrivilegeRBAC(t *testing.T) {
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}})).To(Succeed())
 	g.Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "tenant"},
 		StringData: map[string]string{"Authorization": "Bearer tenant-token"}})).To(Succeed())
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac", Namespace: "tenant", Labels: map[string]string{"e2e.externalsource.io/shard": "rbac"}},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			DestinationPath: "data.yaml",
-			Generator: v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{
+			Generator: exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{
 				URL: srv.URL, HeadersSecretRef: &meta.LocalObjectReference{Name: "api"}}},
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue(), "%v", conditions.Get(cur, meta.ReadyCondition))
 		g.Expect(cur.Status.Artifact).ToNot(BeNil(), "%+v", cur.Status)

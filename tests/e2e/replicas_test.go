@@ -35,7 +35,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 
 	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
@@ -178,18 +178,18 @@ func TestHighAvailabilityWithS3(t *testing.T) {
 	}))
 	defer up.Close()
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "ha"}})).To(Succeed())
-	src := &v1.ExternalSource{
+	src := &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "ha", Namespace: "ha", Labels: map[string]string{"e2e.externalsource.io/shard": "s3"}},
-		Spec: v1.ExternalSourceSpec{
+		Spec: exsv1beta1.ExternalSourceSpec{
 			Interval:        metav1.Duration{Duration: 10 * time.Minute},
 			DestinationPath: "data.yaml",
-			Generator:       v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: &v1.HTTPGeneratorSpec{URL: up.URL}},
+			Generator:       exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: up.URL}},
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
 	var a *meta.Artifact
 	g.Eventually(func(g Gomega) {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
 		g.Expect(cur.Status.Artifact).ToNot(BeNil(), "%+v", cur.Status)
@@ -216,7 +216,7 @@ func TestHighAvailabilityWithS3(t *testing.T) {
 	leader.stop()
 	g.Eventually(func() float64 { return follower.reconciles(g) }, timeout, 200*time.Millisecond).Should(BeNumerically(">", 0))
 	g.Consistently(func(g Gomega) {
-		cur := &v1.ExternalSource{}
+		cur := &exsv1beta1.ExternalSource{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
 		g.Expect(conditions.IsReady(cur)).To(BeTrue())
 		g.Expect(cur.Status.Artifact).To(Equal(a))
@@ -233,7 +233,7 @@ func TestHighAvailabilityWithS3(t *testing.T) {
 	g.Expect(k8sClient.List(ctx, &evs, client.InNamespace("ha"))).To(Succeed())
 	published := 0
 	for _, e := range evs.Items {
-		if e.Reason == v1.NewArtifactReason && e.InvolvedObject.Kind == v1.ExternalSourceKind {
+		if e.Reason == exsv1beta1.NewArtifactReason && e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind {
 			published += int(max(e.Count, 1))
 		}
 	}

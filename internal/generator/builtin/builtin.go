@@ -19,7 +19,7 @@ limitations under the License.
 package builtin
 
 import (
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 )
@@ -31,5 +31,5 @@ type Options struct {
 
 // Register adds every built-in generator type to r.
 func Register(r *generator.Registry, opts Options) error {
-	return r.Register(v1.GeneratorTypeHTTP, httpgen.New(opts.HTTP))
+	return r.Register(exsv1beta1.GeneratorTypeHTTP, httpgen.New(opts.HTTP))
 }

@@ -37,7 +37,7 @@ import (
 
 	"github.com/fluxcd/pkg/runtime/secrets"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 )
 
@@ -70,7 +70,7 @@ func getSecret(ctx context.Context, req *generator.Request, field, name string) 
 // headers returns the request headers: the User-Agent and one header for
 // every key of headersSecretRef. Values are never logged or reported;
 // errors name the Secret and the key only.
-func (g *Generator) headers(ctx context.Context, req *generator.Request, spec *v1.HTTPGeneratorSpec) (http.Header, error) {
+func (g *Generator) headers(ctx context.Context, req *generator.Request, spec *exsv1beta1.HTTPGeneratorSpec) (http.Header, error) {
 	h := http.Header{}
 	h.Set("User-Agent", g.opts.UserAgent)
 	if spec.HeadersSecretRef == nil {
@@ -154,7 +154,7 @@ func proxyString(u *url.URL) string {
 }
 
 // transportConfig reads certSecretRef and proxySecretRef.
-func (g *Generator) transportConfig(ctx context.Context, req *generator.Request, spec *v1.HTTPGeneratorSpec) (transportConfig, error) {
+func (g *Generator) transportConfig(ctx context.Context, req *generator.Request, spec *exsv1beta1.HTTPGeneratorSpec) (transportConfig, error) {
 	tc := transportConfig{insecure: spec.InsecureSkipVerify}
 	if ref := spec.CertSecretRef; ref != nil {
 		const field = "spec.generator.http.certSecretRef"

@@ -34,7 +34,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 )
 
@@ -266,8 +266,8 @@ func TestRedirectDropsCredentials(t *testing.T) {
 		data[k] = []byte(v)
 	}
 	rd := reader(secret("creds", data))
-	withCreds := func(method string) func(*v1.HTTPGeneratorSpec) {
-		return func(s *v1.HTTPGeneratorSpec) {
+	withCreds := func(method string) func(*exsv1beta1.HTTPGeneratorSpec) {
+		return func(s *exsv1beta1.HTTPGeneratorSpec) {
 			s.HeadersSecretRef = &meta.LocalObjectReference{Name: "creds"}
 			if method != "" {
 				s.Method, s.Body = method, "payload"

@@ -35,18 +35,18 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 )
 
-func source(url string, mutate func(*v1.HTTPGeneratorSpec)) *v1.ExternalSource {
-	spec := &v1.HTTPGeneratorSpec{URL: url}
+func source(url string, mutate func(*exsv1beta1.HTTPGeneratorSpec)) *exsv1beta1.ExternalSource {
+	spec := &exsv1beta1.HTTPGeneratorSpec{URL: url}
 	if mutate != nil {
 		mutate(spec)
 	}
-	return &v1.ExternalSource{
+	return &exsv1beta1.ExternalSource{
 		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
-		Spec:       v1.ExternalSourceSpec{Generator: v1.GeneratorSpec{Type: v1.GeneratorTypeHTTP, HTTP: spec}},
+		Spec:       exsv1beta1.ExternalSourceSpec{Generator: exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: spec}},
 	}
 }
 
@@ -163,7 +163,7 @@ func TestGenerate(t *testing.T) {
 	tests := []struct {
 		name      string
 		path      string
-		mutate    func(*v1.HTTPGeneratorSpec)
+		mutate    func(*exsv1beta1.HTTPGeneratorSpec)
 		previous  generator.Validators
 		want      []seen
 		wantBody  string
@@ -172,20 +172,20 @@ func TestGenerate(t *testing.T) {
 		wantErr   string
 	}{
 		{name: "get", path: "/", want: []seen{{method: "GET"}}, wantBody: "data:GET", detection: "GET"},
-		{name: "post with body", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "POST"; s.Body = `{"a":1}` },
+		{name: "post with body", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "POST"; s.Body = `{"a":1}` },
 			want: []seen{{method: "POST", body: `{"a":1}`}}, wantBody: "data:POST", detection: "POST"},
-		{name: "put with body", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "PUT"; s.Body = "x" },
+		{name: "put with body", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "PUT"; s.Body = "x" },
 			want: []seen{{method: "PUT", body: "x"}}, wantBody: "data:PUT", detection: "PUT"},
-		{name: "patch with body", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "PATCH"; s.Body = "y" },
+		{name: "patch with body", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "PATCH"; s.Body = "y" },
 			want: []seen{{method: "PATCH", body: "y"}}, wantBody: "data:PATCH", detection: "PATCH"},
-		{name: "post without body", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "POST" },
+		{name: "post without body", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "POST" },
 			want: []seen{{method: "POST"}}, wantBody: "data:POST", detection: "POST"},
-		{name: "headers from secret", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"} },
+		{name: "headers from secret", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"} },
 			want: []seen{{method: "GET", auth: "Bearer t0ken"}}, wantBody: "data:GET", detection: "GET"},
 		{name: "HEAD confirms the ETag: no GET", path: "/etag", previous: v1ETag,
 			want: []seen{{method: "HEAD", ifNoneMatch: `"v1"`}}, notMod: true, detection: "HEAD"},
 		{name: "HEAD carries the secret headers too", path: "/etag", previous: v1ETag,
-			mutate: func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"} },
+			mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "auth"} },
 			want:   []seen{{method: "HEAD", auth: "Bearer t0ken", ifNoneMatch: `"v1"`}}, notMod: true, detection: "HEAD"},
 		{name: "changed ETag: HEAD then conditional GET", path: "/etag", previous: generator.Validators{ETag: `"v0"`},
 			want:     []seen{{method: "HEAD", ifNoneMatch: `"v0"`}, {method: "GET", ifNoneMatch: `"v0"`}},
@@ -200,7 +200,7 @@ func TestGenerate(t *testing.T) {
 			want:   []seen{{method: "GET", ifModifiedSince: lastModified}},
 			notMod: true, detection: "ConditionalGET"},
 		{name: "no HEAD and no conditional for POST", path: "/etag", previous: v1ETag,
-			mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "POST"; s.Body = "b" },
+			mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "POST"; s.Body = "b" },
 			want:   []seen{{method: "POST", body: "b"}}, wantBody: "data:POST", detection: "POST"},
 		{name: "no validators: plain GET", path: "/etag",
 			want: []seen{{method: "GET"}}, wantBody: "data:GET", detection: "GET"},
@@ -208,7 +208,7 @@ func TestGenerate(t *testing.T) {
 			want: []seen{{method: "GET"}}, wantErr: "304 Not Modified"},
 		{name: "non-2xx", path: "/fail", want: []seen{{method: "GET"}, {method: "GET"}, {method: "GET"}, {method: "GET"}, {method: "GET"}},
 			wantErr: `502 Bad Gateway: "upstream is down"`},
-		{name: "missing secret", path: "/", mutate: func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "nope"} },
+		{name: "missing secret", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "nope"} },
 			wantErr: `spec.generator.http.headersSecretRef: Secret "ns/nope" not found`},
 	}
 	for _, tt := range tests {
@@ -260,7 +260,7 @@ func TestHeaderSecretErrors(t *testing.T) {
 	defer srv.Close()
 	rd := reader(secret("bad", map[string][]byte{"Bad Header": []byte("x")}))
 	_, err := New(fastOptions()).Generate(context.Background(), &generator.Request{
-		Source: source(srv.URL, func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "bad"} }),
+		Source: source(srv.URL, func(s *exsv1beta1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "bad"} }),
 		Reader: rd,
 	})
 	// A Secret's content is fixed without a spec change: retried, not stalled.
@@ -284,7 +284,7 @@ func TestGenerateErrorsNameTheCause(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     string
-		mutate  func(*v1.HTTPGeneratorSpec)
+		mutate  func(*exsv1beta1.HTTPGeneratorSpec)
 		timeout time.Duration
 		want    string
 		invalid bool
@@ -293,9 +293,9 @@ func TestGenerateErrorsNameTheCause(t *testing.T) {
 		{name: "DNS", url: "http://nonexistent.invalid/", want: "DNS error"},
 		{name: "timeout", url: slow.URL, timeout: 300 * time.Millisecond, want: "timeout"},
 		{name: "bad scheme", url: "ftp://x/y", want: "spec.generator.http.url", invalid: true},
-		{name: "body with GET", url: slow.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.Body = "x" },
+		{name: "body with GET", url: slow.URL, mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Body = "x" },
 			want: "spec.generator.http.body", invalid: true},
-		{name: "unknown method", url: slow.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.Method = "DELETE" },
+		{name: "unknown method", url: slow.URL, mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.Method = "DELETE" },
 			want: "spec.generator.http.method", invalid: true},
 	}
 	gen := New(fastOptions())

@@ -34,7 +34,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
@@ -93,8 +93,10 @@ func TestErrorsCarryNoSecrets(t *testing.T) {
 		secret("headers", map[string][]byte{"X-Api-Key": []byte(headerSecret)}),
 		secret("proxy", map[string][]byte{"address": []byte(proxy.URL), "username": []byte("proxyuser"), "password": []byte(proxySecret)}),
 	)
-	withHeaders := func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"} }
-	withProxy := func(s *v1.HTTPGeneratorSpec) {
+	withHeaders := func(s *exsv1beta1.HTTPGeneratorSpec) {
+		s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"}
+	}
+	withProxy := func(s *exsv1beta1.HTTPGeneratorSpec) {
 		withHeaders(s)
 		s.ProxySecretRef = &meta.LocalObjectReference{Name: "proxy"}
 	}
@@ -112,7 +114,7 @@ func TestErrorsCarryNoSecrets(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     string
-		mutate  func(*v1.HTTPGeneratorSpec)
+		mutate  func(*exsv1beta1.HTTPGeneratorSpec)
 		timeout time.Duration
 		want    string
 	}{

@@ -33,7 +33,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
@@ -54,8 +54,8 @@ func TestProxySecretRef(t *testing.T) {
 		secret("proxy-wrong", map[string][]byte{"address": []byte(proxy.URL), "username": []byte("user"), "password": []byte("nope")}),
 		secret("proxy-noaddr", map[string][]byte{"username": []byte("user")}),
 	)
-	proxyRef := func(name string) func(*v1.HTTPGeneratorSpec) {
-		return func(s *v1.HTTPGeneratorSpec) { s.ProxySecretRef = &meta.LocalObjectReference{Name: name} }
+	proxyRef := func(name string) func(*exsv1beta1.HTTPGeneratorSpec) {
+		return func(s *exsv1beta1.HTTPGeneratorSpec) { s.ProxySecretRef = &meta.LocalObjectReference{Name: name} }
 	}
 	// The environment proxy must not be used when proxySecretRef is set.
 	envUsed := 0
@@ -66,7 +66,7 @@ func TestProxySecretRef(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		mutate   func(*v1.HTTPGeneratorSpec)
+		mutate   func(*exsv1beta1.HTTPGeneratorSpec)
 		wantBody string
 		wantErr  string
 		refused  int64
@@ -122,7 +122,7 @@ func TestEnvironmentProxy(t *testing.T) {
 	opts.Resolver = fakeResolver{"api.example.com": {"203.0.113.10"}}
 	gen := New(opts)
 	rd := reader(secret("ca", map[string][]byte{"ca.crt": testutil.ServerCAPEM(upstream)}))
-	withCA := func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }
+	withCA := func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }
 
 	res, err := gen.Generate(context.Background(), &generator.Request{Source: source("https://api.example.com/data", withCA), Reader: rd})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -173,8 +173,8 @@ func TestProxyTargetChecked(t *testing.T) {
 		secret("proxy", map[string][]byte{"address": []byte(proxy.URL)}),
 		secret("proxy-at-metadata", map[string][]byte{"address": []byte("http://169.254.169.254:3128")}),
 	)
-	via := func(kind, name string) func(*v1.HTTPGeneratorSpec) {
-		return func(s *v1.HTTPGeneratorSpec) {
+	via := func(kind, name string) func(*exsv1beta1.HTTPGeneratorSpec) {
+		return func(s *exsv1beta1.HTTPGeneratorSpec) {
 			if kind == "proxySecretRef" {
 				s.ProxySecretRef = &meta.LocalObjectReference{Name: name}
 			}

@@ -32,7 +32,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 )
 
@@ -104,7 +104,7 @@ func TestRetriesWithinAFetch(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
 				defer cancel()
 			}
-			mutate := func(sp *v1.HTTPGeneratorSpec) {
+			mutate := func(sp *exsv1beta1.HTTPGeneratorSpec) {
 				if tt.method != "" {
 					sp.Method, sp.Body = tt.method, "payload"
 				}
@@ -174,7 +174,7 @@ func TestClientsAreReused(t *testing.T) {
 	gen := New(fastOptions())
 	fetch := func(secretName string) {
 		res, err := gen.Generate(context.Background(), &generator.Request{
-			Source: source(srv.URL, func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: secretName} }),
+			Source: source(srv.URL, func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: secretName} }),
 			Reader: rd,
 		})
 		g.Expect(err).ToNot(HaveOccurred())
@@ -194,7 +194,7 @@ func TestClientsAreReused(t *testing.T) {
 	}))
 	defer failing.Close()
 	_, err := gen.Generate(context.Background(), &generator.Request{
-		Source: source(failing.URL, func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }),
+		Source: source(failing.URL, func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: "ca"} }),
 		Reader: rd,
 	})
 	g.Expect(err).To(MatchError(ContainSubstring("503")))
@@ -208,7 +208,7 @@ func TestClientsAreReused(t *testing.T) {
 
 	// A different configuration gets its own client.
 	_, err = gen.Generate(context.Background(), &generator.Request{
-		Source: source(srv.URL, func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true }),
+		Source: source(srv.URL, func(s *exsv1beta1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true }),
 	})
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(gen.Clients()).To(Equal(2))

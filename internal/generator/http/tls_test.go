@@ -27,7 +27,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
@@ -63,14 +63,14 @@ func TestTLS(t *testing.T) {
 		secret("garbage-ca", map[string][]byte{"ca.crt": []byte("not a certificate")}),
 		secret("empty", map[string][]byte{"other": []byte("x")}),
 	)
-	certRef := func(name string) func(*v1.HTTPGeneratorSpec) {
-		return func(s *v1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: name} }
+	certRef := func(name string) func(*exsv1beta1.HTTPGeneratorSpec) {
+		return func(s *exsv1beta1.HTTPGeneratorSpec) { s.CertSecretRef = &meta.LocalObjectReference{Name: name} }
 	}
 
 	tests := []struct {
 		name     string
 		url      string
-		mutate   func(*v1.HTTPGeneratorSpec)
+		mutate   func(*exsv1beta1.HTTPGeneratorSpec)
 		wantBody string
 		wantWarn bool
 		wantErr  string
@@ -83,10 +83,10 @@ func TestTLS(t *testing.T) {
 		{name: "mTLS with a certificate of another CA", url: mtlsSrv.URL, mutate: certRef("mtls-stranger"), wantErr: "TLS error"},
 		{name: "plain HTTP instead of a TLS handshake", url: "https://" + plainSrv.Listener.Addr().String(),
 			wantErr: "TLS error: http: server gave HTTP response to HTTPS client"},
-		{name: "insecureSkipVerify", url: tlsSrv.URL, mutate: func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
+		{name: "insecureSkipVerify", url: tlsSrv.URL, mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true },
 			wantBody: "hello anonymous", wantWarn: true},
 		{name: "insecureSkipVerify with client certificate", url: mtlsSrv.URL,
-			mutate:   func(s *v1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true; certRef("mtls")(s) },
+			mutate:   func(s *exsv1beta1.HTTPGeneratorSpec) { s.InsecureSkipVerify = true; certRef("mtls")(s) },
 			wantBody: "hello externalsource", wantWarn: true},
 		{name: "certificate without key", url: tlsSrv.URL, mutate: certRef("cert-no-key"),
 			wantErr: `spec.generator.http.certSecretRef: Secret "ns/cert-no-key" has tls.crt but no tls.key`},

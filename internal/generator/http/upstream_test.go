@@ -33,7 +33,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
@@ -130,7 +130,9 @@ func TestUpstreamTextIsBounded(t *testing.T) {
 	}))
 	defer body.Close()
 	rd := reader(secret("headers", map[string][]byte{"X-Api-Key": []byte(headerSecret)}))
-	withHeaders := func(s *v1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"} }
+	withHeaders := func(s *exsv1beta1.HTTPGeneratorSpec) {
+		s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"}
+	}
 	tests := []struct {
 		name, url string
 		want      string

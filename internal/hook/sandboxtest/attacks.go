@@ -32,7 +32,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
@@ -72,7 +72,7 @@ const VictimFileContent = "victim-workdir-data"
 // Attack is one escape attempt.
 type Attack struct {
 	Name  string
-	Hook  v1.Hook
+	Hook  exsv1beta1.Hook
 	Stdin string
 	// ShippedRejects is true when the shipped whitelist's argument
 	// patterns already refuse it (the kernel stops it when an admin's
@@ -114,9 +114,15 @@ func Attacks(e Env) []Attack {
 	victimFD := fmt.Sprintf("/proc/%d/fd/0", e.VictimPID)
 	victim := []string{e.VictimSecret}
 	wl := []string{"name: jq", "commands:"}
-	jq := func(args ...string) v1.Hook { return v1.Hook{Name: "attack", Command: "jq", Args: args} }
-	yq := func(args ...string) v1.Hook { return v1.Hook{Name: "attack", Command: "yq", Args: args} }
-	probe := func(args ...string) v1.Hook { return v1.Hook{Name: "attack", Command: "probe", Args: args} }
+	jq := func(args ...string) exsv1beta1.Hook {
+		return exsv1beta1.Hook{Name: "attack", Command: "jq", Args: args}
+	}
+	yq := func(args ...string) exsv1beta1.Hook {
+		return exsv1beta1.Hook{Name: "attack", Command: "yq", Args: args}
+	}
+	probe := func(args ...string) exsv1beta1.Hook {
+		return exsv1beta1.Hook{Name: "attack", Command: "probe", Args: args}
+	}
 	return []Attack{
 		// jq: files only through its command line and modules.
 		{Name: "jq --rawfile /etc/passwd", Hook: jq("-n", "--rawfile", "x", "/etc/passwd", "$x"), ShippedRejects: true, Denied: permissionDenied, Never: passwd},
