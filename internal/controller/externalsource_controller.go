@@ -348,9 +348,9 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 	// Add the finalizer first and persist it at once, so that nothing is
 	// stored for an object that could then be deleted without cleanup. A
-	// new generation or a reconcile request is shown as Reconciling in the
-	// same write, so `kubectl wait --for=condition=Ready` after an edit
-	// never returns on the previous result.
+	// new generation is shown as Reconciling in the same write, so
+	// `kubectl wait --for=condition=Ready` after an edit never returns on
+	// the previous result.
 	needFinalizer := !controllerutil.ContainsFinalizer(obj, exsv1beta1.Finalizer)
 	if needFinalizer {
 		controllerutil.AddFinalizer(obj, exsv1beta1.Finalizer)
@@ -387,14 +387,15 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 // requestedWork says why this reconcile must show progress before doing
-// its work: a generation not handled yet, or a reconcile request not
-// handled yet. Empty when it is a periodic check.
+// its work: a generation not handled yet. Empty otherwise. A reconcile
+// request alone is not shown: `flux reconcile` waits for
+// lastHandledReconcileAt, and when the upstream did change, the new
+// revision is shown as progress before it is stored (reconcileArtifact),
+// as source-controller does; showing every request would cost three more
+// status writes for an unchanged upstream.
 func requestedWork(obj *exsv1beta1.ExternalSource) string {
 	if obj.Generation != obj.Status.ObservedGeneration {
 		return fmt.Sprintf("processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
-	}
-	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok && v != obj.Status.GetLastHandledReconcileRequest() {
-		return fmt.Sprintf("processing reconcile request %q", v)
 	}
 	return ""
 }

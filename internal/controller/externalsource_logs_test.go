@@ -132,7 +132,9 @@ func TestLogsAtTheDefaultLevel(t *testing.T) {
 // TestReconcilingBeforeReady watches an object while its spec is edited:
 // Reconciling=True for the new generation (and Ready not True) is written
 // before Ready reports the new generation, so `kubectl wait
-// --for=condition=Ready` after an edit never returns on the old result.
+// --for=condition=Ready` after an edit never returns on the old result;
+// then a new upstream revision is shown as Reconciling ("building
+// artifact") before it is published.
 func TestReconcilingBeforeReady(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -174,10 +176,50 @@ func TestReconcilingBeforeReady(t *testing.T) {
 		if rd != nil && rd.Status == "True" && cur.Status.ObservedGeneration == gen {
 			g.Expect(sawProgress).To(BeTrue(), "Ready for generation %d before Reconciling was seen", gen)
 			g.Expect(cur.Status.Artifact.Revision).ToNot(Equal(waitReadyRevision(ready)))
+			break
+		}
+	}
+	g.Expect(sawProgress).To(BeTrue(), "the watch ended before Ready reported the new generation")
+
+	// A new upstream revision, picked up by a reconcile request: the
+	// revision being built is shown before it is published.
+	prev := waitReady(t, obj).Status.Artifact.Revision
+	up2.set(http.StatusOK, "b: 3\n")
+	requestReconcileAsync(g, obj)
+	sawProgress = false
+	for ev := range w.ResultChan() {
+		if ev.Type != watch.Modified {
+			continue
+		}
+		cur := ev.Object.(*exsv1beta1.ExternalSource)
+		rc := conditions.Get(cur, meta.ReconcilingCondition)
+		if rc != nil && rc.Status == "True" && strings.Contains(rc.Message, "building artifact") {
+			g.Expect(cur.Status.Artifact.Revision).To(Equal(prev), "progress is shown before the new revision is published")
+			sawProgress = true
+		}
+		if cur.Status.Artifact != nil && cur.Status.Artifact.Revision != prev && conditions.IsReady(cur) {
+			g.Expect(sawProgress).To(BeTrue(), "the new revision was published before Reconciling was seen")
 			return
 		}
 	}
-	t.Fatal("the watch ended before Ready reported the new generation")
+	t.Fatal("the watch ended before the new revision was published")
+}
+
+// requestReconcileAsync sets reconcile.fluxcd.io/requestedAt without
+// waiting for it to be handled.
+func requestReconcileAsync(g Gomega, obj *exsv1beta1.ExternalSource) {
+	g.Eventually(func() error {
+		cur := &exsv1beta1.ExternalSource{}
+		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), cur); err != nil {
+			return err
+		}
+		p := client.MergeFrom(cur.DeepCopy())
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		cur.Annotations[meta.ReconcileRequestAnnotation] = time.Now().Format(time.RFC3339Nano)
+		return k8sClient.Patch(testCtx, cur, p)
+	}, timeout).Should(Succeed())
 }
 
 func waitReadyRevision(obj *exsv1beta1.ExternalSource) string {
