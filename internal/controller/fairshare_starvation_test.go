@@ -17,7 +17,6 @@ limitations under the License.
 package controller
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -28,18 +27,11 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	ctrl "sigs.k8s.io/controller-runtime"
-	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/events"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
-	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
 )
 
@@ -79,47 +71,16 @@ func newHangingUpstream(t *testing.T) *hangingUpstream {
 	return u
 }
 
-// startShardManager runs the real reconciler, set up by SetupWithManager
-// with opts, over the ExternalSources labelled with shard, on a memory
-// store of its own; the manager stops when the test ends.
+// startShardManager starts an isolated manager (SetupWithManager's
+// wiring) for shard with opts, on store (a memory store of its own when
+// nil), logging at the suite's level.
 func startShardManager(t *testing.T, shard string, opts ReconcilerOptions, store *memory.Storage) {
 	t.Helper()
-	g := NewWithT(t)
-	ctx, cancel := context.WithCancel(testCtx)
-	if store == nil {
-		store = memory.New(memory.Options{})
-	}
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
-		Scheme:     testScheme,
-		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
-		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
-			&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard})},
-		}},
-	})
-	g.Expect(err).ToNot(HaveOccurred())
-	recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
-	g.Expect(err).ToNot(HaveOccurred())
-	r := &ExternalSourceReconciler{
-		Client:         mgr.GetClient(),
-		Recorder:       recorder,
-		APIReader:      mgr.GetAPIReader(),
-		ControllerName: "externalsource-controller",
-		Generators:     testGenerators,
-		Storage:        store,
-		MaxDataSize:    1 << 20,
-		Retention:      storage.DefaultRetention,
-	}
-	g.Expect(r.SetupWithManager(mgr, opts)).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager: %v", err)
+	startIsolatedManager(t, shard, zapLevel(), opts, func(r *ExternalSourceReconciler) {
+		if store != nil {
+			r.Storage = store
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
+	})
 }
 
 // createShardSources creates n sources in ns for the shard's manager.

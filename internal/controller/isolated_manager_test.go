@@ -89,12 +89,20 @@ type isolatedManager struct {
 	r     *ExternalSourceReconciler
 }
 
-// startIsolated starts an isolated manager; configure adjusts the
-// reconciler before it is set up. It stops with the test.
+// startIsolated starts an isolated manager of two workers on a shard of
+// its own; configure adjusts the reconciler before it is set up. It stops
+// with the test.
 func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSourceReconciler)) *isolatedManager {
+	return startIsolatedManager(t, "iso-"+newNamespace(t), level, ReconcilerOptions{MaxConcurrentReconciles: 2}, configure)
+}
+
+// startIsolatedManager starts an isolated manager for shard with opts;
+// it returns once the manager's cache is in sync.
+func startIsolatedManager(t *testing.T, shard string, level zapcore.Level, opts ReconcilerOptions,
+	configure func(*ExternalSourceReconciler)) *isolatedManager {
 	t.Helper()
 	g := NewWithT(t)
-	im := &isolatedManager{shard: "iso-" + newNamespace(t), logs: &logCapture{}}
+	im := &isolatedManager{shard: shard, logs: &logCapture{}}
 	log := zap.New(zap.WriteTo(im.logs), zap.Level(level), zap.JSONEncoder())
 	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 		Scheme:     testScheme,
@@ -121,7 +129,7 @@ func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSo
 	if configure != nil {
 		configure(im.r)
 	}
-	g.Expect(im.r.SetupWithManager(mgr, ReconcilerOptions{MaxConcurrentReconciles: 2})).To(Succeed())
+	g.Expect(im.r.SetupWithManager(mgr, opts)).To(Succeed())
 	ctx, cancel := context.WithCancel(testCtx)
 	done := make(chan struct{})
 	go func() {
@@ -136,6 +144,7 @@ func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSo
 			t.Error("isolated manager did not stop")
 		}
 	})
+	g.Expect(mgr.GetCache().WaitForCacheSync(ctx)).To(BeTrue())
 	return im
 }
 
