@@ -393,8 +393,12 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // revision is shown as progress before it is stored (reconcileArtifact),
 // as source-controller does; showing every request would cost three more
 // status writes for an unchanged upstream.
+//
+// A new object (no Ready condition yet) shows nothing either: there is no
+// previous result a watcher could mistake for the new one, and at
+// thousands of new objects the write would cost the API server dearly.
 func requestedWork(obj *exsv1beta1.ExternalSource) string {
-	if obj.Generation != obj.Status.ObservedGeneration {
+	if obj.Generation != obj.Status.ObservedGeneration && conditions.Has(obj, meta.ReadyCondition) {
 		return fmt.Sprintf("processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
 	}
 	return ""
