@@ -397,7 +397,14 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // A new object (no Ready condition yet) shows nothing either: there is no
 // previous result a watcher could mistake for the new one, and at
 // thousands of new objects the write would cost the API server dearly.
+//
+// A generation whose attempt failed already says Reconciling for it
+// (ProgressingWithRetry): its retries show nothing new, so Ready does not
+// flap between Unknown and False, and a retry costs no extra write.
 func requestedWork(obj *exsv1beta1.ExternalSource) string {
+	if rc := conditions.Get(obj, meta.ReconcilingCondition); rc != nil && rc.ObservedGeneration == obj.Generation {
+		return ""
+	}
 	if obj.Generation != obj.Status.ObservedGeneration && conditions.Has(obj, meta.ReadyCondition) {
 		return fmt.Sprintf("processing object: new generation %d -> %d", obj.Status.ObservedGeneration, obj.Generation)
 	}

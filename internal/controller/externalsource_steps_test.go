@@ -384,3 +384,33 @@ func TestExternalSourceReconciler_reconcileExternalArtifact(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestedWork(t *testing.T) {
+	reconciling := func(gen int64, reason string) metav1.Condition {
+		return metav1.Condition{Type: meta.ReconcilingCondition, Status: metav1.ConditionTrue, Reason: reason, ObservedGeneration: gen}
+	}
+	ready := metav1.Condition{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.SucceededReason, ObservedGeneration: 1}
+	tests := []struct {
+		name       string
+		generation int64
+		observed   int64
+		conds      []metav1.Condition
+		want       bool
+	}{
+		{name: "a new object has no previous result", generation: 1, observed: 0},
+		{name: "an edited object with a result", generation: 2, observed: 1, conds: []metav1.Condition{ready}, want: true},
+		{name: "a handled generation", generation: 2, observed: 2, conds: []metav1.Condition{ready}},
+		{name: "a failed attempt of this generation already says so", generation: 2, observed: 1,
+			conds: []metav1.Condition{ready, reconciling(2, meta.ProgressingWithRetryReason)}},
+		{name: "a retry of an older generation's failure", generation: 3, observed: 1,
+			conds: []metav1.Condition{ready, reconciling(2, meta.ProgressingWithRetryReason)}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := stepObject("steps-work", "http://127.0.0.1:1")
+			obj.Generation, obj.Status.ObservedGeneration, obj.Status.Conditions = tt.generation, tt.observed, tt.conds
+			g.Expect(requestedWork(obj) != "").To(Equal(tt.want))
+		})
+	}
+}
