@@ -189,7 +189,7 @@ type SecretAuth struct {
 	// SecretRef names a Secret in the same namespace.
 	// +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="secretRef.name must not be empty"
 	// +required
-	SecretRef meta.LocalObjectReference `json:"secretRef"`
+	SecretRef *meta.LocalObjectReference `json:"secretRef"`
 }
 
 // OAuth2Auth is an OAuth2 client credentials grant (RFC 6749, 4.4). The
@@ -218,7 +218,7 @@ type OAuth2Auth struct {
 	// clientID and clientSecret.
 	// +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="secretRef.name must not be empty"
 	// +required
-	SecretRef meta.LocalObjectReference `json:"secretRef"`
+	SecretRef *meta.LocalObjectReference `json:"secretRef"`
 }
 
 // Hooks are the commands run around the request, in order.

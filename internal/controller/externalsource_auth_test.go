@@ -60,16 +60,16 @@ const (
 )
 
 func basicAuth(name string) *exsv1beta1.HTTPAuth {
-	return &exsv1beta1.HTTPAuth{Basic: &exsv1beta1.SecretAuth{SecretRef: meta.LocalObjectReference{Name: name}}}
+	return &exsv1beta1.HTTPAuth{Basic: &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{Name: name}}}
 }
 
 func bearerAuth(name string) *exsv1beta1.HTTPAuth {
-	return &exsv1beta1.HTTPAuth{Bearer: &exsv1beta1.SecretAuth{SecretRef: meta.LocalObjectReference{Name: name}}}
+	return &exsv1beta1.HTTPAuth{Bearer: &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{Name: name}}}
 }
 
 func oauth2Auth(tokenURL, name string) *exsv1beta1.HTTPAuth {
 	return &exsv1beta1.HTTPAuth{OAuth2: &exsv1beta1.OAuth2Auth{TokenURL: tokenURL, Scopes: []string{"read"},
-		EndpointParams: map[string][]string{"audience": {"api"}}, SecretRef: meta.LocalObjectReference{Name: name}}}
+		EndpointParams: map[string][]string{"audience": {"api"}}, SecretRef: &meta.LocalObjectReference{Name: name}}}
 }
 
 func createSecret(g Gomega, ns, name string, data map[string]string) {

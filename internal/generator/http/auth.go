@@ -77,6 +77,9 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 		return "", false, nil
 	case a.Basic != nil && a.Bearer == nil && a.OAuth2 == nil:
 		field := authField + ".basic.secretRef"
+		if a.Basic.SecretRef == nil {
+			return "", false, generator.InvalidSpec(field, "must be set")
+		}
 		s, err := getSecret(ctx, req, field, a.Basic.SecretRef.Name)
 		if err != nil {
 			return "", false, err
@@ -91,6 +94,9 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 		return h, false, nil
 	case a.Bearer != nil && a.Basic == nil && a.OAuth2 == nil:
 		field := authField + ".bearer.secretRef"
+		if a.Bearer.SecretRef == nil {
+			return "", false, generator.InvalidSpec(field, "must be set")
+		}
 		s, err := getSecret(ctx, req, field, a.Bearer.SecretRef.Name)
 		if err != nil {
 			return "", false, err
@@ -139,6 +145,9 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	req.Secrets.AddURL(tu)
 	if err := g.opts.URLPolicy.CheckURL(tu.String()); err != nil {
 		return "", false, generator.InvalidSpec(field+".tokenURL", "%v", err)
+	}
+	if a.SecretRef == nil {
+		return "", false, generator.InvalidSpec(field+".secretRef", "must be set")
 	}
 	s, err := getSecret(ctx, req, field+".secretRef", a.SecretRef.Name)
 	if err != nil {

@@ -68,20 +68,20 @@ func (c *fakeClock) Add(d time.Duration) {
 
 func withBasic(name string) func(*exsv1beta1.HTTPGeneratorSpec) {
 	return func(s *exsv1beta1.HTTPGeneratorSpec) {
-		s.Auth = &exsv1beta1.HTTPAuth{Basic: &exsv1beta1.SecretAuth{SecretRef: meta.LocalObjectReference{Name: name}}}
+		s.Auth = &exsv1beta1.HTTPAuth{Basic: &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{Name: name}}}
 	}
 }
 
 func withBearer(name string) func(*exsv1beta1.HTTPGeneratorSpec) {
 	return func(s *exsv1beta1.HTTPGeneratorSpec) {
-		s.Auth = &exsv1beta1.HTTPAuth{Bearer: &exsv1beta1.SecretAuth{SecretRef: meta.LocalObjectReference{Name: name}}}
+		s.Auth = &exsv1beta1.HTTPAuth{Bearer: &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{Name: name}}}
 	}
 }
 
 func withOAuth2(tokenURL, name string) func(*exsv1beta1.HTTPGeneratorSpec) {
 	return func(s *exsv1beta1.HTTPGeneratorSpec) {
 		s.Auth = &exsv1beta1.HTTPAuth{OAuth2: &exsv1beta1.OAuth2Auth{TokenURL: tokenURL, Scopes: []string{"read"},
-			SecretRef: meta.LocalObjectReference{Name: name}}}
+			SecretRef: &meta.LocalObjectReference{Name: name}}}
 	}
 }
 
