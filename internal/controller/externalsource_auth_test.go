@@ -338,3 +338,29 @@ func TestAuthCredentialsNeverLeave(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthWithAuthorizationHeaderStalls: the API server cannot see that the
+// headersSecretRef Secret has an Authorization key too; the controller
+// stalls the object naming both fields, and nothing is sent upstream.
+func TestAuthWithAuthorizationHeaderStalls(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := testutil.NewAuthUpstream(`{}`, func(string) bool { return true })
+	defer up.Close()
+	createSecret(g, ns, "bearer", map[string]string{"token": authBearer})
+	createSecret(g, ns, "headers", map[string]string{"Authorization": "Bearer " + authBearer, "X-Team": "a"})
+	obj := newSource(ns, "both", up.URL)
+	obj.Spec.Generator.HTTP.Auth = bearerAuth("bearer")
+	obj.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers"}
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		cur := getSource(g, obj)
+		g.Expect(conditions.IsStalled(cur)).To(BeTrue(), "%v", cur.Status.Conditions)
+		g.Expect(conditions.GetReason(cur, exsv1beta1.FetchFailedCondition)).To(Equal(exsv1beta1.InvalidSpecReason))
+		msg := conditions.GetMessage(cur, exsv1beta1.FetchFailedCondition)
+		g.Expect(msg).To(ContainSubstring("spec.generator.http.auth"))
+		g.Expect(msg).To(ContainSubstring("spec.generator.http.headersSecretRef"))
+		g.Expect(msg).ToNot(ContainSubstring(authBearer))
+	}, timeout, 100*time.Millisecond).Should(Succeed())
+	g.Expect(up.Served.Load() + up.Refused.Load()).To(BeZero())
+}
