@@ -52,6 +52,12 @@ const (
 	// FetchFailedReason: the generator could not produce the data.
 	FetchFailedReason string = "FetchFailed"
 
+	// AuthenticationFailedReason: the credentials of spec.generator.http.auth
+	// were refused: the token endpoint failed, or the upstream answered 401
+	// or 403 to fresh credentials. Retried with backoff like any fetch
+	// failure (a rotated Secret or a recovered endpoint fixes it).
+	AuthenticationFailedReason string = "AuthenticationFailed"
+
 	// InvalidSpecReason: a spec field holds a value the controller cannot use;
 	// the message names the field. The object is Stalled until the spec changes.
 	InvalidSpecReason string = "InvalidSpec"

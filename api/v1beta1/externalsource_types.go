@@ -158,6 +158,67 @@ type HTTPGeneratorSpec struct {
 	// controller apply.
 	// +optional
 	ProxySecretRef *meta.LocalObjectReference `json:"proxySecretRef,omitempty"`
+
+	// Auth authenticates the request with credentials from a Secret: basic
+	// auth, a bearer token, or an OAuth2 client credentials grant. It sets
+	// the Authorization header, so the Secret of headersSecretRef must not
+	// have an Authorization key as well.
+	// +optional
+	Auth *HTTPAuth `json:"auth,omitempty"`
+}
+
+// HTTPAuth is exactly one authentication method.
+// +kubebuilder:validation:XValidation:rule="(has(self.basic) ? 1 : 0) + (has(self.bearer) ? 1 : 0) + (has(self.oauth2) ? 1 : 0) == 1",message="exactly one of basic, bearer or oauth2 must be set"
+type HTTPAuth struct {
+	// Basic sends the username and password keys of the Secret as HTTP
+	// basic authentication.
+	// +optional
+	Basic *SecretAuth `json:"basic,omitempty"`
+
+	// Bearer sends the token key of the Secret as a bearer token.
+	// +optional
+	Bearer *SecretAuth `json:"bearer,omitempty"`
+
+	// OAuth2 obtains a bearer token with the client credentials grant.
+	// +optional
+	OAuth2 *OAuth2Auth `json:"oauth2,omitempty"`
+}
+
+// SecretAuth names the Secret holding the credentials of a method.
+type SecretAuth struct {
+	// SecretRef names a Secret in the same namespace.
+	// +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="secretRef.name must not be empty"
+	// +required
+	SecretRef *meta.LocalObjectReference `json:"secretRef"`
+}
+
+// OAuth2Auth is an OAuth2 client credentials grant (RFC 6749, 4.4). The
+// token request uses the TLS settings, proxy and URL policy of the request
+// itself.
+type OAuth2Auth struct {
+	// TokenURL is the token endpoint, http or https.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an http or https URL"
+	// +required
+	TokenURL string `json:"tokenURL"`
+
+	// Scopes requested.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=256
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+
+	// EndpointParams are additional form parameters of the token request,
+	// e.g. audience.
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	EndpointParams map[string][]string `json:"endpointParams,omitempty"`
+
+	// SecretRef names a Secret in the same namespace with the keys
+	// clientID and clientSecret.
+	// +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="secretRef.name must not be empty"
+	// +required
+	SecretRef *meta.LocalObjectReference `json:"secretRef"`
 }
 
 // Hooks are the commands run around the request, in order.

@@ -148,11 +148,17 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *exsv1beta1.ExternalSource, e
 		return stalling(exsv1beta1.InvalidSpecReason, err)
 	}
 	err = fmt.Errorf("fetch failed: %w", err)
-	conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.FetchFailedReason, "%s", err.Error())
-	if wait, ok := generator.RetryAfter(err); ok {
-		return failure.NewWaiting(err, exsv1beta1.FetchFailedReason, wait)
+	// Refused credentials have their own reason, so that alerts can tell
+	// them from an upstream that is down; they back off the same way.
+	reason := exsv1beta1.FetchFailedReason
+	if generator.IsAuthError(err) {
+		reason = exsv1beta1.AuthenticationFailedReason
 	}
-	return transient(exsv1beta1.FetchFailedReason, err)
+	conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, reason, "%s", err.Error())
+	if wait, ok := generator.RetryAfter(err); ok {
+		return failure.NewWaiting(err, reason, wait)
+	}
+	return transient(reason, err)
 }
 
 // recordFetchResult updates the conditional-request record and how the

@@ -31,6 +31,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -64,6 +65,14 @@ func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *exs
 		return transient(exsv1beta1.PublishFailedReason, err)
 	}
 
+	// State a generator keeps for the object (cached tokens) goes with it.
+	if r.Generators != nil {
+		if gen, ok := r.Generators.Get(obj.Spec.Generator.Type); ok {
+			if f, ok := gen.(generator.Forgetter); ok {
+				f.Forget(obj.Namespace, obj.Name)
+			}
+		}
+	}
 	ctrl.LoggerFrom(ctx).Info("removed artifacts and ExternalArtifact", "artifacts", n)
 	controllerutil.RemoveFinalizer(obj, exsv1beta1.Finalizer)
 	return nil

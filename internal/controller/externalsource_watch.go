@@ -50,7 +50,19 @@ func referencedSecrets(obj *exsv1beta1.ExternalSource) []string {
 		return nil
 	}
 	var names []string
-	for _, ref := range []*meta.LocalObjectReference{h.HeadersSecretRef, h.CertSecretRef, h.ProxySecretRef} {
+	refs := []*meta.LocalObjectReference{h.HeadersSecretRef, h.CertSecretRef, h.ProxySecretRef}
+	if a := h.Auth; a != nil {
+		// A rotated credential is used at once, like a rotated header.
+		for _, m := range []*exsv1beta1.SecretAuth{a.Basic, a.Bearer} {
+			if m != nil {
+				refs = append(refs, m.SecretRef)
+			}
+		}
+		if a.OAuth2 != nil {
+			refs = append(refs, a.OAuth2.SecretRef)
+		}
+	}
+	for _, ref := range refs {
 		if ref != nil && ref.Name != "" {
 			names = append(names, ref.Name)
 		}

@@ -97,6 +97,19 @@ func TestAPIRejectsBadInput(t *testing.T) {
 		{"empty-secret-name", func(o *exsv1beta1.ExternalSource) {
 			o.Spec.Generator.HTTP.HeadersSecretRef = &meta.LocalObjectReference{}
 		}, []string{"spec.generator.http", "headersSecretRef.name must not be empty"}},
+		{"auth-basic-and-bearer", func(o *exsv1beta1.ExternalSource) {
+			ref := &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{Name: "s"}}
+			o.Spec.Generator.HTTP.Auth = &exsv1beta1.HTTPAuth{Basic: ref, Bearer: ref}
+		}, []string{"spec.generator.http.auth", "exactly one of basic, bearer or oauth2 must be set"}},
+		{"auth-none", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.Auth = &exsv1beta1.HTTPAuth{} },
+			[]string{"spec.generator.http.auth", "exactly one of basic, bearer or oauth2 must be set"}},
+		{"auth-oauth2-ftp-token-url", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Generator.HTTP.Auth = &exsv1beta1.HTTPAuth{OAuth2: &exsv1beta1.OAuth2Auth{TokenURL: "ftp://idp/token",
+				SecretRef: &meta.LocalObjectReference{Name: "s"}}}
+		}, []string{"spec.generator.http.auth.oauth2.tokenURL", "must be an http or https URL"}},
+		{"auth-empty-secret-name", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Generator.HTTP.Auth = &exsv1beta1.HTTPAuth{Bearer: &exsv1beta1.SecretAuth{SecretRef: &meta.LocalObjectReference{}}}
+		}, []string{"spec.generator.http.auth.bearer.secretRef", "secretRef.name must not be empty"}},
 		{"bad-env-name", func(o *exsv1beta1.ExternalSource) {
 			o.Spec.Hooks = &exsv1beta1.Hooks{PreRequest: []exsv1beta1.Hook{{Name: "h", Command: "jq", Env: []exsv1beta1.HookEnvVar{{Name: "A=B"}}}}}
 		}, []string{"spec.hooks.preRequest[0].env[0].name"}},

@@ -235,3 +235,28 @@ func (r *Registry) CheckImplements(types []string) error {
 	}
 	return nil
 }
+
+// AuthError says that the upstream refused the request's credentials, or
+// that they could not be obtained (an OAuth2 token endpoint failed). The
+// reconciler reports it as FetchFailed with reason AuthenticationFailed and
+// retries with backoff like any fetch failure. Its message names the token
+// endpoint or the upstream, never a credential.
+type AuthError struct {
+	Err error
+}
+
+func (e *AuthError) Error() string { return e.Err.Error() }
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// IsAuthError reports whether err is, or wraps, an AuthError.
+func IsAuthError(err error) bool {
+	var ae *AuthError
+	return errors.As(err, &ae)
+}
+
+// Forgetter is implemented by generators that keep state per object (e.g.
+// cached OAuth2 tokens): the reconciler calls Forget when the object is
+// deleted, so that nothing of it outlives it.
+type Forgetter interface {
+	Forget(namespace, name string)
+}

@@ -86,6 +86,13 @@ func (g *Generator) headers(ctx context.Context, req *generator.Request, spec *e
 		// Not a spec error: fixing the Secret fixes it, so it is retried.
 		return nil, fmt.Errorf("%s: Secret \"%s/%s\": %w", field, s.Namespace, s.Name, err)
 	}
+	if _, ok := sh["Authorization"]; ok && spec.Auth != nil {
+		// The API server cannot see a Secret's keys: refused here, naming
+		// both sides, until one of them is removed.
+		return nil, generator.InvalidSpec("spec.generator.http.auth",
+			"cannot be used with an Authorization key in the Secret of spec.generator.http.headersSecretRef (%q): remove one of them",
+			s.Namespace+"/"+s.Name)
+	}
 	for k, v := range sh {
 		h[k] = v
 	}

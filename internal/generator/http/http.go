@@ -110,6 +110,14 @@ type Options struct {
 
 	// Resolver resolves host names; nil is net.DefaultResolver.
 	Resolver Resolver
+
+	// MaxTokens bounds the number of cached OAuth2 tokens (one per object
+	// with spec.generator.http.auth.oauth2). Zero is DefaultMaxTokens.
+	MaxTokens int
+
+	// Now is the clock of the token cache; nil is time.Now. Tests move it
+	// to play hours of token lifetimes in seconds.
+	Now func() time.Time
 }
 
 func (o Options) withDefaults() Options {
@@ -137,6 +145,12 @@ func (o Options) withDefaults() Options {
 	if o.MaxClients <= 0 {
 		o.MaxClients = DefaultMaxClients
 	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = DefaultMaxTokens
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o
 }
 
@@ -147,17 +161,25 @@ func (o Options) withDefaults() Options {
 type Generator struct {
 	opts    Options
 	clients *clientCache
+	// tokens are the OAuth2 tokens of spec.generator.http.auth.oauth2,
+	// one per object, reused across reconciles until shortly before
+	// they expire.
+	tokens *tokenCache
 	// dial, when set, replaces the network dial behind the policy check:
 	// tests count the connections attempted with it.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-var _ generator.Generator = (*Generator)(nil)
+var (
+	_ generator.Generator = (*Generator)(nil)
+	_ generator.Forgetter = (*Generator)(nil)
+)
 
 // New returns the HTTP generator.
 func New(opts Options) *Generator {
 	opts = opts.withDefaults()
-	return &Generator{opts: opts, clients: newClientCache(opts.ClientIdleTTL, opts.MaxClients)}
+	return &Generator{opts: opts, clients: newClientCache(opts.ClientIdleTTL, opts.MaxClients),
+		tokens: newTokenCache(opts.MaxTokens, opts.Now)}
 }
 
 // Clients returns the number of cached clients (one per TLS/proxy
@@ -210,6 +232,25 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	if err != nil {
 		return nil, err
 	}
+	tc, err := g.transportConfig(ctx, req, spec)
+	if err != nil {
+		return nil, err
+	}
+	client, err := g.clients.get(tc.key(), func() (*retryablehttp.Client, *http.Transport, error) { return g.newClient(tc) })
+	if err != nil {
+		return nil, err
+	}
+	// The Authorization header is set before the pre-request hooks run, so
+	// that a hook sees (and may sign over) the request as it is sent. An
+	// OAuth2 token is requested through the request's own client: same
+	// TLS, proxy and address checks.
+	authz, cachedToken, err := g.authorization(ctx, req, spec, client.HTTPClient, tc.key())
+	if err != nil {
+		return nil, err
+	}
+	if authz != "" {
+		header.Set("Authorization", authz)
+	}
 	bodyText := spec.Body
 	if req.PreRequest != nil {
 		if u, method, header, bodyText, err = preRequest(ctx, req, u, method, header, bodyText); err != nil {
@@ -219,14 +260,6 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	req.Secrets.AddURL(u)
 	if err := g.opts.URLPolicy.CheckURL(u.String()); err != nil {
 		return nil, generator.InvalidSpec("spec.generator.http.url", "%v", err)
-	}
-	tc, err := g.transportConfig(ctx, req, spec)
-	if err != nil {
-		return nil, err
-	}
-	client, err := g.clients.get(tc.key(), func() (*retryablehttp.Client, *http.Transport, error) { return g.newClient(tc) })
-	if err != nil {
-		return nil, err
 	}
 	var warnings []string
 	if spec.InsecureSkipVerify {
@@ -250,29 +283,55 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	if bodyText != "" {
 		body = []byte(bodyText)
 	}
-	rreq, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, generator.InvalidSpec("spec.generator.http.url", "%s", redact.URLsIn(err.Error()))
-	}
-	rreq.Header = header
 	detection := method
 	if method == http.MethodGet {
 		detection = generator.ChangeDetectionGET
 		// Conditional GET: the server answers 304 when the data is unchanged.
 		if prev.ETag != "" {
-			rreq.Header.Set("If-None-Match", prev.ETag)
+			header.Set("If-None-Match", prev.ETag)
 		}
 		if prev.LastModified != "" {
-			rreq.Header.Set("If-Modified-Since", prev.LastModified)
+			header.Set("If-Modified-Since", prev.LastModified)
 		}
 		if !prev.IsZero() {
 			detection = generator.ChangeDetectionConditionalGET
 		}
 	}
+	send := func(header http.Header) (*http.Response, error) {
+		rreq, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
+		if err != nil {
+			return nil, generator.InvalidSpec("spec.generator.http.url", "%s", redact.URLsIn(err.Error()))
+		}
+		rreq.Header = header
+		resp, err := client.Do(rreq)
+		if err != nil {
+			return nil, transportError(ctx, method, u, err)
+		}
+		return resp, nil
+	}
 
-	resp, err := client.Do(rreq)
+	resp, err := send(header)
 	if err != nil {
-		return nil, transportError(ctx, method, u, err)
+		return nil, err
+	}
+	if spec.Auth != nil && resp.StatusCode == http.StatusUnauthorized && cachedToken {
+		// The cached token was revoked or expired early: drop it and try
+		// once more with a new one.
+		drain(resp.Body)
+		g.Forget(req.Source.Namespace, req.Source.Name)
+		if authz, _, err = g.authorization(ctx, req, spec, client.HTTPClient, tc.key()); err != nil {
+			return nil, err
+		}
+		header = header.Clone()
+		header.Set("Authorization", authz)
+		if resp, err = send(header); err != nil {
+			return nil, err
+		}
+	}
+	if spec.Auth != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		defer drain(resp.Body)
+		return nil, &generator.AuthError{Err: fmt.Errorf("authentication failed: %s %s: %s: %q", method, redact.URL(u.String()),
+			upstreamText(req.Secrets, resp.Status, maxStatusText), errorBody(req.Secrets, resp.Body))}
 	}
 	validators := generator.Validators{
 		ETag:         validator(resp.Header.Get("ETag")),
