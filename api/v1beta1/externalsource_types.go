@@ -99,6 +99,22 @@ type ExternalSourceSpec struct {
 	// Hooks are whitelisted commands run before the request and on the data.
 	// +optional
 	Hooks *Hooks `json:"hooks,omitempty"`
+
+	// Verify pins the fetched data. A pinned source is not fetched again
+	// while its spec is unchanged and its artifact is in storage.
+	// +optional
+	Verify *VerifySpec `json:"verify,omitempty"`
+}
+
+// VerifySpec pins what the upstream must answer.
+type VerifySpec struct {
+	// Digest is the sha256 of the fetched bytes (before the post-request
+	// hooks), as 'sha256:<64 lowercase hex>'. A mismatch publishes nothing,
+	// keeps the last artifact and stalls (DigestMismatch) until the spec
+	// changes: retrying cannot make other bytes match.
+	// +kubebuilder:validation:Pattern="^sha256:[a-f0-9]{64}$"
+	// +required
+	Digest string `json:"digest"`
 }
 
 // GeneratorSpec selects a generator type and holds its configuration; each
@@ -318,6 +334,13 @@ type ExternalSourceStatus struct {
 	// artifact was built from, sent as If-Modified-Since.
 	// +optional
 	LastModified string `json:"lastModified,omitempty"`
+
+	// LastHandledDigest is the pinned digest (spec.verify.digest) the
+	// artifact was built from. While it equals the spec's, the generation is
+	// handled and the artifact is in storage, nothing is fetched: the digest
+	// is the validator.
+	// +optional
+	LastHandledDigest string `json:"lastHandledDigest,omitempty"`
 
 	// ChangeDetection says how the last successful fetch learned whether the
 	// upstream changed: HEAD (a HEAD request returned the recorded ETag; no

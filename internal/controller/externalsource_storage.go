@@ -68,6 +68,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 		obj.Status.Artifact = nil
 		obj.Status.LastHandledETag = ""
 		obj.Status.LastModified = ""
+		obj.Status.LastHandledDigest = ""
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:
