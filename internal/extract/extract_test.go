@@ -321,7 +321,7 @@ func TestBombsAreRefused(t *testing.T) {
 				float64(peak)/(1<<20), (float64(peak)-float64(before.HeapAlloc))/(1<<20), err)
 			g.Expect(len(tt.data)).To(BeNumerically("<", 2<<20), "about 1 MiB on the wire")
 			g.Expect(written).To(BeNumerically("<=", 1024))
-			g.Expect(peak - min(peak, before.HeapAlloc)).To(BeNumerically("<", 32<<20), "heap bounded")
+			g.Expect(peak-min(peak, before.HeapAlloc)).To(BeNumerically("<", 32<<20), "heap bounded")
 		})
 	}
 }
