@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -45,6 +46,9 @@ func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *patch.
 	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.ExtractLimits); err != nil {
 		return r.extractFailed(obj, err)
 	}
+	// The archive is not needed any more: free its share of the spool
+	// before the artifact is packed next to the extracted files.
+	_ = os.Remove(st.dataFile)
 	sel, err := extract.Select(dir, obj.Spec.Extract.SubPath)
 	if err != nil {
 		return r.extractFailed(obj, err)
