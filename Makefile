@@ -49,7 +49,8 @@ test: tools size-check generate-check vet fuzz ## Run every test against a real 
 FUZZ_TARGETS := internal/archive:FuzzCleanPath internal/archive:FuzzWrite \
 	internal/server:FuzzCleanRequestPath internal/server:FuzzHandler \
 	internal/hook:FuzzCheck internal/generator/http:FuzzSecretHeaders \
-	internal/redact:FuzzSetString internal/generator/http:FuzzTransportErrorRedaction
+	internal/redact:FuzzSetString internal/generator/http:FuzzTransportErrorRedaction \
+	internal/extract:FuzzExtract
 FUZZ_TIME ?= 3000x
 
 .PHONY: fuzz

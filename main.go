@@ -59,6 +59,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/controller"
+	"github.com/externalsource/externalsource-controller/internal/extract"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
@@ -102,6 +103,8 @@ type flags struct {
 	maxConcurrentPerNamespace           int
 	s3                                  s3.Options
 	maxResponseSize                     int64
+	maxExtractFiles                     int
+	maxExtractSize                      int64
 	hookSocket, hookWhitelist           string
 	hookLimits                          controller.HookLimits
 	allowedURLs, deniedURLs             []string
@@ -168,6 +171,10 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConcurrentPerNamespace, "max-concurrent-per-namespace", 0,
 		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
+	fs.IntVar(&f.maxExtractFiles, "max-extract-files", extract.DefaultMaxFiles,
+		"The most entries an archive of spec.extract may hold.")
+	fs.Int64Var(&f.maxExtractSize, "max-extract-size", extract.DefaultMaxSize,
+		"The most bytes an archive of spec.extract may unpack to, in total.")
 	fs.StringVar(&f.hookSocket, "hook-executor-socket", "",
 		"The Unix socket of the hook-executor sidecar; without it, objects with hooks are Stalled.")
 	fs.StringVar(&f.hookWhitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
@@ -365,6 +372,7 @@ func run(ctx context.Context, f *flags) error {
 		Generators:     generators,
 		Storage:        store,
 		MaxDataSize:    f.maxResponseSize,
+		ExtractLimits:  extract.Limits{MaxFiles: f.maxExtractFiles, MaxSize: f.maxExtractSize},
 		HookLimits:     f.hookLimits,
 		MaxTimeout:     f.maxFetchTimeout,
 		TempDir:        sp.Path(),

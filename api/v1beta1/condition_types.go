@@ -58,6 +58,12 @@ const (
 	// failure (a rotated Secret or a recovered endpoint fixes it).
 	AuthenticationFailedReason string = "AuthenticationFailed"
 
+	// DigestMismatchReason: the fetched bytes do not have the digest pinned
+	// in spec.verify.digest; the message names both. Nothing is published,
+	// the last artifact stays, and the object is Stalled until the spec
+	// changes.
+	DigestMismatchReason string = "DigestMismatch"
+
 	// InvalidSpecReason: a spec field holds a value the controller cannot use;
 	// the message names the field. The object is Stalled until the spec changes.
 	InvalidSpecReason string = "InvalidSpec"

@@ -60,6 +60,7 @@ const MaxTimeout = 10 * time.Minute
 
 // ExternalSourceSpec defines where the data comes from, how often it is
 // fetched and where it lands in the artifact.
+// +kubebuilder:validation:XValidation:rule="has(self.extract) || (has(self.destinationPath) && self.destinationPath.split('/').exists(s, size(s) > 0 && s != '.'))",message="spec.destinationPath must name a file (it may be empty only with spec.extract)",fieldPath=".destinationPath"
 type ExternalSourceSpec struct {
 	// Interval at which the data is fetched. At least one minute.
 	// +kubebuilder:validation:Type=string
@@ -83,14 +84,15 @@ type ExternalSourceSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 
 	// DestinationPath is the path of the data inside the artifact: relative,
-	// without '..' segments. It is cleaned ('a/./b' is 'a/b').
-	// +kubebuilder:validation:MinLength=1
+	// without '..' segments. It is cleaned ('a/./b' is 'a/b'). Without
+	// extract it names a file and is required; with extract it names the
+	// directory the archive's files go to, and "" (or absent) is the
+	// artifact root.
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="must be a relative path"
 	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="must not contain '..' segments"
-	// +kubebuilder:validation:XValidation:rule="self.split('/').exists(s, s != '' && s != '.')",message="must name a file"
-	// +required
-	DestinationPath string `json:"destinationPath"`
+	// +optional
+	DestinationPath string `json:"destinationPath,omitempty"`
 
 	// Generator says how the data is produced.
 	// +required
@@ -99,6 +101,46 @@ type ExternalSourceSpec struct {
 	// Hooks are whitelisted commands run before the request and on the data.
 	// +optional
 	Hooks *Hooks `json:"hooks,omitempty"`
+
+	// Extract says the fetched data (after the post-request hooks) is an
+	// archive whose files are published, instead of one file.
+	// +optional
+	Extract *ExtractSpec `json:"extract,omitempty"`
+
+	// Verify pins the fetched data. A pinned source is not fetched again
+	// while its spec is unchanged and its artifact is in storage.
+	// +optional
+	Verify *VerifySpec `json:"verify,omitempty"`
+}
+
+// ExtractSpec selects the archive format and the part of it to publish.
+type ExtractSpec struct {
+	// Format of the archive: auto (sniffs the first bytes: gzip, zip or
+	// the ustar magic; never the URL), tar, tar.gz or zip.
+	// +kubebuilder:validation:Enum=auto;tar;tar.gz;zip
+	// +kubebuilder:default=auto
+	// +optional
+	Format string `json:"format,omitempty"`
+
+	// SubPath selects one directory of the archive (trailing '/'
+	// optional); its content is placed at destinationPath. A subPath
+	// missing from the archive fails the fetch, naming it.
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/')",message="must be a relative path"
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(s, s == '..')",message="must not contain '..' segments"
+	// +optional
+	SubPath string `json:"subPath,omitempty"`
+}
+
+// VerifySpec pins what the upstream must answer.
+type VerifySpec struct {
+	// Digest is the sha256 of the fetched bytes (before the post-request
+	// hooks), as 'sha256:<64 lowercase hex>'. A mismatch publishes nothing,
+	// keeps the last artifact and stalls (DigestMismatch) until the spec
+	// changes: retrying cannot make other bytes match.
+	// +kubebuilder:validation:Pattern="^sha256:[a-f0-9]{64}$"
+	// +required
+	Digest string `json:"digest"`
 }
 
 // GeneratorSpec selects a generator type and holds its configuration; each
@@ -318,6 +360,13 @@ type ExternalSourceStatus struct {
 	// artifact was built from, sent as If-Modified-Since.
 	// +optional
 	LastModified string `json:"lastModified,omitempty"`
+
+	// LastHandledDigest is the pinned digest (spec.verify.digest) the
+	// artifact was built from. While it equals the spec's, the generation is
+	// handled and the artifact is in storage, nothing is fetched: the digest
+	// is the validator.
+	// +optional
+	LastHandledDigest string `json:"lastHandledDigest,omitempty"`
 
 	// ChangeDetection says how the last successful fetch learned whether the
 	// upstream changed: HEAD (a HEAD request returned the recorded ETag; no

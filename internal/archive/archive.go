@@ -25,7 +25,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -146,4 +150,101 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// WriteDir streams a tar.gz of every regular file under root to w, each at
+// prefix/<its path under root> (prefix "" is the archive root). Like Write
+// it is deterministic: entries sorted by name, fixed mtime and owner, mode
+// 0644 or 0755 when the file has an executable bit, and no directory
+// entries, so the digest depends on names, contents and the executable
+// bit only, never on how the files got there. Anything but a regular file
+// or directory under root is an error.
+func WriteDir(w io.Writer, prefix, root string) (Result, error) {
+	if prefix != "" {
+		p, err := CleanPath(prefix)
+		if err != nil {
+			return Result{}, fmt.Errorf("destinationPath: %w", err)
+		}
+		prefix = p
+	}
+	type file struct {
+		name, path string
+		mode       int64
+		size       int64
+	}
+	var files []file
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%q is not a regular file", filepath.ToSlash(rel))
+		}
+		mode := int64(fileMode)
+		if fi.Mode()&0o111 != 0 {
+			mode = execMode
+		}
+		files = append(files, file{name: path.Join(prefix, filepath.ToSlash(rel)), path: p, mode: mode, size: fi.Size()})
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
+
+	h := digest.Canonical.Digester()
+	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
+	gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
+	if err != nil {
+		return Result{}, err
+	}
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.size, Mode: f.mode, ModTime: modTime}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return Result{}, fmt.Errorf("writing tar header of %q: %w", f.name, err)
+		}
+		if err := copyFile(tw, f.path, f.size); err != nil {
+			return Result{}, fmt.Errorf("writing %q: %w", f.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return Result{}, fmt.Errorf("closing tar: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return Result{}, fmt.Errorf("closing gzip: %w", err)
+	}
+	return Result{Digest: h.Digest().String(), Size: cw.n}, nil
+}
+
+// execMode is the mode of a file that had any executable bit.
+const execMode = 0o755
+
+// copyFile copies exactly size bytes of the file at p: a file that changed
+// size since it was listed would make a corrupt tar.
+func copyFile(w io.Writer, p string, size int64) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := io.Copy(w, io.LimitReader(f, size))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("file is %d bytes, expected %d", n, size)
+	}
+	return nil
 }

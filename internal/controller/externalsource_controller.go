@@ -55,6 +55,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/extract"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
@@ -89,6 +90,11 @@ type ExternalSourceReconciler struct {
 
 	// MaxDataSize bounds the data of one fetch, in bytes.
 	MaxDataSize int64
+
+	// ExtractLimits bound what one spec.extract may unpack
+	// (--max-extract-files, --max-extract-size); zero values are the
+	// defaults of internal/extract.
+	ExtractLimits extract.Limits
 
 	// HookLimits bound the memory and spool bytes of one reconcile's hooks.
 	HookLimits HookLimits
@@ -267,6 +273,9 @@ type reconcileState struct {
 	deadline time.Time
 	// validators of the response the data came from.
 	validators generator.Validators
+	// extractDir is the directory of files to publish when spec.extract
+	// is set (its subPath already selected); "" otherwise.
+	extractDir string
 	// notModified says the upstream confirmed the published data.
 	notModified bool
 	// changeDetection says how the generator detected the change.
@@ -374,6 +383,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		r.reconcileStorage,
 		r.reconcileSource,
 		r.reconcileHooks,
+		r.reconcileExtract,
 		r.reconcileArtifact,
 		r.reconcileExternalArtifact,
 	}

@@ -68,6 +68,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 		obj.Status.Artifact = nil
 		obj.Status.LastHandledETag = ""
 		obj.Status.LastModified = ""
+		obj.Status.LastHandledDigest = ""
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:
@@ -153,6 +154,17 @@ func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Art
 }
 
 func (r *ExternalSourceReconciler) writeArchive(obj *exsv1beta1.ExternalSource, st *reconcileState, out string) (archive.Result, error) {
+	if st.extractDir != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return archive.Result{}, err
+		}
+		res, err := archive.WriteDir(f, obj.Spec.DestinationPath, st.extractDir)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return res, err
+	}
 	data, err := os.Open(st.dataFile)
 	if err != nil {
 		return archive.Result{}, err

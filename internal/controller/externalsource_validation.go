@@ -29,8 +29,12 @@ import (
 // and what the CRD's rules do not fully cover. Every failure is Stalling
 // and names the field: retrying cannot fix it, a spec change can.
 func (r *ExternalSourceReconciler) validateSpec(obj *exsv1beta1.ExternalSource) error {
-	if _, err := archive.CleanPath(obj.Spec.DestinationPath); err != nil {
-		return stalling(exsv1beta1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
+	// With extract the destination is a directory prefix and "" is the
+	// artifact root; any other value must still be a clean relative path.
+	if obj.Spec.Extract == nil || obj.Spec.DestinationPath != "" {
+		if _, err := archive.CleanPath(obj.Spec.DestinationPath); err != nil {
+			return stalling(exsv1beta1.InvalidSpecReason, fmt.Errorf("spec.destinationPath: %w", err))
+		}
 	}
 	if _, ok := r.Generators.Get(obj.Spec.Generator.Type); !ok {
 		return stalling(exsv1beta1.UnsupportedGeneratorReason,

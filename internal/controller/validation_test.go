@@ -56,6 +56,15 @@ func TestAPIRejectsBadInput(t *testing.T) {
 			[]string{"spec.destinationPath", "must name a file"}},
 		{"empty-destination", func(o *exsv1beta1.ExternalSource) { o.Spec.DestinationPath = "" },
 			[]string{"spec.destinationPath"}},
+		{"extract-climbing-subpath", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Extract = &exsv1beta1.ExtractSpec{SubPath: "a/../../b"}
+		}, []string{"spec.extract.subPath", "must not contain '..' segments"}},
+		{"extract-unknown-format", func(o *exsv1beta1.ExternalSource) { o.Spec.Extract = &exsv1beta1.ExtractSpec{Format: "rar"} },
+			[]string{"spec.extract.format", `Unsupported value: "rar"`}},
+		{"extract-absolute-destination", func(o *exsv1beta1.ExternalSource) {
+			o.Spec.Extract = &exsv1beta1.ExtractSpec{}
+			o.Spec.DestinationPath = "/abs"
+		}, []string{"spec.destinationPath", "must be a relative path"}},
 		{"ftp-url", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = "ftp://x" },
 			[]string{"spec.generator.http.url", "must be an http or https URL"}},
 		{"url-without-host", func(o *exsv1beta1.ExternalSource) { o.Spec.Generator.HTTP.URL = "http://" },

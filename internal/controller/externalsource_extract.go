@@ -1,0 +1,65 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/fluxcd/pkg/runtime/conditions"
+	"github.com/fluxcd/pkg/runtime/patch"
+
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/extract"
+)
+
+// reconcileExtract unpacks the fetched data (after the post-request hooks)
+// when spec.extract is set, and selects spec.extract.subPath, so that
+// reconcileArtifact packs a directory instead of one file.
+//
+// A refused or unreadable archive is FetchFailed (reason FetchFailed) and
+// retried, not Stalled: the fault is in what the upstream served, and the
+// upstream may serve something else on the next attempt; nothing is
+// published and the last artifact stays.
+func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *patch.SerialPatcher,
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
+	if st.notModified || obj.Spec.Extract == nil {
+		return nil
+	}
+	dir := filepath.Join(st.tmpDir, "extracted")
+	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.ExtractLimits); err != nil {
+		return r.extractFailed(obj, err)
+	}
+	// The archive is not needed any more: free its share of the spool
+	// before the artifact is packed next to the extracted files.
+	_ = os.Remove(st.dataFile)
+	sel, err := extract.Select(dir, obj.Spec.Extract.SubPath)
+	if err != nil {
+		return r.extractFailed(obj, err)
+	}
+	st.extractDir = sel
+	return nil
+}
+
+// extractFailed records a refused archive as a fetch failure.
+func (r *ExternalSourceReconciler) extractFailed(obj *exsv1beta1.ExternalSource, err error) error {
+	err = fmt.Errorf("extracting archive: %w", err)
+	conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.FetchFailedReason, "%s", err.Error())
+	return transient(exsv1beta1.FetchFailedReason, err)
+}
