@@ -43,7 +43,7 @@ func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *patch.
 		return nil
 	}
 	dir := filepath.Join(st.tmpDir, "extracted")
-	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.ExtractLimits); err != nil {
+	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.extractLimits(st)); err != nil {
 		return r.extractFailed(obj, err)
 	}
 	// The archive is not needed any more: free its share of the spool
@@ -55,6 +55,20 @@ func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *patch.
 	}
 	st.extractDir = sel
 	return nil
+}
+
+// extractLimits are --max-extract-files and --max-extract-size, the size
+// bounded further by what the fetched archive leaves of the reconcile's
+// spool budget (--max-spool-bytes-per-reconcile), so that concurrent
+// extractions stay within the spool volume's sizeLimit.
+func (r *ExternalSourceReconciler) extractLimits(st *reconcileState) extract.Limits {
+	l := r.ExtractLimits
+	if l.MaxSize <= 0 {
+		l.MaxSize = extract.DefaultMaxSize
+	}
+	budget := max(r.HookLimits.spoolBytes(r.MaxDataSize)-st.dataSize, 1)
+	l.MaxSize = min(l.MaxSize, budget)
+	return l
 }
 
 // extractFailed records a refused archive as a fetch failure.

@@ -414,3 +414,27 @@ func TestRequestedWork(t *testing.T) {
 		})
 	}
 }
+
+func TestExtractLimitsStayWithinTheSpoolBudget(t *testing.T) {
+	tests := []struct {
+		name     string
+		flag     int64
+		dataSize int64
+		want     int64
+	}{
+		{name: "the flag is below the budget", flag: 1 << 20, dataSize: 1 << 10, want: 1 << 20},
+		{name: "the budget bounds the flag", flag: 512 << 20, dataSize: 10 << 20, want: 2*(50<<20) - 10<<20},
+		{name: "an archive that fills the budget", flag: 512 << 20, dataSize: 100 << 20, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r := stepReconciler(nil)
+			r.MaxDataSize = 50 << 20
+			r.ExtractLimits.MaxSize = tt.flag
+			st := newStepState()
+			st.dataSize = tt.dataSize
+			g.Expect(r.extractLimits(st).MaxSize).To(Equal(tt.want))
+		})
+	}
+}
