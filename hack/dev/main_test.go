@@ -17,11 +17,9 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,25 +27,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/externalsource/externalsource-controller/internal/devenv"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMakeDevCtrlC runs `make dev` as a terminal would (its own foreground
 // process group) and presses Ctrl-C (SIGINT to the whole group) once the
@@ -55,7 +36,7 @@ func (s *syncBuffer) String() string {
 // dev exited 0.
 func TestMakeDevCtrlC(t *testing.T) {
 	g := NewWithT(t)
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd := exec.Command("make", "--no-print-directory", "dev")
 	cmd.Dir = devenv.Root()
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -471,11 +471,9 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 	st *reconcileState, done bool, recErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	if recErr != nil {
+		// A step says how bad its failure is (fetchFailed makes an
+		// upstream's Retry-After a Waiting failure).
 		kind, reason, cfg := failure.Describe(recErr, meta.FailedReason)
-		if wait, ok := generator.RetryAfter(recErr); ok && kind == failure.KindGeneric {
-			kind = failure.KindWaiting
-			recErr = failure.NewWaiting(recErr, reason, wait)
-		}
 		msg := st.message(recErr)
 		switch kind {
 		case failure.KindStalling:

@@ -17,11 +17,9 @@ limitations under the License.
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,25 +38,12 @@ import (
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 // logCapture is a zap sink in JSON: each line one entry, parsed on read.
 type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String is every line written so far.
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	testutil.SyncBuffer
 }
 
 // entries returns the parsed lines about the object name in namespace ns

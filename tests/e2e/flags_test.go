@@ -30,10 +30,6 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/conditions"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
@@ -122,14 +118,7 @@ func TestAdvertisedURLKeepsExplicitHost(t *testing.T) {
 				},
 			}
 			g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
-			var artifact *meta.Artifact
-			g.Eventually(func(g Gomega) {
-				cur := &exsv1beta1.ExternalSource{}
-				g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
-				g.Expect(conditions.IsReady(cur)).To(BeTrue(), "%v", conditions.Get(cur, meta.ReadyCondition))
-				g.Expect(cur.Status.Artifact).ToNot(BeNil())
-				artifact = cur.Status.Artifact
-			}, timeout).Should(Succeed())
+			artifact := waitPublished(g, src)
 
 			want := "http://" + net.JoinHostPort(tt.host, port) + "/"
 			g.Expect(artifact.URL).To(HavePrefix(want))

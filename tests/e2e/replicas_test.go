@@ -32,7 +32,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -187,14 +186,7 @@ func TestHighAvailabilityWithS3(t *testing.T) {
 		},
 	}
 	g.Expect(k8sClient.Create(ctx, src)).To(Succeed())
-	var a *meta.Artifact
-	g.Eventually(func(g Gomega) {
-		cur := &exsv1beta1.ExternalSource{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
-		g.Expect(conditions.IsReady(cur)).To(BeTrue())
-		g.Expect(cur.Status.Artifact).ToNot(BeNil(), "%+v", cur.Status)
-		a = cur.Status.Artifact
-	}, timeout).Should(Succeed())
+	a := waitPublished(g, src)
 
 	// Both replicas serve the artifact.
 	for _, r := range rs {

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -44,6 +45,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -264,3 +267,17 @@ func (e *eventReceiver) all() []eventv1.Event {
 
 // timeout bounds each wait; never a performance assertion.
 const timeout = 60 * time.Second
+
+// waitPublished waits until src is Ready with an artifact in its status
+// (Flux's patcher writes the conditions first) and returns the artifact.
+func waitPublished(g Gomega, src *exsv1beta1.ExternalSource) *meta.Artifact {
+	var a *meta.Artifact
+	g.Eventually(func(g Gomega) {
+		cur := &exsv1beta1.ExternalSource{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
+		g.Expect(conditions.IsReady(cur)).To(BeTrue(), "%v", conditions.Get(cur, meta.ReadyCondition))
+		g.Expect(cur.Status.Artifact).ToNot(BeNil(), "%+v", cur.Status)
+		a = cur.Status.Artifact
+	}, timeout).Should(Succeed())
+	return a
+}
