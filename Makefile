@@ -62,7 +62,7 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 	done
 
 # The tools `make test` runs; goreleaser is built by release-check alone.
-TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller yq
+TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).

@@ -19,6 +19,17 @@ declare -A pkg=(
   [kustomize-controller]=github.com/fluxcd/kustomize-controller
   [goreleaser]=github.com/goreleaser/goreleaser/v2
   [yq]=github.com/mikefarah/yq/v4
+  [helm-controller]=github.com/fluxcd/helm-controller
+  [notification-controller]=github.com/fluxcd/notification-controller
+  [flux]=github.com/fluxcd/flux2/v2/cmd/flux
+)
+# Tools built inside a copy of their own module's source rather than as a
+# dependency of the tool module: the flux CLI embeds cmd/flux/manifests/*.yaml,
+# which its released module zip lacks (a placeholder is written), and its own
+# go.mod carries the replace lines it needs. The value is the module path; the
+# tool module's go.mod requires it at the version to build.
+declare -A srcmod=(
+  [flux]=github.com/fluxcd/flux2/v2
 )
 # CGO_ENABLED per tool where it matters: yq runs inside the hook sandbox, which
 # grants it no libraries, so it must be static.
@@ -27,6 +38,7 @@ declare -A cgo=(
 )
 declare -A ldflags=(
   [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
+  [flux]="-X main.VERSION=2.9.5"
 )
 
 tools=()
@@ -36,6 +48,23 @@ if [ $# -eq 0 ]; then
     [ -f "$d/go.mod" ] && tools+=("$(basename "$d")")
   done
 fi
+
+# build_from_source TOOL DIR OUT: copies the module the tool module requires
+# out of the module cache, writes the placeholder manifest the flux CLI embeds
+# (the CLI's install/bootstrap commands, which need the real manifests, are
+# never run by the tests) and builds the package inside it.
+build_from_source() {
+  local t=$1 dir=$2 out=$3 mod=${srcmod[$1]} ver src work
+  ver=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
+  src=$(cd "$dir" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -n "$src" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
+  work="$out/src"
+  cp -r "$src" "$work" && chmod -R u+w "$work"
+  mkdir -p "$work/cmd/flux/manifests"
+  printf '# placeholder: the tests never install Flux with this binary\n' >"$work/cmd/flux/manifests/placeholder.yaml"
+  (cd "$work" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$out/$t" "./${pkg[$t]#"$mod"/}")
+  rm -rf "$work"
+}
 
 for t in "${tools[@]}"; do
   dir="$root/tests/tools/$t"
@@ -47,7 +76,11 @@ for t in "${tools[@]}"; do
     start=$(date +%s)
     tmp="$cache/$t-$key.tmp.$$"
     mkdir -p "$tmp"
-    (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
+    if [ -n "${srcmod[$t]:-}" ]; then
+      build_from_source "$t" "$dir" "$tmp"
+    else
+      (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
+    fi
     rm -rf "$cache/$t-$key" && mv "$tmp" "$cache/$t-$key"
     echo "tools: built $t in $(( $(date +%s) - start ))s" >&2
   fi
@@ -57,8 +90,8 @@ done
 # The Flux CRDs the tests install (Flux owns them; we never ship copies):
 # taken from the released controller modules in the module cache.
 # bin/crds holds what every test needs (ExternalArtifact); bin/crds-e2e what
-# kustomize-controller needs besides (the other source kinds it watches, and
-# Kustomization).
+# the e2e suite's Flux controllers need besides (the other source kinds they
+# watch, Kustomization, HelmRelease, and notification-controller's kinds).
 flux_crds() {
   local mod=$1 ver=$2 dest=$3; shift 3
   local dir
@@ -76,4 +109,8 @@ if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
     source.toolkit.fluxcd.io_helmcharts.yaml source.toolkit.fluxcd.io_helmrepositories.yaml \
     source.toolkit.fluxcd.io_ocirepositories.yaml
   flux_crds github.com/fluxcd/kustomize-controller v1.7.3 crds-e2e kustomize.toolkit.fluxcd.io_kustomizations.yaml
+  flux_crds github.com/fluxcd/helm-controller v1.6.4 crds-e2e helm.toolkit.fluxcd.io_helmreleases.yaml
+  flux_crds github.com/fluxcd/notification-controller v1.9.3 crds-e2e \
+    notification.toolkit.fluxcd.io_alerts.yaml notification.toolkit.fluxcd.io_providers.yaml \
+    notification.toolkit.fluxcd.io_receivers.yaml
 fi
