@@ -49,6 +49,8 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
@@ -74,6 +76,7 @@ func TestMain(m *testing.M) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(sourcev1.AddToScheme(scheme))
 	utilruntime.Must(exsv1beta1.AddToScheme(scheme))
+	utilruntime.Must(helmv2.AddToScheme(scheme))
 	os.Exit(run(m))
 }
 
@@ -160,6 +163,20 @@ func run(m *testing.M) int {
 		"--feature-gates=ExternalArtifact=true",
 		"--log-encoding=console",
 		"--requeue-dependency=2s",
+	); err != nil {
+		return fail(err)
+	}
+	// helm-controller installs charts from our ExternalArtifacts
+	// (chartRef kind ExternalArtifact) into this API server.
+	hc := filepath.Join(root, "bin", "helm-controller")
+	if _, err := os.Stat(hc); err != nil {
+		return fail(fmt.Errorf("%s not found: run `make tools` first", hc))
+	}
+	if err := start("helm-controller", hc, kubeconfig,
+		"--metrics-addr=127.0.0.1:0",
+		"--health-addr=127.0.0.1:0",
+		"--feature-gates=ExternalArtifact=true",
+		"--log-encoding=console",
 	); err != nil {
 		return fail(err)
 	}
