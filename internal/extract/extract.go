@@ -216,6 +216,14 @@ func (c *checker) untar(r io.Reader, dst string, gz bool) error {
 	stop := func() error { mu.Lock(); defer mu.Unlock(); return ruleErr }
 	filter := func(name string, fi os.FileInfo) bool {
 		hdr, ok := fi.Sys().(*tar.Header)
+		if ok && hdr.Typeflag == tar.TypeXGlobalHeader {
+			// A pax global header is metadata, not a member: `git
+			// archive` (GitHub's "Source code" release assets) writes
+			// one with the commit id. archive/tar does not apply it to
+			// the entries that follow, so every name checked below is
+			// the name written.
+			return true
+		}
 		err := func() error {
 			if !ok {
 				return fmt.Errorf("entry %q: unreadable header", name)
@@ -297,6 +305,9 @@ func (c *checker) unzip(r io.ReaderAt, size int64, dst string) error {
 	if err != nil {
 		return fmt.Errorf("reading zip: %w", err)
 	}
+	if err := c.precheckZip(zr.File); err != nil {
+		return err
+	}
 	for _, f := range zr.File {
 		clean, err := c.name(f.Name)
 		if err != nil {
@@ -329,6 +340,28 @@ func (c *checker) unzip(r io.ReaderAt, size int64, dst string) error {
 		default:
 			return fmt.Errorf("entry %q: %s entries are not allowed", f.Name, mode.Type())
 		}
+	}
+	return nil
+}
+
+// precheckZip refuses, before anything is unpacked, a zip whose central
+// directory already declares more entries or more bytes than the limits:
+// a bomb of many honest entries is stopped by counting, not after
+// --max-extract-size bytes reached the disk. The entries are still
+// counted and bounded as they are copied, since a header may lie.
+func (c *checker) precheckZip(files []*zip.File) error {
+	if len(files) > c.limits.MaxFiles {
+		return fmt.Errorf("entry %q: the archive holds more than %d entries (--max-extract-files)",
+			files[c.limits.MaxFiles].Name, c.limits.MaxFiles)
+	}
+	left := uint64(c.limits.MaxSize)
+	for _, f := range files {
+		// Compared before subtracting: a declared size near 2^64 must
+		// not wrap around.
+		if f.UncompressedSize64 > left {
+			return fmt.Errorf("entry %q: the archive unpacks to more than %d bytes (--max-extract-size)", f.Name, c.limits.MaxSize)
+		}
+		left -= f.UncompressedSize64
 	}
 	return nil
 }
