@@ -27,6 +27,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -303,8 +306,9 @@ func configMapYAML(name, key, value string) string {
 
 // TestKustomizationAppliesReleaseAssets: a .tar.gz and a .zip of manifests
 // in nested directories are applied by a real kustomize-controller, whole
-// or one directory of them (subPath); the same files give the same
-// revision whichever packer made the archive.
+// or one directory of them (subPath), GitHub's `git archive` "Source code"
+// asset too; the same files give the same revision whichever packer made
+// the archive.
 func TestKustomizationAppliesReleaseAssets(t *testing.T) {
 	g := NewWithT(t)
 	start := time.Now()
@@ -313,6 +317,9 @@ func TestKustomizationAppliesReleaseAssets(t *testing.T) {
 	assets, srv := newReleaseAssets(t)
 	assets.publish("/download/v1.2.3/manifests.tar.gz", packTarGz(g, manifestsRelease))
 	assets.publish("/download/v1.2.3/manifests.zip", packZip(g, manifestsRelease))
+	// GitHub's "Source code (tar.gz)" asset: real `git archive`, whose
+	// tar starts with a pax global header.
+	assets.publish("/archive/refs/tags/v1.2.3.tar.gz", gitArchive(t, g, manifestsRelease, "app-1.2.3/", "tar.gz"))
 
 	all := map[string]map[string]string{
 		"settings": {"level": "info"}, "limits": {"cpu": "500m"}, "quotas": {"pods": "10"},
@@ -332,16 +339,17 @@ func TestKustomizationAppliesReleaseAssets(t *testing.T) {
 		{name: "tar-gz-subpath", asset: "manifests.tar.gz", format: "tar.gz", subPath: "app-1.2.3/deploy", want: deployOnly},
 		{name: "zip", asset: "manifests.zip", format: "zip", want: all},
 		{name: "zip-subpath", asset: "manifests.zip", subPath: "app-1.2.3/deploy/", want: deployOnly},
+		{name: "git-archive-subpath", asset: "/archive/refs/tags/v1.2.3.tar.gz", subPath: "app-1.2.3/deploy", want: deployOnly},
 	}
-	// Created together, checked in turn: the controllers work on all four
-	// at once.
+	// Created together, checked in turn: the controllers work on all of
+	// them at once.
 	for _, tt := range tests {
 		createNamespace(g, "asset-"+tt.name)
 		src := &exsv1beta1.ExternalSource{
 			ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: ns},
 			Spec: exsv1beta1.ExternalSourceSpec{
 				Interval:  metav1.Duration{Duration: 10 * time.Minute},
-				Generator: exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: srv.URL + "/download/v1.2.3/" + tt.asset}},
+				Generator: exsv1beta1.GeneratorSpec{Type: exsv1beta1.GeneratorTypeHTTP, HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: assetURL(srv.URL, tt.asset)}},
 				Extract:   &exsv1beta1.ExtractSpec{Format: tt.format, SubPath: tt.subPath},
 			},
 		}
@@ -377,8 +385,42 @@ func TestKustomizationAppliesReleaseAssets(t *testing.T) {
 	}
 	g.Expect(revisions["zip"]).To(Equal(revisions["tar-gz"]), "same files, same revision, whatever the packer")
 	g.Expect(revisions["zip-subpath"]).To(Equal(revisions["tar-gz-subpath"]))
+	g.Expect(revisions["git-archive-subpath"]).To(Equal(revisions["tar-gz-subpath"]))
 	g.Expect(revisions["tar-gz-subpath"]).ToNot(Equal(revisions["tar-gz"]))
-	t.Logf("four release assets applied in %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("%d release assets applied in %s", len(tests), time.Since(start).Round(time.Millisecond))
+}
+
+// assetURL is the URL of an asset of the release download directory, or
+// of the absolute path asset.
+func assetURL(upstream, asset string) string {
+	if strings.HasPrefix(asset, "/") {
+		return upstream + asset
+	}
+	return upstream + "/download/v1.2.3/" + asset
+}
+
+// gitArchive commits files (their paths without prefix) to a new
+// repository and returns `git archive --prefix` of it, as GitHub builds a
+// release's "Source code" assets.
+func gitArchive(t *testing.T, g Gomega, files map[string]string, prefix, format string) []byte {
+	repo := t.TempDir()
+	for n, b := range files {
+		p := filepath.Join(repo, filepath.FromSlash(strings.TrimPrefix(n, prefix)))
+		g.Expect(os.MkdirAll(filepath.Dir(p), 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(p, []byte(b), 0o644)).To(Succeed())
+	}
+	var out []byte
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"commit", "-q", "-m", "v1.2.3"},
+		{"archive", "--format=" + format, "--prefix=" + prefix, "HEAD"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "HOME="+repo, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t",
+			"GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		var err error
+		out, err = cmd.Output()
+		g.Expect(err).ToNot(HaveOccurred(), "git %v", args)
+	}
+	return out
 }
 
 // zeros is an endless reader of zero bytes.
