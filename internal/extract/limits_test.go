@@ -290,3 +290,37 @@ func TestGitArchiveReleaseAssets(t *testing.T) {
 	}
 	t.Logf("git tar, tar.gz, zip and archive/tar all give %s", digests["archive/tar"])
 }
+
+// BenchmarkBomb measures what refusing a 1 GiB-unpacked, ~1 MiB archive
+// costs (run with -benchmem; peak-heap-MiB is the highest HeapAlloc
+// sampled during the refusals, the archive itself included).
+func BenchmarkBomb(b *testing.B) {
+	const gib = 1 << 30
+	var tgz bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&tgz, gzip.BestCompression)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bomb", Size: gib, Mode: 0o644}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeros{}, gib); err != nil {
+		b.Fatal(err)
+	}
+	_ = tw.Close()
+	_ = gz.Close()
+	dir := b.TempDir()
+	src := filepath.Join(dir, "bomb.tar.gz")
+	if err := os.WriteFile(src, tgz.Bytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	tgz = bytes.Buffer{}
+	runtime.GC()
+	b.ResetTimer()
+	peak := peakHeap(func() {
+		for i := range b.N {
+			if err := File(src, filepath.Join(dir, fmt.Sprint(i)), FormatAuto, Limits{}); err == nil {
+				b.Fatal("the bomb was extracted")
+			}
+		}
+	})
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+}
