@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -36,6 +37,10 @@ import (
 // PluginName is the executable name under which kubectl finds the plugin
 // (`kubectl externalsource` runs kubectl-externalsource from PATH).
 const PluginName = "kubectl-externalsource"
+
+// ShortPluginName is a second name for the plugin, after the kind's short
+// name: a symlink kubectl-exs makes `kubectl exs get` work.
+const ShortPluginName = "kubectl-exs"
 
 // Subcommand is the argument of the controller binary that runs the CLI
 // (`externalsource-controller ctl get`).
@@ -61,15 +66,15 @@ const (
 const defaultTimeout = 5 * time.Minute
 
 // Invoked says whether argv (os.Args) asks for the CLI: the executable is
-// named kubectl-externalsource (through a symlink or a copy), or the first
-// argument is the ctl subcommand. It returns the CLI's arguments and the
-// name its help shows.
+// named kubectl-externalsource or kubectl-exs (through a symlink or a
+// copy), or the first argument is the ctl subcommand. It returns the CLI's
+// arguments and the name its help shows.
 func Invoked(argv []string) (args []string, displayName string, ok bool) {
 	if len(argv) == 0 {
 		return nil, "", false
 	}
-	if filepath.Base(argv[0]) == PluginName {
-		return argv[1:], "kubectl externalsource", true
+	if base := filepath.Base(argv[0]); base == PluginName || base == ShortPluginName {
+		return argv[1:], strings.Replace(base, "-", " ", 1), true
 	}
 	if len(argv) > 1 && argv[1] == Subcommand {
 		return argv[2:], filepath.Base(argv[0]) + " " + Subcommand, true

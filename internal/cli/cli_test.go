@@ -47,6 +47,8 @@ func TestInvoked(t *testing.T) {
 		{argv: []string{"/usr/local/bin/kubectl-externalsource", "get", "-A"}, ok: true,
 			args: []string{"get", "-A"}, display: "kubectl externalsource"},
 		{argv: []string{"kubectl-externalsource"}, ok: true, args: []string{}, display: "kubectl externalsource"},
+		{argv: []string{"/home/me/bin/kubectl-exs", "reconcile", "x"}, ok: true, args: []string{"reconcile", "x"},
+			display: "kubectl exs"},
 		{argv: []string{"/externalsource-controller", "ctl", "reconcile", "x"}, ok: true,
 			args: []string{"reconcile", "x"}, display: "externalsource-controller ctl"},
 		{argv: []string{"/externalsource-controller"}},
