@@ -67,14 +67,18 @@ const defaultTimeout = 5 * time.Minute
 
 // Invoked says whether argv (os.Args) asks for the CLI: the executable is
 // named kubectl-externalsource or kubectl-exs (through a symlink or a
-// copy), or the first argument is the ctl subcommand. It returns the CLI's
+// copy), or kubectl_complete-externalsource (kubectl's completion of the
+// plugin's arguments), or the first argument is the ctl subcommand. It returns the CLI's
 // arguments and the name its help shows.
 func Invoked(argv []string) (args []string, displayName string, ok bool) {
 	if len(argv) == 0 {
 		return nil, "", false
 	}
-	if base := filepath.Base(argv[0]); base == PluginName || base == ShortPluginName {
+	switch base := filepath.Base(argv[0]); base {
+	case PluginName, ShortPluginName:
 		return argv[1:], strings.Replace(base, "-", " ", 1), true
+	case CompletionName:
+		return append([]string{cobra.ShellCompRequestCmd}, argv[1:]...), "kubectl externalsource", true
 	}
 	if len(argv) > 1 && argv[1] == Subcommand {
 		return argv[2:], filepath.Base(argv[0]) + " " + Subcommand, true
@@ -164,12 +168,15 @@ object not found).`,
 		PersistentPreRun: func(*cobra.Command, []string) {
 			o.started = true
 		},
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		// kubectl completes plugins through kubectl_complete-externalsource
+		// (complete.go); a completion script for this name would not work.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &usageError{msg: err.Error()}
 	})
 	o.bind(root.PersistentFlags())
+	_ = root.RegisterFlagCompletionFunc("namespace", o.completeNamespaces)
 	root.AddCommand(
 		newGetCmd(o),
 		newReconcileCmd(o),
@@ -178,5 +185,16 @@ object not found).`,
 		newEventsCmd(o),
 		newExportCmd(o),
 	)
+	// Names complete from the cluster (kubectl's plugin completion and
+	// cobra's shell scripts): one for the commands of one object, any
+	// number for suspend and resume.
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "suspend", "resume":
+			c.ValidArgsFunction = o.completeNames(-1)
+		case "get", "reconcile", "events", "export":
+			c.ValidArgsFunction = o.completeNames(1)
+		}
+	}
 	return root
 }

@@ -51,6 +51,8 @@ func TestInvoked(t *testing.T) {
 			display: "kubectl exs"},
 		{argv: []string{"/externalsource-controller", "ctl", "reconcile", "x"}, ok: true,
 			args: []string{"reconcile", "x"}, display: "externalsource-controller ctl"},
+		{argv: []string{"/home/me/bin/kubectl_complete-externalsource", "get", "pri"}, ok: true,
+			args: []string{"__complete", "get", "pri"}, display: "kubectl externalsource"},
 		{argv: []string{"/externalsource-controller"}},
 		{argv: []string{"/externalsource-controller", "--concurrent=4"}},
 		{argv: []string{"/externalsource-controller", "hook-executor", "ctl"}},
