@@ -164,9 +164,6 @@ func (o *options) setSuspend(names []string, all, suspend bool) error {
 	token := requestToken(time.Now())
 	for _, name := range names {
 		o.action("%s ExternalSource %s in %s namespace", verb, name, s.namespace)
-		if _, err := s.get(ctx, name); err != nil {
-			return err
-		}
 		p := map[string]any{"spec": map[string]any{"suspend": suspend}}
 		if !suspend {
 			// The request makes resume's wait exact: it returns on the
