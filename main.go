@@ -58,6 +58,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/cli"
 	"github.com/externalsource/externalsource-controller/internal/controller"
 	"github.com/externalsource/externalsource-controller/internal/extract"
 	"github.com/externalsource/externalsource-controller/internal/generator"
@@ -213,6 +214,11 @@ func main() {
 	// before exec'ing it (internal/hook, sandbox.go); that mode never
 	// returns.
 	hook.RunSandboxExecIfAsked()
+	// The same binary is the command line for ExternalSources: the kubectl
+	// plugin kubectl-externalsource (a symlink) or `ctl` (internal/cli).
+	if args, name, ok := cli.Invoked(os.Args); ok {
+		os.Exit(cli.Run(name, args, os.Stdout, os.Stderr))
+	}
 	// The same binary runs the hook sidecar.
 	if len(os.Args) > 1 && os.Args[1] == "hook-executor" {
 		if err := runHookExecutor(os.Args[2:]); err != nil {
