@@ -236,6 +236,20 @@ func TestNotificationController(t *testing.T) {
 
 	g.Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: notifyNS}})).To(Succeed())
 	applyYAML(g, notificationObjects(hooks.URL))
+	// The API accepts only Flux kinds: an Alert or a Receiver naming our
+	// ExternalSource kind is refused (hence the ExternalArtifact above).
+	for _, doc := range []string{
+		`{"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert", "metadata": {"name": "own-kind", "namespace": "` + notifyNS + `"},
+		  "spec": {"providerRef": {"name": "all"}, "eventSources": [{"kind": "ExternalSource", "name": "pricing"}]}}`,
+		`{"apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver", "metadata": {"name": "own-kind", "namespace": "` + notifyNS + `"},
+		  "spec": {"type": "generic", "secretRef": {"name": "webhook-token"}, "resources": [{"apiVersion": "source.externalsource.io/v1beta1", "kind": "ExternalSource", "name": "pricing"}]}}`,
+	} {
+		u := &unstructured.Unstructured{}
+		g.Expect(yaml.Unmarshal([]byte(doc), &u.Object)).To(Succeed())
+		err := k8sClient.Create(ctx, u)
+		g.Expect(err).To(HaveOccurred(), u.GetKind())
+		g.Expect(err.Error()).To(ContainSubstring(`Unsupported value: "ExternalSource"`))
+	}
 	// Ready Receivers: notification-controller runs with its caches synced.
 	genericPath, hmacPath := webhookPath(g, "generic"), webhookPath(g, "hmac")
 
