@@ -359,10 +359,13 @@ func TestNotificationController(t *testing.T) {
 			g.Expect(e.Reason).To(Equal(exsv1beta1.FetchFailedReason))
 		}, timeout).Should(Succeed())
 	}
-	cur := &exsv1beta1.ExternalSource{}
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
-	g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue())
-	g.Expect(cur.Status.Artifact.Revision).To(Equal(third), "the last good revision stays published")
+	// The event is sent before the status is written: wait for it.
+	g.Eventually(func(g Gomega) {
+		cur := &exsv1beta1.ExternalSource{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(src), cur)).To(Succeed())
+		g.Expect(conditions.IsFalse(cur, meta.ReadyCondition)).To(BeTrue(), "Ready=False")
+		g.Expect(cur.Status.Artifact.Revision).To(Equal(third), "the last good revision stays published")
+	}, timeout).Should(Succeed())
 
 	// The error-only Alert received errors only: no NewArtifact.
 	for _, e := range errs.all() {
