@@ -47,7 +47,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/acl"
 	runtimeclient "github.com/fluxcd/pkg/runtime/client"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
-	"github.com/fluxcd/pkg/runtime/events"
 	feathelper "github.com/fluxcd/pkg/runtime/features"
 	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/leaderelection"
@@ -357,7 +356,9 @@ func run(ctx context.Context, f *flags) error {
 	}
 	probes.SetupChecks(mgr, setupLog)
 
-	recorder, err := events.NewRecorder(ctrl.Log.WithName("events"), f.eventsAddr, controllerName, events.WithManager(mgr))
+	// Kubernetes Events, and notifications for the ExternalSource and its
+	// ExternalArtifact, which notification-controller's Alerts can select.
+	recorder, err := controller.NewNotificationRecorder(mgr, ctrl.Log.WithName("events"), f.eventsAddr, controllerName)
 	if err != nil {
 		return fmt.Errorf("event recorder: %w", err)
 	}

@@ -192,7 +192,9 @@ var (
 
 // SetupWithManager registers the reconciler: it watches ExternalSources
 // (spec changes and reconcile requests) and the ExternalArtifacts it owns,
-// so a deleted or edited ExternalArtifact is put back.
+// so a deleted or edited ExternalArtifact is put back, and a reconcile
+// request on one (a notification-controller Receiver) reconciles its
+// ExternalSource (externalsource_requests.go).
 func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts ReconcilerOptions) error {
 	if r.MaxDataSize <= 0 {
 		r.MaxDataSize = DefaultMaxDataSize
@@ -209,7 +211,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&exsv1beta1.ExternalSource{}, builder.WithPredicates(pred)).
-		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(externalArtifactChanged)).
+		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(predicate.Or(externalArtifactChanged, artifactReconcileRequested))).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			RateLimiter:             opts.RateLimiter,
@@ -339,6 +341,9 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// done says the steps ran to the end (as opposed to: stopped early for
 	// deletion, suspension or a failure).
 	var done bool
+	// artifactReq is a reconcile request of the ExternalArtifact handled
+	// by this reconcile (externalsource_requests.go).
+	var artifactReq string
 	defer func() {
 		if !obj.DeletionTimestamp.IsZero() && retErr == nil {
 			// Persist the finalizer's removal; the object then goes.
@@ -346,6 +351,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			result = ctrl.Result{}
 		} else {
 			r.summarize(ctx, obj, st, done, retErr)
+			recordArtifactRequest(obj, artifactReq)
 			result, retErr = r.patch(ctx, sp, obj, done, retErr, st.requeueAfter)
 		}
 		r.recordMetrics(ctx, obj, start)
@@ -354,6 +360,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
 	}
+	artifactReq = r.artifactRequest(ctx, obj)
 
 	// Add the finalizer first and persist it at once, so that nothing is
 	// stored for an object that could then be deleted without cleanup. A
