@@ -109,6 +109,9 @@ func TestInstallOverlays(t *testing.T) {
 				g.Expect(d).ToNot(BeNil(), name)
 				g.Expect(args(g, d, "manager")).To(ContainElement("--feature-gates=ExternalArtifact=true"), name)
 			}
+			// Alerts need our events at notification-controller, as Flux's own.
+			g.Expect(args(g, find(objs, "Deployment", "externalsource-controller"), "manager")).
+				To(ContainElement("--events-addr=http://notification-controller.flux-system.svc.cluster.local./"))
 		}},
 	}
 	for _, tt := range tests {
