@@ -49,7 +49,6 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/jitter"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/client-go/util/workqueue"
@@ -158,19 +157,9 @@ type ReconcilerOptions struct {
 	MaxConcurrentPerNamespace int
 }
 
-// ownedConditions are the conditions this controller writes; the
-// negative-polarity ones are removed when every step succeeds.
+// negativePolarity are the conditions that say something is wrong (or
+// in progress); they are removed when every step succeeds.
 var (
-	ownedConditions = []string{
-		exsv1beta1.FetchFailedCondition,
-		exsv1beta1.HookFailedCondition,
-		exsv1beta1.StorageOperationFailedCondition,
-		exsv1beta1.PublishFailedCondition,
-		exsv1beta1.ArtifactInStorageCondition,
-		meta.ReadyCondition,
-		meta.ReconcilingCondition,
-		meta.StalledCondition,
-	}
 	negativePolarity = []string{
 		meta.StalledCondition,
 		exsv1beta1.FetchFailedCondition,
@@ -299,7 +288,7 @@ type reconcileState struct {
 }
 
 // reconcileFunc is one step of the pipeline.
-type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
+type reconcileFunc func(ctx context.Context, sp *objectPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
@@ -331,7 +320,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	r.secrets.Store(req.NamespacedName, secrets)
 	defer r.secrets.Delete(req.NamespacedName)
 
-	sp := patch.NewSerialPatcher(obj, r.Client)
+	sp := newObjectPatcher(obj, r.Client, r.ControllerName)
 	st := &reconcileState{secrets: secrets, start: start,
 		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
 	defer st.cleanup()
@@ -342,7 +331,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	defer func() {
 		if !obj.DeletionTimestamp.IsZero() && retErr == nil {
 			// Persist the finalizer's removal; the object then goes.
-			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)))
+			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, false))
 			result = ctrl.Result{}
 		} else {
 			r.summarize(ctx, obj, st, done, retErr)
@@ -369,7 +358,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return ctrl.Result{}, err
 		}
 	} else if needFinalizer {
-		if err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)); err != nil {
+		if err := sp.Patch(ctx, obj, false); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
@@ -424,14 +413,14 @@ func requestedWork(obj *exsv1beta1.ExternalSource) string {
 // patchProgress marks the object Reconciling with Ready Unknown and writes
 // it at once (with the finalizer, if just added), so watchers see the work
 // before its result. A reconcile writes progress at most once.
-func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState, format string, args ...any) error {
 	if st.progressPatched {
 		return nil
 	}
 	conditions.MarkReconciling(obj, meta.ProgressingReason, format, args...)
 	conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, format, args...)
-	if err := sp.Patch(ctx, obj, r.patchOptions()...); err != nil {
+	if err := sp.Patch(ctx, obj, false); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	st.progressPatched = true
@@ -540,17 +529,13 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 // built from the same --min/--max-retry-delay as Flux's rate limiter) and
 // not returned to controller-runtime, which would log each one a second
 // time; only a failed patch (the status could not be written) is returned.
-func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
 	obj *exsv1beta1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
 	kind, _, _ := failure.Describe(recErr, "")
 	stalled := recErr != nil && kind == failure.KindStalling
-	opts := r.patchOptions()
 	// observedGeneration says a generation was fully handled: done, or
 	// stalled on it (which is final for that generation).
-	if done || stalled {
-		opts = append(opts, patch.WithStatusObservedGeneration{})
-	}
-	if err := sp.Patch(ctx, obj, opts...); err != nil {
+	if err := sp.Patch(ctx, obj, done || stalled); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
@@ -570,14 +555,6 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPa
 		return ctrl.Result{}, redact.FromContext(ctx).Error(recErr)
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter}, nil
-}
-
-// patchOptions are the options of every status write.
-func (r *ExternalSourceReconciler) patchOptions() []patch.Option {
-	return []patch.Option{
-		patch.WithOwnedConditions{Conditions: ownedConditions},
-		patch.WithFieldOwner(r.ControllerName),
-	}
 }
 
 // revisionOf returns the published revision, for log lines.

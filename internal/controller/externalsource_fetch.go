@@ -29,7 +29,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
@@ -46,7 +45,7 @@ import (
 // before), was built from this generation, and no forced fetch is pending
 // does the generator get the validators of the last response. A skipped
 // fetch leaves the status as it was, so the final patch sends nothing.
-func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if err := r.validateSpec(obj); err != nil {
 		return err
