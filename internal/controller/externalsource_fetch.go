@@ -27,6 +27,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 
@@ -94,7 +97,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 	}
 
 	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev,
-		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets})
+		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets, Retry: r.retryBudget(obj)})
 	if err != nil {
 		if isHookError(err) {
 			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
@@ -160,6 +163,34 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	return nil
+}
+
+// retryBudget is the generator's permission to retry a request within a
+// fetch (generator.Request.Retry). The retries within a fetch and the
+// reconciler's own retries after a failed fetch spend one budget, so that a
+// failing upstream is not hit by both layers multiplied:
+//
+//   - a retry within a fetch is allowed only while the object is not in
+//     backoff already (its last reconcile did not fail): for a source that
+//     keeps failing, the next attempt is the backoff's to time;
+//   - an allowed retry counts as one failure of the object's exponential
+//     backoff (RetryAfterBackoff), so the requeue after the fetch fails
+//     anyway comes twice as late.
+//
+// A hard-failing upstream thus receives one request per reconcile, and
+// the reconciles halve their rate up to --max-retry-delay.
+func (r *ExternalSourceReconciler) retryBudget(obj *exsv1beta1.ExternalSource) func(time.Duration) bool {
+	return func(time.Duration) bool {
+		if r.RetryAfterBackoff == nil {
+			return true
+		}
+		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
+		if r.RetryAfterBackoff.NumRequeues(req) > 0 {
+			return false
+		}
+		r.RetryAfterBackoff.When(req)
+		return true
+	}
 }
 
 // pinnedDigest is spec.verify.digest, or "" for a source without a pin.

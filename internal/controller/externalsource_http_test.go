@@ -273,14 +273,16 @@ func TestETagChangeDetection(t *testing.T) {
 	g.Expect(memoryStore().Verify(testCtx, *cur.Status.Artifact)).To(Succeed())
 }
 
-// TestRetryWithinOneReconcile: a 503 followed by a 200 is absorbed by the
-// fetch's own retries; the source never reports a failure.
+// TestRetryWithinOneReconcile: a 503 with a short Retry-After followed by
+// a 200 is absorbed by the fetch's own retry; the source never reports a
+// failure.
 func TestRetryWithinOneReconcile(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if requests.Add(1) == 1 {
+			w.Header().Set("Retry-After", "0")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}

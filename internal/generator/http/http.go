@@ -64,9 +64,10 @@ const maxResponseHeaderBytes = 1 << 20
 
 // Defaults of Options.
 const (
-	DefaultRetryMax      = 4
-	DefaultRetryWaitMin  = time.Second
-	DefaultRetryWaitMax  = 30 * time.Second
+	DefaultRetryMax      = 1
+	DefaultRetryWaitMin  = 250 * time.Millisecond
+	DefaultRetryWaitMax  = time.Second
+	DefaultMaxRetryAfter = 5 * time.Second
 	DefaultClientIdleTTL = time.Hour
 	DefaultMaxClients    = 1000
 )
@@ -86,14 +87,21 @@ type Options struct {
 	// an equivalent function built from explicit values.
 	Proxy func(*http.Request) (*url.URL, error)
 
-	// RetryMax is how often one request is retried within a fetch after a
-	// connection error, 429 or 5xx (but 501). Zero is DefaultRetryMax;
-	// negative disables retries.
+	// RetryMax is how often one request is retried within a fetch, and
+	// only after a connection reset before any response or a 503/429
+	// whose Retry-After is at most MaxRetryAfter (checkRetry). Zero is
+	// DefaultRetryMax; negative disables retries.
 	RetryMax int
 
-	// RetryWaitMin and RetryWaitMax bound the exponential wait between
-	// retries; a Retry-After header of the server is honoured instead.
+	// RetryWaitMin and RetryWaitMax bound the exponential wait before a
+	// retry after a connection reset; a Retry-After header of the server
+	// is honoured instead.
 	RetryWaitMin, RetryWaitMax time.Duration
+
+	// MaxRetryAfter is the longest Retry-After waited for within a fetch;
+	// a longer one ends the fetch and is handed to the reconciler, which
+	// requeues after it. Zero is DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 
 	// ClientIdleTTL is how long a client of a TLS/proxy configuration that
 	// no source uses any more is kept before its connections are closed.
@@ -138,6 +146,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryWaitMax < o.RetryWaitMin {
 		o.RetryWaitMax = max(DefaultRetryWaitMax, o.RetryWaitMin)
+	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if o.ClientIdleTTL <= 0 {
 		o.ClientIdleTTL = DefaultClientIdleTTL
@@ -193,7 +204,7 @@ func (g *Generator) Clients() int { return g.clients.len() }
 // (req.Secrets) is replaced, wherever the message came from.
 func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *generator.Result, err error) {
 	defer func() { err = req.Secrets.Error(err) }()
-	ctx = withFetchState(ctx)
+	ctx = withFetchState(ctx, req.Retry)
 	spec := req.Source.Spec.Generator.HTTP
 	if spec == nil {
 		return nil, generator.InvalidSpec("spec.generator.http", "must be set when type is http")

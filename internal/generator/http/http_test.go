@@ -206,7 +206,7 @@ func TestGenerate(t *testing.T) {
 			want: []seen{{method: "GET"}}, wantBody: "data:GET", detection: "GET"},
 		{name: "304 to an unconditional GET is an error", path: "/always304",
 			want: []seen{{method: "GET"}}, wantErr: "304 Not Modified"},
-		{name: "non-2xx", path: "/fail", want: []seen{{method: "GET"}, {method: "GET"}, {method: "GET"}, {method: "GET"}, {method: "GET"}},
+		{name: "non-2xx is not retried within the fetch", path: "/fail", want: []seen{{method: "GET"}},
 			wantErr: `502 Bad Gateway: "upstream is down"`},
 		{name: "missing secret", path: "/", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) { s.HeadersSecretRef = &meta.LocalObjectReference{Name: "nope"} },
 			wantErr: `spec.generator.http.headersSecretRef: Secret "ns/nope" not found`},
