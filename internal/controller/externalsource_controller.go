@@ -137,6 +137,15 @@ type ExternalSourceReconciler struct {
 	// namespaceShare bounds the reconciles of one namespace running at
 	// once (fairshare.go); nil admits all. SetupWithManager sets it.
 	namespaceShare *NamespaceShare
+
+	// jitter replaces Flux's global interval jitter (set by main from
+	// --interval-jitter-percentage) in tests; nil is the global one.
+	jitter func(time.Duration) time.Duration
+
+	// firstChecks spreads the first upstream check of the Ready objects
+	// a process finds at its start (firstcheck.go); nil checks them at
+	// once. SetupWithManager sets it.
+	firstChecks *firstChecks
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -194,6 +203,9 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	}
 	if r.RetryAfterBackoff == nil {
 		r.RetryAfterBackoff = runtimectrl.GetDefaultRateLimiter()
+	}
+	if r.firstChecks == nil {
+		r.firstChecks = &firstChecks{}
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -285,6 +297,13 @@ type reconcileState struct {
 	start time.Time
 	// requeueAfter is when a failed reconcile is retried (summarize).
 	requeueAfter time.Duration
+	// firstInProcess says this is the object's first reconcile in this
+	// process (firstChecks).
+	firstInProcess bool
+	// checkAfter, when set, is when the upstream check this reconcile
+	// deferred is due (firstChecks): Ready is kept as it was, and the
+	// object is requeued then instead of after its interval.
+	checkAfter time.Duration
 }
 
 // reconcileFunc is one step of the pipeline.
@@ -308,6 +327,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forgetRetryAfter(req.NamespacedName)
+			r.firstChecks.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -322,7 +342,8 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 	sp := newObjectPatcher(obj, r.Client, r.ControllerName)
 	st := &reconcileState{secrets: secrets, start: start,
-		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
+		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition),
+		firstInProcess:   r.firstChecks.first(req.NamespacedName)}
 	defer st.cleanup()
 
 	// done says the steps ran to the end (as opposed to: stopped early for
@@ -336,6 +357,9 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		} else {
 			r.summarize(ctx, obj, st, done, retErr)
 			result, retErr = r.patch(ctx, sp, obj, done, retErr, st.requeueAfter)
+			if done && retErr == nil && st.checkAfter > 0 {
+				result.RequeueAfter = st.checkAfter
+			}
 		}
 		r.recordMetrics(ctx, obj, start)
 	}()
@@ -382,7 +406,17 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 	}
 	done = true
-	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+	return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
+}
+
+// jitteredInterval is the object's interval with the process's jitter
+// (--interval-jitter-percentage): sources created together drift apart
+// instead of calling their upstream together at every interval.
+func (r *ExternalSourceReconciler) jitteredInterval(obj *exsv1beta1.ExternalSource) time.Duration {
+	if r.jitter != nil {
+		return r.jitter(obj.GetRequeueAfter())
+	}
+	return jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
 }
 
 // requestedWork says why this reconcile must show progress before doing
@@ -500,7 +534,12 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 		for _, c := range negativePolarity {
 			conditions.Delete(obj, c)
 		}
-		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		// A deferred check (firstChecks) keeps Ready as the last check
+		// left it: its message holds the generator's warnings, which
+		// only a fetch knows.
+		if st.checkAfter == 0 {
+			conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		}
 		if st.newArtifact {
 			a := obj.GetArtifact()
 			log.Info("stored artifact", "revision", a.Revision, "size", ptrValue(a.Size),
@@ -545,7 +584,7 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
 	}
 	switch {
 	case recErr == nil && done:
-		return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+		return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
 	case recErr == nil, stalled:
 		return ctrl.Result{}, nil
 	}

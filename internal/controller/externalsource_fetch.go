@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"time"
 
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -72,6 +73,20 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, 0)
 		conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 		return nil
+	}
+
+	// The first reconcile in this process of a Ready object checks its
+	// upstream later, at a spread point of its interval (firstChecks):
+	// after a restart, thousands of sources do not all call at once.
+	if st.firstInProcess {
+		if d := r.firstChecks.delay(obj, time.Now()); d > 0 {
+			st.notModified = true
+			st.checkAfter = d
+			st.validators = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
+			st.changeDetection = obj.Status.ChangeDetection
+			ctrl.LoggerFrom(ctx).V(1).Info("first reconcile in this process: upstream check deferred", "after", d.String())
+			return nil
+		}
 	}
 
 	var prev generator.Validators

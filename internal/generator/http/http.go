@@ -103,6 +103,12 @@ type Options struct {
 	// requeues after it. Zero is DefaultMaxRetryAfter.
 	MaxRetryAfter time.Duration
 
+	// MaxConcurrentPerHost bounds the requests in flight to one upstream
+	// host (scheme, host and port) across all sources and reconciles
+	// (--max-concurrent-per-host); zero or less is no limit. A request
+	// over the limit waits for a slot within its fetch's deadline.
+	MaxConcurrentPerHost int
+
 	// ClientIdleTTL is how long a client of a TLS/proxy configuration that
 	// no source uses any more is kept before its connections are closed.
 	ClientIdleTTL time.Duration
@@ -179,6 +185,9 @@ type Generator struct {
 	// dial, when set, replaces the network dial behind the policy check:
 	// tests count the connections attempted with it.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// hosts bounds the requests in flight per upstream host, shared by
+	// every client; nil is no limit.
+	hosts *hostLimiter
 }
 
 var (
@@ -190,7 +199,7 @@ var (
 func New(opts Options) *Generator {
 	opts = opts.withDefaults()
 	return &Generator{opts: opts, clients: newClientCache(opts.ClientIdleTTL, opts.MaxClients),
-		tokens: newTokenCache(opts.MaxTokens, opts.Now)}
+		tokens: newTokenCache(opts.MaxTokens, opts.Now), hosts: newHostLimiter(opts.MaxConcurrentPerHost)}
 }
 
 // Clients returns the number of cached clients (one per TLS/proxy

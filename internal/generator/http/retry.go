@@ -53,6 +53,11 @@ import (
 // object's backoff.
 func (g *Generator) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
+		if err != nil {
+			// The transport's error says what the deadline interrupted
+			// (e.g. the wait for a slot of --max-concurrent-per-host).
+			return false, err
+		}
 		return false, ctx.Err()
 	}
 	if err != nil {
