@@ -290,13 +290,20 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	// A HEAD costs the upstream no body: when it returns the ETag the
 	// published artifact was built from, there is nothing to fetch. Only
 	// for GET: HEAD says nothing about what a POST would return.
-	if method == http.MethodGet && prev.ETag != "" && g.headConfirms(ctx, req.Secrets, client, u, header, prev.ETag) {
-		return &generator.Result{
-			NotModified:     true,
-			Validators:      prev,
-			ChangeDetection: generator.ChangeDetectionHEAD,
-			Warnings:        warnings,
-		}, nil
+	// headRefused says a HEAD was sent and did not work as change
+	// detection (405, 501, no ETag, an error).
+	var headRefused bool
+	if method == http.MethodGet && prev.ETag != "" {
+		confirmed, answered := g.headConfirms(ctx, req.Secrets, client, u, header, prev.ETag)
+		if confirmed {
+			return &generator.Result{
+				NotModified:     true,
+				Validators:      prev,
+				ChangeDetection: generator.ChangeDetectionHEAD,
+				Warnings:        warnings,
+			}, nil
+		}
+		headRefused = !answered
 	}
 
 	var body any
@@ -379,6 +386,9 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 		}
 		return nil, err
 	}
+	if method == http.MethodGet {
+		detection = nextDetection(validators, headRefused)
+	}
 	return &generator.Result{
 		Body:            resp.Body,
 		ContentLength:   resp.ContentLength,
@@ -423,16 +433,35 @@ func preRequest(ctx context.Context, req *generator.Request, u *url.URL, method 
 	return nu, m, nh, hr.Body, nil
 }
 
+// nextDetection is the change detection recorded for data just downloaded
+// by a GET: the method the following checks will use, given the validators
+// the upstream sent (a HEAD with the ETag, unless this server refused it;
+// a conditional GET with Last-Modified alone; a GET without validators).
+// It is what detected this change when a HEAD saw another ETag, and what
+// an unchanged interval records: the interval after a new revision, or
+// after a source's first fetch, then writes nothing to the API server.
+func nextDetection(v generator.Validators, headRefused bool) string {
+	switch {
+	case v.ETag != "" && !headRefused:
+		return generator.ChangeDetectionHEAD
+	case v.ETag != "" || v.LastModified != "":
+		return generator.ChangeDetectionConditionalGET
+	}
+	return generator.ChangeDetectionGET
+}
+
 // headConfirms sends one HEAD (no retries: it is an optimisation) and
 // reports whether the upstream confirms etag, by returning it or by
 // answering 304 to If-None-Match. Anything else (405 or 501 for servers
-// without HEAD, no ETag, an error) returns false and the caller falls back
-// to a conditional GET, which is retried and reports errors properly.
+// without HEAD, no ETag, an error) is not a confirmation and the caller
+// falls back to a conditional GET, which is retried and reports errors
+// properly. answered says the HEAD worked as change detection: a 2xx with
+// an ETag (another one, or it would have confirmed).
 func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, client *retryablehttp.Client, u *url.URL,
-	header http.Header, etag string) bool {
+	header http.Header, etag string) (confirmed, answered bool) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	hreq.Header = header.Clone()
 	hreq.Header.Set("If-None-Match", etag)
@@ -440,18 +469,19 @@ func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, clien
 	if err != nil {
 		log.FromContext(ctx).V(1).Info("HEAD failed, falling back to a conditional GET",
 			"error", secrets.String(transportError(ctx, http.MethodHead, u, err).Error()))
-		return false
+		return false, false
 	}
 	drain(resp.Body)
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
-		return true
-	case resp.StatusCode >= 200 && resp.StatusCode <= 299 && resp.Header.Get("ETag") == etag:
-		return true
+		return true, true
+	case ok && resp.Header.Get("ETag") == etag:
+		return true, true
 	}
 	log.FromContext(ctx).V(1).Info("HEAD did not confirm the ETag, falling back to a conditional GET",
 		"status", resp.StatusCode, "etag", upstreamText(secrets, resp.Header.Get("ETag"), MaxValidatorLength))
-	return false
+	return false, ok && resp.Header.Get("ETag") != ""
 }
 
 // drain reads what is left of a small body (so that the connection can be
