@@ -18,8 +18,13 @@ package controller
 
 import (
 	"fmt"
+	"io"
 	mathrand "math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +40,8 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
+	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -260,4 +267,63 @@ func TestRequeuesAreJittered(t *testing.T) {
 	t.Logf("requeues: %v", requeues)
 	g.Expect(slices.Compact(requeues)).To(HaveLen(20))
 	g.Expect(requeues[19] - requeues[0]).To(BeNumerically(">", 30*time.Second))
+}
+
+// TestMaxConcurrentPerHostThroughTheController: many sources of one
+// upstream, reconciled by six workers, reach it at most
+// --max-concurrent-per-host at a time, and all become Ready.
+func TestMaxConcurrentPerHostThroughTheController(t *testing.T) {
+	g := NewWithT(t)
+	const limit, sources = 2, 8
+	var (
+		mu            sync.Mutex
+		inFlight, peak int
+		arrived       = make(chan struct{}, 100)
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		arrived <- struct{}{}
+		// Hold the request until the limit is reached (or a while), so
+		// that requests overlap whenever the controller lets them.
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			full := inFlight >= limit
+			mu.Unlock()
+			if full {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		_, _ = io.WriteString(w, "a: 1\n")
+	}))
+	t.Cleanup(srv.Close)
+
+	gens := generator.NewRegistry()
+	g.Expect(builtin.Register(gens, builtin.Options{HTTP: httpgen.Options{MaxConcurrentPerHost: limit,
+		URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}})).To(Succeed())
+	ns := newNamespace(t)
+	im := startIsolatedManager(t, "iso-"+ns, 3, ReconcilerOptions{MaxConcurrentReconciles: 6, MaxConcurrentPerNamespace: 6},
+		func(r *ExternalSourceReconciler) { r.Generators = gens })
+	var objs []*exsv1beta1.ExternalSource
+	for i := range sources {
+		obj := im.source(ns, fmt.Sprintf("s%d", i), srv.URL)
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+		objs = append(objs, obj)
+	}
+	for _, obj := range objs {
+		waitReady(t, obj)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d requests, at most %d in flight (limit %d)", len(arrived), peak, limit)
+	g.Expect(len(arrived)).To(Equal(sources))
+	g.Expect(peak).To(Equal(limit))
 }
