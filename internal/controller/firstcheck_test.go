@@ -276,9 +276,9 @@ func TestMaxConcurrentPerHostThroughTheController(t *testing.T) {
 	g := NewWithT(t)
 	const limit, sources = 2, 8
 	var (
-		mu            sync.Mutex
+		mu             sync.Mutex
 		inFlight, peak int
-		arrived       = make(chan struct{}, 100)
+		arrived        = make(chan struct{}, 100)
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
