@@ -207,4 +207,23 @@ func testWritesPerReconcile(t *testing.T, start func(t *testing.T) (string, func
 
 	unchanged("after the new revision")
 	unchanged("in the steady state")
+
+	// A spec change (a new generation, here with a new revision): shown
+	// as Reconciling first, so `kubectl wait` after an edit waits for it
+	// (requestedWork), then the result: two status writes.
+	cur = getSource(g, obj)
+	p := client.MergeFrom(cur.DeepCopy())
+	cur.Spec.DestinationPath = "other/path.yaml"
+	g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
+	edited := waitReady(t, obj)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getExternalArtifact(g, obj).Status.Artifact.Revision).To(Equal(edited.Status.Artifact.Revision))
+	}, timeout).Should(Succeed())
+	g.Eventually(counter.eventCount, timeout).Should(Equal(2), "NewArtifact on the ExternalSource and the ExternalArtifact")
+	writes, events = counter.take()
+	t.Logf("new generation: writes %v, events %v", writes, events)
+	g.Expect(writes).To(Equal(map[string]int{
+		"PATCH externalartifacts/status": 1,
+		"PATCH externalsources/status":   2,
+	}))
 }
