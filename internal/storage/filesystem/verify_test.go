@@ -185,3 +185,33 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestStampsFollowTheFiles: the stamps of removed and garbage-collected
+// artifacts go with them, so the record does not grow with the history.
+func TestStampsFollowTheFiles(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s, err := New(Options{Path: t.TempDir()})
+	g.Expect(err).ToNot(HaveOccurred())
+	obj := &metav1.ObjectMeta{Name: "gc", Namespace: "ns"}
+	var arts []meta.Artifact
+	for i := range 3 {
+		a := s.NewArtifactFor("ExternalSource", obj, "latest", "a"+string(rune('0'+i))+".tar.gz")
+		g.Expect(s.Put(ctx, &a, bytes.NewReader([]byte{byte(i)}))).To(Succeed())
+		arts = append(arts, a)
+		time.Sleep(20 * time.Millisecond) // distinct mtimes: GC orders by them
+	}
+	stamped := func() []string {
+		var out []string
+		s.stamps.m.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+		return out
+	}
+	g.Expect(stamped()).To(ConsistOf(arts[0].Path, arts[1].Path, arts[2].Path))
+	deleted, err := s.GarbageCollect(ctx, arts[2], storage.Retention{Records: 1})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(deleted).To(ConsistOf(arts[0].Path, arts[1].Path))
+	g.Expect(stamped()).To(ConsistOf(arts[2].Path))
+	_, err = s.RemoveAll(ctx, arts[2])
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(stamped()).To(BeEmpty())
+}
