@@ -173,8 +173,8 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
 	fs.IntVar(&f.maxConcurrentPerHost, "max-concurrent-per-host", 0,
 		"The most requests in flight to one upstream host (scheme, host and port) across all sources, so that many sources of "+
-			"one API (e.g. due at once after a restart) reach it a few at a time; 0 is half of --concurrent, a negative value "+
-			"is no limit.")
+			"one API (e.g. due at once after a restart) reach it a few at a time; one namespace holds at most half of them. "+
+			"0 is half of --concurrent, a negative value is no limit.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
 	fs.IntVar(&f.maxExtractFiles, "max-extract-files", extract.DefaultMaxFiles,
 		"The most entries an archive of spec.extract may hold.")

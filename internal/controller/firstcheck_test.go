@@ -270,7 +270,7 @@ func TestRequeuesAreJittered(t *testing.T) {
 }
 
 // TestMaxConcurrentPerHostThroughTheController: many sources of one
-// upstream, reconciled by six workers, reach it at most
+// upstream in two namespaces, reconciled by six workers, reach it at most
 // --max-concurrent-per-host at a time, and all become Ready.
 func TestMaxConcurrentPerHostThroughTheController(t *testing.T) {
 	g := NewWithT(t)
@@ -312,9 +312,12 @@ func TestMaxConcurrentPerHostThroughTheController(t *testing.T) {
 	ns := newNamespace(t)
 	im := startIsolatedManager(t, "iso-"+ns, 3, ReconcilerOptions{MaxConcurrentReconciles: 6, MaxConcurrentPerNamespace: 6},
 		func(r *ExternalSourceReconciler) { r.Generators = gens })
+	// Two namespaces: one namespace holds at most half of a host's slots
+	// (internal/generator/http, hostlimit.go).
+	namespaces := []string{ns, newNamespace(t)}
 	var objs []*exsv1beta1.ExternalSource
 	for i := range sources {
-		obj := im.source(ns, fmt.Sprintf("s%d", i), srv.URL)
+		obj := im.source(namespaces[i%2], fmt.Sprintf("s%d", i), srv.URL)
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		objs = append(objs, obj)
 	}

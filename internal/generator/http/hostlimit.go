@@ -34,15 +34,29 @@ import (
 // request holds its slot from the moment it is sent until its body is
 // closed (the download is part of the load). Slots of hosts with no
 // request in flight or waiting are freed.
+//
+// The slots of a host are shared by tenants: one namespace holds at most
+// half of them (rounded up), as it holds at most its share of the
+// workers, so a tenant downloading large files from a shared host
+// (github.com, a registry) cannot make every other tenant's sources of
+// that host wait out their timeouts.
 type hostLimiter struct {
-	max   int
-	mu    sync.Mutex
-	hosts map[string]*hostSlots
+	max, maxPerTenant int
+	mu                sync.Mutex
+	hosts             map[string]*hostSlots
 }
 
-// hostSlots is one host's semaphore; users counts the requests holding or
-// waiting for a slot, so the entry goes when the last one leaves.
+// hostSlots is one host's semaphore, with one semaphore per tenant of it;
+// users counts the requests holding or waiting for a slot, so an entry
+// goes when the last one leaves.
 type hostSlots struct {
+	sem     chan struct{}
+	users   int
+	tenants map[string]*tenantSlots
+}
+
+// tenantSlots is one namespace's share of a host's slots.
+type tenantSlots struct {
 	sem   chan struct{}
 	users int
 }
@@ -53,29 +67,61 @@ func newHostLimiter(maxPerHost int) *hostLimiter {
 	if maxPerHost <= 0 {
 		return nil
 	}
-	return &hostLimiter{max: maxPerHost, hosts: map[string]*hostSlots{}}
+	return &hostLimiter{max: maxPerHost, maxPerTenant: (maxPerHost + 1) / 2, hosts: map[string]*hostSlots{}}
 }
 
-// acquire waits for a slot of host, or for ctx to end.
-func (l *hostLimiter) acquire(ctx context.Context, host string) (release func(), err error) {
+// tenantKey carries the namespace of the source a request is made for.
+type tenantKey struct{}
+
+// withTenant marks ctx's requests as made for a source of namespace ns.
+func withTenant(ctx context.Context, ns string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, ns)
+}
+
+// tenantOf is the namespace withTenant recorded ("" when none was).
+func tenantOf(ctx context.Context) string {
+	ns, _ := ctx.Value(tenantKey{}).(string)
+	return ns
+}
+
+// acquire waits for a slot of host within tenant's share, or for ctx to
+// end.
+func (l *hostLimiter) acquire(ctx context.Context, host, tenant string) (release func(), err error) {
 	l.mu.Lock()
 	hs := l.hosts[host]
 	if hs == nil {
-		hs = &hostSlots{sem: make(chan struct{}, l.max)}
+		hs = &hostSlots{sem: make(chan struct{}, l.max), tenants: map[string]*tenantSlots{}}
 		l.hosts[host] = hs
 	}
+	ts := hs.tenants[tenant]
+	if ts == nil {
+		ts = &tenantSlots{sem: make(chan struct{}, l.maxPerTenant)}
+		hs.tenants[tenant] = ts
+	}
 	hs.users++
+	ts.users++
 	l.mu.Unlock()
 	leave := func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
+		if ts.users--; ts.users == 0 {
+			delete(hs.tenants, tenant)
+		}
 		if hs.users--; hs.users == 0 {
 			delete(l.hosts, host)
 		}
 	}
 	select {
+	case ts.sem <- struct{}{}:
+	case <-ctx.Done():
+		leave()
+		return nil, fmt.Errorf("waiting for one of the %d connections to %s a namespace may hold (half of --max-concurrent-per-host): %w",
+			l.maxPerTenant, host, ctx.Err())
+	}
+	select {
 	case hs.sem <- struct{}{}:
 	case <-ctx.Done():
+		<-ts.sem
 		leave()
 		return nil, fmt.Errorf("waiting for one of the %d connections to %s (--max-concurrent-per-host): %w", l.max, host, ctx.Err())
 	}
@@ -83,6 +129,7 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) (release func(),
 	return func() {
 		once.Do(func() {
 			<-hs.sem
+			<-ts.sem
 			leave()
 		})
 	}, nil
@@ -105,7 +152,7 @@ type limitedTransport struct {
 }
 
 func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	release, err := t.limiter.acquire(req.Context(), hostKey(req.URL))
+	release, err := t.limiter.acquire(req.Context(), hostKey(req.URL), tenantOf(req.Context()))
 	if err != nil {
 		return nil, err
 	}

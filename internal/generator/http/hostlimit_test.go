@@ -69,7 +69,8 @@ func newGatedUpstream(t *testing.T) *gatedUpstream {
 func (u *gatedUpstream) open() { u.once.Do(func() { close(u.gate) }) }
 
 // TestMaxConcurrentPerHost: the requests in flight to one upstream host are
-// bounded across sources and clients (two TLS configurations here), the
+// bounded across sources, namespaces and clients (two TLS configurations
+// here), the
 // ones over the limit wait (and give up at their deadline, saying why),
 // and another host is not held up by a saturated one.
 func TestMaxConcurrentPerHost(t *testing.T) {
@@ -85,6 +86,8 @@ func TestMaxConcurrentPerHost(t *testing.T) {
 	fetch := func(ctx context.Context, i int, u string) error {
 		src := source(u, func(s *exsv1beta1.HTTPGeneratorSpec) { s.InsecureSkipVerify = i%2 == 1 })
 		src.Name = fmt.Sprintf("s%d", i)
+		// Two tenants: each may hold 2 of the host's 3 slots.
+		src.Namespace = fmt.Sprintf("tenant-%d", i%2)
 		res, err := gen.Generate(ctx, &generator.Request{Source: src})
 		if err != nil {
 			return err
@@ -124,6 +127,71 @@ func TestMaxConcurrentPerHost(t *testing.T) {
 	gen.hosts.mu.Lock()
 	g.Expect(gen.hosts.hosts).To(BeEmpty(), "idle hosts hold no slots")
 	gen.hosts.mu.Unlock()
+}
+
+// TestOneTenantCannotTakeAHost: a namespace holds at most half of a
+// host's slots (rounded up), so another namespace's sources of the same
+// shared host still get through while the first one's wait, and the one
+// over its share says why.
+func TestOneTenantCannotTakeAHost(t *testing.T) {
+	tests := []struct {
+		limit, share int
+	}{
+		{limit: 4, share: 2},
+		{limit: 5, share: 3},
+		{limit: 1, share: 1},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("limit %d", tt.limit), func(t *testing.T) {
+			g := NewWithT(t)
+			opts := fastOptions()
+			opts.MaxConcurrentPerHost = tt.limit
+			gen := New(opts)
+			busy := newGatedUpstream(t)
+			fetch := func(ctx context.Context, ns string, i int) error {
+				src := source(busy.URL, nil)
+				src.Namespace, src.Name = ns, fmt.Sprintf("s%d", i)
+				res, err := gen.Generate(ctx, &generator.Request{Source: src})
+				if err != nil {
+					return err
+				}
+				defer res.Body.Close()
+				_, err = io.ReadAll(res.Body)
+				return err
+			}
+			// The hostile tenant holds as many requests as it can.
+			var wg sync.WaitGroup
+			for i := range tt.limit + 2 {
+				wg.Add(1)
+				go func() { defer wg.Done(); _ = fetch(context.Background(), "hostile", i) }()
+			}
+			g.Eventually(busy.inFlight.Load, 10*time.Second, 10*time.Millisecond).Should(BeEquivalentTo(tt.share))
+			g.Consistently(busy.inFlight.Load, 200*time.Millisecond, 10*time.Millisecond).Should(BeEquivalentTo(tt.share))
+
+			// Over its share, its next request waits and says why.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			err := fetch(ctx, "hostile", 100)
+			cancel()
+			g.Expect(err).To(MatchError(ContainSubstring("a namespace may hold")))
+
+			// Another tenant of the same host is not held up, unless the
+			// host has a single slot.
+			done := make(chan error, 1)
+			go func() { done <- fetch(context.Background(), "victim", 0) }()
+			if tt.limit > tt.share {
+				g.Eventually(busy.inFlight.Load, 10*time.Second, 10*time.Millisecond).Should(BeEquivalentTo(tt.share + 1))
+			} else {
+				g.Consistently(busy.inFlight.Load, 200*time.Millisecond, 10*time.Millisecond).Should(BeEquivalentTo(tt.share))
+			}
+			busy.open()
+			g.Eventually(done, 10*time.Second).Should(Receive(BeNil()))
+			wg.Wait()
+			g.Expect(busy.max.Load()).To(BeNumerically("<=", tt.limit))
+			gen.hosts.mu.Lock()
+			g.Expect(gen.hosts.hosts).To(BeEmpty(), "idle hosts and tenants hold no slots")
+			gen.hosts.mu.Unlock()
+		})
+	}
 }
 
 func TestHostKey(t *testing.T) {

@@ -214,6 +214,7 @@ func (g *Generator) Clients() int { return g.clients.len() }
 func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *generator.Result, err error) {
 	defer func() { err = req.Secrets.Error(err) }()
 	ctx = withFetchState(ctx, req.Retry)
+	ctx = withTenant(ctx, req.Source.Namespace)
 	spec := req.Source.Spec.Generator.HTTP
 	if spec == nil {
 		return nil, generator.InvalidSpec("spec.generator.http", "must be set when type is http")
