@@ -25,12 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/fluxcd/pkg/apis/meta"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
@@ -121,8 +119,9 @@ func snapshot(g Gomega, reg prometheus.Gatherer, ref map[string]string) metricsS
 // metric recorders on a registry of the test's own (no other object
 // counts there), and compares each metric before and after the step: each
 // reconcile counts exactly the fetch it made, under its result, with its
-// duration and response size, and sets gotk_reconcile_condition for
-// Ready, Reconciling and Stalled.
+// duration and response size, and records the reconcile's duration and no
+// other per-object series (Flux's convention since v2.1: the object's state
+// is kube-state-metrics' to export).
 func TestFetchMetrics(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
@@ -165,19 +164,13 @@ func TestFetchMetrics(t *testing.T) {
 		// wantRequeue: a failure, requeued by the reconciler's backoff
 		// (not returned as an error).
 		wantRequeue bool
-		// The status gotk_reconcile_condition reports per condition type.
-		ready, reconciling, stalled metav1.ConditionStatus
 	}{
-		{name: "first fetch stores a revision", fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1,
-			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
-		{name: "HEAD confirms the ETag", fetches: map[string]float64{metrics.ResultUnchanged: 1},
-			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
+		{name: "first fetch stores a revision", fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
+		{name: "HEAD confirms the ETag", fetches: map[string]float64{metrics.ResultUnchanged: 1}},
 		{name: "new ETag, same bytes", change: func(Gomega) { up.set(body, `"m2"`) },
-			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1,
-			ready: metav1.ConditionTrue, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionUnknown},
+			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
 		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
-			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true,
-			ready: metav1.ConditionFalse, reconciling: metav1.ConditionTrue, stalled: metav1.ConditionUnknown},
+			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
 			// This reconciler has no hook runner: hooks stall the object
 			// before any fetch.
@@ -185,8 +178,7 @@ func TestFetchMetrics(t *testing.T) {
 			p := client.MergeFrom(cur.DeepCopy())
 			withHooks(cur, nil, []exsv1beta1.Hook{jq("identity", ".")})
 			g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
-		}, fetches: map[string]float64{},
-			ready: metav1.ConditionFalse, reconciling: metav1.ConditionUnknown, stalled: metav1.ConditionTrue},
+		}, fetches: map[string]float64{}},
 	}
 	for _, tt := range tests {
 		if !t.Run(tt.name, func(t *testing.T) {
@@ -210,23 +202,10 @@ func TestFetchMetrics(t *testing.T) {
 			g.Expect(after.sizeSum-before.sizeSum).To(Equal(tt.sizes*bodySize), "bytes downloaded")
 			g.Expect(after.reconciles-before.reconciles).To(Equal(1.0), "one reconcile duration")
 
-			for typ, want := range map[string]metav1.ConditionStatus{
-				meta.ReadyCondition: tt.ready, meta.ReconcilingCondition: tt.reconciling, meta.StalledCondition: tt.stalled,
-			} {
-				for _, status := range []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown} {
-					labels := map[string]string{"type": typ, "status": string(status)}
-					for k, v := range ref {
-						labels[k] = v
-					}
-					var wantValue float64
-					if status == want {
-						wantValue = 1
-					}
-					g.Expect(series(g, reg, "gotk_reconcile_condition", labels)).To(HaveLen(1), "%s=%s", typ, status)
-					g.Expect(value(g, reg, "gotk_reconcile_condition", labels)).To(Equal(wantValue), "%s=%s", typ, status)
-				}
+			// No per-object series but the duration.
+			for _, name := range []string{"gotk_reconcile_condition", "gotk_suspend_status"} {
+				g.Expect(series(g, reg, name, ref)).To(BeEmpty(), name)
 			}
-			g.Expect(value(g, reg, "gotk_suspend_status", ref)).To(Equal(0.0))
 		}) {
 			// Later steps build on this one.
 			return
@@ -245,13 +224,6 @@ func TestMetrics(t *testing.T) {
 	up := newCountingUpstream(t, "m: 1\n", `"m1"`, "", true)
 	obj := newSource(ns, "metrics", up.URL)
 	ref := map[string]string{"kind": exsv1beta1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
-	withType := func(typ, status string) map[string]string {
-		m := map[string]string{"type": typ, "status": status}
-		for k, v := range ref {
-			m[k] = v
-		}
-		return m
-	}
 	// raised waits until every fetch result in want counted more than in
 	// before, and the object's reconciles too.
 	raised := func(before metricsSnapshot, want ...string) metricsSnapshot {
@@ -273,12 +245,11 @@ func TestMetrics(t *testing.T) {
 	waitReady(t, obj)
 	created := raised(before, metrics.ResultChanged)
 	g.Expect(created.sizes).To(BeNumerically(">", before.sizes), "response size observed")
-	g.Eventually(func(g Gomega) {
-		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "True"))).To(Equal(1.0))
-		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Stalled", "Unknown"))).To(Equal(1.0))
-		g.Expect(series(g, reg, "gotk_suspend_status", ref)).To(HaveLen(1))
-		g.Expect(value(g, reg, "gotk_suspend_status", ref)).To(Equal(0.0))
-	}, timeout).Should(Succeed())
+	// The duration is the only per-object series (Flux's convention since
+	// v2.1; the object's state is kube-state-metrics' to export).
+	for _, name := range []string{"gotk_reconcile_condition", "gotk_suspend_status"} {
+		g.Expect(series(g, reg, name, ref)).To(BeEmpty(), name)
+	}
 
 	requestReconcile(t, obj) // HEAD: unchanged
 	unchanged := raised(created, metrics.ResultUnchanged)
@@ -287,21 +258,13 @@ func TestMetrics(t *testing.T) {
 	up.set("m: 1\n", `"m2"`) // the HEAD no longer matches, the GET fails
 	requestReconcile(t, obj)
 	raised(unchanged, metrics.ResultError)
-	g.Eventually(func(g Gomega) {
-		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "False"))).To(Equal(1.0))
-		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Ready", "True"))).To(Equal(0.0))
-		g.Expect(value(g, reg, "gotk_reconcile_condition", withType("Reconciling", "True"))).To(Equal(1.0))
-	}, timeout).Should(Succeed())
-
 	// Deleting the object deletes its series.
 	g.Expect(k8sClient.Delete(testCtx, obj)).To(Succeed())
 	g.Eventually(func() bool {
 		return apierrors.IsNotFound(k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), &exsv1beta1.ExternalSource{}))
 	}, timeout).Should(BeTrue())
 	g.Eventually(func(g Gomega) {
-		for _, name := range []string{"gotk_reconcile_condition", "gotk_reconcile_duration_seconds", "gotk_suspend_status"} {
-			g.Expect(series(g, reg, name, ref)).To(BeEmpty(), name)
-		}
+		g.Expect(series(g, reg, "gotk_reconcile_duration_seconds", ref)).To(BeEmpty())
 	}, timeout).Should(Succeed())
 	// Our own metrics have no per-object labels at all: their label sets are
 	// bounded by generator types, results, whitelist commands, backends.

@@ -15,9 +15,8 @@ limitations under the License.
 */
 
 // Package metrics defines the controller's own Prometheus metrics (fetches
-// by generator type and result). Flux's standard per-object metrics
-// (gotk_reconcile_duration_seconds, gotk_reconcile_condition,
-// gotk_suspend_status) come from fluxcd/pkg/runtime. The labels here are
+// by generator type and result). Flux's per-object reconcile duration
+// (gotk_reconcile_duration_seconds) comes from fluxcd/pkg/runtime. The labels here are
 // bounded (generator type, result): no per-object series to clean up.
 //
 // Every metric of this controller is registered the same way: the package
