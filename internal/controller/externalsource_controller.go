@@ -302,6 +302,9 @@ type reconcileState struct {
 	// firstInProcess says this is the object's first reconcile in this
 	// process (firstChecks).
 	firstInProcess bool
+	// artifactRequested says the ExternalArtifact carried a new reconcile
+	// request (externalsource_requests.go): the upstream is checked now.
+	artifactRequested bool
 	// checkAfter, when set, is when the upstream check this reconcile
 	// deferred is due (firstChecks): Ready is kept as it was, and the
 	// object is requeued then instead of after its interval.
@@ -373,7 +376,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !obj.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.reconcileDelete(ctx, obj)
 	}
-	artifactReq = r.artifactRequest(ctx, obj)
+	artifactReq, st.artifactRequested = r.artifactRequest(ctx, obj)
 
 	// Add the finalizer first and persist it at once, so that nothing is
 	// stored for an object that could then be deleted without cleanup. A

@@ -78,7 +78,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 	// The first reconcile in this process of a Ready object checks its
 	// upstream later, at a spread point of its interval (firstChecks):
 	// after a restart, thousands of sources do not all call at once.
-	if st.firstInProcess {
+	if st.firstInProcess && !st.artifactRequested {
 		if d := r.firstChecks.delay(obj, time.Now()); d > 0 {
 			st.notModified = true
 			st.checkAfter = d

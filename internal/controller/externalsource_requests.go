@@ -87,18 +87,22 @@ var artifactReconcileRequested = predicate.Funcs{
 // ExternalArtifact request shown in the status stays shown until the
 // ExternalSource gets a new request of its own, so the status never goes
 // back to an older one.
-func (r *ExternalSourceReconciler) artifactRequest(ctx context.Context, obj *exsv1beta1.ExternalSource) string {
+//
+// isNew says the ExternalArtifact carried a request not handled before:
+// the upstream is checked now, even by a process's first reconcile of a
+// Ready object (firstChecks).
+func (r *ExternalSourceReconciler) artifactRequest(ctx context.Context, obj *exsv1beta1.ExternalSource) (show string, isNew bool) {
 	ea := &sourcev1.ExternalArtifact{}
 	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), ea); err != nil {
 		if !apierrors.IsNotFound(err) {
 			ctrl.LoggerFrom(ctx).Error(err, "reading the ExternalArtifact for its reconcile request")
 		}
-		return ""
+		return "", false
 	}
 	// A request on an ExternalArtifact this source does not publish is
 	// not its.
 	if !metav1.IsControlledBy(ea, obj) {
-		return ""
+		return "", false
 	}
 	ann := ea.GetAnnotations()
 	handled, seen := ann[ArtifactRequestHandledAnnotation], ann[SourceRequestSeenAnnotation]
@@ -115,9 +119,9 @@ func (r *ExternalSourceReconciler) artifactRequest(ctx context.Context, obj *exs
 	v, ok := meta.ReconcileAnnotationValue(ann)
 	if !ok || v == "" || v == handled {
 		if !ownNew && handled != "" && lastHandled == handled {
-			return handled
+			return handled, false
 		}
-		return ""
+		return "", false
 	}
 	// A merge patch of these keys only: it neither reads nor overwrites
 	// anything else, and a newer request written meanwhile stays new.
@@ -127,13 +131,13 @@ func (r *ExternalSourceReconciler) artifactRequest(ctx context.Context, obj *exs
 		// Not recorded: the next reconcile handles it again, which
 		// costs one more conditional fetch and nothing else.
 		ctrl.LoggerFrom(ctx).Error(err, "recording the ExternalArtifact's reconcile request as handled")
-		return ""
+		return "", true
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("handling the ExternalArtifact's reconcile request", "requestedAt", v)
 	if ownNew {
-		return ""
+		return "", true
 	}
-	return v
+	return v, true
 }
 
 // recordArtifactRequest shows the ExternalArtifact request artifactRequest

@@ -37,6 +37,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/jitter"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
@@ -232,6 +233,18 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	g.Expect(res.RequeueAfter).To(Equal(10 * time.Minute))
 	g.Expect(up.counts().minus(start)).To(Equal(counts{heads: n + 1}))
 	g.Expect(getSource(g, obj).Status.LastHandledReconcileAt).To(Equal("now"))
+
+	// So is a source whose ExternalArtifact carries a pending request (a
+	// notification-controller Receiver's).
+	ea := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objs[1].Name}}
+	setAnnotations(g, ea, map[string]string{meta.ReconcileRequestAnnotation: receiverToken(7)})
+	again = newReconciler(k8sClient)
+	again.firstChecks = &firstChecks{}
+	res, err = again.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(objs[1])})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(Equal(10 * time.Minute))
+	g.Expect(up.counts().minus(start)).To(Equal(counts{heads: n + 2}))
+	g.Expect(getSource(g, objs[1]).Status.LastHandledReconcileAt).To(Equal(receiverToken(7)))
 }
 
 // TestRequeuesAreJittered: the requeue after a successful check goes
