@@ -540,9 +540,19 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
 		return nil, err
 	}
-	storageAddr, err := devenv.FreeAddr()
-	if err != nil {
-		return nil, err
+	// A restarted process keeps its artifact server's address: the
+	// artifact URLs carry it.
+	storageAddr := ""
+	for _, p := range r.procs {
+		if p.name == name {
+			storageAddr = p.storage
+		}
+	}
+	if storageAddr == "" {
+		var err error
+		if storageAddr, err = devenv.FreeAddr(); err != nil {
+			return nil, err
+		}
 	}
 	metrics, err := devenv.FreeAddr()
 	if err != nil {
