@@ -181,15 +181,17 @@ type Summary struct {
 	FromN                 int     `json:"fromN,omitempty"`
 	ToN                   int     `json:"toN,omitempty"`
 	RSSGrowthKiBPerSource float64 `json:"rssGrowthKiBPerSource,omitempty"`
+	// Floor compares the null producer with the controller.
+	Floor []FloorRow `json:"floor,omitempty"`
 }
 
 // Summarize derives the per-source RSS growth from the memory-backend runs
 // with the fewest and the most sources.
 func Summarize(reps []*Report) Summary {
-	s := Summary{Reports: reps}
+	s := Summary{Reports: reps, Floor: FloorRows(reps)}
 	var lo, hi *Report
 	for _, r := range reps {
-		if r.Config.Backend != "memory" || r.Config.Throughput {
+		if r.Config.Backend != "memory" || r.Config.Throughput || r.Config.Group != "" || r.Failing != nil || r.Restart != nil {
 			continue
 		}
 		if lo == nil || r.Config.N < lo.Config.N {
