@@ -202,7 +202,14 @@ func fmtBytes(b []Bytes, n int) string {
 // "k8s.io/apimachinery/pkg/runtime").
 func packageOf(fn string) string {
 	slash := strings.LastIndexByte(fn, '/')
-	if dot := strings.IndexByte(fn[slash+1:], '.'); dot >= 0 {
+	last := fn[slash+1:]
+	dot := strings.IndexByte(last, '.')
+	// gopkg.in/yaml.v3: a ".v<digits>" suffix belongs to the path.
+	if dot >= 0 {
+		rest := last[dot+1:]
+		if v, _, ok := strings.Cut(rest, "."); ok && len(v) > 1 && v[0] == 'v' && strings.Trim(v[1:], "0123456789") == "" {
+			dot += 1 + len(v)
+		}
 		return fn[:slash+1+dot]
 	}
 	return fn

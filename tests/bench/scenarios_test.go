@@ -174,3 +174,31 @@ func TestScenarios(t *testing.T) {
 	})
 	_ = os.Remove(out)
 }
+
+func TestPackageOf(t *testing.T) {
+	tests := []struct{ fn, want string }{
+		{"k8s.io/apimachinery/pkg/runtime.(*Scheme).New", "k8s.io/apimachinery/pkg/runtime"},
+		{"encoding/json.(*decodeState).object", "encoding/json"},
+		{"runtime.malg", "runtime"},
+		{"github.com/prometheus/client_golang/prometheus.(*MetricVec).GetMetricWithLabelValues", "github.com/prometheus/client_golang/prometheus"},
+		{"gopkg.in/yaml.v3.(*parser).node", "gopkg.in/yaml.v3"},
+	}
+	for _, tt := range tests {
+		NewWithT(t).Expect(packageOf(tt.fn)).To(Equal(tt.want), tt.fn)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+	}{{"0", 0}, {"512B", 512.0 / (1 << 20)}, {"1024kB", 1}, {"1.50MB", 1.5}, {"2GB", 2048}}
+	for _, tt := range tests {
+		g := NewWithT(t)
+		v, err := parseSize(tt.in)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(v).To(BeNumerically("~", tt.want, 1e-9), tt.in)
+	}
+	_, err := parseSize("lots")
+	NewWithT(t).Expect(err).To(HaveOccurred())
+}
