@@ -249,6 +249,9 @@ type FloorRow struct {
 	NullSeconds float64 `json:"nullSeconds"`
 	OursSeconds float64 `json:"oursSeconds"`
 	Ratio       float64 `json:"ratio"`
+	// NullRuns and OursRuns are every run's time to all-Ready.
+	NullRuns []float64 `json:"nullRuns"`
+	OursRuns []float64 `json:"oursRuns"`
 	// Writes per new source and per new revision (events apart).
 	NullWritesPerSource    float64 `json:"nullWritesPerSource"`
 	OursWritesPerSource    float64 `json:"oursWritesPerSource"`
@@ -263,10 +266,11 @@ type FloorRow struct {
 }
 
 // FloorRows pairs the null producer's and the controller's reports of
-// each group.
+// each group. With repeated runs (-repeat) the times are the means of the
+// runs (each run is listed); the writes are the first run's.
 func FloorRows(reps []*Report) []FloorRow {
 	var rows []FloorRow
-	byGroup := map[string][2]*Report{}
+	byGroup := map[string]*[2][]*Report{}
 	var order []string
 	for _, r := range reps {
 		if r.Config.Group == "" {
@@ -274,25 +278,37 @@ func FloorRows(reps []*Report) []FloorRow {
 		}
 		p, ok := byGroup[r.Config.Group]
 		if !ok {
+			p = &[2][]*Report{}
+			byGroup[r.Config.Group] = p
 			order = append(order, r.Config.Group)
 		}
 		if r.Config.Producer == ProducerNull {
-			p[0] = r
+			p[0] = append(p[0], r)
 		} else {
-			p[1] = r
+			p[1] = append(p[1], r)
 		}
-		byGroup[r.Config.Group] = p
+	}
+	mean := func(rs []*Report) (float64, []float64) {
+		var sum float64
+		var all []float64
+		for _, r := range rs {
+			sum += r.AllReadySeconds
+			all = append(all, r.AllReadySeconds)
+		}
+		return sum / float64(len(rs)), all
 	}
 	for _, g := range order {
 		p := byGroup[g]
-		if p[0] == nil || p[1] == nil {
+		if len(p[0]) == 0 || len(p[1]) == 0 {
 			continue
 		}
-		null, ours := p[0], p[1]
+		null, ours := p[0][0], p[1][0]
 		n := ours.Config.N
-		row := FloorRow{Group: g, N: n, NullSeconds: null.AllReadySeconds, OursSeconds: ours.AllReadySeconds}
-		if null.AllReadySeconds > 0 {
-			row.Ratio = ours.AllReadySeconds / null.AllReadySeconds
+		row := FloorRow{Group: g, N: n}
+		row.NullSeconds, row.NullRuns = mean(p[0])
+		row.OursSeconds, row.OursRuns = mean(p[1])
+		if row.NullSeconds > 0 {
+			row.Ratio = row.OursSeconds / row.NullSeconds
 		}
 		nw, _ := splitEvents(null.InitialAPIWrites)
 		ow, oe := splitEvents(ours.InitialAPIWrites)
@@ -326,6 +342,7 @@ func PrintFloor(w io.Writer, rows []FloorRow) {
 	}
 	_ = tw.Flush()
 	for _, r := range rows {
+		fmt.Fprintf(w, "  %d sources, runs to all-Ready: null %v s, ours %v s\n", r.N, r.NullRuns, r.OursRuns)
 		fmt.Fprintf(w, "  %d sources, per new source: null: %s\n", r.N, r.NullWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new source: ours: %s\n", r.N, r.OursWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new revision: null: %s\n", r.N, r.NullRevisionByVerb)

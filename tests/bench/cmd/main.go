@@ -100,6 +100,7 @@ func run() error {
 	samples := flag.Int("latency-samples", -1, "Upstream changes timed in the latency phase.")
 	rate := flag.Float64("latency-rate", 0, "Reconcile requests per second in the latency phase (default 5).")
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
+	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
 	flag.Parse()
 
@@ -131,11 +132,20 @@ func run() error {
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
-		for _, cfg := range group {
-			if cfg.Name == "" {
-				cfg.Name = name
+		for k := range max(1, *repeat) {
+			for j := range group {
+				cfg := group[j]
+				if k%2 == 1 {
+					cfg = group[len(group)-1-j]
+				}
+				if cfg.Name == "" {
+					cfg.Name = name
+				}
+				if k > 0 {
+					cfg.Name += fmt.Sprintf("-run%d", k+1)
+				}
+				cfgs = append(cfgs, cfg)
 			}
-			cfgs = append(cfgs, cfg)
 		}
 	}
 	for _, cfg := range cfgs {
