@@ -100,6 +100,7 @@ func run() error {
 	samples := flag.Int("latency-samples", -1, "Upstream changes timed in the latency phase.")
 	rate := flag.Float64("latency-rate", 0, "Reconcile requests per second in the latency phase (default 5).")
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
+	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
 	flag.Parse()
@@ -155,6 +156,9 @@ func run() error {
 		}
 		if *n > 0 {
 			cfg.N = *n
+		}
+		if *ctrlArgs != "" && cfg.Producer != bench.ProducerNull {
+			cfg.ExtraArgs = append(cfg.ExtraArgs, strings.Fields(*ctrlArgs)...)
 		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
