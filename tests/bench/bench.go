@@ -79,6 +79,9 @@ const (
 	// ProducerNull is tests/bench/nullproducer: only the API writes a
 	// correct producer must make, the floor.
 	ProducerNull = "null"
+	// ProducerNullEvents is the null producer emitting the controller's
+	// two NewArtifact events per new revision too.
+	ProducerNullEvents = "null-events"
 )
 
 // s3Bucket is the bucket of the s3 backend's scenarios.
@@ -187,6 +190,12 @@ func (c *Config) defaults() {
 	if c.FailDuration <= 0 {
 		c.FailDuration = 10 * time.Minute
 	}
+}
+
+// nullProducer says whether the null producer (with or without events)
+// reconciles.
+func (c *Config) nullProducer() bool {
+	return c.Producer == ProducerNull || c.Producer == ProducerNullEvents
 }
 
 // Report is what one scenario measured.
@@ -467,7 +476,10 @@ type proc struct {
 func (r *run) controllerArgs(metrics, storageAddr, name string, fresh bool) ([]string, error) {
 	cfg := r.cfg
 	args := []string{"--metrics-addr=" + metrics}
-	if cfg.Producer != ProducerNull {
+	if cfg.Producer == ProducerNullEvents {
+		args = append(args, "--emit-events")
+	}
+	if !cfg.nullProducer() {
 		args = append(args,
 			"--watch-all-namespaces",
 			"--storage-backend="+cfg.Backend,
@@ -574,7 +586,7 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		return nil, err
 	}
 	cmd := exec.Command(cfg.ControllerBin, args...)
-	if cfg.Producer == ProducerNull {
+	if cfg.nullProducer() {
 		cmd = exec.Command(cfg.NullProducerBin, args...)
 	}
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+namespace)

@@ -249,6 +249,13 @@ type FloorRow struct {
 	NullSeconds float64 `json:"nullSeconds"`
 	OursSeconds float64 `json:"oursSeconds"`
 	Ratio       float64 `json:"ratio"`
+	// NullEventsSeconds is the time of the null producer that also emits
+	// the two NewArtifact events (ProducerNullEvents), when run, and
+	// RatioToNullEvents the controller's time over it.
+	NullEventsSeconds   float64   `json:"nullEventsSeconds,omitempty"`
+	NullEventsRuns      []float64 `json:"nullEventsRuns,omitempty"`
+	RatioToNullEvents   float64   `json:"ratioToNullEvents,omitempty"`
+	NullEventsPerSource float64   `json:"nullEventsPerSource,omitempty"`
 	// NullRuns and OursRuns are every run's time to all-Ready.
 	NullRuns []float64 `json:"nullRuns"`
 	OursRuns []float64 `json:"oursRuns"`
@@ -270,7 +277,7 @@ type FloorRow struct {
 // runs (each run is listed); the writes are the first run's.
 func FloorRows(reps []*Report) []FloorRow {
 	var rows []FloorRow
-	byGroup := map[string]*[2][]*Report{}
+	byGroup := map[string]*[3][]*Report{}
 	var order []string
 	for _, r := range reps {
 		if r.Config.Group == "" {
@@ -278,13 +285,16 @@ func FloorRows(reps []*Report) []FloorRow {
 		}
 		p, ok := byGroup[r.Config.Group]
 		if !ok {
-			p = &[2][]*Report{}
+			p = &[3][]*Report{}
 			byGroup[r.Config.Group] = p
 			order = append(order, r.Config.Group)
 		}
-		if r.Config.Producer == ProducerNull {
+		switch r.Config.Producer {
+		case ProducerNull:
 			p[0] = append(p[0], r)
-		} else {
+		case ProducerNullEvents:
+			p[2] = append(p[2], r)
+		default:
 			p[1] = append(p[1], r)
 		}
 	}
@@ -309,6 +319,12 @@ func FloorRows(reps []*Report) []FloorRow {
 		row.OursSeconds, row.OursRuns = mean(p[1])
 		if row.NullSeconds > 0 {
 			row.Ratio = row.OursSeconds / row.NullSeconds
+		}
+		if len(p[2]) > 0 {
+			row.NullEventsSeconds, row.NullEventsRuns = mean(p[2])
+			row.RatioToNullEvents = row.OursSeconds / row.NullEventsSeconds
+			_, e := splitEvents(p[2][0].InitialAPIWrites)
+			row.NullEventsPerSource = float64(e) / float64(n)
 		}
 		nw, _ := splitEvents(null.InitialAPIWrites)
 		ow, oe := splitEvents(ours.InitialAPIWrites)
@@ -343,6 +359,10 @@ func PrintFloor(w io.Writer, rows []FloorRow) {
 	_ = tw.Flush()
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %d sources, runs to all-Ready: null %v s, ours %v s\n", r.N, r.NullRuns, r.OursRuns)
+		if r.NullEventsSeconds > 0 {
+			fmt.Fprintf(w, "  %d sources, null producer with the 2 NewArtifact events: %.1f s (%v; %.2f events/source until Ready); ours / it = %.2f\n",
+				r.N, r.NullEventsSeconds, r.NullEventsRuns, r.NullEventsPerSource, r.RatioToNullEvents)
+		}
 		fmt.Fprintf(w, "  %d sources, per new source: null: %s\n", r.N, r.NullWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new source: ours: %s\n", r.N, r.OursWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new revision: null: %s\n", r.N, r.NullRevisionByVerb)

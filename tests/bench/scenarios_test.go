@@ -60,7 +60,7 @@ func TestScenarios(t *testing.T) {
 	t.Run("floor", func(t *testing.T) {
 		g := NewWithT(t)
 		var reps []*Report
-		for _, p := range []string{ProducerNull, ProducerController} {
+		for _, p := range []string{ProducerNull, ProducerNullEvents, ProducerController} {
 			reps = append(reps, run(t, Config{Name: "floor-" + p, Group: "floor8", Producer: p, N: 8, PayloadSize: 1 << 10,
 				ETag: true, Steady: SteadyRequest, ChangeFraction: 1}))
 		}
@@ -79,6 +79,8 @@ func TestScenarios(t *testing.T) {
 		g.Expect(row.NullWritesPerSource).To(Equal(4.0))
 		g.Expect(row.NullWritesPerRevision).To(Equal(2.0))
 		g.Expect(reps[0].InitialAPIWrites).NotTo(HaveKey("events POST"))
+		g.Expect(row.NullEventsSeconds).To(BeNumerically(">", 0))
+		g.Expect(row.RatioToNullEvents).To(BeNumerically(">", 0))
 		g.Expect(row.OursWritesPerSource).To(BeNumerically(">=", row.NullWritesPerSource))
 		g.Expect(row.OursWritesPerRevision).To(BeNumerically(">=", row.NullWritesPerRevision))
 		var b bytes.Buffer

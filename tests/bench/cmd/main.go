@@ -64,7 +64,7 @@ var scenarios = map[string][]bench.Config{
 
 func floor(n int) []bench.Config {
 	var out []bench.Config
-	for _, p := range []string{bench.ProducerNull, bench.ProducerController} {
+	for _, p := range []string{bench.ProducerNull, bench.ProducerNullEvents, bench.ProducerController} {
 		out = append(out, bench.Config{Name: fmt.Sprintf("floor%d-%s", n, p), Group: fmt.Sprintf("floor%d", n), Producer: p,
 			N: n, PayloadSize: 1 << 10, ETag: true, Steady: bench.SteadyRequest, ChangeFraction: 1, ReadyTimeout: 30 * time.Minute})
 	}
@@ -157,7 +157,7 @@ func run() error {
 		if *n > 0 {
 			cfg.N = *n
 		}
-		if *ctrlArgs != "" && cfg.Producer != bench.ProducerNull {
+		if *ctrlArgs != "" && cfg.Producer != bench.ProducerNull && cfg.Producer != bench.ProducerNullEvents {
 			cfg.ExtraArgs = append(cfg.ExtraArgs, strings.Fields(*ctrlArgs)...)
 		}
 		if *moved >= 0 {
