@@ -384,6 +384,10 @@ func PrintScale(w io.Writer, reps []*Report) {
 		for _, b := range r.Heap.ByPackage[:min(12, len(r.Heap.ByPackage))] {
 			fmt.Fprintf(w, "    %8.1f MiB %5.1f%%  %s\n", b.MiB, b.Percent, b.Name)
 		}
+		fmt.Fprintln(w, "  by function (flat):")
+		for _, b := range r.Heap.TopFunctions[:min(8, len(r.Heap.TopFunctions))] {
+			fmt.Fprintf(w, "    %8.1f MiB %5.1f%%  %s\n", b.MiB, b.Percent, b.Name)
+		}
 	}
 }
 

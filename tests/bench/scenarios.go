@@ -109,7 +109,7 @@ func (r *run) phaseHeap(ctx context.Context, logf func(string, ...any)) error {
 		return err
 	}
 	r.rep.Heap = h
-	logf("heap: %.1f MiB in use; by package: %s", h.InuseMiB, fmtBytes(h.ByPackage, 5))
+	logf("heap: %.1f MiB in use; by package: %s; by function: %s", h.InuseMiB, fmtBytes(h.ByPackage, 5), fmtBytes(h.TopFunctions, 5))
 	return nil
 }
 
@@ -201,18 +201,24 @@ func fmtBytes(b []Bytes, n int) string {
 // ("k8s.io/apimachinery/pkg/runtime.(*Scheme).New" is in
 // "k8s.io/apimachinery/pkg/runtime").
 func packageOf(fn string) string {
+	// Generic instantiations carry paths in brackets:
+	// "pkg/priorityqueue.(*priorityqueue[go.shape.struct { k8s.io/...}]).Add".
+	if i := strings.IndexByte(fn, '['); i >= 0 {
+		fn = fn[:i]
+	}
 	slash := strings.LastIndexByte(fn, '/')
 	last := fn[slash+1:]
 	dot := strings.IndexByte(last, '.')
-	// gopkg.in/yaml.v3: a ".v<digits>" suffix belongs to the path.
-	if dot >= 0 {
-		rest := last[dot+1:]
-		if v, _, ok := strings.Cut(rest, "."); ok && len(v) > 1 && v[0] == 'v' && strings.Trim(v[1:], "0123456789") == "" {
+	if dot < 0 {
+		return fn
+	}
+	// gopkg.in/yaml.v3: the ".v<digits>" suffix belongs to the path.
+	if strings.HasPrefix(fn, "gopkg.in/") {
+		if v, _, ok := strings.Cut(last[dot+1:], "."); ok && len(v) > 1 && v[0] == 'v' && strings.Trim(v[1:], "0123456789") == "" {
 			dot += 1 + len(v)
 		}
-		return fn[:slash+1+dot]
 	}
-	return fn
+	return fn[:slash+1+dot]
 }
 
 // parseSize parses pprof's sizes ("0", "512B", "1.50kB", "2MB", "1.2GB")

@@ -184,6 +184,9 @@ func TestPackageOf(t *testing.T) {
 		{"runtime.malg", "runtime"},
 		{"github.com/prometheus/client_golang/prometheus.(*MetricVec).GetMetricWithLabelValues", "github.com/prometheus/client_golang/prometheus"},
 		{"gopkg.in/yaml.v3.(*parser).node", "gopkg.in/yaml.v3"},
+		{"github.com/prometheus/client_golang/prometheus.v2.NewGaugeVec.func1", "github.com/prometheus/client_golang/prometheus"},
+		{"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue.(*priorityqueue[go.shape.struct { k8s.io/apimachinery/pkg/types.NamespacedName }]).lockedAddWithOpts",
+			"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"},
 	}
 	for _, tt := range tests {
 		NewWithT(t).Expect(packageOf(tt.fn)).To(Equal(tt.want), tt.fn)
