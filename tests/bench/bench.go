@@ -135,6 +135,8 @@ type Config struct {
 	// Listeners is the number of upstream hosts (host:port) the endpoints
 	// are spread over (default 32); 1 puts every source on one host.
 	Listeners int `json:"listeners,omitempty"`
+	// UpstreamDelay is added before every upstream answer (a slow host).
+	UpstreamDelay time.Duration `json:"upstreamDelay,omitempty"`
 	// HeapProfile takes a heap profile from the controller's pprof
 	// endpoint after the steady state and summarizes it by package.
 	HeapProfile bool `json:"heapProfile,omitempty"`
@@ -405,6 +407,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.up = up
 	defer up.Close()
+	up.SetDelay(cfg.UpstreamDelay)
 	if cfg.Backend == "s3" {
 		if err := r.startS3(ctx); err != nil {
 			return nil, err

@@ -45,6 +45,8 @@ type Upstream struct {
 
 	heads, gets, others, notModified atomic.Int64
 
+	// delay is added before every answer: a slow upstream.
+	delay time.Duration
 	// failing endpoints answer 500 to every request.
 	failing []atomic.Bool
 	// inflight and peakInflight count concurrent requests.
@@ -128,6 +130,9 @@ func (u *Upstream) Close() {
 	}
 }
 
+// SetDelay makes every answer wait d first, as a slow upstream does.
+func (u *Upstream) SetDelay(d time.Duration) { u.delay = d }
+
 // SetFailing makes endpoint i answer 500 to every request (or stop).
 func (u *Upstream) SetFailing(i int, fail bool) { u.failing[i].Store(fail) }
 
@@ -187,6 +192,9 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.perSecond[now.Unix()]++
 	u.mu.Unlock()
+	if u.delay > 0 {
+		time.Sleep(u.delay)
+	}
 	switch r.Method {
 	case http.MethodHead:
 		u.heads.Add(1)

@@ -102,6 +102,7 @@ func run() error {
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
+	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
 	flag.Parse()
 
@@ -162,6 +163,9 @@ func run() error {
 		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
+		}
+		if *upDelay > 0 {
+			cfg.UpstreamDelay = *upDelay
 		}
 		if *failFor > 0 {
 			cfg.FailDuration = *failFor
