@@ -399,9 +399,9 @@ func PrintRestart(w io.Writer, reps []*Report) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s: restart with %d Ready sources (%s, %d upstream host(s)): every source reconciled after %.1f s;"+
-			" %.2f upstream requests per source (HEAD %d, GET %d); API writes: %s; new artifacts %d; Ready=False %d;"+
+			" %.2f upstream requests per source (HEAD %d, GET %d; %d sources requested, at most %d each); API writes: %s; new artifacts %d; Ready=False %d;"+
 			" peak %d requests/s and %d in flight against the upstream, requests spread over %.0f s\n",
-			r.Config.Name, r.Config.N, rr.Backend, rr.Hosts, rr.ReconciledSeconds, rr.RequestsPerSource, rr.Upstream.HEAD, rr.Upstream.GET,
+			r.Config.Name, r.Config.N, rr.Backend, rr.Hosts, rr.ReconciledSeconds, rr.RequestsPerSource, rr.Upstream.HEAD, rr.Upstream.GET, rr.SourcesRequested, rr.MaxPerSource,
 			rr.APIWrites, rr.NewArtifacts, rr.ReadyFalse, rr.PeakPerSecond, rr.PeakInflight, rr.SpreadSeconds)
 	}
 }

@@ -258,10 +258,14 @@ type RestartReport struct {
 	// the one host when Hosts is 1; PeakInflight the most at once;
 	// SpreadSeconds the time from the first to the last upstream request
 	// of the window.
-	PeakPerSecond int64   `json:"peakPerSecond"`
-	PeakInflight  int64   `json:"peakInflight"`
-	SpreadSeconds float64 `json:"spreadSeconds"`
-	PerSecond     []int64 `json:"perSecond"`
+	// SourcesRequested is the number of sources whose endpoint got at
+	// least one request in the window, MaxPerSource the most one got.
+	SourcesRequested int     `json:"sourcesRequested"`
+	MaxPerSource     int64   `json:"maxPerSource"`
+	PeakPerSecond    int64   `json:"peakPerSecond"`
+	PeakInflight     int64   `json:"peakInflight"`
+	SpreadSeconds    float64 `json:"spreadSeconds"`
+	PerSecond        []int64 `json:"perSecond"`
 }
 
 // phaseRestart stops the controller with every source Ready and starts it
@@ -281,12 +285,23 @@ func (r *run) phaseRestart(ctx context.Context, logf func(string, ...any)) error
 		return err
 	}
 	u0, p0, f0 := r.up.Counts(), r.tr.publishedCount(), r.tr.readyFalseCount()
+	e0 := r.up.EndpointCounts()
+	requested := func() (int, int64) {
+		seen, most := 0, int64(0)
+		for i, n := range r.up.EndpointCounts() {
+			if d := n - e0[i]; d > 0 {
+				seen++
+				most = max(most, d)
+			}
+		}
+		return seen, most
+	}
 	r.up.PeakInflight()
 	start := time.Now()
 	if _, err := r.startController(ctx, false); err != nil {
 		return err
 	}
-	logf("restart: started again; waiting for %d reconciles and %d upstream requests", cfg.N, cfg.N)
+	logf("restart: started again; waiting for %d reconciles and a request from every source", cfg.N)
 	deadline := start.Add(3*cfg.Interval + time.Minute)
 	for {
 		n, err := readReconciles(ctx, r.metrics)
@@ -296,13 +311,13 @@ func (r *run) phaseRestart(ctx context.Context, logf func(string, ...any)) error
 		if n >= int64(cfg.N) && rr.ReconciledSeconds == 0 {
 			rr.ReconciledSeconds = time.Since(start).Seconds()
 		}
-		reqs := r.up.Counts().Sub(u0).Total()
-		if n >= int64(cfg.N) && (reqs >= int64(cfg.N) || time.Since(start) > cfg.Interval+15*time.Second) {
+		reqs, _ := requested()
+		if n >= int64(cfg.N) && (reqs >= cfg.N || time.Since(start) > cfg.Interval+15*time.Second) {
 			rr.Reconciles = n
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("restart: only %d reconciles and %d upstream requests within %s", n, reqs, time.Since(start))
+			return fmt.Errorf("restart: only %d reconciles and requests from %d sources within %s", n, reqs, time.Since(start))
 		}
 		select {
 		case <-ctx.Done():
@@ -319,6 +334,7 @@ func (r *run) phaseRestart(ctx context.Context, logf func(string, ...any)) error
 	rr.WindowSeconds = end.Sub(start).Seconds()
 	rr.Upstream = r.up.Counts().Sub(u0)
 	rr.RequestsPerSource = float64(rr.Upstream.Total()) / float64(cfg.N)
+	rr.SourcesRequested, rr.MaxPerSource = requested()
 	rr.APIWrites = w1.Sub(w0)
 	rr.NewArtifacts = r.tr.publishedCount() - p0
 	rr.ReadyFalse = r.tr.readyFalseCount() - f0

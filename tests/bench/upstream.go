@@ -45,6 +45,8 @@ type Upstream struct {
 
 	heads, gets, others, notModified atomic.Int64
 
+	// perEndpoint counts the requests of each endpoint.
+	perEndpoint []atomic.Int64
 	// delay is added before every answer: a slow upstream.
 	delay time.Duration
 	// failing endpoints answer 500 to every request.
@@ -88,7 +90,7 @@ func (c UpstreamCounts) Sub(o UpstreamCounts) UpstreamCounts {
 // size).
 func StartUpstream(n, size int, etag bool, fixed []byte, maxListeners int) (*Upstream, error) {
 	u := &Upstream{size: size, etag: etag, fixed: fixed, versions: make([]atomic.Int64, n),
-		failing: make([]atomic.Bool, n), perSecond: map[int64]int64{}}
+		failing: make([]atomic.Bool, n), perEndpoint: make([]atomic.Int64, n), perSecond: map[int64]int64{}}
 	if fixed != nil {
 		u.size = len(fixed)
 	}
@@ -170,6 +172,15 @@ func (u *Upstream) PeakInflight() int64 {
 	return u.peakInflight.Swap(u.inflight.Load())
 }
 
+// EndpointCounts returns the requests each endpoint answered so far.
+func (u *Upstream) EndpointCounts() []int64 {
+	out := make([]int64, len(u.perEndpoint))
+	for i := range u.perEndpoint {
+		out[i] = u.perEndpoint[i].Load()
+	}
+	return out
+}
+
 // FailTimes returns the arrival times of the requests to failing
 // endpoints.
 func (u *Upstream) FailTimes() []FailedRequest {
@@ -210,6 +221,7 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	u.perEndpoint[i].Add(1)
 	if u.failing[i].Load() {
 		u.mu.Lock()
 		u.failTimes = append(u.failTimes, FailedRequest{At: now, Endpoint: i})
