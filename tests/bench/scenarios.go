@@ -245,8 +245,8 @@ type RestartReport struct {
 	Backend       string  `json:"backend"`
 	Hosts         int     `json:"hosts"`
 	WindowSeconds float64 `json:"windowSeconds"`
-	// ReadySeconds is from the start of the new process until every
-	// source had been reconciled once by it.
+	// ReconciledSeconds is from the start of the new process until every
+	// source had been reconciled by it (reconciles >= N).
 	ReconciledSeconds float64        `json:"reconciledSeconds"`
 	Reconciles        int64          `json:"reconciles"`
 	Upstream          UpstreamCounts `json:"upstream"`
@@ -254,18 +254,18 @@ type RestartReport struct {
 	APIWrites         APIWrites      `json:"apiWrites"`
 	NewArtifacts      int64          `json:"newArtifacts"`
 	ReadyFalse        int            `json:"readyFalse"`
+	// SourcesRequested is the number of sources whose endpoint got at
+	// least one request in the window, MaxPerSource the most one got.
+	SourcesRequested int   `json:"sourcesRequested"`
+	MaxPerSource     int64 `json:"maxPerSource"`
 	// PeakPerSecond is the most upstream requests in one second, all to
 	// the one host when Hosts is 1; PeakInflight the most at once;
 	// SpreadSeconds the time from the first to the last upstream request
 	// of the window.
-	// SourcesRequested is the number of sources whose endpoint got at
-	// least one request in the window, MaxPerSource the most one got.
-	SourcesRequested int     `json:"sourcesRequested"`
-	MaxPerSource     int64   `json:"maxPerSource"`
-	PeakPerSecond    int64   `json:"peakPerSecond"`
-	PeakInflight     int64   `json:"peakInflight"`
-	SpreadSeconds    float64 `json:"spreadSeconds"`
-	PerSecond        []int64 `json:"perSecond"`
+	PeakPerSecond int64   `json:"peakPerSecond"`
+	PeakInflight  int64   `json:"peakInflight"`
+	SpreadSeconds float64 `json:"spreadSeconds"`
+	PerSecond     []int64 `json:"perSecond"`
 }
 
 // phaseRestart stops the controller with every source Ready and starts it
