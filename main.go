@@ -101,6 +101,7 @@ type flags struct {
 	memoryMaxBytesPerNamespace          int64
 	maxFetchTimeout                     time.Duration
 	maxConcurrentPerNamespace           int
+	maxConcurrentPerHost                int
 	s3                                  s3.Options
 	maxResponseSize                     int64
 	maxExtractFiles                     int
@@ -170,6 +171,10 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"The longest one fetch, hooks included, may take whatever spec.timeout says (the API server admits at most 10m).")
 	fs.IntVar(&f.maxConcurrentPerNamespace, "max-concurrent-per-namespace", 0,
 		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
+	fs.IntVar(&f.maxConcurrentPerHost, "max-concurrent-per-host", 0,
+		"The most requests in flight to one upstream host (scheme, host and port) across all sources, so that many sources of "+
+			"one API (e.g. due at once after a restart) reach it a few at a time; 0 is half of --concurrent, a negative value "+
+			"is no limit.")
 	fs.Int64Var(&f.maxResponseSize, "max-response-size", controller.DefaultMaxDataSize, "The largest data one fetch may produce, in bytes.")
 	fs.IntVar(&f.maxExtractFiles, "max-extract-files", extract.DefaultMaxFiles,
 		"The most entries an archive of spec.extract may hold.")
@@ -206,6 +211,18 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	f.watchOptions.BindFlags(fs)
 	fs.Lookup("watch-configs-label-selector").Usage = "Reconcile at once the ExternalSources that reference a changed " +
 		"Secret with matching labels (an empty selector matches every Secret). No ExternalSource references a ConfigMap."
+}
+
+// perHostLimit is --max-concurrent-per-host with its default (half of
+// --concurrent, at least 1) applied; 0 is no limit.
+func (f *flags) perHostLimit() int {
+	switch {
+	case f.maxConcurrentPerHost > 0:
+		return f.maxConcurrentPerHost
+	case f.maxConcurrentPerHost < 0:
+		return 0
+	}
+	return max(1, f.concurrent/2)
 }
 
 func main() {
@@ -282,7 +299,8 @@ func run(ctx context.Context, f *flags) error {
 		return err
 	}
 	generators, err := newGenerators(exsv1beta1.GeneratorTypes, builtin.Register,
-		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version, URLPolicy: urlPolicy}})
+		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version, URLPolicy: urlPolicy,
+			MaxConcurrentPerHost: f.perHostLimit()}})
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,6 @@ import (
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/jitter"
-	"github.com/fluxcd/pkg/runtime/patch"
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/client-go/util/workqueue"
@@ -138,6 +137,15 @@ type ExternalSourceReconciler struct {
 	// namespaceShare bounds the reconciles of one namespace running at
 	// once (fairshare.go); nil admits all. SetupWithManager sets it.
 	namespaceShare *NamespaceShare
+
+	// jitter replaces Flux's global interval jitter (set by main from
+	// --interval-jitter-percentage) in tests; nil is the global one.
+	jitter func(time.Duration) time.Duration
+
+	// firstChecks spreads the first upstream check of the Ready objects
+	// a process finds at its start (firstcheck.go); nil checks them at
+	// once. SetupWithManager sets it.
+	firstChecks *firstChecks
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -158,19 +166,9 @@ type ReconcilerOptions struct {
 	MaxConcurrentPerNamespace int
 }
 
-// ownedConditions are the conditions this controller writes; the
-// negative-polarity ones are removed when every step succeeds.
+// negativePolarity are the conditions that say something is wrong (or
+// in progress); they are removed when every step succeeds.
 var (
-	ownedConditions = []string{
-		exsv1beta1.FetchFailedCondition,
-		exsv1beta1.HookFailedCondition,
-		exsv1beta1.StorageOperationFailedCondition,
-		exsv1beta1.PublishFailedCondition,
-		exsv1beta1.ArtifactInStorageCondition,
-		meta.ReadyCondition,
-		meta.ReconcilingCondition,
-		meta.StalledCondition,
-	}
 	negativePolarity = []string{
 		meta.StalledCondition,
 		exsv1beta1.FetchFailedCondition,
@@ -205,6 +203,9 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 	}
 	if r.RetryAfterBackoff == nil {
 		r.RetryAfterBackoff = runtimectrl.GetDefaultRateLimiter()
+	}
+	if r.firstChecks == nil {
+		r.firstChecks = &firstChecks{}
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
 	b := ctrl.NewControllerManagedBy(mgr).
@@ -296,10 +297,17 @@ type reconcileState struct {
 	start time.Time
 	// requeueAfter is when a failed reconcile is retried (summarize).
 	requeueAfter time.Duration
+	// firstInProcess says this is the object's first reconcile in this
+	// process (firstChecks).
+	firstInProcess bool
+	// checkAfter, when set, is when the upstream check this reconcile
+	// deferred is due (firstChecks): Ready is kept as it was, and the
+	// object is requeued then instead of after its interval.
+	checkAfter time.Duration
 }
 
 // reconcileFunc is one step of the pipeline.
-type reconcileFunc func(ctx context.Context, sp *patch.SerialPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
+type reconcileFunc func(ctx context.Context, sp *objectPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
@@ -319,6 +327,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.forgetRetryAfter(req.NamespacedName)
+			r.firstChecks.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -331,9 +340,10 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	r.secrets.Store(req.NamespacedName, secrets)
 	defer r.secrets.Delete(req.NamespacedName)
 
-	sp := patch.NewSerialPatcher(obj, r.Client)
+	sp := newObjectPatcher(obj, r.Client, r.ControllerName)
 	st := &reconcileState{secrets: secrets, start: start,
-		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition)}
+		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition),
+		firstInProcess:   r.firstChecks.first(req.NamespacedName)}
 	defer st.cleanup()
 
 	// done says the steps ran to the end (as opposed to: stopped early for
@@ -342,11 +352,14 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	defer func() {
 		if !obj.DeletionTimestamp.IsZero() && retErr == nil {
 			// Persist the finalizer's removal; the object then goes.
-			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)))
+			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, false))
 			result = ctrl.Result{}
 		} else {
 			r.summarize(ctx, obj, st, done, retErr)
 			result, retErr = r.patch(ctx, sp, obj, done, retErr, st.requeueAfter)
+			if done && retErr == nil && st.checkAfter > 0 {
+				result.RequeueAfter = st.checkAfter
+			}
 		}
 		r.recordMetrics(ctx, obj, start)
 	}()
@@ -369,7 +382,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return ctrl.Result{}, err
 		}
 	} else if needFinalizer {
-		if err := sp.Patch(ctx, obj, patch.WithFieldOwner(r.ControllerName)); err != nil {
+		if err := sp.Patch(ctx, obj, false); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
@@ -393,7 +406,17 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 	}
 	done = true
-	return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+	return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
+}
+
+// jitteredInterval is the object's interval with the process's jitter
+// (--interval-jitter-percentage): sources created together drift apart
+// instead of calling their upstream together at every interval.
+func (r *ExternalSourceReconciler) jitteredInterval(obj *exsv1beta1.ExternalSource) time.Duration {
+	if r.jitter != nil {
+		return r.jitter(obj.GetRequeueAfter())
+	}
+	return jitter.JitteredIntervalDuration(obj.GetRequeueAfter())
 }
 
 // requestedWork says why this reconcile must show progress before doing
@@ -424,14 +447,14 @@ func requestedWork(obj *exsv1beta1.ExternalSource) string {
 // patchProgress marks the object Reconciling with Ready Unknown and writes
 // it at once (with the finalizer, if just added), so watchers see the work
 // before its result. A reconcile writes progress at most once.
-func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState, format string, args ...any) error {
 	if st.progressPatched {
 		return nil
 	}
 	conditions.MarkReconciling(obj, meta.ProgressingReason, format, args...)
 	conditions.MarkUnknown(obj, meta.ReadyCondition, meta.ProgressingReason, format, args...)
-	if err := sp.Patch(ctx, obj, r.patchOptions()...); err != nil {
+	if err := sp.Patch(ctx, obj, false); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	st.progressPatched = true
@@ -511,7 +534,12 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 		for _, c := range negativePolarity {
 			conditions.Delete(obj, c)
 		}
-		conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		// A deferred check (firstChecks) keeps Ready as the last check
+		// left it: its message holds the generator's warnings, which
+		// only a fetch knows.
+		if st.checkAfter == 0 {
+			conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+		}
 		if st.newArtifact {
 			a := obj.GetArtifact()
 			log.Info("stored artifact", "revision", a.Revision, "size", ptrValue(a.Size),
@@ -540,17 +568,13 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 // built from the same --min/--max-retry-delay as Flux's rate limiter) and
 // not returned to controller-runtime, which would log each one a second
 // time; only a failed patch (the status could not be written) is returned.
-func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
 	obj *exsv1beta1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
 	kind, _, _ := failure.Describe(recErr, "")
 	stalled := recErr != nil && kind == failure.KindStalling
-	opts := r.patchOptions()
 	// observedGeneration says a generation was fully handled: done, or
 	// stalled on it (which is final for that generation).
-	if done || stalled {
-		opts = append(opts, patch.WithStatusObservedGeneration{})
-	}
-	if err := sp.Patch(ctx, obj, opts...); err != nil {
+	if err := sp.Patch(ctx, obj, done || stalled); err != nil {
 		if apierrors.IsNotFound(err) {
 			return ctrl.Result{}, nil
 		}
@@ -560,7 +584,7 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPa
 	}
 	switch {
 	case recErr == nil && done:
-		return ctrl.Result{RequeueAfter: jitter.JitteredIntervalDuration(obj.GetRequeueAfter())}, nil
+		return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
 	case recErr == nil, stalled:
 		return ctrl.Result{}, nil
 	}
@@ -570,14 +594,6 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *patch.SerialPa
 		return ctrl.Result{}, redact.FromContext(ctx).Error(recErr)
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter}, nil
-}
-
-// patchOptions are the options of every status write.
-func (r *ExternalSourceReconciler) patchOptions() []patch.Option {
-	return []patch.Option{
-		patch.WithOwnedConditions{Conditions: ownedConditions},
-		patch.WithFieldOwner(r.ControllerName),
-	}
 }
 
 // revisionOf returns the published revision, for log lines.

@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/extract"
@@ -37,7 +36,7 @@ import (
 // retried, not Stalled: the fault is in what the upstream served, and the
 // upstream may serve something else on the next attempt; nothing is
 // published and the last artifact stays.
-func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || obj.Spec.Extract == nil {
 		return nil

@@ -27,9 +27,12 @@ import (
 	"path/filepath"
 	"time"
 
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
@@ -46,7 +49,7 @@ import (
 // before), was built from this generation, and no forced fetch is pending
 // does the generator get the validators of the last response. A skipped
 // fetch leaves the status as it was, so the final patch sends nothing.
-func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if err := r.validateSpec(obj); err != nil {
 		return err
@@ -72,6 +75,20 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 		return nil
 	}
 
+	// The first reconcile in this process of a Ready object checks its
+	// upstream later, at a spread point of its interval (firstChecks):
+	// after a restart, thousands of sources do not all call at once.
+	if st.firstInProcess {
+		if d := r.firstChecks.delay(obj, time.Now()); d > 0 {
+			st.notModified = true
+			st.checkAfter = d
+			st.validators = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
+			st.changeDetection = obj.Status.ChangeDetection
+			ctrl.LoggerFrom(ctx).V(1).Info("first reconcile in this process: upstream check deferred", "after", d.String())
+			return nil
+		}
+	}
+
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)
 	if obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !force {
@@ -95,7 +112,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	}
 
 	res, err := gen.Generate(fctx, &generator.Request{Source: obj, Reader: r.APIReader, Previous: prev,
-		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets})
+		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets, Retry: r.retryBudget(obj)})
 	if err != nil {
 		if isHookError(err) {
 			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
@@ -161,6 +178,34 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *patch
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	return nil
+}
+
+// retryBudget is the generator's permission to retry a request within a
+// fetch (generator.Request.Retry). The retries within a fetch and the
+// reconciler's own retries after a failed fetch spend one budget, so that a
+// failing upstream is not hit by both layers multiplied:
+//
+//   - a retry within a fetch is allowed only while the object is not in
+//     backoff already (its last reconcile did not fail): for a source that
+//     keeps failing, the next attempt is the backoff's to time;
+//   - an allowed retry counts as one failure of the object's exponential
+//     backoff (RetryAfterBackoff), so the requeue after the fetch fails
+//     anyway comes twice as late.
+//
+// A hard-failing upstream thus receives one request per reconcile, and
+// the reconciles halve their rate up to --max-retry-delay.
+func (r *ExternalSourceReconciler) retryBudget(obj *exsv1beta1.ExternalSource) func(time.Duration) bool {
+	return func(time.Duration) bool {
+		if r.RetryAfterBackoff == nil {
+			return true
+		}
+		req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
+		if r.RetryAfterBackoff.NumRequeues(req) > 0 {
+			return false
+		}
+		r.RetryAfterBackoff.When(req)
+		return true
+	}
 }
 
 // pinnedDigest is spec.verify.digest, or "" for a source without a pin.

@@ -30,7 +30,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
@@ -140,7 +139,7 @@ func (r *ExternalSourceReconciler) preRequestHooks(obj *exsv1beta1.ExternalSourc
 // input is removed as soon as the hook has consumed it, so a reconcile
 // holds at most two files in the spool at once (the running hook's input
 // and output), and their sum is capped by --max-spool-bytes-per-reconcile.
-func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PostRequest) == 0 {
 		return nil

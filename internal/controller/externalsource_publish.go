@@ -30,7 +30,6 @@ import (
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -41,7 +40,7 @@ import (
 // namespace) point at the published artifact. It writes only what differs,
 // so a steady state costs no API write. An ExternalArtifact controlled by
 // another owner is never adopted.
-func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {

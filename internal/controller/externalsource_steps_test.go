@@ -34,7 +34,6 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
-	"github.com/fluxcd/pkg/runtime/patch"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -307,7 +306,7 @@ func TestExternalSourceReconciler_reconcileArtifact(t *testing.T) {
 				st.validators.ETag = `"v2"`
 				return st
 			}
-			sp := patch.NewSerialPatcher(obj, k8sClient) // the object is not in the API: progress writes are no-ops
+			sp := newObjectPatcher(obj, k8sClient, "test") // the object is not in the API: progress writes are no-ops
 			if tt.published {
 				g.Expect(stepReconciler(m).reconcileArtifact(testCtx, sp, obj, write("a: 1\n", false))).To(Succeed())
 				g.Expect(obj.Status.Artifact).ToNot(BeNil())

@@ -28,7 +28,6 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
-	"github.com/fluxcd/pkg/runtime/patch"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
@@ -41,7 +40,7 @@ import (
 // a corrupt one is forgotten together with the conditional-request record,
 // so the next steps fetch and publish it again even if the upstream says
 // nothing changed.
-func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, _ *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {
@@ -80,7 +79,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *patc
 // reconcileArtifact packages the data as a deterministic tar.gz and stores
 // it when its digest differs from the published one. Same data, same path:
 // same bytes, so nothing is stored or published for an unchanged upstream.
-func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *patch.SerialPatcher,
+func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
 		recordFetchResult(obj, st)
@@ -101,14 +100,14 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, sp *pa
 		return nil
 	}
 	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultChanged, st.fetchDuration)
-	if cur := obj.GetArtifact(); cur != nil {
-		// A new upstream revision is work in progress too, visible before
-		// it is stored (a no-op when this reconcile showed progress already).
-		if err := r.patchProgress(ctx, sp, obj, st, "building artifact: new upstream revision '%s'",
-			archive.Revision(res.Digest)); err != nil {
-			return err
-		}
-	}
+	// A new upstream revision is not shown as Reconciling before it is
+	// stored, unlike a new generation (requestedWork): the work ends in
+	// this same pass, within spec.timeout, and its result (the new
+	// artifact with Ready=True, or the failure) is the one status write.
+	// Ready stays True with the published revision meanwhile, which is
+	// true: that artifact is still served. The progress write would cost
+	// the API server two more writes per revision (Reconciling on, then
+	// off) that a watcher could barely observe.
 
 	artifact := r.Storage.NewArtifactFor(exsv1beta1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
 	// The expected digest lets the backend check the bytes as they stream

@@ -26,6 +26,7 @@ import (
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,10 +87,18 @@ func startIsolated(t *testing.T, level zapcore.Level, configure func(*ExternalSo
 func startIsolatedManager(t *testing.T, shard string, level zapcore.Level, opts ReconcilerOptions,
 	configure func(*ExternalSourceReconciler)) *isolatedManager {
 	t.Helper()
+	return startIsolatedManagerOn(t, testConfig, shard, level, opts, configure)
+}
+
+// startIsolatedManagerOn is startIsolatedManager with the manager's
+// client configuration cfg (e.g. a transport that counts requests).
+func startIsolatedManagerOn(t *testing.T, cfg *rest.Config, shard string, level zapcore.Level, opts ReconcilerOptions,
+	configure func(*ExternalSourceReconciler)) *isolatedManager {
+	t.Helper()
 	g := NewWithT(t)
 	im := &isolatedManager{shard: shard, logs: &logCapture{}}
 	log := zap.New(zap.WriteTo(im.logs), zap.Level(level), zap.JSONEncoder())
-	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:     testScheme,
 		Logger:     log,
 		Metrics:    metricsserver.Options{BindAddress: "0"},

@@ -72,6 +72,14 @@ type Request struct {
 	// redacts them from every condition, event, log line and error. Nil
 	// collects nothing (tests of a generator alone).
 	Secrets *redact.Set
+
+	// Retry, when set, is asked before a generator retries a request
+	// within the fetch, with the wait before that retry; false says no.
+	// The reconciler counts every retry it allows against the object's
+	// exponential backoff, so that the retries within a fetch and the
+	// reconciles after a failed fetch spend one budget. Nil allows them
+	// (tests of a generator alone).
+	Retry func(wait time.Duration) bool
 }
 
 // HookRequest is a request as pre-request hooks read and write it (JSON on

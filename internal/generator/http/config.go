@@ -257,7 +257,7 @@ func (g *Generator) newClient(c transportConfig) (*retryablehttp.Client, *http.T
 	return &retryablehttp.Client{
 		// No client timeout: the context carries spec.timeout, which bounds
 		// the retries and the body too.
-		HTTPClient:   &http.Client{Transport: keepIdle{transport}, CheckRedirect: g.checkRedirect},
+		HTTPClient:   &http.Client{Transport: keepIdle{g.hosts.wrap(transport)}, CheckRedirect: g.checkRedirect},
 		Logger:       nil, // URLs and errors are reported through status; never log headers
 		RetryMax:     g.opts.RetryMax,
 		RetryWaitMin: g.opts.RetryWaitMin,

@@ -64,9 +64,10 @@ const maxResponseHeaderBytes = 1 << 20
 
 // Defaults of Options.
 const (
-	DefaultRetryMax      = 4
-	DefaultRetryWaitMin  = time.Second
-	DefaultRetryWaitMax  = 30 * time.Second
+	DefaultRetryMax      = 1
+	DefaultRetryWaitMin  = 250 * time.Millisecond
+	DefaultRetryWaitMax  = time.Second
+	DefaultMaxRetryAfter = 5 * time.Second
 	DefaultClientIdleTTL = time.Hour
 	DefaultMaxClients    = 1000
 )
@@ -86,14 +87,27 @@ type Options struct {
 	// an equivalent function built from explicit values.
 	Proxy func(*http.Request) (*url.URL, error)
 
-	// RetryMax is how often one request is retried within a fetch after a
-	// connection error, 429 or 5xx (but 501). Zero is DefaultRetryMax;
-	// negative disables retries.
+	// RetryMax is how often one request is retried within a fetch, and
+	// only after a connection reset before any response or a 503/429
+	// whose Retry-After is at most MaxRetryAfter (checkRetry). Zero is
+	// DefaultRetryMax; negative disables retries.
 	RetryMax int
 
-	// RetryWaitMin and RetryWaitMax bound the exponential wait between
-	// retries; a Retry-After header of the server is honoured instead.
+	// RetryWaitMin and RetryWaitMax bound the exponential wait before a
+	// retry after a connection reset; a Retry-After header of the server
+	// is honoured instead.
 	RetryWaitMin, RetryWaitMax time.Duration
+
+	// MaxRetryAfter is the longest Retry-After waited for within a fetch;
+	// a longer one ends the fetch and is handed to the reconciler, which
+	// requeues after it. Zero is DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
+
+	// MaxConcurrentPerHost bounds the requests in flight to one upstream
+	// host (scheme, host and port) across all sources and reconciles
+	// (--max-concurrent-per-host); zero or less is no limit. A request
+	// over the limit waits for a slot within its fetch's deadline.
+	MaxConcurrentPerHost int
 
 	// ClientIdleTTL is how long a client of a TLS/proxy configuration that
 	// no source uses any more is kept before its connections are closed.
@@ -139,6 +153,9 @@ func (o Options) withDefaults() Options {
 	if o.RetryWaitMax < o.RetryWaitMin {
 		o.RetryWaitMax = max(DefaultRetryWaitMax, o.RetryWaitMin)
 	}
+	if o.MaxRetryAfter <= 0 {
+		o.MaxRetryAfter = DefaultMaxRetryAfter
+	}
 	if o.ClientIdleTTL <= 0 {
 		o.ClientIdleTTL = DefaultClientIdleTTL
 	}
@@ -168,6 +185,9 @@ type Generator struct {
 	// dial, when set, replaces the network dial behind the policy check:
 	// tests count the connections attempted with it.
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// hosts bounds the requests in flight per upstream host, shared by
+	// every client; nil is no limit.
+	hosts *hostLimiter
 }
 
 var (
@@ -179,7 +199,7 @@ var (
 func New(opts Options) *Generator {
 	opts = opts.withDefaults()
 	return &Generator{opts: opts, clients: newClientCache(opts.ClientIdleTTL, opts.MaxClients),
-		tokens: newTokenCache(opts.MaxTokens, opts.Now)}
+		tokens: newTokenCache(opts.MaxTokens, opts.Now), hosts: newHostLimiter(opts.MaxConcurrentPerHost)}
 }
 
 // Clients returns the number of cached clients (one per TLS/proxy
@@ -193,7 +213,7 @@ func (g *Generator) Clients() int { return g.clients.len() }
 // (req.Secrets) is replaced, wherever the message came from.
 func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *generator.Result, err error) {
 	defer func() { err = req.Secrets.Error(err) }()
-	ctx = withFetchState(ctx)
+	ctx = withFetchState(ctx, req.Retry)
 	spec := req.Source.Spec.Generator.HTTP
 	if spec == nil {
 		return nil, generator.InvalidSpec("spec.generator.http", "must be set when type is http")
@@ -270,13 +290,20 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	// A HEAD costs the upstream no body: when it returns the ETag the
 	// published artifact was built from, there is nothing to fetch. Only
 	// for GET: HEAD says nothing about what a POST would return.
-	if method == http.MethodGet && prev.ETag != "" && g.headConfirms(ctx, req.Secrets, client, u, header, prev.ETag) {
-		return &generator.Result{
-			NotModified:     true,
-			Validators:      prev,
-			ChangeDetection: generator.ChangeDetectionHEAD,
-			Warnings:        warnings,
-		}, nil
+	// headRefused says a HEAD was sent and did not work as change
+	// detection (405, 501, no ETag, an error).
+	var headRefused bool
+	if method == http.MethodGet && prev.ETag != "" {
+		confirmed, answered := g.headConfirms(ctx, req.Secrets, client, u, header, prev.ETag)
+		if confirmed {
+			return &generator.Result{
+				NotModified:     true,
+				Validators:      prev,
+				ChangeDetection: generator.ChangeDetectionHEAD,
+				Warnings:        warnings,
+			}, nil
+		}
+		headRefused = !answered
 	}
 
 	var body any
@@ -359,6 +386,9 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 		}
 		return nil, err
 	}
+	if method == http.MethodGet {
+		detection = nextDetection(validators, headRefused)
+	}
 	return &generator.Result{
 		Body:            resp.Body,
 		ContentLength:   resp.ContentLength,
@@ -403,16 +433,35 @@ func preRequest(ctx context.Context, req *generator.Request, u *url.URL, method 
 	return nu, m, nh, hr.Body, nil
 }
 
+// nextDetection is the change detection recorded for data just downloaded
+// by a GET: the method the following checks will use, given the validators
+// the upstream sent (a HEAD with the ETag, unless this server refused it;
+// a conditional GET with Last-Modified alone; a GET without validators).
+// It is what detected this change when a HEAD saw another ETag, and what
+// an unchanged interval records: the interval after a new revision, or
+// after a source's first fetch, then writes nothing to the API server.
+func nextDetection(v generator.Validators, headRefused bool) string {
+	switch {
+	case v.ETag != "" && !headRefused:
+		return generator.ChangeDetectionHEAD
+	case v.ETag != "" || v.LastModified != "":
+		return generator.ChangeDetectionConditionalGET
+	}
+	return generator.ChangeDetectionGET
+}
+
 // headConfirms sends one HEAD (no retries: it is an optimisation) and
 // reports whether the upstream confirms etag, by returning it or by
 // answering 304 to If-None-Match. Anything else (405 or 501 for servers
-// without HEAD, no ETag, an error) returns false and the caller falls back
-// to a conditional GET, which is retried and reports errors properly.
+// without HEAD, no ETag, an error) is not a confirmation and the caller
+// falls back to a conditional GET, which is retried and reports errors
+// properly. answered says the HEAD worked as change detection: a 2xx with
+// an ETag (another one, or it would have confirmed).
 func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, client *retryablehttp.Client, u *url.URL,
-	header http.Header, etag string) bool {
+	header http.Header, etag string) (confirmed, answered bool) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
 	if err != nil {
-		return false
+		return false, false
 	}
 	hreq.Header = header.Clone()
 	hreq.Header.Set("If-None-Match", etag)
@@ -420,18 +469,19 @@ func (g *Generator) headConfirms(ctx context.Context, secrets *redact.Set, clien
 	if err != nil {
 		log.FromContext(ctx).V(1).Info("HEAD failed, falling back to a conditional GET",
 			"error", secrets.String(transportError(ctx, http.MethodHead, u, err).Error()))
-		return false
+		return false, false
 	}
 	drain(resp.Body)
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
-		return true
-	case resp.StatusCode >= 200 && resp.StatusCode <= 299 && resp.Header.Get("ETag") == etag:
-		return true
+		return true, true
+	case ok && resp.Header.Get("ETag") == etag:
+		return true, true
 	}
 	log.FromContext(ctx).V(1).Info("HEAD did not confirm the ETag, falling back to a conditional GET",
 		"status", resp.StatusCode, "etag", upstreamText(secrets, resp.Header.Get("ETag"), MaxValidatorLength))
-	return false
+	return false, ok && resp.Header.Get("ETag") != ""
 }
 
 // drain reads what is left of a small body (so that the connection can be

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
@@ -50,6 +51,9 @@ type fetchState struct {
 	// goes through, "" when it goes direct or through a tenant's proxy:
 	// only a connection to it, for it, is dialled without a check.
 	proxy string
+	// retry is the reconciler's retry budget (generator.Request.Retry);
+	// nil allows every retry checkRetry would make.
+	retry func(wait time.Duration) bool
 }
 
 // set changes the state under its lock.
@@ -68,8 +72,8 @@ func (s *fetchState) get() (attempts int, lastHop, proxy string) {
 
 type fetchStateKey struct{}
 
-func withFetchState(ctx context.Context) context.Context {
-	return context.WithValue(ctx, fetchStateKey{}, &fetchState{})
+func withFetchState(ctx context.Context, retry func(time.Duration) bool) context.Context {
+	return context.WithValue(ctx, fetchStateKey{}, &fetchState{retry: retry})
 }
 
 func fetchStateFrom(ctx context.Context) *fetchState {

@@ -22,6 +22,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -31,36 +32,72 @@ import (
 )
 
 // checkRetry decides, after each attempt of one fetch, whether to try
-// again: connection errors, 429 and 5xx (but 501 Not Implemented) are
-// worth it; TLS and "no such host" errors are not (they will not heal in
-// seconds), nor is a refusal by the URL policy or a redirect loop. Nor is
-// any wait that would outlast the fetch's deadline, whether the server
-// asks for it (Retry-After) or it is the exponential backoff:
-// go-retryablehttp would sleep until the deadline and return a bare
-// "context deadline exceeded", holding the worker and losing the
-// upstream's answer. The attempt ends at once instead and the reconciler's
-// backoff (or the Retry-After it is handed) takes over.
+// again within it. The reconciler retries a failed fetch with its own
+// exponential backoff, so a retry here is a second layer that multiplies
+// the requests a failing upstream receives; it is made only where it is
+// cheap and likely to help:
+//
+//   - the connection was reset (or closed) before any response: a stale
+//     pooled connection or a restarting proxy, which a new connection a
+//     moment later usually gets past;
+//   - 503 or 429 with a Retry-After of at most Options.MaxRetryAfter: the
+//     server says when it will answer.
+//
+// Anything else (500 and the other 5xx, connection refused, timeouts, DNS
+// and TLS errors, the URL policy) ends the fetch at once and the
+// reconciler's backoff takes over. So does a wait that would outlast the
+// fetch's deadline (go-retryablehttp would sleep until the deadline and
+// return a bare "context deadline exceeded", holding the worker and losing
+// the upstream's answer), and a retry the reconciler's budget refuses
+// (generator.Request.Retry), which counts the ones it allows against the
+// object's backoff.
 func (g *Generator) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
+		if err != nil {
+			// The transport's error says what the deadline interrupted
+			// (e.g. the wait for a slot of --max-concurrent-per-host).
+			return false, err
+		}
 		return false, ctx.Err()
 	}
 	if err != nil {
-		if isTLSError(err) || isDNSNotFound(err) || errors.Is(err, ErrDenied) || errors.Is(err, errTooManyRedirects) {
+		if !isConnectionReset(err) {
 			return false, err
 		}
-	} else if resp.StatusCode != http.StatusTooManyRequests &&
-		(resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented) {
+	} else if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return false, nil
+	} else if wait, ok := retryAfter(resp); !ok || wait > g.opts.MaxRetryAfter {
 		return false, nil
 	}
 	// go-retryablehttp asks Backoff for the wait of attempt i right after
 	// the i-th CheckRetry (counted from 0) that says yes.
 	state := fetchStateFrom(ctx)
 	attempt, _, _ := state.get()
-	if !fitsDeadline(ctx, backoff(g.opts.RetryWaitMin, g.opts.RetryWaitMax, attempt, resp)) {
+	if attempt >= g.opts.RetryMax {
+		// go-retryablehttp would stop anyway: no budget is spent on it.
+		return false, nil
+	}
+	wait := backoff(g.opts.RetryWaitMin, g.opts.RetryWaitMax, attempt, resp)
+	if !fitsDeadline(ctx, wait) {
+		return false, nil
+	}
+	if state.retry != nil && !state.retry(wait) {
 		return false, nil
 	}
 	state.set(func(s *fetchState) { s.attempts++ })
 	return true, nil
+}
+
+// isConnectionReset says the connection failed before any response came:
+// reset, broken pipe, or closed by the server (EOF). Not a refused
+// connection (nothing listens) nor a timeout.
+func isConnectionReset(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // fitsDeadline says whether waiting wait still leaves the fetch within its

@@ -63,6 +63,10 @@ func (s *script) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
+// TestRetriesWithinAFetch: a fetch retries only where it is cheap and
+// likely to help (a 503 or 429 whose Retry-After is within
+// MaxRetryAfter), at most RetryMax times, and only as the reconciler's
+// budget allows; everything else is the reconciler's backoff's to retry.
 func TestRetriesWithinAFetch(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -70,27 +74,38 @@ func TestRetriesWithinAFetch(t *testing.T) {
 		retryAfter   string
 		method       string
 		timeout      time.Duration
+		retryMax     int
+		refuse       bool
 		wantRequests int64
 		wantErr      string
 		minElapsed   time.Duration
 		// wantRetryAfter is the wait the error hands to the reconciler.
 		wantRetryAfter time.Duration
+		// wantAsked are the waits the budget was asked for.
+		wantAsked []time.Duration
 	}{
-		{name: "503 then 200", statuses: []int{503}, wantRequests: 2},
-		{name: "502, 500, 504 then 200", statuses: []int{502, 500, 504}, wantRequests: 4},
-		{name: "429 then 200", statuses: []int{429}, wantRequests: 2},
-		{name: "POST is retried too", statuses: []int{503}, method: "POST", wantRequests: 2},
-		{name: "Retry-After is honoured", statuses: []int{503}, retryAfter: "1", wantRequests: 2, minElapsed: 900 * time.Millisecond},
-		{name: "permanent 500 gives up after RetryMax", statuses: []int{500, 500, 500, 500, 500, 500}, wantRequests: 5,
+		{name: "503 with Retry-After then 200", statuses: []int{503}, retryAfter: "0", wantRequests: 2, wantAsked: []time.Duration{0}},
+		{name: "429 with Retry-After then 200", statuses: []int{429}, retryAfter: "0", wantRequests: 2, wantAsked: []time.Duration{0}},
+		{name: "POST is retried too", statuses: []int{503}, retryAfter: "0", method: "POST", wantRequests: 2, wantAsked: []time.Duration{0}},
+		{name: "Retry-After is honoured", statuses: []int{503}, retryAfter: "1", wantRequests: 2, minElapsed: 900 * time.Millisecond,
+			wantAsked: []time.Duration{time.Second}},
+		{name: "503 without Retry-After is not retried", statuses: []int{503}, wantRequests: 1, wantErr: "503 Service Unavailable"},
+		{name: "429 without Retry-After is not retried", statuses: []int{429}, wantRequests: 1, wantErr: "429 Too Many Requests"},
+		{name: "500 is not retried", statuses: []int{500, 500}, retryAfter: "0", wantRequests: 1,
 			wantErr: `500 Internal Server Error: "status 500"`},
+		{name: "502 is not retried", statuses: []int{502}, wantRequests: 1, wantErr: "502 Bad Gateway"},
 		{name: "404 is not retried", statuses: []int{404}, wantRequests: 1, wantErr: "404 Not Found"},
 		{name: "501 is not retried", statuses: []int{501}, wantRequests: 1, wantErr: "501 Not Implemented"},
-		{name: "Retry-After beyond the deadline is not waited for", statuses: []int{503, 503}, retryAfter: "120",
-			timeout: 5 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable", wantRetryAfter: 120 * time.Second},
-		{name: "429 with Retry-After beyond the deadline", statuses: []int{429}, retryAfter: "30",
-			timeout: time.Second, wantRequests: 1, wantErr: "429 Too Many Requests", wantRetryAfter: 30 * time.Second},
-		{name: "Retry-After: 0 leaves the backoff to the reconciler", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0",
-			timeout: 5 * time.Second, wantRequests: 5, wantErr: "503 Service Unavailable"},
+		{name: "Retry-After beyond MaxRetryAfter is handed to the reconciler", statuses: []int{503, 503}, retryAfter: "10",
+			wantRequests: 1, wantErr: "503 Service Unavailable", wantRetryAfter: 10 * time.Second},
+		{name: "Retry-After beyond the deadline is not waited for", statuses: []int{503, 503}, retryAfter: "3",
+			timeout: 2 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable", wantRetryAfter: 3 * time.Second},
+		{name: "at most RetryMax retries", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0",
+			wantRequests: 2, wantErr: "503 Service Unavailable", wantAsked: []time.Duration{0}},
+		{name: "RetryMax 3", statuses: []int{503, 503, 503, 503, 503}, retryAfter: "0", retryMax: 3,
+			wantRequests: 4, wantErr: "503 Service Unavailable", wantAsked: []time.Duration{0, 0, 0}},
+		{name: "a retry the budget refuses is not made", statuses: []int{503}, retryAfter: "0", refuse: true,
+			wantRequests: 1, wantErr: "503 Service Unavailable", wantAsked: []time.Duration{0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,9 +124,17 @@ func TestRetriesWithinAFetch(t *testing.T) {
 					sp.Method, sp.Body = tt.method, "payload"
 				}
 			}
+			var asked []time.Duration
+			budget := func(wait time.Duration) bool {
+				asked = append(asked, wait)
+				return !tt.refuse
+			}
+			opts := fastOptions()
+			opts.RetryMax = tt.retryMax
 			start := time.Now()
-			res, err := New(fastOptions()).Generate(ctx, &generator.Request{Source: source(srv.URL, mutate)})
+			res, err := New(opts).Generate(ctx, &generator.Request{Source: source(srv.URL, mutate), Retry: budget})
 			g.Expect(s.requests.Load()).To(Equal(tt.wantRequests))
+			g.Expect(asked).To(Equal(tt.wantAsked))
 			g.Expect(time.Since(start)).To(BeNumerically(">=", tt.minElapsed))
 			if tt.wantErr != "" {
 				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
@@ -126,6 +149,43 @@ func TestRetriesWithinAFetch(t *testing.T) {
 			g.Expect(string(b)).To(Equal("ok"))
 		})
 	}
+}
+
+// TestRetryAfterConnectionReset: a connection closed or reset before any
+// response is retried once on a new connection; a refused one is not (the
+// reconciler's backoff retries it).
+func TestRetryAfterConnectionReset(t *testing.T) {
+	g := NewWithT(t)
+	var conns atomic.Int64
+	reset := rawServer(t, func(c net.Conn, _ <-chan struct{}) {
+		if conns.Add(1) == 1 {
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // RST, not FIN
+			}
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	var asked int
+	res, err := New(fastOptions()).Generate(context.Background(), &generator.Request{Source: source(reset, nil),
+		Retry: func(time.Duration) bool { asked++; return true }})
+	g.Expect(err).ToNot(HaveOccurred())
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	g.Expect(string(b)).To(Equal("ok"))
+	g.Expect(conns.Load()).To(Equal(int64(2)))
+	g.Expect(asked).To(Equal(1))
+
+	// Nothing listens: refused, not retried.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	addr := ln.Addr().String()
+	ln.Close()
+	asked = 0
+	_, err = New(fastOptions()).Generate(context.Background(), &generator.Request{Source: source("http://"+addr, nil),
+		Retry: func(time.Duration) bool { asked++; return true }})
+	g.Expect(err).To(MatchError(ContainSubstring("connection refused")))
+	g.Expect(asked).To(BeZero())
 }
 
 func TestBackoff(t *testing.T) {

@@ -27,8 +27,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	godigest "github.com/opencontainers/go-digest"
@@ -57,6 +59,11 @@ type Options struct {
 type Storage struct {
 	flux    *fluxstorage.Storage
 	baseURL string
+	// stamps let Verify skip reading files unchanged since they were
+	// written or last hashed by this process.
+	stamps stamps
+	// hashed counts the bytes Verify read, for tests.
+	hashed atomic.Int64
 }
 
 var _ storage.Storage = (*Storage)(nil)
@@ -129,6 +136,7 @@ func (s *Storage) Put(_ context.Context, a *meta.Artifact, r io.Reader) error {
 	if other != nil && other.Digest().String() == expected {
 		a.Digest = expected
 	}
+	s.stamps.forget(a.Path)
 	if expected != "" && a.Digest != expected {
 		got := a.Digest
 		if other != nil {
@@ -137,6 +145,13 @@ func (s *Storage) Put(_ context.Context, a *meta.Artifact, r io.Reader) error {
 		_ = s.flux.Remove(*a)
 		a.Digest = expected
 		return fmt.Errorf("storing %s: bytes have digest %s, expected %s: %w", a.Path, got, expected, storage.ErrDigestMismatch)
+	}
+	// The bytes just written have the digest: their stamp spares the
+	// first verification a read.
+	if lp, err := s.localPath(a.Path); err == nil {
+		if fi, err := os.Stat(lp); err == nil {
+			s.stamps.record(a.Path, stampOf(fi, a.Digest))
+		}
 	}
 	s.SetArtifactURL(a)
 	return nil
@@ -165,21 +180,58 @@ func (s *Storage) Open(_ context.Context, p string) (io.ReadCloser, int64, error
 
 // Verify implements storage.Storage: it hashes the file that would be
 // served with the algorithm of the artifact's digest, so a mismatch is
-// storage.ErrDigestMismatch by type.
-func (s *Storage) Verify(ctx context.Context, a meta.Artifact) error {
-	rc, _, err := s.Open(ctx, a.Path)
+// storage.ErrDigestMismatch by type. A file this process wrote or hashed
+// already, whose inode, size, mtime and change time are the same as then
+// (fileStamp), is not read again: verifying costs a stat at every interval
+// however large the artifact, and a full read at the first verification
+// after a start and after any change to the file.
+func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
+	lp, err := s.localPath(a.Path)
 	if err != nil {
+		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+	}
+	f, err := os.Open(lp)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+		}
 		return err
 	}
-	defer rc.Close()
-	if err := storage.VerifyReader(rc, a.Digest); err != nil {
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: %w", a.Path, storage.ErrNotFound)
+	}
+	// The stamp is taken before the read: a file changed while it is
+	// hashed gets a new stamp, and is read again next time.
+	st := stampOf(fi, a.Digest)
+	if s.stamps.verified(a.Path, st) {
+		return nil
+	}
+	s.stamps.forget(a.Path)
+	cr := &countingReader{r: f, n: &s.hashed}
+	if err := storage.VerifyReader(cr, a.Digest); err != nil {
 		return fmt.Errorf("%s: %w", a.Path, err)
 	}
+	s.stamps.record(a.Path, st)
 	return nil
+}
+
+// countingReader adds the bytes read to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Remove implements storage.Storage.
 func (s *Storage) Remove(_ context.Context, a meta.Artifact) error {
+	s.stamps.forget(a.Path)
 	if err := s.flux.Remove(a); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -202,6 +254,7 @@ func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
 			n++
 		}
 	}
+	s.stamps.forgetDir(path.Dir(a.Path))
 	if _, err := s.flux.RemoveAll(a); err != nil {
 		return 0, err
 	}
@@ -238,6 +291,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, current meta.Artifact, pol
 			return out, err
 		}
 		out = append(out, filepath.ToSlash(rel))
+		s.stamps.forget(filepath.ToSlash(rel))
 	}
 	return out, nil
 }
