@@ -140,6 +140,9 @@ type Config struct {
 	// HeapProfile takes a heap profile from the controller's pprof
 	// endpoint after the steady state and summarizes it by package.
 	HeapProfile bool `json:"heapProfile,omitempty"`
+	// CPUProfile, when set, takes a CPU profile of the controller for
+	// that long from the first create on.
+	CPUProfile time.Duration `json:"cpuProfile,omitempty"`
 	// Restart stops the controller after the steady state and starts it
 	// again on the same storage, then measures its first interval.
 	Restart bool `json:"restart,omitempty"`
@@ -237,7 +240,10 @@ type Report struct {
 	// with Ready=False (through the watch).
 	ReadyFalse int `json:"readyFalse"`
 
-	Heap     *HeapReport     `json:"heap,omitempty"`
+	Heap *HeapReport `json:"heap,omitempty"`
+	// CPU summarizes a CPU profile of the controller taken during the
+	// first CPUProfile of the creates (its "MiB" are seconds).
+	CPU      *HeapReport     `json:"cpu,omitempty"`
 	Restart  *RestartReport  `json:"restart,omitempty"`
 	Failing  *FailingReport  `json:"failing,omitempty"`
 	Sharding *ShardingReport `json:"sharding,omitempty"`
@@ -673,6 +679,9 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	logf("creating %d ExternalSources", cfg.N)
 	start := time.Now()
 	r.tr.setStart(start, cfg.N)
+	if cfg.CPUProfile > 0 && !cfg.nullProducer() {
+		defer func(done <-chan struct{}) { <-done }(r.cpuProfile(ctx, cfg.CPUProfile, logf))
+	}
 	if err := r.createSources(ctx, r.labels); err != nil {
 		return err
 	}

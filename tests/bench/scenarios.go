@@ -97,6 +97,31 @@ type Bytes struct {
 	Percent float64 `json:"percent"`
 }
 
+// cpuProfile takes a CPU profile of the controller for d from its pprof
+// endpoint and summarizes it by package (in the background: it returns
+// at once, and the report gets the summary when it is done).
+func (r *run) cpuProfile(ctx context.Context, d time.Duration, logf func(string, ...any)) <-chan struct{} {
+	done := make(chan struct{})
+	metrics := r.metrics
+	go func() {
+		defer close(done)
+		path := filepath.Join(r.cfg.OutDir, r.cfg.Name+"-cpu.pb.gz")
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics, int(d.Seconds()))
+		if err := download(ctx, url, path); err != nil {
+			logf("cpu profile: %v", err)
+			return
+		}
+		c, err := SummarizeCPU(ctx, path)
+		if err != nil {
+			logf("cpu profile: %v", err)
+			return
+		}
+		r.rep.CPU = c
+		logf("cpu during the creates (%s): %.1f s; by package: %s", d, c.InuseMiB, fmtBytes(c.ByPackage, 8))
+	}()
+	return done
+}
+
 // phaseHeap takes a heap profile (after a GC) from the controller's pprof
 // endpoint on the metrics server and summarizes it with `go tool pprof`.
 func (r *run) phaseHeap(ctx context.Context, logf func(string, ...any)) error {
@@ -141,7 +166,18 @@ func download(ctx context.Context, url, path string) error {
 // SummarizeHeap runs `go tool pprof -top` on a heap profile (symbolized:
 // no binary needed) and sums the flat in-use bytes by package.
 func SummarizeHeap(ctx context.Context, path string) (*HeapReport, error) {
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index=inuse_space",
+	return summarizeProfile(ctx, path, "inuse_space")
+}
+
+// SummarizeCPU does the same for a CPU profile: the "MiB" of each entry
+// are then seconds of CPU (pprof prints them as "1.20s" or "250ms").
+func SummarizeCPU(ctx context.Context, path string) (*HeapReport, error) {
+	return summarizeProfile(ctx, path, "cpu")
+}
+
+// summarizeProfile sums the flat values of `go tool pprof -top` by package.
+func summarizeProfile(ctx context.Context, path, index string) (*HeapReport, error) {
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index="+index,
 		"-nodecount=100000", path).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("go tool pprof: %v: %s", err, out)
@@ -222,12 +258,14 @@ func packageOf(fn string) string {
 }
 
 // parseSize parses pprof's sizes ("0", "512B", "1.50kB", "2MB", "1.2GB")
-// into MiB.
+// into MiB, and its durations ("250ms", "1.20s", "3mins") into seconds
+// scaled the same way (a CPU profile's entries are then seconds).
 func parseSize(s string) (float64, error) {
 	units := []struct {
 		suffix string
 		mul    float64
-	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}}
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1},
+		{"mins", 60 << 20}, {"ms", 1 << 20 / 1000.0}, {"us", 1 << 20 / 1e6}, {"s", 1 << 20}}
 	mul := 1.0
 	for _, u := range units {
 		if strings.HasSuffix(s, u.suffix) {

@@ -201,7 +201,9 @@ func TestParseSize(t *testing.T) {
 	tests := []struct {
 		in   string
 		want float64
-	}{{"0", 0}, {"512B", 512.0 / (1 << 20)}, {"1024kB", 1}, {"1.50MB", 1.5}, {"2GB", 2048}}
+	}{{"0", 0}, {"512B", 512.0 / (1 << 20)}, {"1024kB", 1}, {"1.50MB", 1.5}, {"2GB", 2048},
+		// CPU profiles: seconds, on the same scale.
+		{"1.50s", 1.5}, {"250ms", 0.25}, {"2mins", 120}}
 	for _, tt := range tests {
 		g := NewWithT(t)
 		v, err := parseSize(tt.in)

@@ -102,6 +102,7 @@ func run() error {
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
+	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
 	flag.Parse()
@@ -163,6 +164,9 @@ func run() error {
 		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
+		}
+		if *cpuProf > 0 {
+			cfg.CPUProfile = *cpuProf
 		}
 		if *upDelay > 0 {
 			cfg.UpstreamDelay = *upDelay
