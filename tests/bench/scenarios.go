@@ -117,7 +117,11 @@ func (r *run) cpuProfile(ctx context.Context, d time.Duration, logf func(string,
 			return
 		}
 		r.rep.CPU = c
-		logf("cpu during the creates (%s): %.1f s; by package: %s", d, c.InuseMiB, fmtBytes(c.ByPackage, 8))
+		var parts []string
+		for _, b := range c.ByPackage[:min(8, len(c.ByPackage))] {
+			parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", b.Name, b.MiB, b.Percent))
+		}
+		logf("cpu during the creates (%s): %.1f s; by package: %s", d, c.InuseMiB, strings.Join(parts, ", "))
 	}()
 	return done
 }
