@@ -182,7 +182,7 @@ func SummarizeCPU(ctx context.Context, path string) (*HeapReport, error) {
 // summarizeProfile sums the flat values of `go tool pprof -top` by package.
 func summarizeProfile(ctx context.Context, path, index string) (*HeapReport, error) {
 	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-sample_index="+index,
-		"-nodecount=100000", path).CombinedOutput()
+		"-nodecount=1000000", "-nodefraction=0", "-edgefraction=0", path).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("go tool pprof: %v: %s", err, out)
 	}
