@@ -94,8 +94,9 @@ func TestScenarios(t *testing.T) {
 	t.Run("scale with a heap profile", func(t *testing.T) {
 		g := NewWithT(t)
 		r := run(t, Config{Name: "scale", N: 10, PayloadSize: 1 << 10, ETag: true, Backend: "filesystem",
-			Steady: SteadyRequest, HeapProfile: true})
+			Steady: SteadyRequest, HeapProfile: true, CPUProfile: 2 * time.Second})
 		g.Expect(r.Ready).To(Equal(10))
+		g.Expect(r.CPU).NotTo(BeNil())
 		g.Expect(r.Heap).NotTo(BeNil())
 		g.Expect(r.Heap.InuseMiB).To(BeNumerically(">", 0))
 		g.Expect(r.Heap.ByPackage).NotTo(BeEmpty())
