@@ -26,9 +26,11 @@ dev: build ## Run the controller on a local control plane with the memory store 
 	go build -o $(BIN)/dev ./hack/dev
 	$(BIN)/dev
 
-# Scenarios of `make bench` (tests/bench/cmd: n5, n1000, n5000, large) and
+# Scenarios of `make bench` (tests/bench/cmd: n5, n1000, n5000, large, floor1000,
+# floor5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000,
+# failing; docs/benchmarks.md) and
 # extra flags (e.g. BENCH_FLAGS="-qps 50 -burst 300 -suffix -qps50").
-BENCH_SCENARIOS ?= n1000,n5000,large
+BENCH_SCENARIOS ?= floor1000,floor5000,n10000,n10000fs,restart-fs,restart-s3,shard6000,failing
 BENCH_FLAGS ?=
 
 .PHONY: bench

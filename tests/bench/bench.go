@@ -56,6 +56,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
+	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
 )
 
 // Steady-state modes: how one "interval" of every source is produced.
@@ -67,7 +68,24 @@ const (
 	// fast, but each source then writes its status once to acknowledge the
 	// request (status.lastHandledReconcileAt, the Flux protocol).
 	SteadyRequest = "request"
+	// SteadyNone skips the steady-state phase.
+	SteadyNone = "none"
 )
+
+// Producers: what reconciles the sources.
+const (
+	// ProducerController is the controller binary.
+	ProducerController = "controller"
+	// ProducerNull is tests/bench/nullproducer: only the API writes a
+	// correct producer must make, the floor.
+	ProducerNull = "null"
+	// ProducerNullEvents is the null producer emitting the controller's
+	// two NewArtifact events per new revision too.
+	ProducerNullEvents = "null-events"
+)
+
+// s3Bucket is the bucket of the s3 backend's scenarios.
+const s3Bucket = "bench"
 
 // Config is one benchmark scenario.
 type Config struct {
@@ -106,6 +124,39 @@ type Config struct {
 	ControllerBin string   `json:"-"`
 	OutDir        string   `json:"-"`
 	ExtraArgs     []string `json:"extraArgs,omitempty"`
+
+	// Producer is ProducerController (the default) or ProducerNull;
+	// NullProducerBin is the null producer's binary.
+	Producer        string `json:"producer,omitempty"`
+	NullProducerBin string `json:"-"`
+	// Group names the reports compared in one table: the floor scenario's
+	// null producer and controller runs.
+	Group string `json:"group,omitempty"`
+	// Listeners is the number of upstream hosts (host:port) the endpoints
+	// are spread over (default 32); 1 puts every source on one host.
+	Listeners int `json:"listeners,omitempty"`
+	// UpstreamDelay is added before every upstream answer (a slow host).
+	UpstreamDelay time.Duration `json:"upstreamDelay,omitempty"`
+	// HeapProfile takes a heap profile from the controller's pprof
+	// endpoint after the steady state and summarizes it by package.
+	HeapProfile bool `json:"heapProfile,omitempty"`
+	// CPUProfile, when set, takes a CPU profile of the controller for
+	// that long from the first create on.
+	CPUProfile time.Duration `json:"cpuProfile,omitempty"`
+	// Restart stops the controller after the steady state and starts it
+	// again on the same storage, then measures its first interval.
+	Restart bool `json:"restart,omitempty"`
+	// Failing makes every endpoint answer 500 and measures the requests
+	// per source in windows of FailWindow for FailDuration.
+	Failing      bool          `json:"failing,omitempty"`
+	FailDuration time.Duration `json:"failDuration,omitempty"`
+	FailWindow   time.Duration `json:"failWindow,omitempty"`
+	// Shards > 0 runs the sharding scenario (RunSharding): that many
+	// shard processes and the main instance on one S3 bucket, and Moved
+	// sources relabelled from the first shard to the second.
+	Shards int `json:"shards,omitempty"`
+	Moved  int `json:"moved,omitempty"`
+
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`
 }
@@ -132,6 +183,24 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if c.Producer == "" {
+		c.Producer = ProducerController
+	}
+	if c.Listeners <= 0 {
+		c.Listeners = 32
+	}
+	if c.FailWindow <= 0 {
+		c.FailWindow = time.Minute
+	}
+	if c.FailDuration <= 0 {
+		c.FailDuration = 10 * time.Minute
+	}
+}
+
+// nullProducer says whether the null producer (with or without events)
+// reconciles.
+func (c *Config) nullProducer() bool {
+	return c.Producer == ProducerNull || c.Producer == ProducerNullEvents
 }
 
 // Report is what one scenario measured.
@@ -164,6 +233,20 @@ type Report struct {
 	BaselineRSSMiB float64 `json:"baselineRssMiB"`
 
 	Throughput *ThroughputReport `json:"throughput,omitempty"`
+
+	// RSSPerSourceKiB is (RSS steady - RSS baseline) / N.
+	RSSPerSourceKiB float64 `json:"rssPerSourceKiB"`
+	// ReadyFalse counts the times a source that had been Ready was seen
+	// with Ready=False (through the watch).
+	ReadyFalse int `json:"readyFalse"`
+
+	Heap *HeapReport `json:"heap,omitempty"`
+	// CPU summarizes a CPU profile of the controller taken during the
+	// first CPUProfile of the creates (its "MiB" are seconds).
+	CPU      *HeapReport     `json:"cpu,omitempty"`
+	Restart  *RestartReport  `json:"restart,omitempty"`
+	Failing  *FailingReport  `json:"failing,omitempty"`
+	Sharding *ShardingReport `json:"sharding,omitempty"`
 
 	RSSSamples []Sample `json:"rssSamples"`
 	Plots      []string `json:"plots,omitempty"`
@@ -234,6 +317,19 @@ func BuildController(ctx context.Context, dir string) (string, error) {
 	return out, nil
 }
 
+// BuildNullProducer builds tests/bench/nullproducer into dir and returns
+// its path.
+func BuildNullProducer(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "nullproducer")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./tests/bench/nullproducer")
+	cmd.Dir = devenv.Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
 // run is the state of one scenario.
 type run struct {
 	cfg      Config
@@ -247,6 +343,18 @@ type run struct {
 	sampler  *sampler
 	tr       *tracker
 	harnessW int64 // reconcile-request patches sent by the harness
+	proc     *proc
+	procs    []*proc
+	s3       *s3test.Server
+	// labels, when set, labels source i at creation.
+	labels func(i int) map[string]string
+}
+
+// stopAll stops every controller process started.
+func (r *run) stopAll() {
+	for _, p := range r.procs {
+		p.stop()
+	}
 }
 
 // Run runs one scenario and returns its report; it writes
@@ -299,32 +407,38 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.admin = cs.RESTClient()
 
-	up, err := StartUpstream(cfg.N, cfg.PayloadSize, cfg.ETag, fixed, 32)
+	up, err := StartUpstream(cfg.N, cfg.PayloadSize, cfg.ETag, fixed, cfg.Listeners)
 	if err != nil {
 		return nil, err
 	}
 	r.up = up
 	defer up.Close()
+	up.SetDelay(cfg.UpstreamDelay)
+	if cfg.Backend == "s3" {
+		if err := r.startS3(ctx); err != nil {
+			return nil, err
+		}
+		defer r.s3.Stop()
+	}
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := r.startWatches(rctx); err != nil {
 		return nil, err
 	}
-	stop, err := r.startController(rctx)
-	if err != nil {
-		return nil, err
-	}
-	defer stop()
-
-	if err := r.phaseCreate(rctx, logf); err != nil {
-		return r.rep, err
-	}
-	if err := r.phaseSteady(rctx, logf); err != nil {
-		return r.rep, err
-	}
-	if err := r.phaseLatency(rctx, logf); err != nil {
-		return r.rep, err
+	if cfg.Shards > 0 {
+		defer r.stopAll()
+		if err := r.phaseSharding(rctx, logf); err != nil {
+			return r.rep, err
+		}
+	} else {
+		if _, err := r.startController(rctx, true); err != nil {
+			return nil, err
+		}
+		defer r.stopAll()
+		if err := r.phases(rctx, logf); err != nil {
+			return r.rep, err
+		}
 	}
 
 	if p, err := ReadProc(r.pid); err == nil {
@@ -339,7 +453,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, smp := range r.rep.RSSSamples {
 		r.rep.PeakRSSMiB = max(r.rep.PeakRSSMiB, smp.RSSMiB)
 	}
-	stop()
+	if r.rep.RSSMiB > 0 && cfg.N > 0 {
+		r.rep.RSSPerSourceKiB = (r.rep.RSSMiB - r.rep.BaselineRSSMiB) * 1024 / float64(cfg.N)
+	}
+	r.rep.ReadyFalse = r.tr.readyFalseCount()
+	r.stopAll()
 	cancel()
 
 	if err := r.writeOutputs(); err != nil {
@@ -349,39 +467,54 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return r.rep, nil
 }
 
-// startController starts the controller binary and waits for its metrics
-// endpoint; the returned func stops it (idempotent).
-func (r *run) startController(ctx context.Context) (func(), error) {
+// proc is one controller process of a scenario.
+type proc struct {
+	name    string
+	pid     int
+	metrics string
+	// storage is the address of its artifact server.
+	storage string
+	stop    func()
+	exited  chan struct{}
+	log     string
+}
+
+// controllerArgs returns the flags of a controller process: the
+// controller's (storage, loopback upstreams allowed) or the null
+// producer's (only the client and the workers).
+func (r *run) controllerArgs(metrics, storageAddr, name string, fresh bool) ([]string, error) {
 	cfg := r.cfg
-	kubeconfig := filepath.Join(cfg.OutDir, cfg.Name+"-kubeconfig")
-	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
-		return nil, err
+	args := []string{"--metrics-addr=" + metrics}
+	if cfg.Producer == ProducerNullEvents {
+		args = append(args, "--emit-events")
 	}
-	storageAddr, err := devenv.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	if r.metrics, err = devenv.FreeAddr(); err != nil {
-		return nil, err
-	}
-	args := []string{
-		"--watch-all-namespaces",
-		"--storage-backend=" + cfg.Backend,
-		"--storage-addr=" + storageAddr,
-		"--storage-adv-addr=" + storageAddr,
-		"--metrics-addr=" + r.metrics,
-		"--health-addr=127.0.0.1:0",
-		"--log-level=error",
-		// The benchmark's upstreams listen on loopback, denied by default.
-		"--allowed-address-ranges=127.0.0.0/8",
-	}
-	if cfg.Backend == "filesystem" {
-		dir := filepath.Join(cfg.OutDir, cfg.Name+"-storage")
-		_ = os.RemoveAll(dir)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+	if !cfg.nullProducer() {
+		args = append(args,
+			"--watch-all-namespaces",
+			"--storage-backend="+cfg.Backend,
+			"--storage-addr="+storageAddr,
+			"--storage-adv-addr="+storageAddr,
+			"--health-addr=127.0.0.1:0",
+			"--log-level=error",
+			// The benchmark's upstreams listen on loopback, denied by default.
+			"--allowed-address-ranges=127.0.0.0/8",
+		)
+		switch cfg.Backend {
+		case "filesystem":
+			dir := filepath.Join(cfg.OutDir, name+"-storage")
+			if fresh {
+				_ = os.RemoveAll(dir)
+			}
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+			args = append(args, "--storage-path="+dir)
+		case "s3":
+			args = append(args, "--s3-endpoint="+r.s3.Endpoint, "--s3-bucket="+s3Bucket, "--s3-insecure")
 		}
-		args = append(args, "--storage-path="+dir)
+		if cfg.Throughput {
+			args = append(args, "--max-response-size="+strconv.Itoa(2*cfg.PayloadSize+1<<20))
+		}
 	}
 	if cfg.Concurrent > 0 {
 		args = append(args, "--concurrent="+strconv.Itoa(cfg.Concurrent))
@@ -392,82 +525,132 @@ func (r *run) startController(ctx context.Context) (func(), error) {
 	if cfg.Burst > 0 {
 		args = append(args, "--kube-api-burst="+strconv.Itoa(cfg.Burst))
 	}
-	if cfg.Throughput {
-		args = append(args, "--max-response-size="+strconv.Itoa(2*cfg.PayloadSize+1<<20))
-	}
-	args = append(args, cfg.ExtraArgs...)
+	return append(args, cfg.ExtraArgs...), nil
+}
 
-	logFile, err := os.Create(filepath.Join(cfg.OutDir, cfg.Name+"-controller.log"))
+// startController starts the main controller process (or starts it again
+// after a stop, keeping its storage), records it in r and takes the idle
+// baseline on the first start.
+func (r *run) startController(ctx context.Context, fresh bool) (func(), error) {
+	p, err := r.startProc(ctx, r.cfg.Name, nil, fresh)
+	if err != nil {
+		return nil, err
+	}
+	r.proc, r.pid, r.metrics = p, p.pid, p.metrics
+	r.procs = append(r.procs, p)
+	if r.sampler == nil {
+		r.sampler = &sampler{start: time.Now()}
+	}
+	go r.sampler.run(ctx, p.pid, 250*time.Millisecond, p.exited)
+	if fresh {
+		// Let the manager's caches sync, then take the idle baseline.
+		time.Sleep(2 * time.Second)
+		if ps, err := ReadProc(r.pid); err == nil {
+			r.rep.BaselineRSSMiB = ps.RSSMiB
+		}
+	}
+	return p.stop, nil
+}
+
+// startProc starts one controller process named name with extra flags and
+// waits for its metrics endpoint; fresh empties its filesystem storage.
+// The returned proc's stop is idempotent.
+func (r *run) startProc(ctx context.Context, name string, extra []string, fresh bool) (*proc, error) {
+	cfg := r.cfg
+	kubeconfig := filepath.Join(cfg.OutDir, cfg.Name+"-kubeconfig")
+	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
+		return nil, err
+	}
+	// A restarted process keeps its artifact server's address: the
+	// artifact URLs carry it.
+	storageAddr := ""
+	for _, p := range r.procs {
+		if p.name == name {
+			storageAddr = p.storage
+		}
+	}
+	if storageAddr == "" {
+		var err error
+		if storageAddr, err = devenv.FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	metrics, err := devenv.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args, err := r.controllerArgs(metrics, storageAddr, name, fresh)
+	if err != nil {
+		return nil, err
+	}
+	args = append(args, extra...)
+
+	logPath := filepath.Join(cfg.OutDir, name+"-controller.log")
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fresh {
+		flags |= os.O_TRUNC
+	}
+	logFile, err := os.OpenFile(logPath, flags, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(cfg.ControllerBin, args...)
+	if cfg.nullProducer() {
+		cmd = exec.Command(cfg.NullProducerBin, args...)
+	}
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+namespace)
+	if r.s3 != nil {
+		cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", cfg.ControllerBin, err)
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	r.pid = cmd.Process.Pid
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	p := &proc{name: name, pid: cmd.Process.Pid, metrics: metrics, storage: storageAddr, exited: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.exited) }()
 	var once sync.Once
-	stop := func() {
+	p.stop = func() {
 		once.Do(func() {
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-exited:
+			case <-p.exited:
 			case <-time.After(15 * time.Second):
 				_ = cmd.Process.Kill()
-				<-exited
+				<-p.exited
 			}
 		})
 	}
 
-	r.sampler = &sampler{start: time.Now()}
-	go r.sampler.run(ctx, r.pid, 250*time.Millisecond)
-
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if _, err := readReconciles(ctx, r.metrics); err == nil {
+		if _, err := readReconciles(ctx, metrics); err == nil {
 			break
 		}
 		select {
-		case <-exited:
-			return nil, fmt.Errorf("the controller exited at start-up; see %s", logFile.Name())
+		case <-p.exited:
+			return nil, fmt.Errorf("the controller exited at start-up; see %s", logPath)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			stop()
+			p.stop()
 			return nil, errors.New("the controller's metrics endpoint did not come up within 1m")
 		}
 	}
-	// Let the manager's caches sync, then take the idle baseline.
-	time.Sleep(2 * time.Second)
-	if p, err := ReadProc(r.pid); err == nil {
-		r.rep.BaselineRSSMiB = p.RSSMiB
-	}
-	return stop, nil
+	return p, nil
 }
 
 func (r *run) name(i int) string { return fmt.Sprintf("src-%05d", i) }
 
-// phaseCreate creates the namespace and the N sources and waits until all
-// are Ready.
-func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error {
+// createSources creates the namespace and the N sources, source i with
+// labels(i) when labels is set.
+func (r *run) createSources(ctx context.Context, labels func(i int) map[string]string) error {
 	cfg := r.cfg
 	if err := r.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
 		return err
 	}
-	w0, err := ReadAPIWrites(ctx, r.admin)
-	if err != nil {
-		return err
-	}
-	logf("creating %d ExternalSources", cfg.N)
-	start := time.Now()
-	r.tr.setStart(start, cfg.N)
-	err = parallel(ctx, cfg.N, 16, func(i int) error {
-		return r.c.Create(ctx, &exsv1beta1.ExternalSource{
+	return parallel(ctx, cfg.N, 16, func(i int) error {
+		obj := &exsv1beta1.ExternalSource{
 			ObjectMeta: metav1.ObjectMeta{Name: r.name(i), Namespace: namespace},
 			Spec: exsv1beta1.ExternalSourceSpec{
 				Interval:        metav1.Duration{Duration: cfg.Interval},
@@ -477,9 +660,29 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 					HTTP: &exsv1beta1.HTTPGeneratorSpec{URL: r.up.URL(i)},
 				},
 			},
-		})
+		}
+		if labels != nil {
+			obj.Labels = labels(i)
+		}
+		return r.c.Create(ctx, obj)
 	})
+}
+
+// phaseCreate creates the namespace and the N sources and waits until all
+// are Ready.
+func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error {
+	cfg := r.cfg
+	w0, err := ReadAPIWrites(ctx, r.admin)
 	if err != nil {
+		return err
+	}
+	logf("creating %d ExternalSources", cfg.N)
+	start := time.Now()
+	r.tr.setStart(start, cfg.N)
+	if cfg.CPUProfile > 0 && !cfg.nullProducer() {
+		defer func(done <-chan struct{}) { <-done }(r.cpuProfile(ctx, cfg.CPUProfile, logf))
+	}
+	if err := r.createSources(ctx, r.labels); err != nil {
 		return err
 	}
 	r.rep.CreateSeconds = time.Since(start).Seconds()
@@ -787,11 +990,15 @@ type tracker struct {
 
 	pending map[string]time.Time
 	values  []float64
+
+	// isFalse and readyFalse track Ready=False after a source was Ready.
+	isFalse    map[string]bool
+	readyFalse int
 }
 
 func newTracker() *tracker {
 	return &tracker{ready: map[string]time.Time{}, revisions: map[string]string{}, allReady: make(chan struct{}),
-		pending: map[string]time.Time{}, acked: map[string]bool{}}
+		pending: map[string]time.Time{}, acked: map[string]bool{}, isFalse: map[string]bool{}}
 }
 
 func (t *tracker) setStart(s time.Time, n int) {
@@ -808,7 +1015,15 @@ func (t *tracker) onSource(obj any) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, seen := t.ready[es.Name]; !seen && conditions.IsReady(es) && es.Status.Artifact != nil {
+	_, wasReady := t.ready[es.Name]
+	if wasReady {
+		f := conditions.IsFalse(es, meta.ReadyCondition)
+		if f && !t.isFalse[es.Name] {
+			t.readyFalse++
+		}
+		t.isFalse[es.Name] = f
+	}
+	if !wasReady && conditions.IsReady(es) && es.Status.Artifact != nil {
 		t.ready[es.Name] = now
 		t.last = now
 		if len(t.ready) == t.n {
@@ -841,6 +1056,12 @@ func (t *tracker) onArtifact(obj any) {
 		t.values = append(t.values, now.Sub(s).Seconds())
 		delete(t.pending, ea.Name)
 	}
+}
+
+func (t *tracker) readyFalseCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.readyFalse
 }
 
 func (t *tracker) readyCount() int {

@@ -93,10 +93,15 @@ type sampler struct {
 	max     float64
 }
 
-func (s *sampler) run(ctx context.Context, pid int, period time.Duration) {
+func (s *sampler) run(ctx context.Context, pid int, period time.Duration, exited <-chan struct{}) {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
+		select {
+		case <-exited:
+			return
+		default:
+		}
 		if p, err := ReadProc(pid); err == nil {
 			s.mu.Lock()
 			s.samples = append(s.samples, Sample{Seconds: time.Since(s.start).Seconds(), RSSMiB: p.RSSMiB})

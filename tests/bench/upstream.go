@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -43,6 +44,29 @@ type Upstream struct {
 	servers   []*http.Server
 
 	heads, gets, others, notModified atomic.Int64
+
+	// perEndpoint counts the requests of each endpoint.
+	perEndpoint []atomic.Int64
+	// delay is added before every answer: a slow upstream.
+	delay time.Duration
+	// failing endpoints answer 500 to every request.
+	failing []atomic.Bool
+	// inflight and peakInflight count concurrent requests.
+	inflight, peakInflight atomic.Int64
+
+	mu sync.Mutex
+	// perSecond counts requests by Unix second, for the peak rate one
+	// host sees.
+	perSecond map[int64]int64
+	// failTimes are the arrival times of the requests to failing
+	// endpoints.
+	failTimes []FailedRequest
+}
+
+// FailedRequest is one request to a failing endpoint.
+type FailedRequest struct {
+	At       time.Time
+	Endpoint int
 }
 
 // UpstreamCounts are the requests the pool answered, by method.
@@ -65,7 +89,8 @@ func (c UpstreamCounts) Sub(o UpstreamCounts) UpstreamCounts {
 // fixed, when not nil, is the body of every endpoint (its size overrides
 // size).
 func StartUpstream(n, size int, etag bool, fixed []byte, maxListeners int) (*Upstream, error) {
-	u := &Upstream{size: size, etag: etag, fixed: fixed, versions: make([]atomic.Int64, n)}
+	u := &Upstream{size: size, etag: etag, fixed: fixed, versions: make([]atomic.Int64, n),
+		failing: make([]atomic.Bool, n), perEndpoint: make([]atomic.Int64, n), perSecond: map[int64]int64{}}
 	if fixed != nil {
 		u.size = len(fixed)
 	}
@@ -107,8 +132,80 @@ func (u *Upstream) Close() {
 	}
 }
 
+// SetDelay makes every answer wait d first, as a slow upstream does.
+func (u *Upstream) SetDelay(d time.Duration) { u.delay = d }
+
+// SetFailing makes endpoint i answer 500 to every request (or stop).
+func (u *Upstream) SetFailing(i int, fail bool) { u.failing[i].Store(fail) }
+
+// Hosts is the number of distinct host:port the endpoints are spread over.
+func (u *Upstream) Hosts() int { return len(u.listeners) }
+
+// PeakPerSecond returns the most requests answered in one calendar second
+// from since on, and that second's start.
+func (u *Upstream) PeakPerSecond(since time.Time) (int64, time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var peak, at int64
+	for sec, n := range u.perSecond {
+		if sec >= since.Unix() && n > peak {
+			peak, at = n, sec
+		}
+	}
+	return peak, time.Unix(at, 0)
+}
+
+// PerSecond returns the requests answered in each second of [from, to).
+func (u *Upstream) PerSecond(from, to time.Time) []int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []int64
+	for sec := from.Unix(); sec < to.Unix(); sec++ {
+		out = append(out, u.perSecond[sec])
+	}
+	return out
+}
+
+// PeakInflight returns the most requests in progress at once since the
+// last reset, and resets it to the current value.
+func (u *Upstream) PeakInflight() int64 {
+	return u.peakInflight.Swap(u.inflight.Load())
+}
+
+// EndpointCounts returns the requests each endpoint answered so far.
+func (u *Upstream) EndpointCounts() []int64 {
+	out := make([]int64, len(u.perEndpoint))
+	for i := range u.perEndpoint {
+		out[i] = u.perEndpoint[i].Load()
+	}
+	return out
+}
+
+// FailTimes returns the arrival times of the requests to failing
+// endpoints.
+func (u *Upstream) FailTimes() []FailedRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]FailedRequest(nil), u.failTimes...)
+}
+
 // ServeHTTP answers GET and HEAD for /s/<i>.
 func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	in := u.inflight.Add(1)
+	defer u.inflight.Add(-1)
+	for {
+		p := u.peakInflight.Load()
+		if in <= p || u.peakInflight.CompareAndSwap(p, in) {
+			break
+		}
+	}
+	u.mu.Lock()
+	u.perSecond[now.Unix()]++
+	u.mu.Unlock()
+	if u.delay > 0 {
+		time.Sleep(u.delay)
+	}
 	switch r.Method {
 	case http.MethodHead:
 		u.heads.Add(1)
@@ -122,6 +219,14 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	i, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/s/"))
 	if err != nil || i < 0 || i >= len(u.versions) {
 		http.NotFound(w, r)
+		return
+	}
+	u.perEndpoint[i].Add(1)
+	if u.failing[i].Load() {
+		u.mu.Lock()
+		u.failTimes = append(u.failTimes, FailedRequest{At: now, Endpoint: i})
+		u.mu.Unlock()
+		http.Error(w, "failing on purpose", http.StatusInternalServerError)
 		return
 	}
 	v := u.versions[i].Load()
