@@ -50,23 +50,9 @@ state: kubectl's last-applied-configuration and Flux's reconcile requests
 			case len(args) == 0 && !all && !allNamespaces:
 				return usagef("a NAME (or --all) is required")
 			}
-			s, err := o.connect()
-			if err != nil {
+			items, err := o.listNamed(args, allNamespaces)
+			if err != nil || len(items) == 0 {
 				return err
-			}
-			ctx, cancel := o.context()
-			defer cancel()
-			var name string
-			if len(args) == 1 {
-				name = args[0]
-			}
-			items, err := s.list(ctx, name, allNamespaces)
-			if err != nil {
-				return err
-			}
-			if len(items) == 0 {
-				o.failure("no ExternalSource objects found in %s", namespaceScope(s.namespace, allNamespaces))
-				return nil
 			}
 			return writeExport(o.stdout, items)
 		},

@@ -53,23 +53,9 @@ func newGetCmd(o *options) *cobra.Command {
 			if len(args) == 1 && allNamespaces {
 				return usagef("a NAME cannot be combined with --all-namespaces")
 			}
-			s, err := o.connect()
-			if err != nil {
+			items, err := o.listNamed(args, allNamespaces)
+			if err != nil || len(items) == 0 {
 				return err
-			}
-			ctx, cancel := o.context()
-			defer cancel()
-			var name string
-			if len(args) == 1 {
-				name = args[0]
-			}
-			items, err := s.list(ctx, name, allNamespaces)
-			if err != nil {
-				return err
-			}
-			if len(items) == 0 {
-				o.failure("no ExternalSource objects found in %s", namespaceScope(s.namespace, allNamespaces))
-				return nil
 			}
 			return writeSourceTable(o.stdout, items, allNamespaces)
 		},
@@ -84,6 +70,30 @@ func namespaceScope(ns string, all bool) string {
 		return "any namespace"
 	}
 	return ns + " namespace"
+}
+
+// listNamed lists what get and export name: the ExternalSource args[0], or
+// all of the namespace (or of every namespace); none found is said on
+// stderr and is not an error, as with flux.
+func (o *options) listNamed(args []string, allNamespaces bool) ([]exsv1beta1.ExternalSource, error) {
+	s, err := o.connect()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := o.context()
+	defer cancel()
+	var name string
+	if len(args) == 1 {
+		name = args[0]
+	}
+	items, err := s.list(ctx, name, allNamespaces)
+	if err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		o.failure("no ExternalSource objects found in %s", namespaceScope(s.namespace, allNamespaces))
+	}
+	return items, nil
 }
 
 // list returns the named ExternalSource (an error when it does not exist)
