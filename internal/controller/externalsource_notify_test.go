@@ -17,11 +17,7 @@ limitations under the License.
 package controller
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -35,34 +31,8 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
-
-// notifications collects what Flux's recorder posts to --events-addr.
-type notifications struct {
-	mu     sync.Mutex
-	events []eventv1.Event
-}
-
-func (n *notifications) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var ev eventv1.Event
-	b, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(b, &ev); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	n.mu.Lock()
-	n.events = append(n.events, ev)
-	n.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (n *notifications) take() []eventv1.Event {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := n.events
-	n.events = nil
-	return out
-}
 
 // TestNotificationRecorder: an ExternalSource's event is one Kubernetes
 // Event on the ExternalSource and two notifications, for the ExternalSource
@@ -116,7 +86,7 @@ func TestNotificationRecorder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			posted := &notifications{}
+			posted := &testutil.EventReceiver{}
 			srv := httptest.NewServer(posted)
 			defer srv.Close()
 			kube := events.NewFakeRecorder(8, true)
@@ -133,7 +103,7 @@ func TestNotificationRecorder(t *testing.T) {
 			g.Expect(k).To(HaveLen(1))
 			g.Expect(k[0].InvolvedObject.Kind).To(Equal(tt.wantKube))
 			g.Expect(k[0].Message).To(Equal("message 1"))
-			got := posted.take()
+			got := posted.Take()
 			g.Expect(got).To(HaveLen(len(tt.wantPosted)))
 			for i, e := range got {
 				g.Expect(e.InvolvedObject.Kind).To(Equal(tt.wantPosted[i]))

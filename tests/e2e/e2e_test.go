@@ -193,7 +193,7 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 	// The NewArtifact event reached the notification endpoint, for the
 	// ExternalArtifact too, with Flux's revision annotation.
 	g.Eventually(func() bool {
-		for _, e := range events.all() {
+		for _, e := range events.All() {
 			if e.InvolvedObject.Kind == sourcev1.ExternalArtifactKind && e.Reason == exsv1beta1.NewArtifactReason &&
 				e.Metadata[sourcev1.GroupVersion.Group+"/revision"] == second {
 				return true
@@ -213,7 +213,7 @@ func TestKustomizationDeploysExternalArtifact(t *testing.T) {
 		g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring("500"))
 	}, timeout).Should(Succeed())
 	g.Eventually(func() bool {
-		for _, e := range events.all() {
+		for _, e := range events.All() {
 			if e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind && e.Severity == "error" && strings.Contains(e.Message, "500") {
 				return true
 			}

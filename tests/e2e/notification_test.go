@@ -51,6 +51,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 // fluxControllerRBAC applies the RBAC a Flux install gives its controllers
@@ -206,7 +207,7 @@ func TestNotificationController(t *testing.T) {
 	}
 
 	// The notifications the Providers forward, by path.
-	all, errs := &eventReceiver{}, &eventReceiver{}
+	all, errs := &testutil.EventReceiver{}, &testutil.EventReceiver{}
 	mux := http.NewServeMux()
 	mux.Handle("/all", all)
 	mux.Handle("/errors", errs)
@@ -308,10 +309,10 @@ func TestNotificationController(t *testing.T) {
 	// every kind).
 	newArtifact := func(rev string) func(g Gomega) {
 		return func(g Gomega) {
-			e := findEvent(all.all(), func(e eventv1.Event) bool {
+			e := findEvent(all.All(), func(e eventv1.Event) bool {
 				return e.Reason == exsv1beta1.NewArtifactReason && e.Metadata[eventv1.MetaRevisionKey] == rev
 			})
-			g.Expect(e).ToNot(BeNil(), "NewArtifact %s among %d notifications", rev, len(all.all()))
+			g.Expect(e).ToNot(BeNil(), "NewArtifact %s among %d notifications", rev, len(all.All()))
 			g.Expect(e.InvolvedObject.Kind).To(Equal(sourcev1.ExternalArtifactKind))
 			g.Expect(e.InvolvedObject.APIVersion).To(Equal(sourcev1.GroupVersion.String()))
 			g.Expect(e.InvolvedObject.Name).To(Equal("pricing"))
@@ -352,9 +353,9 @@ func TestNotificationController(t *testing.T) {
 	failure := func(e eventv1.Event) bool {
 		return e.Severity == eventv1.EventSeverityError && strings.Contains(e.Message, "404")
 	}
-	for name, r := range map[string]*eventReceiver{"all": all, "errors": errs} {
+	for name, r := range map[string]*testutil.EventReceiver{"all": all, "errors": errs} {
 		g.Eventually(func(g Gomega) {
-			e := findEvent(r.all(), failure)
+			e := findEvent(r.All(), failure)
 			g.Expect(e).ToNot(BeNil(), "Alert %s: the failure", name)
 			g.Expect(e.InvolvedObject.Kind).To(Equal(sourcev1.ExternalArtifactKind))
 			g.Expect(e.InvolvedObject.Name).To(Equal("pricing"))
@@ -370,16 +371,16 @@ func TestNotificationController(t *testing.T) {
 	}, timeout).Should(Succeed())
 
 	// The error-only Alert received errors only: no NewArtifact.
-	for _, e := range errs.all() {
+	for _, e := range errs.All() {
 		g.Expect(e.Severity).To(Equal(eventv1.EventSeverityError), "%s: %s", e.Reason, e.Message)
 	}
 	// Every notification is about the ExternalArtifact: the Alerts cannot
 	// select the ExternalSource, whose notifications notification-
 	// controller discards.
-	for _, e := range append(all.all(), errs.all()...) {
+	for _, e := range append(all.All(), errs.All()...) {
 		g.Expect(e.InvolvedObject.Kind).To(Equal(sourcev1.ExternalArtifactKind))
 	}
-	t.Logf("Alert all: %d notifications, Alert errors: %d", len(all.all()), len(errs.all()))
+	t.Logf("Alert all: %d notifications, Alert errors: %d", len(all.All()), len(errs.All()))
 }
 
 // revisionNow is the ExternalSource's published revision.

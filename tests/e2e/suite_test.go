@@ -21,15 +21,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,7 +40,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	eventv1 "github.com/fluxcd/pkg/apis/event/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -53,12 +48,13 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/devenv"
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 var (
 	scheme    = runtime.NewScheme()
 	k8sClient client.Client
-	events    = &eventReceiver{}
+	events    = &testutil.EventReceiver{}
 	ctx       = context.Background()
 	workDir   string
 	// restConfig is the control plane's admin configuration.
@@ -255,31 +251,6 @@ func writeExampleWhitelist(root, path string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(cm.Data["whitelist.yaml"]), 0o644)
-}
-
-// eventReceiver is a notification endpoint: it decodes Flux's event payload.
-type eventReceiver struct {
-	mu     sync.Mutex
-	events []eventv1.Event
-}
-
-func (e *eventReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var ev eventv1.Event
-	b, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(b, &ev); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	e.mu.Lock()
-	e.events = append(e.events, ev)
-	e.mu.Unlock()
-	w.WriteHeader(http.StatusAccepted)
-}
-
-func (e *eventReceiver) all() []eventv1.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]eventv1.Event(nil), e.events...)
 }
 
 // timeout bounds each wait; never a performance assertion.
