@@ -233,24 +233,30 @@ type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
+// tarGzBomb is a tar.gz, best compression, of one file "bomb" of size
+// zeros: about a thousandth of size on the wire.
+func tarGzBomb(tb testing.TB, size int64) []byte {
+	var tgz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&tgz, gzip.BestCompression)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bomb", Size: size, Mode: 0o644}); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeros{}, size); err != nil {
+		tb.Fatal(err)
+	}
+	_ = tw.Close()
+	_ = zw.Close()
+	return tgz.Bytes()
+}
+
 // TestBombsAreRefused: archives of ~1 MiB that unpack to 1 GiB are refused
 // naming the limit, with the heap bounded: an honest header is refused
 // before anything is unpacked, a lying zip header is stopped by counting
 // the bytes as they are copied.
 func TestBombsAreRefused(t *testing.T) {
 	const gib = 1 << 30
-	// A tar.gz of one 1 GiB file of zeros.
-	var tgz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&tgz, gzip.BestCompression)
-	tw := tar.NewWriter(zw)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bomb", Size: gib, Mode: 0o644}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.CopyN(tw, zeros{}, gib); err != nil {
-		t.Fatal(err)
-	}
-	_ = tw.Close()
-	_ = zw.Close()
+	tgz := tarGzBomb(t, gib)
 
 	// The same zeros as raw deflate, for the zip entries.
 	var raw bytes.Buffer
@@ -287,7 +293,7 @@ func TestBombsAreRefused(t *testing.T) {
 		want   string
 	}{
 		// fluxcd/pkg/tar refuses it from the tar header (its own message).
-		{"tar.gz", tgz.Bytes(), Limits{}, "bigger than max archive size of 536870912 bytes"},
+		{"tar.gz", tgz, Limits{}, "bigger than max archive size of 536870912 bytes"},
 		{"zip-honest-header", zipBomb(gib), Limits{}, "more than 536870912 bytes (--max-extract-size)"},
 		// A header declaring 1 KiB: archive/zip stops reading at the
 		// declared size (the LimitReader of the bytes left is the second

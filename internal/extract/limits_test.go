@@ -295,24 +295,11 @@ func TestGitArchiveReleaseAssets(t *testing.T) {
 // costs (run with -benchmem; peak-heap-MiB is the highest HeapAlloc
 // sampled during the refusals, the archive itself included).
 func BenchmarkBomb(b *testing.B) {
-	const gib = 1 << 30
-	var tgz bytes.Buffer
-	gz, _ := gzip.NewWriterLevel(&tgz, gzip.BestCompression)
-	tw := tar.NewWriter(gz)
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "bomb", Size: gib, Mode: 0o644}); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.CopyN(tw, zeros{}, gib); err != nil {
-		b.Fatal(err)
-	}
-	_ = tw.Close()
-	_ = gz.Close()
 	dir := b.TempDir()
 	src := filepath.Join(dir, "bomb.tar.gz")
-	if err := os.WriteFile(src, tgz.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(src, tarGzBomb(b, 1<<30), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	tgz = bytes.Buffer{}
 	runtime.GC()
 	b.ResetTimer()
 	peak := peakHeap(func() {
