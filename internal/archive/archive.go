@@ -31,11 +31,14 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/fluxcd/pkg/artifact/digest"
+
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // modTime is the fixed modification time of every entry. A real clock would
@@ -98,13 +101,8 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	h := digest.Canonical.Digester()
 	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
 
-	// BestSpeed: artifacts are read far less often than they are built, and
-	// the data is usually small JSON; the level is part of the determinism,
-	// so it is a constant, not a flag.
-	gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-	if err != nil {
-		return Result{}, err
-	}
+	gz, done := newGzip(cw)
+	defer done()
 	// A zero gzip header (no name, no mtime, OS unknown) keeps the bytes stable.
 	tw := tar.NewWriter(gz)
 	// No explicit format: archive/tar picks USTAR when the header fits
@@ -120,7 +118,7 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	if err := tw.WriteHeader(hdr); err != nil {
 		return Result{}, fmt.Errorf("writing tar header: %w", err)
 	}
-	n, err := io.Copy(tw, data)
+	n, err := iobuf.Copy(tw, data)
 	if err != nil {
 		return Result{}, fmt.Errorf("writing data: %w", err)
 	}
@@ -134,6 +132,37 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 		return Result{}, fmt.Errorf("closing gzip: %w", err)
 	}
 	return Result{Digest: h.Digest().String(), Size: cw.n}, nil
+}
+
+// gzipLevel is BestSpeed: artifacts are read far less often than they
+// are built, and the data is usually small JSON. The level is part of the
+// determinism, so it is a constant, not a flag.
+const gzipLevel = gzip.BestSpeed
+
+// gzipWriters keeps gzip writers between archives. A new flate compressor
+// allocates over 1 MiB of tables, whatever the data: at a thousand new
+// revisions that was most of what a reconcile allocated and most of the
+// controller's garbage-collection work (BenchmarkWrite,
+// docs/benchmarks.md). Reset makes a pooled writer the same as a new one
+// of the same level, header included, so the bytes do not change.
+var gzipWriters = sync.Pool{New: func() any {
+	gz, err := gzip.NewWriterLevel(io.Discard, gzipLevel)
+	if err != nil {
+		panic(err) // only for an invalid level, a constant
+	}
+	return gz
+}}
+
+// newGzip returns a pooled gzip writer to w, and done, which gives it back
+// (whether it was closed or not) and must be called once it is no longer
+// used.
+func newGzip(w io.Writer) (gz *gzip.Writer, done func()) {
+	gz = gzipWriters.Get().(*gzip.Writer)
+	gz.Reset(w)
+	return gz, func() {
+		gz.Reset(io.Discard) // drop w
+		gzipWriters.Put(gz)
+	}
 }
 
 // Revision returns the Flux revision of an archive digest.
@@ -205,10 +234,8 @@ func WriteDir(w io.Writer, prefix, root string) (Result, error) {
 
 	h := digest.Canonical.Digester()
 	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
-	gz, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-	if err != nil {
-		return Result{}, err
-	}
+	gz, done := newGzip(cw)
+	defer done()
 	tw := tar.NewWriter(gz)
 	for _, f := range files {
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.size, Mode: f.mode, ModTime: modTime}
@@ -239,7 +266,7 @@ func copyFile(w io.Writer, p string, size int64) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.Copy(w, io.LimitReader(f, size))
+	n, err := iobuf.Copy(w, io.LimitReader(f, size))
 	if err != nil {
 		return err
 	}

@@ -305,6 +305,9 @@ type reconcileState struct {
 	// artifactRequested says the ExternalArtifact carried a new reconcile
 	// request (externalsource_requests.go): the upstream is checked now.
 	artifactRequested bool
+	// leaveShare gives the namespace's share slot back (fairshare.go)
+	// once the steps its tenant controls are over; idempotent.
+	leaveShare func()
 	// checkAfter, when set, is when the upstream check this reconcile
 	// deferred is due (firstChecks): Ready is kept as it was, and the
 	// object is requeued then instead of after its interval.
@@ -348,7 +351,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	sp := newObjectPatcher(obj, r.Client, r.ControllerName)
 	st := &reconcileState{secrets: secrets, start: start,
 		prevReadyMessage: conditions.GetMessage(obj, meta.ReadyCondition),
-		firstInProcess:   r.firstChecks.first(req.NamespacedName)}
+		firstInProcess:   r.firstChecks.first(req.NamespacedName), leaveShare: release}
 	defer st.cleanup()
 
 	// done says the steps ran to the end (as opposed to: stopped early for
@@ -408,6 +411,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		r.reconcileHooks,
 		r.reconcileExtract,
 		r.reconcileArtifact,
+		r.leaveNamespaceShare,
 		r.reconcileExternalArtifact,
 	}
 	for _, step := range steps {

@@ -37,6 +37,7 @@ import (
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 )
 
@@ -153,7 +154,7 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 	// "over it" without reading the rest. The digest is computed while
 	// spooling, so the pin costs no second read.
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(res.Body, r.MaxDataSize+1))
+	n, err := iobuf.Copy(io.MultiWriter(f, h), io.LimitReader(res.Body, r.MaxDataSize+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -42,7 +42,19 @@ import (
 //   - time: a fetch ends at spec.timeout, which the API server caps at
 //     exsv1beta1.MaxTimeout and the controller at --max-fetch-timeout;
 //   - workers: at most --max-concurrent-per-namespace reconciles of one
-//     namespace run at once, so the other namespaces always keep workers.
+//     namespace run the steps its tenant controls at once (fetch, hooks,
+//     extraction and storage, whose length the upstream and the data
+//     decide), so the other namespaces always keep workers.
+//
+// The share is left after storage, before the last steps: the
+// ExternalArtifact and ExternalSource writes, whose length only the API
+// server decides. A request of the same namespace can then start while
+// they finish, so a namespace alone on the controller (flux-system in a
+// single-tenant cluster) still uses every worker: at 1,000 new sources in
+// one namespace those writes are two thirds of a reconcile, and holding
+// the share through them idled half of the workers (docs/benchmarks.md).
+// A hostile tenant gains nothing from it: what it makes hang is inside
+// the share, and what is outside ends as fast as the API server answers.
 //
 // The tenant boundary is the namespace: a hostile tenant can create many
 // objects and point them at many hosts, but only in its own namespace. A
@@ -183,6 +195,17 @@ func (s *NamespaceShare) unpark(req reconcile.Request) {
 		return
 	}
 	s.waiting[req.Namespace] = w
+}
+
+// leaveNamespaceShare is the step after storage: it gives the namespace's
+// share slot back, waking a parked request of the namespace, while this
+// reconcile goes on with its API writes (see "Fair and bounded work").
+func (r *ExternalSourceReconciler) leaveNamespaceShare(_ context.Context, _ *objectPatcher,
+	_ *exsv1beta1.ExternalSource, st *reconcileState) error {
+	if st.leaveShare != nil {
+		st.leaveShare()
+	}
+	return nil
 }
 
 // withNamespaceShare gives the reconciler its per-namespace share of the

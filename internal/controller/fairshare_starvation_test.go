@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/storage/memory"
@@ -223,4 +225,82 @@ func TestMemoryStoreNamespaceShare(t *testing.T) {
 	g.Expect(k8sClient.Create(testCtx, elsewhere)).To(Succeed())
 	g.Eventually(func(g Gomega) { g.Expect(conditions.IsReady(getSource(g, elsewhere))).To(BeTrue()) }, timeout, 50*time.Millisecond).Should(Succeed())
 	g.Expect(conditions.IsReady(getSource(g, second))).To(BeFalse())
+}
+
+// slowArtifactWrites delays every ExternalArtifact status write by delay and
+// records how many were in flight at once: it stands for a busy API server,
+// the only thing that decides how long the steps after the share take.
+type slowArtifactWrites struct {
+	client.Client
+	delay          time.Duration
+	inFlight, peak atomic.Int32
+}
+
+func (c *slowArtifactWrites) Status() client.SubResourceWriter {
+	return slowStatusWriter{SubResourceWriter: c.Client.Status(), c: c}
+}
+
+type slowStatusWriter struct {
+	client.SubResourceWriter
+	c *slowArtifactWrites
+}
+
+func (w slowStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	if _, ok := obj.(*sourcev1.ExternalArtifact); ok {
+		n := w.c.inFlight.Add(1)
+		defer w.c.inFlight.Add(-1)
+		for p := w.c.peak.Load(); n > p && !w.c.peak.CompareAndSwap(p, n); p = w.c.peak.Load() {
+		}
+		time.Sleep(w.c.delay)
+	}
+	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+// TestNamespaceShareEndsBeforeTheAPIWrites: the share bounds the steps a
+// tenant controls, not the API writes after them. With 4 workers (a share
+// of 2) and ExternalArtifact writes made slow, one namespace alone on the
+// controller has more reconciles than its share in those writes at once,
+// so its other workers are not left idle; while the same namespace's
+// fetches never exceed the share (TestOneNamespaceCannotStarveTheOthers
+// holds the hanging side).
+func TestNamespaceShareEndsBeforeTheAPIWrites(t *testing.T) {
+	g := NewWithT(t)
+	const concurrent = 4
+	share := int32(DefaultMaxConcurrentPerNamespace(concurrent))
+	upstream := newPeakUpstream(t, 50*time.Millisecond)
+	ns := newNamespace(t)
+	shard := "leave-" + ns
+	slow := &slowArtifactWrites{delay: 500 * time.Millisecond}
+	startIsolatedManager(t, shard, zapLevel(), ReconcilerOptions{MaxConcurrentReconciles: concurrent}, func(r *ExternalSourceReconciler) {
+		slow.Client = r.Client
+		r.Client = slow
+	})
+
+	createShardSources(t, shard, ns, "src", upstream.URL, 12, exsv1beta1.DefaultTimeout)
+	g.Eventually(func(g Gomega) int { return readyIn(g, shard, ns) }, timeout, 50*time.Millisecond).Should(Equal(12))
+	t.Logf("peak ExternalArtifact writes in flight %d, peak fetches %d, share %d", slow.peak.Load(), upstream.peak.Load(), share)
+	g.Expect(slow.peak.Load()).To(BeNumerically(">", share), "the namespace used workers beyond its share for the API writes")
+	g.Expect(upstream.peak.Load()).To(BeNumerically("<=", share), "never more fetches than the share")
+}
+
+// peakUpstream answers every GET after delay and records the most requests
+// it held at once.
+type peakUpstream struct {
+	*httptest.Server
+	inFlight, peak atomic.Int32
+}
+
+func newPeakUpstream(t *testing.T, delay time.Duration) *peakUpstream {
+	u := &peakUpstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := u.inFlight.Add(1)
+		defer u.inFlight.Add(-1)
+		for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
+		}
+		time.Sleep(delay)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"path": %q}`, r.URL.Path)
+	}))
+	t.Cleanup(u.Close)
+	return u
 }

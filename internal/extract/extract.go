@@ -39,6 +39,8 @@ import (
 	"sync"
 
 	fluxtar "github.com/fluxcd/pkg/tar"
+
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // Formats of spec.extract.format.
@@ -402,7 +404,7 @@ func (c *checker) writeZipFile(f *zip.File, dst string, mode fs.FileMode) error 
 		return fmt.Errorf("entry %q: %w", f.Name, err)
 	}
 	left := c.limits.MaxSize - c.size
-	n, err := io.Copy(out, io.LimitReader(rc, left+1))
+	n, err := iobuf.Copy(out, io.LimitReader(rc, left+1))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -457,7 +459,7 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	_, err = io.Copy(out, in) // file to file: copy_file_range, no buffer
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

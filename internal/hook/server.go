@@ -32,6 +32,7 @@ import (
 	"github.com/go-logr/logr"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // The wire protocol between the controller and the hook-executor sidecar:
@@ -257,7 +258,7 @@ func (c *Client) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, st
 		return fmt.Errorf("hook executor: %s: %s", resp.Status, b)
 	}
 	out := &recordingWriter{w: stdout}
-	if _, err := io.Copy(out, resp.Body); err != nil {
+	if _, err := iobuf.Copy(out, resp.Body); err != nil {
 		if out.err != nil {
 			// The caller refused the output (a cap, a full disk): the run
 			// failed on what it wrote, the sidecar is fine.

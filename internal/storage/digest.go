@@ -23,6 +23,8 @@ import (
 	godigest "github.com/opencontainers/go-digest"
 
 	"github.com/fluxcd/pkg/artifact/digest"
+
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // NewDigester returns the digester a backend hashes stored bytes with:
@@ -51,7 +53,7 @@ func VerifyReader(r io.Reader, want string) error {
 		return fmt.Errorf("artifact digest %q: %w: %w", want, err, ErrDigestMismatch)
 	}
 	h := d.Algorithm().Digester()
-	if _, err := io.Copy(h.Hash(), r); err != nil {
+	if _, err := iobuf.Copy(h.Hash(), r); err != nil {
 		return err
 	}
 	if got := h.Digest(); got != d {

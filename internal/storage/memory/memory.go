@@ -37,6 +37,7 @@ import (
 
 	"github.com/fluxcd/pkg/apis/meta"
 
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
@@ -137,7 +138,7 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 		return err
 	}
 	var buf bytes.Buffer
-	n, err := io.Copy(io.MultiWriter(&buf, h.Hash()), io.LimitReader(r, room+1))
+	n, err := iobuf.Copy(io.MultiWriter(&buf, h.Hash()), io.LimitReader(r, room+1))
 	if err != nil {
 		return fmt.Errorf("reading artifact: %w", err)
 	}
