@@ -305,6 +305,9 @@ type reconcileState struct {
 	// artifactRequested says the ExternalArtifact carried a new reconcile
 	// request (externalsource_requests.go): the upstream is checked now.
 	artifactRequested bool
+	// lost is the published artifact storage had lost, refetched by this
+	// reconcile (externalsource_storage.go).
+	lost *lostArtifact
 	// leaveShare gives the namespace's share slot back (fairshare.go)
 	// once the steps its tenant controls are over; idempotent.
 	leaveShare func()

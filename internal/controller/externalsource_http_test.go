@@ -378,6 +378,21 @@ func warningEvents(g Gomega, ns, name, substr string) []corev1.Event {
 	return out
 }
 
+// normalEvents counts the Normal events of reason about the ExternalSource
+// name (an aggregated event counts as many times as it happened).
+func normalEvents(g Gomega, ns, name, reason string) int32 {
+	var list corev1.EventList
+	g.Expect(k8sClient.List(testCtx, &list, client.InNamespace(ns))).To(Succeed())
+	var n int32
+	for _, e := range list.Items {
+		if e.InvolvedObject.Kind == exsv1beta1.ExternalSourceKind && e.InvolvedObject.Name == name &&
+			e.Type == corev1.EventTypeNormal && e.Reason == reason {
+			n += max(e.Count, 1)
+		}
+	}
+	return n
+}
+
 // TestDeletedExternalArtifactIsRestored: the controller's own writes to the
 // ExternalArtifact do not trigger reconciles (no refetch after every new
 // revision), but its deletion does.

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -41,7 +42,7 @@ import (
 // so the next steps fetch and publish it again even if the upstream says
 // nothing changed.
 func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *objectPatcher,
-	obj *exsv1beta1.ExternalSource, _ *reconcileState) error {
+	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
@@ -64,6 +65,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *obje
 		fallthrough
 	case errors.Is(err, storage.ErrNotFound):
 		ctrl.LoggerFrom(ctx).Info("published artifact is not in storage, fetching again", "path", a.Path)
+		st.lost = &lostArtifact{artifact: a.DeepCopy(), inStorage: conditions.Get(obj, exsv1beta1.ArtifactInStorageCondition)}
 		obj.Status.Artifact = nil
 		obj.Status.LastHandledETag = ""
 		obj.Status.LastModified = ""
@@ -74,6 +76,25 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *obje
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "verifying artifact: %s", err)
 		return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
 	}
+}
+
+// lostArtifact is the published artifact that storage no longer had when
+// this reconcile began: a memory store after a restart, a wiped volume or
+// bucket, a corrupt file removed. The data is fetched again in full; when
+// it packs to the same bytes, they are stored again and the artifact, its
+// time and its ArtifactInStorage condition are kept as published. At
+// thousands of sources on a memory store, announcing each as new cost two
+// writes and two NewArtifact events per source at every restart, and every
+// consumer saw a new artifact time for the same revision.
+type lostArtifact struct {
+	artifact  *meta.Artifact
+	inStorage *metav1.Condition
+}
+
+// restoredBy says the artifact just stored is the lost one: same digest
+// at the same path.
+func (l *lostArtifact) restoredBy(stored meta.Artifact) bool {
+	return l != nil && l.artifact.Digest == stored.Digest && l.artifact.Path == stored.Path
 }
 
 // reconcileArtifact packages the data as a deterministic tar.gz and stores
@@ -116,6 +137,22 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	if err := r.store(ctx, &artifact, archivePath); err != nil {
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.WriteOperationFailedReason, "storing artifact: %s", err)
 		return transient(exsv1beta1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
+	}
+	if st.lost.restoredBy(artifact) {
+		// The bytes storage lost are back at their address: the
+		// published artifact is true again as it was, so it stays as
+		// it was (its time included), and nothing is announced.
+		obj.Status.Artifact = st.lost.artifact
+		r.Storage.SetArtifactURL(obj.Status.Artifact)
+		recordFetchResult(obj, st)
+		conditions.Delete(obj, exsv1beta1.StorageOperationFailedCondition)
+		if st.lost.inStorage != nil {
+			conditions.Set(obj, st.lost.inStorage)
+		} else {
+			conditions.MarkTrue(obj, exsv1beta1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
+		}
+		ctrl.LoggerFrom(ctx).Info("stored the published artifact again", "revision", artifact.Revision)
+		return nil
 	}
 
 	obj.Status.Artifact = artifact.DeepCopy()

@@ -85,6 +85,7 @@ func TestStorageRecovery(t *testing.T) {
 				g.Expect(conditions.IsReady(got)).To(BeTrue())
 				g.Expect(got.Status.Artifact.Revision).To(Equal(a.Revision))
 				g.Expect(got.Status.Artifact.URL).To(Equal(a.URL))
+				g.Expect(got.Status.Artifact).To(Equal(a), "the same artifact, stored again: not a new one")
 				g.Expect(got.Status.LastHandledETag).To(Equal(`"r1"`))
 				g.Expect(sha256Digest(download(g, a.URL))).To(Equal(a.Digest), "the artifact is served again")
 				g.Expect(b.store.Verify(testCtx, *got.Status.Artifact)).To(Succeed())
@@ -152,6 +153,16 @@ func TestControllerRestart(t *testing.T) {
 				g.Expect(cur.Status.Artifact).To(Equal(a), "nothing republished")
 			} else {
 				g.Expect(up.counts().minus(before).gets).To(BeNumerically(">=", 1), "the memory store refetches")
+				// The same bytes are stored again under the artifact that
+				// is published: not a new revision, so no write to either
+				// object and no NewArtifact event (at thousands of
+				// sources, every restart republished them all).
+				g.Consistently(func(g Gomega) {
+					g.Expect(getSource(g, obj).ResourceVersion).To(Equal(ready.ResourceVersion), "no ExternalSource write")
+					g.Expect(getExternalArtifact(g, obj).ResourceVersion).To(Equal(ea.ResourceVersion), "no ExternalArtifact write")
+					g.Expect(normalEvents(g, ns, obj.Name, "NewArtifact")).To(BeEquivalentTo(1), "one NewArtifact event, from the first store")
+				}, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+				g.Expect(getSource(g, obj).Status.Artifact).To(Equal(a), "restored, not republished")
 			}
 		})
 	}

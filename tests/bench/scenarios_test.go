@@ -107,7 +107,7 @@ func TestScenarios(t *testing.T) {
 		t.Logf("%s", b.String())
 	})
 
-	for _, backend := range []string{"filesystem", "s3"} {
+	for _, backend := range []string{"filesystem", "s3", "memory"} {
 		t.Run("restart on "+backend, func(t *testing.T) {
 			g := NewWithT(t)
 			r := run(t, Config{Name: "restart-" + backend, N: 10, PayloadSize: 1 << 10, ETag: true, Backend: backend,
@@ -118,10 +118,17 @@ func TestScenarios(t *testing.T) {
 			g.Expect(rr.Reconciles).To(BeNumerically(">=", 10))
 			// A HEAD from every source, answered 304 (a second one only
 			// when its interval came round again in the window); nothing
-			// written, nothing republished.
-			g.Expect(rr.Upstream.GET).To(BeZero())
+			// written, nothing republished. The memory store lost every
+			// artifact: a GET from every source, whose bytes are stored
+			// again under the published artifact, still with nothing
+			// written and nothing republished.
 			g.Expect(rr.SourcesRequested).To(Equal(10))
-			g.Expect(rr.Upstream.HEAD).To(BeNumerically(">=", 10))
+			if backend == "memory" {
+				g.Expect(rr.Upstream.GET).To(BeNumerically(">=", 10))
+			} else {
+				g.Expect(rr.Upstream.GET).To(BeZero())
+				g.Expect(rr.Upstream.HEAD).To(BeNumerically(">=", 10))
+			}
 			g.Expect(rr.NewArtifacts).To(BeZero())
 			g.Expect(rr.APIWrites.Total()).To(BeZero(), rr.APIWrites.String())
 			g.Expect(rr.ReadyFalse).To(BeZero())

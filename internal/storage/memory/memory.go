@@ -73,13 +73,20 @@ type Options struct {
 type Storage struct {
 	opts Options
 
-	mu    sync.RWMutex
-	objs  map[string]*object
+	mu   sync.RWMutex
+	objs map[string]*object
+	// dirs indexes objs by directory (one object's artifacts, dirOf), so
+	// that garbage collection, which runs at every new revision under the
+	// write lock, reads the object's few artifacts and not the whole
+	// store: scanning every path made it O(sources) per revision, which
+	// was quadratic work and held up every download at thousands of
+	// sources (docs/benchmarks.md).
+	dirs  map[string]map[string]struct{}
 	total int64
 	// byNamespace is the bytes held per namespace (namespaceOf).
 	byNamespace map[string]int64
 
-	locks sync.Map // artifact path -> *sync.Mutex
+	locks storage.PathLocks
 
 	now func() time.Time
 }
@@ -101,7 +108,8 @@ func New(opts Options) *Storage {
 		opts.MaxBytesPerNamespace = opts.MaxBytes / DefaultNamespaceShare
 	}
 	opts.MaxBytesPerNamespace = min(opts.MaxBytesPerNamespace, opts.MaxBytes)
-	return &Storage{opts: opts, objs: map[string]*object{}, byNamespace: map[string]int64{}, now: time.Now}
+	return &Storage{opts: opts, objs: map[string]*object{}, dirs: map[string]map[string]struct{}{},
+		byNamespace: map[string]int64{}, now: time.Now}
 }
 
 // NewArtifactFor implements storage.Storage.
@@ -163,6 +171,11 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 	}
 	s.removeLocked(a.Path)
 	s.objs[a.Path] = o
+	dir := dirOf(a.Path)
+	if s.dirs[dir] == nil {
+		s.dirs[dir] = map[string]struct{}{}
+	}
+	s.dirs[dir][a.Path] = struct{}{}
 	s.total += int64(len(o.data))
 	s.byNamespace[ns] += int64(len(o.data))
 
@@ -200,12 +213,9 @@ func (s *Storage) Verify(_ context.Context, a meta.Artifact) error {
 	return nil
 }
 
-// Lock implements storage.Storage with one mutex per artifact path.
+// Lock implements storage.Storage in process (storage.PathLocks).
 func (s *Storage) Lock(_ context.Context, a meta.Artifact) (func(), error) {
-	v, _ := s.locks.LoadOrStore(a.Path, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock, nil
+	return s.locks.Lock(a.Path), nil
 }
 
 // Remove implements storage.Storage.
@@ -222,11 +232,9 @@ func (s *Storage) RemoveAll(_ context.Context, a meta.Artifact) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for p := range s.objs {
-		if dirOf(p) == dir {
-			s.removeLocked(p)
-			n++
-		}
+	for p := range s.dirs[dir] {
+		s.removeLocked(p)
+		n++
 	}
 	return n, nil
 }
@@ -237,10 +245,9 @@ func (s *Storage) GarbageCollect(_ context.Context, current meta.Artifact, polic
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var infos []storage.ObjectInfo
-	for p, o := range s.objs {
-		if dirOf(p) == dir {
-			infos = append(infos, storage.ObjectInfo{Path: p, ModTime: o.modTime, Size: int64(len(o.data))})
-		}
+	for p := range s.dirs[dir] {
+		o := s.objs[p]
+		infos = append(infos, storage.ObjectInfo{Path: p, ModTime: o.modTime, Size: int64(len(o.data))})
 	}
 	del := storage.GarbageFiles(infos, current.Path, policy, s.now())
 	for _, p := range del {
@@ -254,10 +261,8 @@ func (s *Storage) List(dir string) []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
-	for p := range s.objs {
-		if dirOf(p) == dir {
-			out = append(out, p)
-		}
+	for p := range s.dirs[dir] {
+		out = append(out, p)
 	}
 	slices.Sort(out)
 	return out
@@ -306,6 +311,10 @@ func (s *Storage) removeLocked(p string) {
 			delete(s.byNamespace, ns)
 		}
 		delete(s.objs, p)
+		dir := dirOf(p)
+		if delete(s.dirs[dir], p); len(s.dirs[dir]) == 0 {
+			delete(s.dirs, dir)
+		}
 	}
 }
 

@@ -116,6 +116,35 @@ func TestRemoveAllAndGarbageCollect(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(n).To(Equal(1))
 	g.Expect(s.Verify(ctx, other)).To(Succeed(), "other objects' artifacts are untouched")
+	g.Expect(s.List(dirOf(other.Path))).To(Equal([]string{other.Path}))
+
+	// The directory index follows every removal, down to nothing.
+	g.Expect(s.dirs).To(HaveLen(1))
+	g.Expect(s.Remove(ctx, other)).To(Succeed())
+	g.Expect(s.dirs).To(BeEmpty())
+	g.Expect(s.List(dirOf(other.Path))).To(BeEmpty())
+}
+
+// BenchmarkGarbageCollect is the collection after a new revision in a
+// store of 10,000 sources' artifacts: it reads the object's directory, not
+// the store (86 µs per call when it scanned every path; docs/benchmarks.md).
+func BenchmarkGarbageCollect(b *testing.B) {
+	ctx := context.Background()
+	s := New(Options{MaxBytes: 1 << 30, MaxBytesPerNamespace: 1 << 30})
+	var last meta.Artifact
+	for i := range 10000 {
+		a := s.NewArtifactFor("ExternalSource", &metav1.ObjectMeta{Name: fmt.Sprintf("s%d", i), Namespace: "ns"}, "rev", "a.tar.gz")
+		if err := s.Put(ctx, &a, strings.NewReader("data")); err != nil {
+			b.Fatal(err)
+		}
+		last = a
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.GarbageCollect(ctx, last, storage.DefaultRetention); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // TestRecoverFindsNothing: a memory Put is all or nothing, so start-up

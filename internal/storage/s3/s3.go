@@ -27,7 +27,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -87,7 +86,7 @@ func DefaultCredentials() *credentials.Credentials {
 type Storage struct {
 	client  *minio.Client
 	opts    Options
-	locks   sync.Map
+	locks   storage.PathLocks
 	baseURL string
 }
 
@@ -322,10 +321,7 @@ func (s *Storage) GarbageCollect(ctx context.Context, current meta.Artifact, pol
 // has no locks, and leader election (or label-selector sharding) already
 // gives each object a single writer across replicas.
 func (s *Storage) Lock(_ context.Context, a meta.Artifact) (func(), error) {
-	v, _ := s.locks.LoadOrStore(a.Path, &sync.Mutex{})
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock, nil
+	return s.locks.Lock(a.Path), nil
 }
 
 func isNotFound(err error) bool {
