@@ -327,3 +327,33 @@ func TestFetchTimeout(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkNamespaceShareParked is one wake-up and one admission with
+// 5,000 requests of the namespace parked, what a burst of new sources in
+// one namespace looks like: O(1), where a slice scanned under the share's
+// lock made it O(parked) (0.47 s of CPU, a tenth of the controller's, at
+// 5,000 new sources; docs/benchmarks.md): 20.8 µs per op before, 1.1 µs.
+func BenchmarkNamespaceShareParked(b *testing.B) {
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	s := NewNamespaceShare(1)
+	if err := s.Source().Start(context.Background(), q); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	release, _, _ := s.Admit(ctx, request("ns/running"))
+	for i := range 5000 {
+		s.Admit(ctx, request(fmt.Sprintf("ns/parked-%d", i)))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		release() // wakes the oldest parked request
+		next, _ := q.Get()
+		q.Done(next)
+		var ok bool
+		if release, _, ok = s.Admit(ctx, next); !ok {
+			b.Fatal("the woken request was not admitted")
+		}
+		s.Admit(ctx, request("ns/parked-again-"+next.Name)) // one more parked: the backlog stays
+	}
+}
