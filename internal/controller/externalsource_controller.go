@@ -267,9 +267,14 @@ type reconcileState struct {
 	// secrets are the Secret values read by this reconcile: every message
 	// that leaves it goes through them (internal/redact).
 	secrets *redact.Set
-	// tmpDir holds the spooled data and the archive; removed at the end.
+	// spoolFile is the response as spooled by the fetch; removed at the
+	// end, if a step did not remove it first.
+	spoolFile string
+	// tmpDir holds the hooks' outputs and the extracted files: made by
+	// the first step that needs it (workDir), removed at the end.
 	tmpDir string
-	// dataFile is the spooled data and dataSize its length.
+	// dataFile is the data to publish (the spooled response, then each
+	// hook's output) and dataSize its length.
 	dataFile string
 	dataSize int64
 	// deadline ends the fetch and the hooks (spec.timeout from the start).
@@ -660,9 +665,28 @@ func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *exsv1
 }
 
 func (st *reconcileState) cleanup() {
+	if st.spoolFile != "" {
+		_ = os.Remove(st.spoolFile)
+	}
 	if st.tmpDir != "" {
 		_ = os.RemoveAll(st.tmpDir)
 	}
+}
+
+// workDir returns the reconcile's temporary directory under base ("" is
+// the system's), made on first use: most reconciles publish a response
+// as it came and never need one, and a directory made and removed at
+// every new revision cost more system calls than the rest of the
+// pipeline.
+func (st *reconcileState) workDir(base string) (string, error) {
+	if st.tmpDir == "" {
+		dir, err := os.MkdirTemp(base, "externalsource-")
+		if err != nil {
+			return "", err
+		}
+		st.tmpDir = dir
+	}
+	return st.tmpDir, nil
 }
 
 // retryAfterFloor is the next exponential backoff of a failing object;

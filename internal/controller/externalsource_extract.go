@@ -41,7 +41,11 @@ func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *object
 	if st.notModified || obj.Spec.Extract == nil {
 		return nil
 	}
-	dir := filepath.Join(st.tmpDir, "extracted")
+	work, err := st.workDir(r.TempDir)
+	if err != nil {
+		return r.extractFailed(obj, fmt.Errorf("spooling the extracted files: %w", err))
+	}
+	dir := filepath.Join(work, "extracted")
 	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.extractLimits(st)); err != nil {
 		return r.extractFailed(obj, err)
 	}

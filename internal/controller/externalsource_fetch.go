@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -140,16 +139,13 @@ func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objec
 			res.ContentLength, r.MaxDataSize))
 	}
 
-	dir, err := os.MkdirTemp(r.TempDir, "externalsource-")
+	// One file, not a directory: the steps that need one (hooks,
+	// extraction) make it (reconcileState.workDir).
+	f, err := os.CreateTemp(r.TempDir, "externalsource-data-")
 	if err != nil {
 		return failed(fmt.Errorf("spooling the response: %w", err))
 	}
-	st.tmpDir = dir
-	st.dataFile = filepath.Join(dir, "data")
-	f, err := os.Create(st.dataFile)
-	if err != nil {
-		return failed(fmt.Errorf("spooling the response: %w", err))
-	}
+	st.spoolFile, st.dataFile = f.Name(), f.Name()
 	// Reading one byte past the limit tells "exactly at the limit" from
 	// "over it" without reading the rest. The digest is computed while
 	// spooling, so the pin costs no second read.

@@ -163,7 +163,11 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *object
 		if r.MaxDataSize <= limit {
 			limit, flagName = r.MaxDataSize, "--max-response-size"
 		}
-		outPath := filepath.Join(st.tmpDir, fmt.Sprintf("hook-%d", i))
+		dir, err := st.workDir(r.TempDir)
+		if err != nil {
+			return r.hookFailed(obj, fmt.Errorf("%s: hook %q: spooling its output: %w", field, h.Name, err))
+		}
+		outPath := filepath.Join(dir, fmt.Sprintf("hook-%d", i))
 		var written int64
 		ignored, err := r.runWithPolicy(hctx, obj, h, func() error {
 			src, err := os.Open(in)

@@ -20,8 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +32,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -107,8 +108,10 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 		return nil
 	}
 
-	archivePath := filepath.Join(st.tmpDir, "artifact.tar.gz")
-	res, err := r.writeArchive(obj, st, archivePath)
+	// Most archives are a few KiB: built in memory, they cost no file.
+	spool := iobuf.NewSpillBuffer(r.TempDir, archiveInMemory)
+	defer spool.Close()
+	res, err := r.writeArchive(obj, st, spool)
 	if err != nil {
 		err = fmt.Errorf("packaging data: %w", err)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.ArchiveOperationFailedReason, "%s", err)
@@ -134,7 +137,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	// The expected digest lets the backend check the bytes as they stream
 	// (and S3 store it as metadata in one upload).
 	artifact.Digest = res.Digest
-	if err := r.store(ctx, &artifact, archivePath); err != nil {
+	if err := r.store(ctx, &artifact, spool.Reader()); err != nil {
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.WriteOperationFailedReason, "storing artifact: %s", err)
 		return transient(exsv1beta1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
 	}
@@ -164,21 +167,20 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	return nil
 }
 
+// archiveInMemory is the largest archive built in memory; a larger one is
+// spooled to a file. Ten workers hold at most ten such buffers.
+const archiveInMemory = 1 << 20
+
 // store puts the archive under the artifact's lock, then garbage-collects
 // the object's older artifacts, keeping the previous one for in-flight
 // downloads. A GC failure costs space, not correctness: logged, not fatal.
-func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Artifact, archivePath string) error {
+func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Artifact, archive io.Reader) error {
 	unlock, err := r.Storage.Lock(ctx, *artifact)
 	if err != nil {
 		return fmt.Errorf("locking artifact: %w", err)
 	}
 	defer unlock()
-	f, err := os.Open(archivePath)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := r.Storage.Put(ctx, artifact, f); err != nil {
+	if err := r.Storage.Put(ctx, artifact, archive); err != nil {
 		return err
 	}
 	if deleted, err := r.Storage.GarbageCollect(ctx, *artifact, r.Retention); err != nil {
@@ -189,30 +191,17 @@ func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Art
 	return nil
 }
 
-func (r *ExternalSourceReconciler) writeArchive(obj *exsv1beta1.ExternalSource, st *reconcileState, out string) (archive.Result, error) {
+// writeArchive writes the deterministic tar.gz of what this reconcile
+// publishes to w: the extracted files when spec.extract is set, the data
+// otherwise.
+func (r *ExternalSourceReconciler) writeArchive(obj *exsv1beta1.ExternalSource, st *reconcileState, w io.Writer) (archive.Result, error) {
 	if st.extractDir != "" {
-		f, err := os.Create(out)
-		if err != nil {
-			return archive.Result{}, err
-		}
-		res, err := archive.WriteDir(f, obj.Spec.DestinationPath, st.extractDir)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return res, err
+		return archive.WriteDir(w, obj.Spec.DestinationPath, st.extractDir)
 	}
 	data, err := os.Open(st.dataFile)
 	if err != nil {
 		return archive.Result{}, err
 	}
 	defer data.Close()
-	f, err := os.Create(out)
-	if err != nil {
-		return archive.Result{}, err
-	}
-	res, err := archive.Write(f, obj.Spec.DestinationPath, data, st.dataSize)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return res, err
+	return archive.Write(w, obj.Spec.DestinationPath, data, st.dataSize)
 }

@@ -97,3 +97,46 @@ func TestCopyDoesNotAllocateTheBuffer(t *testing.T) {
 	g.Expect(std).To(BeNumerically(">=", size), "the io.Copy fallback allocates a buffer")
 	g.Expect(pooled).To(BeNumerically("<", 1024), "Copy does not")
 }
+
+// TestSpillBuffer: the content reads back whole below, at and over the memory
+// limit; over it, a file holds it and Close removes the file.
+func TestSpillBuffer(t *testing.T) {
+	for _, n := range []int{0, 10, 99, 100, 101, 1000} {
+		g := NewWithT(t)
+		dir := t.TempDir()
+		s := NewSpillBuffer(dir, 100)
+		data := bytes.Repeat([]byte("0123456789"), n/10+1)[:n]
+		// In pieces of 7 bytes, so the limit is crossed inside a write.
+		for i := 0; i < len(data); i += 7 {
+			_, err := s.Write(data[i:min(i+7, len(data))])
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Expect(s.Size()).To(BeEquivalentTo(n))
+		g.Expect(s.InMemory()).To(Equal(n <= 100), "n=%d", n)
+		files, err := os.ReadDir(dir)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(files).To(HaveLen(map[bool]int{true: 0, false: 1}[n <= 100]), "a file only over the limit")
+		got, err := io.ReadAll(s.Reader())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(data))
+		got, err = io.ReadAll(s.Reader())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(data), "read again from the start")
+		g.Expect(s.Close()).To(Succeed())
+		files, err = os.ReadDir(dir)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(files).To(BeEmpty(), "Close removes the file")
+	}
+}
+
+// TestSpillBufferCannotCreateItsFile: over the limit with no directory to write
+// to, Write fails and says why.
+func TestSpillBufferCannotCreateItsFile(t *testing.T) {
+	g := NewWithT(t)
+	s := NewSpillBuffer(filepath.Join(t.TempDir(), "missing"), 4)
+	_, err := s.Write([]byte("1234"))
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.Write([]byte("5"))
+	g.Expect(err).To(MatchError(os.ErrNotExist))
+	g.Expect(s.Close()).To(Succeed())
+}

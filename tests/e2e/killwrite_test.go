@@ -126,13 +126,13 @@ func TestControllerKilledMidStorageWrite(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	t.Logf("killing the controller with %d of about %d bytes written to %s", written.Size(), size, filepath.Base(tempFile))
 
-	// The killed process's spool: its only directory, holding the fetch.
+	// The killed process's spool: its only directory, holding the fetch's file.
 	spoolRoot := filepath.Join(tmpDir, "externalsource-spool")
 	firstSpool := spoolDirs(g, spoolRoot)
 	g.Expect(firstSpool).To(HaveLen(1))
-	fetchDirs, err := filepath.Glob(filepath.Join(firstSpool[0], "externalsource-*", "data"))
+	fetched, err := filepath.Glob(filepath.Join(firstSpool[0], "externalsource-data-*"))
 	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(fetchDirs).To(HaveLen(1), "the fetch is spooled in the process's spool directory")
+	g.Expect(fetched).To(HaveLen(1), "the fetch is spooled in the process's spool directory")
 
 	g.Expect(first.Process.Signal(syscall.SIGKILL)).To(Succeed())
 	_ = first.Wait()

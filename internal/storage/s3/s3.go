@@ -148,6 +148,21 @@ func (s *Storage) SetArtifactURL(a *meta.Artifact) {
 // Ephemeral implements storage.Storage.
 func (s *Storage) Ephemeral() bool { return false }
 
+// uploadSize is the size to announce for an upload of r: r's own size when
+// it says so and it fits in one part, -1 (unknown) otherwise. An upload of
+// unknown size makes minio-go allocate a whole part (PartSize) before it
+// reads a byte: 16 MiB for every artifact of a few KiB, which at thousands
+// of new revisions was the controller's largest allocation by far. A known
+// size below one part is one PUT, streamed; above it the unknown size keeps
+// the multipart upload to one part in memory (a known size with a reader
+// at offsets would upload parts in parallel, each in memory).
+func uploadSize(r io.Reader) int64 {
+	if sr, ok := r.(interface{ Size() int64 }); ok && sr.Size() >= 0 && sr.Size() < PartSize {
+		return sr.Size()
+	}
+	return -1
+}
+
 // Put implements storage.Storage. S3 makes an object visible only when its
 // upload completes, so a reader never sees a partial object. The digest
 // travels as object metadata, which must be sent before the bytes: when the
@@ -169,7 +184,7 @@ func (s *Storage) Put(ctx context.Context, a *meta.Artifact, r io.Reader) error 
 	} else {
 		target = key + ".tmp"
 	}
-	info, err := s.client.PutObject(ctx, s.opts.Bucket, target, cr, -1, minio.PutObjectOptions{
+	info, err := s.client.PutObject(ctx, s.opts.Bucket, target, cr, uploadSize(r), minio.PutObjectOptions{
 		ContentType:  "application/gzip",
 		PartSize:     PartSize,
 		UserMetadata: meta,

@@ -76,6 +76,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"corrupt-object-detected", testCorrupt},
 		{"lock-excludes", testLock},
 		{"large-object-streamed", testLarge},
+		{"small-put-allocates-little", testSmallPutAllocatesLittle},
 		{"more-than-1000-objects", testManyObjects},
 	}
 	for _, tt := range tests {
@@ -391,6 +392,30 @@ func testLarge(t *testing.T, b Backend) {
 	g.Expect(h.Digest().String()).To(Equal(want))
 	g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
 	g.Expect(b.Store.Remove(ctx, a)).To(Succeed())
+}
+
+// testSmallPutAllocatesLittle stores a 4 KiB artifact from a reader that
+// knows its size, as the reconciler's spool gives it: the backend must not
+// allocate much more than the artifact (S3 used to allocate a 16 MiB part
+// for every upload).
+func testSmallPutAllocatesLittle(t *testing.T, b Backend) {
+	g := NewWithT(t)
+	data := bytes.Repeat([]byte("small artifact "), 4096/15)
+	var total uint64
+	const puts = 5
+	for i := range puts {
+		a := b.Store.NewArtifactFor("ExternalSource", object("small"), "rev", fmt.Sprintf("small-%d.tar.gz", i))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		g.Expect(b.Store.Put(ctx, &a, bytes.NewReader(data))).To(Succeed())
+		runtime.ReadMemStats(&after)
+		total += after.TotalAlloc - before.TotalAlloc
+		g.Expect(b.Store.Verify(ctx, a)).To(Succeed())
+		g.Expect(b.Store.Remove(ctx, a)).To(Succeed())
+	}
+	perPut := total / puts
+	t.Logf("allocated per Put of %d bytes: %d KiB", len(data), perPut>>10)
+	g.Expect(perPut).To(BeNumerically("<", 1<<20), "a small Put allocates far less than one upload part")
 }
 
 // testManyObjects lists past one page of S3 results (1,000 keys).
