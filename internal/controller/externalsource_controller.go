@@ -109,9 +109,9 @@ type ExternalSourceReconciler struct {
 	TempDir string
 
 	// Metrics records Flux's per-object reconcile duration
-	// (gotk_reconcile_duration_seconds); the zero value records nothing.
-	// Its series are deleted when the object is.
-	Metrics runtimectrl.Metrics
+	// (gotk_reconcile_duration_seconds, metrics.ReconcileDurations); nil
+	// records nothing. Its series are deleted when the object is.
+	Metrics DurationRecorder
 
 	// FetchMetrics records fetches by generator type and result; nil
 	// records nothing.
@@ -146,6 +146,13 @@ type ExternalSourceReconciler struct {
 	// a process finds at its start (firstcheck.go); nil checks them at
 	// once. SetupWithManager sets it.
 	firstChecks *firstChecks
+}
+
+// DurationRecorder records how long a reconcile of obj took, and forgets
+// obj when it is deleted: metrics.ReconcileDurations, which exports the
+// series of Flux's runtime/controller.Metrics in a fraction of its memory.
+type DurationRecorder interface {
+	RecordDuration(ctx context.Context, obj client.Object, start time.Time)
 }
 
 // ReconcilerOptions configure the controller that runs the reconciler.
@@ -661,7 +668,9 @@ func (r *ExternalSourceReconciler) readyMessage(obj *exsv1beta1.ExternalSource, 
 // kube-state-metrics exports from the API (gotk_resource_info,
 // config/monitoring).
 func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *exsv1beta1.ExternalSource, start time.Time) {
-	r.Metrics.RecordDuration(ctx, obj, start)
+	if r.Metrics != nil {
+		r.Metrics.RecordDuration(ctx, obj, start)
+	}
 }
 
 func (st *reconcileState) cleanup() {

@@ -31,7 +31,6 @@ import (
 
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
-	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
@@ -127,8 +126,8 @@ func TestFetchMetrics(t *testing.T) {
 	ns := newNamespace(t)
 	reg := prometheus.NewRegistry()
 	fetches := metrics.NewIsolatedRecorder()
-	gotk := fluxmetrics.NewRecorder()
-	reg.MustRegister(append(fetches.Collectors(), gotk.Collectors()...)...)
+	gotk := metrics.NewReconcileDurations(exsv1beta1.ExternalSourceKind, exsv1beta1.Finalizer)
+	reg.MustRegister(append(fetches.Collectors(), gotk)...)
 	r := &ExternalSourceReconciler{
 		Client:         k8sClient,
 		Recorder:       events.NewFakeRecorder(64, false),
@@ -138,7 +137,7 @@ func TestFetchMetrics(t *testing.T) {
 		Storage:        memoryStore(),
 		MaxDataSize:    1 << 20,
 		Retention:      storage.DefaultRetention,
-		Metrics:        runtimectrl.Metrics{Scheme: testScheme, MetricsRecorder: gotk},
+		Metrics:        gotk,
 		FetchMetrics:   fetches,
 		// As SetupWithManager sets it: failures are requeued by it.
 		RetryAfterBackoff: runtimectrl.GetDefaultRateLimiter(),

@@ -197,6 +197,11 @@ func (s *NamespaceShare) unpark(req reconcile.Request) {
 		return
 	}
 	delete(s.parked, req)
+	if len(s.parked) == 0 {
+		// A map keeps the room of its largest size: the backlog of a
+		// burst (thousands of new sources) is not kept for good.
+		s.parked = map[reconcile.Request]*list.Element{}
+	}
 	w := s.waiting[req.Namespace]
 	if w.Remove(e); w.Len() == 0 {
 		delete(s.waiting, req.Namespace)

@@ -43,12 +43,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
-	fluxmetrics "github.com/fluxcd/pkg/runtime/metrics"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -82,7 +81,7 @@ var (
 	// tests that run reconciles of their own share it (and its clients).
 	testGenerators *generator.Registry
 	// The metric recorders register on the global registry once.
-	fluxMetrics  *fluxmetrics.Recorder
+	fluxMetrics  *metrics.ReconcileDurations
 	fetchMetrics *metrics.Recorder
 )
 
@@ -151,7 +150,8 @@ func runSuite(m *testing.M) int {
 	if err := builtin.Register(testGenerators, builtin.Options{HTTP: httpOpts}); err != nil {
 		return fail(err)
 	}
-	fluxMetrics = fluxmetrics.MustMakeRecorder()
+	fluxMetrics = metrics.NewReconcileDurations(exsv1beta1.ExternalSourceKind, exsv1beta1.Finalizer)
+	ctrlmetrics.Registry.MustRegister(fluxMetrics)
 	fetchMetrics = metrics.NewRecorder()
 
 	k8sClient, err = client.New(env.Config, client.Options{Scheme: testScheme})
@@ -303,7 +303,7 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 		return err
 	}
 	r := &ExternalSourceReconciler{
-		Metrics:        runtimectrl.NewMetrics(mgr, fluxMetrics, exsv1beta1.Finalizer),
+		Metrics:        fluxMetrics,
 		FetchMetrics:   fetchMetrics,
 		Client:         mgr.GetClient(),
 		Recorder:       recorder,
