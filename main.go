@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -248,10 +249,33 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(logger.NewLogger(f.logOptions))
+	gcPercent := setGCPercent()
+	setupLog.Info("garbage collector", "gcPercent", gcPercent)
 	if err := run(ctrl.SetupSignalHandler(), &f); err != nil {
 		setupLog.Error(err, "exiting")
 		os.Exit(1)
 	}
+}
+
+// defaultGCPercent is the controller's GOGC when the environment sets
+// none. Most of its heap is the informer cache, which lives as long as the
+// process, and little else stays: Go's default (100) lets the heap grow to
+// twice the cache before collecting, and that headroom was most of the
+// resident memory at 10,000 sources. At 50 the controller holds 12.8 KiB
+// per source instead of 16.7, for about 7% more CPU (docs/benchmarks.md).
+// GOGC in the environment wins, GOMEMLIMIT applies as usual.
+const defaultGCPercent = 50
+
+// setGCPercent applies defaultGCPercent unless GOGC is set, and returns
+// the percentage in effect (-1: off).
+func setGCPercent() int {
+	if _, ok := os.LookupEnv("GOGC"); ok {
+		p := debug.SetGCPercent(100) // read it back...
+		debug.SetGCPercent(p)        // ...and leave it as GOGC set it
+		return p
+	}
+	debug.SetGCPercent(defaultGCPercent)
+	return defaultGCPercent
 }
 
 func run(ctx context.Context, f *flags) error {
