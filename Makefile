@@ -30,7 +30,7 @@ dev: build ## Run the controller on a local control plane with the memory store 
 # floor5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000,
 # failing; docs/benchmarks.md) and
 # extra flags (e.g. BENCH_FLAGS="-qps 50 -burst 300 -suffix -qps50").
-BENCH_SCENARIOS ?= floor1000,floor5000,n10000,n10000fs,restart-fs,restart-s3,shard6000,failing
+BENCH_SCENARIOS ?= floor1000,floor5000,n10000,n10000fs,restart-fs,restart-s3,restart-mem,shard6000,failing
 BENCH_FLAGS ?=
 
 .PHONY: bench

@@ -171,7 +171,8 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxFetchTimeout, "max-fetch-timeout", exsv1beta1.MaxTimeout,
 		"The longest one fetch, hooks included, may take whatever spec.timeout says (the API server admits at most 10m).")
 	fs.IntVar(&f.maxConcurrentPerNamespace, "max-concurrent-per-namespace", 0,
-		"The most reconciles of one namespace running at once, so that one namespace never holds every worker; 0 is half of --concurrent.")
+		"The most reconciles of one namespace in the steps its tenant controls (fetch, hooks, extraction, storage) at once, "+
+			"so that one namespace never holds every worker; its API writes run outside the share. 0 is half of --concurrent.")
 	fs.IntVar(&f.maxConcurrentPerHost, "max-concurrent-per-host", 0,
 		"The most requests in flight to one upstream host (scheme, host and port) across all sources, so that many sources of "+
 			"one API (e.g. due at once after a restart) reach it a few at a time; one namespace holds at most half of them. "+
@@ -372,10 +373,10 @@ func run(ctx context.Context, f *flags) error {
 			},
 		},
 		Cache: ctrlcache.Options{
-			// managedFields are never read by the controller; stripping
-			// them from the cached objects saves memory per source
-			// (docs/benchmarks.md).
-			DefaultTransform: ctrlcache.TransformStripManagedFields(),
+			// managedFields are never read by the controller, and the
+			// strings that repeat between sources are interned: the cache
+			// is most of the memory per source (docs/benchmarks.md).
+			DefaultTransform: controller.CacheTransform(),
 			ByObject: map[ctrlclient.Object]ctrlcache.ByObject{
 				&exsv1beta1.ExternalSource{}: {Label: watchSelector},
 			},

@@ -14,17 +14,18 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package metrics defines the controller's own Prometheus metrics (fetches
-// by generator type and result). Flux's per-object reconcile duration
-// (gotk_reconcile_duration_seconds) comes from fluxcd/pkg/runtime. The labels here are
-// bounded (generator type, result): no per-object series to clean up.
+// Package metrics defines the controller's own Prometheus metrics: fetches
+// by generator type and result, whose labels are bounded (no per-object
+// series to clean up), and Flux's per-object reconcile duration
+// (gotk_reconcile_duration_seconds, durations.go), exported as Flux's
+// recorder exports it but kept compactly.
 //
-// Every metric of this controller is registered the same way: the package
-// that owns it declares its collectors at package level and registers them
-// with controller-runtime's registry (served on --metrics-addr) in its
-// init function, as here, in internal/storage and in internal/hook. Flux's
-// per-object recorder, built by fluxcd/pkg/runtime, is the one registered
-// by its own constructor.
+// The fetch metrics are registered the same way as every metric of this
+// controller: the package that owns them declares its collectors at package
+// level and registers them with controller-runtime's registry (served on
+// --metrics-addr) in its init function, as here, in internal/storage and in
+// internal/hook. The duration collector is built and registered by main, as
+// Flux's recorder was.
 package metrics
 
 import (
