@@ -261,10 +261,12 @@ func main() {
 // defaultGCPercent is the controller's GOGC when the environment sets
 // none. Most of its heap is the informer cache, which lives as long as the
 // process, and little else stays: Go's default (100) lets the heap grow to
-// twice the cache before collecting, and that headroom was most of the
-// resident memory at 10,000 sources. At 50 the controller holds 12.8 KiB
-// per source instead of 16.7, for about 7% more CPU (docs/benchmarks.md).
-// GOGC in the environment wins, GOMEMLIMIT applies as usual.
+// twice the cache before collecting, and that headroom was a third of the
+// resident memory at 10,000 sources. At 50 the controller holds 11.2 KiB
+// per source instead of 16.0; the price is CPU while thousands of sources
+// get their first artifact (a third more for 10,000), not in steady state,
+// and the floor ratio at 1,000 is unchanged (docs/benchmarks.md). GOGC in
+// the environment wins, GOMEMLIMIT applies as usual.
 const defaultGCPercent = 50
 
 // setGCPercent applies defaultGCPercent unless GOGC is set, and returns
