@@ -247,10 +247,7 @@ type slowStatusWriter struct {
 
 func (w slowStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	if _, ok := obj.(*sourcev1.ExternalArtifact); ok {
-		n := w.c.inFlight.Add(1)
-		defer w.c.inFlight.Add(-1)
-		for p := w.c.peak.Load(); n > p && !w.c.peak.CompareAndSwap(p, n); p = w.c.peak.Load() {
-		}
+		defer enter(&w.c.inFlight, &w.c.peak)()
 		time.Sleep(w.c.delay)
 	}
 	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
@@ -283,6 +280,15 @@ func TestNamespaceShareEndsBeforeTheAPIWrites(t *testing.T) {
 	g.Expect(upstream.peak.Load()).To(BeNumerically("<=", share), "never more fetches than the share")
 }
 
+// enter counts one more in flight, raises peak to it, and returns the
+// leave.
+func enter(inFlight, peak *atomic.Int32) (leave func()) {
+	n := inFlight.Add(1)
+	for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	}
+	return func() { inFlight.Add(-1) }
+}
+
 // peakUpstream answers every GET after delay and records the most requests
 // it held at once.
 type peakUpstream struct {
@@ -293,10 +299,7 @@ type peakUpstream struct {
 func newPeakUpstream(t *testing.T, delay time.Duration) *peakUpstream {
 	u := &peakUpstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := u.inFlight.Add(1)
-		defer u.inFlight.Add(-1)
-		for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
-		}
+		defer enter(&u.inFlight, &u.peak)()
 		time.Sleep(delay)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"path": %q}`, r.URL.Path)
