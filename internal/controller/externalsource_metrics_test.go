@@ -170,6 +170,11 @@ func TestFetchMetrics(t *testing.T) {
 			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
 		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
 			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true},
+		{name: "storage lost the artifact, same bytes again", change: func(g Gomega) {
+			up.setStatus(http.StatusOK)
+			cur := getSource(g, obj)
+			g.Expect(memoryStore().Remove(testCtx, *cur.Status.Artifact)).To(Succeed())
+		}, fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
 			// This reconciler has no hook runner: hooks stall the object
 			// before any fetch.

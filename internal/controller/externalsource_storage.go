@@ -123,7 +123,12 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 		recordFetchResult(obj, st)
 		return nil
 	}
-	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultChanged, st.fetchDuration)
+	// Bytes storage lost, fetched again the same, are not a new revision.
+	result := metrics.ResultChanged
+	if st.lost != nil && st.lost.artifact.Digest == res.Digest {
+		result = metrics.ResultUnchanged
+	}
+	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, result, st.fetchDuration)
 	// A new upstream revision is not shown as Reconciling before it is
 	// stored, unlike a new generation (requestedWork): the work ends in
 	// this same pass, within spec.timeout, and its result (the new
