@@ -22,6 +22,11 @@ declare -A pkg=(
   [helm-controller]=github.com/fluxcd/helm-controller
   [notification-controller]=github.com/fluxcd/notification-controller
   [flux]=github.com/fluxcd/flux2/v2/cmd/flux
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+  [coredns]=github.com/coredns/coredns
 )
 # Tools built inside a copy of their own module's source rather than as a
 # dependency of the tool module: the flux CLI embeds cmd/flux/manifests/*.yaml,
@@ -32,12 +37,19 @@ declare -A srcmod=(
   [flux]=github.com/fluxcd/flux2/v2
 )
 # CGO_ENABLED per tool where it matters: yq runs inside the hook sandbox, which
-# grants it no libraries, so it must be static.
+# grants it no libraries, and coredns runs from an image with no libc, so both
+# must be static.
 declare -A cgo=(
   [yq]=0
+  [coredns]=0
 )
+k8sver="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
 declare -A ldflags=(
-  [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
+  [kube-apiserver]="$k8sver"
+  [kubelet]="$k8sver"
+  [kube-controller-manager]="$k8sver"
+  [kube-scheduler]="$k8sver"
+  [kube-proxy]="$k8sver"
   [flux]="-X main.VERSION=2.9.5"
 )
 
