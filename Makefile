@@ -70,11 +70,11 @@ TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).
-	hack/tools.sh $(TEST_TOOLS) crds
+	hack/tools.sh $(TEST_TOOLS) crds debs
 
 .PHONY: cluster
 cluster: ## Bring up the tests' one-node cluster (root, Linux) until Ctrl-C; KUBECONFIG=bin/cluster.kubeconfig.
-	hack/tools.sh etcd kube-apiserver $(CLUSTER_TOOLS) kustomize-controller helm-controller yq crds
+	hack/tools.sh etcd kube-apiserver $(CLUSTER_TOOLS) kustomize-controller helm-controller yq crds debs
 	go run ./hack/cluster
 
 .PHONY: size-check

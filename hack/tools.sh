@@ -54,7 +54,7 @@ declare -A ldflags=(
 )
 
 tools=()
-for a in "$@"; do [ "$a" = crds ] || tools+=("$a"); done
+for a in "$@"; do [ "$a" = crds ] || [ "$a" = debs ] || tools+=("$a"); done
 if [ $# -eq 0 ]; then
   for d in "$root"/tests/tools/*/; do
     [ -f "$d/go.mod" ] && tools+=("$(basename "$d")")
@@ -125,4 +125,18 @@ if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
   flux_crds github.com/fluxcd/notification-controller v1.9.3 crds-e2e \
     notification.toolkit.fluxcd.io_alerts.yaml notification.toolkit.fluxcd.io_providers.yaml \
     notification.toolkit.fluxcd.io_receivers.yaml
+fi
+
+# The Debian packages the one-node cluster's images are built from
+# (tests/cluster: the hook executor's jq and its libraries, libc for Flux's
+# controllers, CA certificates), downloaded with apt-get into the cache; the
+# tests unpack them and reach no network. Keep in step with
+# HookExecutorPackages in tests/cluster/projectimages.go.
+if [ $# -eq 0 ] || [[ " $* " == *" debs "* ]]; then
+  mkdir -p "$cache/debs"
+  for p in jq libjq1 libonig5 libc6 ca-certificates; do
+    ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 && continue
+    (cd "$cache/debs" && apt-get download -q "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
+    ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 || { echo "tools: apt-get download $p failed (apt-get update first?)" >&2; exit 1; }
+  done
 fi

@@ -490,6 +490,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # negative oom_score_adj.
   restrict_oom_score_adj = true
   enable_selinux = false
+  # The pods' network namespaces under the state directory, not /run/netns.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -231,3 +231,11 @@ func (c *Cluster) systemImages() ([]Image, error) {
 			Entrypoint: []string{"/coredns"}, User: "65532:65532"},
 	}, nil
 }
+
+// goEnv reads one `go env` value.
+func goEnv(root, key string) (string, error) {
+	cmd := exec.Command("go", "env", key)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
+}
