@@ -136,7 +136,7 @@ if [ $# -eq 0 ] || [[ " $* " == *" debs "* ]]; then
   mkdir -p "$cache/debs"
   for p in jq libjq1 libonig5 libc6 ca-certificates; do
     ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 && continue
-    (cd "$cache/debs" && apt-get download -q "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
+    (cd "$cache/debs" && apt-get download -qq "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
     ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 || { echo "tools: apt-get download $p failed (apt-get update first?)" >&2; exit 1; }
   done
 fi
