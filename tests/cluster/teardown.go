@@ -370,10 +370,58 @@ func (c *Cluster) sweepIPTables() error {
 		if len(script) == 0 {
 			continue
 		}
-		cmd := exec.Command(fl.restore, "-w", "--noflush")
-		cmd.Stdin = strings.NewReader(strings.Join(script, "\n") + "\n")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w: %s", fl.restore, err, b))
+		if len(script) > 0 {
+			cmd := exec.Command(fl.restore, "-w", "--noflush")
+			cmd.Stdin = strings.NewReader(strings.Join(script, "\n") + "\n")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w: %s", fl.restore, err, b))
+			}
+		}
+		errs = append(errs, c.dropNewTables(fl.save))
+	}
+	return errors.Join(errs...)
+}
+
+// dropNewTables deletes the nf_tables tables that iptables-nft created for
+// the cluster (a table is created on first use and stays, empty, after its
+// rules are gone): those absent before the cluster started and now without
+// rules. Legacy iptables' tables cannot be removed and are left alone.
+func (c *Cluster) dropNewTables(save string) error {
+	family := map[string]string{"iptables-save": "ip", "ip6tables-save": "ip6"}[save]
+	if family == "" || c.before == nil {
+		return nil
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return nil
+	}
+	had := map[string]bool{}
+	for _, l := range c.before.IPTables[save] {
+		if strings.HasPrefix(l, "*") {
+			had[l[1:]] = true
+		}
+	}
+	out, err := exec.Command(save).Output()
+	if err != nil {
+		return err
+	}
+	rules := map[string]int{}
+	var table string
+	for _, l := range lines(out) {
+		switch {
+		case strings.HasPrefix(l, "*"):
+			table = l[1:]
+			rules[table] += 0
+		case strings.HasPrefix(l, "-A "):
+			rules[table]++
+		}
+	}
+	var errs []error
+	for t, n := range rules {
+		if had[t] || n > 0 {
+			continue
+		}
+		if err := run("nft", "delete", "table", family, t); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
