@@ -19,11 +19,14 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,4 +83,53 @@ func (c *Cluster) PodExecHost(ctx context.Context, ns, name string, args ...stri
 		return "", fmt.Errorf("nsenter %s: %w: %s", strings.Join(full, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// ContainerPIDs returns the host PIDs of one container of a pod.
+func (c *Cluster) ContainerPIDs(ctx context.Context, ns, name, container string) ([]int, error) {
+	pod, err := c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	id := ""
+	for _, s := range pod.Status.ContainerStatuses {
+		if s.Name == container {
+			_, id, _ = strings.Cut(s.ContainerID, "://")
+		}
+	}
+	if id == "" {
+		return nil, fmt.Errorf("pod %s/%s has no running container %s", ns, name, container)
+	}
+	var pids []int
+	_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup/pids", c.cgroupRoot), func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || filepath.Base(p) != id {
+			return nil
+		}
+		b, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, n)
+			}
+		}
+		return filepath.SkipAll
+	})
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("container %s of pod %s/%s: no processes", container, ns, name)
+	}
+	return pids, nil
+}
+
+// HTTPClient returns a client for the tests' requests from the host to the
+// cluster's Services by name: names under cluster.local are resolved by
+// CoreDNS through its Service address, and the connection goes through
+// kube-proxy's rules, as a pod's would.
+func (c *Cluster) HTTPClient() *http.Client {
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", net.JoinHostPort(c.DNSIP.String(), "53"))
+	}}
+	d := &net.Dialer{Resolver: r, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 }
