@@ -103,6 +103,8 @@ type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	// stopped is set when teardown stops it: its exit is no failure.
+	stopped bool
 }
 
 // Images the cluster itself runs; ImportImages loads them.
@@ -687,6 +689,9 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 			return nil
 		}
 		for _, p := range c.procs {
+			if p.stopped {
+				continue
+			}
 			select {
 			case <-p.done:
 				return fmt.Errorf("waiting for %s: %s exited: %v (log %s)", what, p.name, p.err, c.logPath(p.name))

@@ -114,6 +114,7 @@ func (c *Cluster) stopProc(name string) {
 	if p == nil {
 		return
 	}
+	p.stopped = true
 	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
