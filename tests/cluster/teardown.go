@@ -78,7 +78,7 @@ func (c *Cluster) Stop() error {
 		after, err := Snapshot()
 		if err != nil {
 			errs = append(errs, err)
-		} else if d := c.before.Diff(after); len(d) > 0 {
+		} else if d := c.before.Diff(after, c.mayBeOurs); len(d) > 0 {
 			errs = append(errs, fmt.Errorf("host state changed:\n  %s", strings.Join(d, "\n  ")))
 		}
 	}
@@ -498,4 +498,18 @@ func (c *Cluster) removeOutsideFiles() {
 			}
 		}
 	}
+}
+
+// mayBeOurs says whether a link, route, mount point or cgroup could be the
+// cluster's: anything naming its bridge, a veth, its ranges, its directory,
+// the places its parts write to, or a cgroup the kubelet or containerd
+// makes.
+func (c *Cluster) mayBeOurs(x string) bool {
+	for _, m := range []string{c.opts.Bridge, "veth", "cni", c.Dir, "kubepods", "exs-cluster-", "containerd", "kubelet", "netns",
+		strings.TrimSuffix(c.opts.PodCIDR, ".0/24"), strings.TrimSuffix(c.opts.ServiceCIDR, ".0/24")} {
+		if m != "" && strings.Contains(x, m) {
+			return true
+		}
+	}
+	return underOutside(x)
 }
