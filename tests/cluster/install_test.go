@@ -63,7 +63,15 @@ func projectImages(t *testing.T) []Image {
 		if images, imagesErr = ProjectImages(testCluster.opts.Root, dir); imagesErr != nil {
 			return
 		}
-		imagesErr = testCluster.ImportImages(context.Background(), images...)
+		if imagesErr = testCluster.ImportImages(context.Background(), images...); imagesErr != nil {
+			return
+		}
+		flux, err := FluxImages(testCluster.opts.Root)
+		if err != nil {
+			imagesErr = err
+			return
+		}
+		imagesErr = testCluster.ImportImages(context.Background(), flux...)
 	})
 	if imagesErr != nil {
 		t.Fatal(imagesErr)

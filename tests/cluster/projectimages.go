@@ -148,10 +148,8 @@ func baseFiles() []File {
 }
 
 // ProjectImages builds the images the shipped install runs, from this tree
-// and the tools: the controller (as Dockerfile describes it), the hook
-// executor (as Dockerfile.hook-executor describes it), and Flux's
-// kustomize-controller and helm-controller from the binaries hack/tools.sh
-// builds (with the libc they link against).
+// and the tools: the controller (as Dockerfile describes it) and the hook
+// executor (as Dockerfile.hook-executor describes it).
 func ProjectImages(root, dir string) ([]Image, error) {
 	ctrl, err := GoBinary(root, dir, ".", "externalsource-controller")
 	if err != nil {
@@ -165,12 +163,8 @@ func ProjectImages(root, dir string) ([]Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	libc, err := DebFiles("libc6", "ca-certificates")
-	if err != nil {
-		return nil, err
-	}
 	bin := func(n string) string { return filepath.Join(root, "bin", n) }
-	imgs := []Image{
+	return []Image{
 		{Name: ControllerImage, User: "65532:65532", Entrypoint: []string{"/usr/local/bin/externalsource-controller"},
 			Files: append(baseFiles(), File{Path: "usr/local/bin/externalsource-controller", Mode: 0o755, Source: ctrl})},
 		{Name: HookExecutorImage, User: "65532:65532", Entrypoint: []string{"/usr/local/bin/externalsource-controller"},
@@ -179,7 +173,18 @@ func ProjectImages(root, dir string) ([]Image, error) {
 				File{Path: "usr/bin/yq", Mode: 0o755, Source: bin("yq")},
 				File{Path: "usr/local/bin/hook-sandbox", Mode: 0o755, Source: tramp},
 				File{Path: "usr/local/bin/externalsource-controller", Mode: 0o755, Source: ctrl})},
+	}, nil
+}
+
+// FluxImages builds Flux's kustomize-controller and helm-controller images
+// from the binaries hack/tools.sh builds, with the libc they link against.
+func FluxImages(root string) ([]Image, error) {
+	libc, err := DebFiles("libc6", "ca-certificates")
+	if err != nil {
+		return nil, err
 	}
+	bin := func(n string) string { return filepath.Join(root, "bin", n) }
+	var imgs []Image
 	for _, fc := range []struct{ name, image string }{
 		{"kustomize-controller", KustomizeControllerImage}, {"helm-controller", HelmControllerImage},
 	} {
