@@ -48,6 +48,7 @@ var (
 	imagesErr  error
 	installMu  sync.Mutex
 	installed  bool
+	installErr string
 )
 
 // projectImages builds the project's images once per run and imports them
@@ -82,7 +83,7 @@ func projectImages(t *testing.T) []Image {
 // overlay is what a user writes to install: the shipped Flux component
 // (config/flux, which includes config/default) over Flux's kustomize- and
 // helm-controller, with nothing changed but the images' names.
-func overlay(root string) string {
+func overlay(component string) string {
 	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 namespace: %s
@@ -95,17 +96,15 @@ images:
   - {name: ghcr.io/externalsource/externalsource-hook-executor, newName: %s, newTag: %s}
   - {name: fluxcd/kustomize-controller, newName: %s, newTag: %s}
   - {name: fluxcd/helm-controller, newName: %s, newTag: %s}
-`, fluxNS, filepath.Join(root, "config", "flux"),
-		splitRef(ControllerImage), splitRef(ControllerImage)[1],
-		splitRef(HookExecutorImage), splitRef(HookExecutorImage)[1],
-		splitRef(KustomizeControllerImage), splitRef(KustomizeControllerImage)[1],
-		splitRef(HelmControllerImage), splitRef(HelmControllerImage)[1])
+`, fluxNS, component,
+		refName(ControllerImage), refTag(ControllerImage),
+		refName(HookExecutorImage), refTag(HookExecutorImage),
+		refName(KustomizeControllerImage), refTag(KustomizeControllerImage),
+		refName(HelmControllerImage), refTag(HelmControllerImage))
 }
 
-func splitRef(ref string) []any {
-	i := strings.LastIndex(ref, ":")
-	return []any{ref[:i], ref[i+1:]}
-}
+func refName(ref string) string { return ref[:strings.LastIndex(ref, ":")] }
+func refTag(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 
 // fluxControllers are Flux's kustomize-controller and helm-controller as
 // their own modules' config/manager describes them, with the service
@@ -155,6 +154,11 @@ func install(t *testing.T) {
 	if installed {
 		return
 	}
+	if installErr != "" {
+		t.Fatal("the install failed in an earlier test: " + installErr)
+	}
+	// A failure below is recorded for the tests after this one.
+	installErr = "see the first test that installed"
 	projectImages(t)
 	c := testCluster
 	ctx := context.Background()
@@ -178,7 +182,12 @@ func install(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay(c.opts.Root)), 0o644); err != nil {
+	// kustomize takes no absolute path to a component: a relative one.
+	component, err := filepath.Rel(dir, filepath.Join(c.opts.Root, "config", "flux"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay(component)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "flux.yaml"), []byte(fluxControllers(t)), 0o644); err != nil {
@@ -206,7 +215,7 @@ func install(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	installed = true
+	installed, installErr = true, ""
 }
 
 // describePods logs the pods' states and events, for a failed wait.
@@ -334,7 +343,7 @@ func TestInstalled(t *testing.T) {
 kind: ExternalSource
 metadata: {name: flags-jq, namespace: %[1]s}
 spec:
-  interval: 30s
+  interval: 1m
   timeout: 30s
   destinationPath: flags.yaml
   generator:
@@ -350,7 +359,7 @@ apiVersion: source.externalsource.io/v1beta1
 kind: ExternalSource
 metadata: {name: signed-yq, namespace: %[1]s}
 spec:
-  interval: 30s
+  interval: 1m
   timeout: 30s
   destinationPath: signed.yaml
   generator:

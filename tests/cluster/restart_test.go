@@ -40,7 +40,7 @@ func hooklessSource(t *testing.T, name string) string {
 kind: ExternalSource
 metadata: {name: %s, namespace: %s}
 spec:
-  interval: 30s
+  interval: 1m
   timeout: 30s
   destinationPath: flags.json
   generator:

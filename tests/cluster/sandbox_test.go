@@ -58,7 +58,7 @@ func TestSandboxInPod(t *testing.T) {
 kind: ExternalSource
 metadata: {name: read-outside, namespace: %s}
 spec:
-  interval: 30s
+  interval: 1m
   timeout: 30s
   destinationPath: out.json
   generator:
