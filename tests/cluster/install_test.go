@@ -81,8 +81,9 @@ func projectImages(t *testing.T) []Image {
 }
 
 // overlay is what a user writes to install: the shipped Flux component
-// (config/flux, which includes config/default) over Flux's kustomize- and
-// helm-controller, with nothing changed but the images' names.
+// (config/flux, which includes config/default) over Flux's
+// kustomize-controller, with nothing changed but the images' names.
+// helm-controller is not installed yet: the chart scenario is not written.
 func overlay(component string) string {
 	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -95,26 +96,23 @@ images:
   - {name: ghcr.io/externalsource/externalsource-controller, newName: %s, newTag: %s}
   - {name: ghcr.io/externalsource/externalsource-hook-executor, newName: %s, newTag: %s}
   - {name: fluxcd/kustomize-controller, newName: %s, newTag: %s}
-  - {name: fluxcd/helm-controller, newName: %s, newTag: %s}
 `, fluxNS, component,
 		refName(ControllerImage), refTag(ControllerImage),
 		refName(HookExecutorImage), refTag(HookExecutorImage),
-		refName(KustomizeControllerImage), refTag(KustomizeControllerImage),
-		refName(HelmControllerImage), refTag(HelmControllerImage))
+		refName(KustomizeControllerImage), refTag(KustomizeControllerImage))
 }
 
 func refName(ref string) string { return ref[:strings.LastIndex(ref, ":")] }
 func refTag(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 
-// fluxControllers are Flux's kustomize-controller and helm-controller as
-// their own modules' config/manager describes them, with the service
+// fluxControllers are Flux's controllers (kustomize-controller) as their
+// own modules' config/manager describes them, with the service
 // accounts and the cluster-admin binding Flux's install gives them.
 func fluxControllers(t *testing.T) string {
 	t.Helper()
 	var docs []string
 	for _, m := range []struct{ mod, ver, name string }{
 		{"github.com/fluxcd/kustomize-controller", "v1.7.3", "kustomize-controller"},
-		{"github.com/fluxcd/helm-controller", "v1.6.4", "helm-controller"},
 	} {
 		dir, err := moduleDir(testCluster.opts.Root, m.mod, m.ver)
 		if err != nil {
@@ -206,7 +204,7 @@ func install(t *testing.T) {
 	if err := c.Apply(ctx, string(out)); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"externalsource-controller", "kustomize-controller", "helm-controller"} {
+	for _, d := range []string{"externalsource-controller", "kustomize-controller"} {
 		if err := c.waitFor(ctx, d+" ready", 4*time.Minute, func(ctx context.Context) (bool, error) {
 			dep, err := c.Client.AppsV1().Deployments(fluxNS).Get(ctx, d, metav1.GetOptions{})
 			return err == nil && deploymentReady(dep), nil
@@ -260,7 +258,6 @@ func moduleDir(root, mod, ver string) (string, error) {
 var (
 	esGVR  = schema.GroupVersionResource{Group: "source.externalsource.io", Version: "v1beta1", Resource: "externalsources"}
 	ksGVR  = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
-	hrGVR  = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
 	eaGVR  = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "externalartifacts"}
 	upOnce sync.Once
 	upURL  string

@@ -36,7 +36,6 @@ const (
 	ControllerImage          = "localhost/exs/externalsource-controller:test"
 	HookExecutorImage        = "localhost/exs/externalsource-hook-executor:test"
 	KustomizeControllerImage = "localhost/exs/kustomize-controller:test"
-	HelmControllerImage      = "localhost/exs/helm-controller:test"
 )
 
 // HookExecutorPackages are the Debian packages Dockerfile.hook-executor
@@ -176,8 +175,8 @@ func ProjectImages(root, dir string) ([]Image, error) {
 	}, nil
 }
 
-// FluxImages builds Flux's kustomize-controller and helm-controller images
-// from the binaries hack/tools.sh builds, with the libc they link against.
+// FluxImages builds Flux's kustomize-controller image from the binary
+// hack/tools.sh builds, with the libc it links against.
 func FluxImages(root string) ([]Image, error) {
 	libc, err := DebFiles("libc6", "ca-certificates")
 	if err != nil {
@@ -186,7 +185,7 @@ func FluxImages(root string) ([]Image, error) {
 	bin := func(n string) string { return filepath.Join(root, "bin", n) }
 	var imgs []Image
 	for _, fc := range []struct{ name, image string }{
-		{"kustomize-controller", KustomizeControllerImage}, {"helm-controller", HelmControllerImage},
+		{"kustomize-controller", KustomizeControllerImage},
 	} {
 		imgs = append(imgs, Image{Name: fc.image, User: "65534:65534", Entrypoint: []string{"/usr/local/bin/" + fc.name},
 			Files: append(append(baseFiles(), libc...), File{Path: "usr/local/bin/" + fc.name, Mode: 0o755, Source: bin(fc.name)})})
