@@ -60,6 +60,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *obje
 		r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.ArtifactVerificationFailedReason, "Reconcile",
 			"stored artifact is corrupt, fetching again: %s", err.Error())
 		if rerr := r.Storage.Remove(ctx, *a); rerr != nil {
+			storage.RecordError(storage.OperationRemove)
 			conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
 			return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("removing corrupt artifact: %w", rerr))
 		}
@@ -74,6 +75,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *obje
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:
+		storage.RecordError(storage.OperationVerify)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "verifying artifact: %s", err)
 		return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
 	}
@@ -143,6 +145,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	// (and S3 store it as metadata in one upload).
 	artifact.Digest = res.Digest
 	if err := r.store(ctx, &artifact, spool.Reader()); err != nil {
+		storage.RecordError(storage.OperationWrite)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.WriteOperationFailedReason, "storing artifact: %s", err)
 		return transient(exsv1beta1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
 	}
@@ -166,6 +169,9 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	obj.Status.Artifact = artifact.DeepCopy()
 	recordFetchResult(obj, st)
 	st.newArtifact = true
+	if artifact.Size != nil {
+		storage.RecordArtifact(*artifact.Size)
+	}
 	conditions.Delete(obj, exsv1beta1.StorageOperationFailedCondition)
 	conditions.MarkTrue(obj, exsv1beta1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
 
@@ -189,6 +195,7 @@ func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Art
 		return err
 	}
 	if deleted, err := r.Storage.GarbageCollect(ctx, *artifact, r.Retention); err != nil {
+		storage.RecordError(storage.OperationGarbageCollect)
 		ctrl.LoggerFrom(ctx).Error(err, "garbage collecting old artifacts")
 	} else if len(deleted) > 0 {
 		ctrl.LoggerFrom(ctx).V(1).Info("garbage collected old artifacts", "paths", deleted)
