@@ -64,6 +64,7 @@ var pendingKernelBranch = map[string]string{
 // live run, each with the reason: an error the run does not cause.
 var legitimatelyEmpty = map[string]string{
 	"alert ExternalSourceArtifactServer5xx": "no artifact download fails during the run (no storage read error)",
+	"alert ExternalSourceOAuth2TokenErrors": "no source of the run uses OAuth2, so no token is requested",
 }
 
 // The controller's pod, as the PodMonitors label its series.
