@@ -287,6 +287,9 @@ func TestLiveMonitoring(t *testing.T) {
 	for id := range legitimatelyEmpty {
 		g.Expect(prom.query(g, exprs[id].live)).To(BeEmpty(), "%s returns series now: remove it from legitimatelyEmpty", id)
 	}
+	for id := range pendingKernelBranch {
+		g.Expect(prom.query(g, exprs[id].live)).To(BeEmpty(), "%s returns series now: the kernel branch is in, remove it from pendingKernelBranch", id)
+	}
 }
 
 // source returns an ExternalSource of the tenant fetching url.
