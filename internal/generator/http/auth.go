@@ -80,7 +80,7 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 		if a.Basic.SecretRef == nil {
 			return "", false, generator.InvalidSpec(field, "must be set")
 		}
-		s, err := getSecret(ctx, req, field, a.Basic.SecretRef.Name)
+		s, err := getSecret(ctx, req, field, a.Basic.SecretRef.Name, []string{keyUsername, keyPassword})
 		if err != nil {
 			return "", false, err
 		}
@@ -98,7 +98,7 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 		if a.Bearer.SecretRef == nil {
 			return "", false, generator.InvalidSpec(field, "must be set")
 		}
-		s, err := getSecret(ctx, req, field, a.Bearer.SecretRef.Name)
+		s, err := getSecret(ctx, req, field, a.Bearer.SecretRef.Name, []string{keyToken})
 		if err != nil {
 			return "", false, err
 		}
@@ -150,7 +150,7 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	if a.SecretRef == nil {
 		return "", false, generator.InvalidSpec(field+".secretRef", "must be set")
 	}
-	s, err := getSecret(ctx, req, field+".secretRef", a.SecretRef.Name)
+	s, err := getSecret(ctx, req, field+".secretRef", a.SecretRef.Name, []string{keyClientID, keyClientSecret})
 	if err != nil {
 		return "", false, err
 	}
