@@ -27,6 +27,7 @@ declare -A pkg=(
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
   [coredns]=github.com/coredns/coredns
+  [kube-state-metrics]=k8s.io/kube-state-metrics/v2
 )
 # Tools built inside a copy of their own module's source rather than as a
 # dependency of the tool module: the flux CLI embeds cmd/flux/manifests/*.yaml,
