@@ -35,7 +35,7 @@ import (
 
 func main() {
 	root := devenv.Root()
-	kubeconfig := flag.String("kubeconfig", filepath.Join(root, "bin", "cluster.kubeconfig"), "where to write the administrator's kubeconfig")
+	kubeconfig := flag.String("write-kubeconfig", filepath.Join(root, "bin", "cluster.kubeconfig"), "where to write the administrator's kubeconfig")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
