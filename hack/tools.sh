@@ -26,7 +26,7 @@ declare -A pkg=(
   [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
   [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
   [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
-  [coredns]=github.com/coredns/coredns
+  [coredns]=github.com/externalsource/externalsource-controller/tests/tools/coredns
   [kube-state-metrics]=k8s.io/kube-state-metrics/v2
 )
 # Tools built inside a copy of their own module's source rather than as a
@@ -82,7 +82,7 @@ build_from_source() {
 for t in "${tools[@]}"; do
   dir="$root/tests/tools/$t"
   [ -n "${pkg[$t]:-}" ] || { echo "tools: unknown tool $t" >&2; exit 1; }
-  key=$( { cat "$dir/go.mod" "$dir/go.sum"; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; } | sha256sum | cut -c1-16)
+  key=$( { cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; } | sha256sum | cut -c1-16)
   out="$cache/$t-$key/$t"
   if [ ! -x "$out" ]; then
     echo "tools: building $t (${pkg[$t]}); the first build can take minutes" >&2
