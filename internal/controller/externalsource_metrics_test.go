@@ -17,6 +17,9 @@ limitations under the License.
 package controller
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,10 +32,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -151,7 +156,9 @@ func TestFetchMetrics(t *testing.T) {
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	ref := map[string]string{"kind": exsv1beta1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
 
-	// bodySize is what one full GET downloads.
+	// changed is a new revision of the same size: bodySize is what one
+	// full GET downloads.
+	const changed = "m: 2\n"
 	bodySize := float64(len(body))
 	tests := []struct {
 		name   string
@@ -175,6 +182,24 @@ func TestFetchMetrics(t *testing.T) {
 			cur := getSource(g, obj)
 			g.Expect(memoryStore().Remove(testCtx, *cur.Status.Artifact)).To(Succeed())
 		}, fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
+		{name: "a post-request hook fails after the download: an error", change: func(g Gomega) {
+			up.set(changed, `"m3"`)
+			r.HookRunner = failingRunner{}
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { withHooks(o, nil, []exsv1beta1.Hook{jq("identity", ".")}) })
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		{name: "the extraction fails after the download: an error", change: func(g Gomega) {
+			r.HookRunner = nil
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) {
+				o.Spec.Hooks = nil
+				o.Spec.Extract = &exsv1beta1.ExtractSpec{Format: "tar"}
+			})
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		{name: "the store fails: an error, not changed", change: func(g Gomega) {
+			r.Storage = putFailingStorage{memoryStore()}
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { o.Spec.Extract = nil })
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		{name: "the store works again: changed", change: func(Gomega) { r.Storage = memoryStore() },
+			fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
 			// This reconciler has no hook runner: hooks stall the object
 			// before any fetch.
@@ -284,4 +309,31 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
+}
+
+// patchSource changes obj's spec in the API.
+func patchSource(g Gomega, obj *exsv1beta1.ExternalSource, change func(*exsv1beta1.ExternalSource)) {
+	cur := getSource(g, obj)
+	p := client.MergeFrom(cur.DeepCopy())
+	change(cur)
+	g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
+}
+
+// failingRunner is a stand-in for the hook sidecar whose every hook fails
+// (the sidecar's own failures are tested against the real sidecar in
+// externalsource_hooks_test.go); it checks nothing, so the hooks reach it.
+type failingRunner struct{}
+
+func (failingRunner) Run(context.Context, exsv1beta1.Hook, io.Reader, io.Writer) error {
+	return &hook.ExecError{Hook: "identity", ExitCode: 1, Reason: "exit status 1"}
+}
+
+// putFailingStorage fails every Put; everything else is the embedded
+// store, so the published artifact verifies and the fetch runs.
+type putFailingStorage struct {
+	storage.Storage
+}
+
+func (putFailingStorage) Put(context.Context, *meta.Artifact, io.Reader) error {
+	return errors.New("storage unreachable")
 }
