@@ -132,8 +132,8 @@ type ExternalSourceReconciler struct {
 	// records nothing. Its series are deleted when the object is.
 	Metrics DurationRecorder
 
-	// FetchMetrics records fetches by generator type and result; nil
-	// records nothing.
+	// FetchMetrics records fetches by generator type and result, and
+	// reconciles by result and failure reason; nil records nothing.
 	FetchMetrics *metrics.Recorder
 
 	// RetryAfterBackoff is the floor of a requeue the upstream asked for

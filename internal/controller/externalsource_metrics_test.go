@@ -101,6 +101,10 @@ type metricsSnapshot struct {
 	fetches, durations map[string]float64
 	sizes, sizeSum     float64
 	reconciles         float64
+	// results are externalsource_reconcile_total by labels, and
+	// resultsTotal their sum.
+	results      map[string]float64
+	resultsTotal float64
 }
 
 // fetchResults are the results a fetch is counted under.
@@ -116,6 +120,15 @@ func snapshot(g Gomega, reg prometheus.Gatherer, ref map[string]string) metricsS
 	s.sizes = value(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
 	s.sizeSum = histogramSum(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
 	s.reconciles = value(g, reg, "gotk_reconcile_duration_seconds", ref)
+	s.results = map[string]float64{}
+	for _, m := range series(g, reg, metrics.ReconcileTotalName, nil) {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		s.results[l["result"]+"/"+l["reason"]] += m.GetCounter().GetValue()
+		s.resultsTotal += m.GetCounter().GetValue()
+	}
 	return s
 }
 
@@ -170,13 +183,16 @@ func TestFetchMetrics(t *testing.T) {
 		// wantRequeue: a failure, requeued by the reconciler's backoff
 		// (not returned as an error).
 		wantRequeue bool
+		// failed is the reason the reconcile is counted as a failure
+		// under; "" is a success.
+		failed string
 	}{
 		{name: "first fetch stores a revision", fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
 		{name: "HEAD confirms the ETag", fetches: map[string]float64{metrics.ResultUnchanged: 1}},
 		{name: "new ETag, same bytes", change: func(Gomega) { up.set(body, `"m2"`) },
 			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
 		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
-			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true},
+			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true, failed: exsv1beta1.FetchFailedReason},
 		{name: "storage lost the artifact, same bytes again", change: func(g Gomega) {
 			up.setStatus(http.StatusOK)
 			cur := getSource(g, obj)
@@ -186,18 +202,18 @@ func TestFetchMetrics(t *testing.T) {
 			up.set(changed, `"m3"`)
 			r.HookRunner = failingRunner{}
 			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { withHooks(o, nil, []exsv1beta1.Hook{jq("identity", ".")}) })
-		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.HookFailedReason},
 		{name: "the extraction fails after the download: an error", change: func(g Gomega) {
 			r.HookRunner = nil
 			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) {
 				o.Spec.Hooks = nil
 				o.Spec.Extract = &exsv1beta1.ExtractSpec{Format: "tar"}
 			})
-		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.FetchFailedReason},
 		{name: "the store fails: an error, not changed", change: func(g Gomega) {
 			r.Storage = putFailingStorage{memoryStore()}
 			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { o.Spec.Extract = nil })
-		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true},
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.WriteOperationFailedReason},
 		{name: "the store works again: changed", change: func(Gomega) { r.Storage = memoryStore() },
 			fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
@@ -207,7 +223,7 @@ func TestFetchMetrics(t *testing.T) {
 			p := client.MergeFrom(cur.DeepCopy())
 			withHooks(cur, nil, []exsv1beta1.Hook{jq("identity", ".")})
 			g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
-		}, fetches: map[string]float64{}},
+		}, fetches: map[string]float64{}, failed: exsv1beta1.HooksDisabledReason},
 	}
 	for _, tt := range tests {
 		if !t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +246,12 @@ func TestFetchMetrics(t *testing.T) {
 			g.Expect(after.sizes-before.sizes).To(Equal(tt.sizes), "response sizes observed")
 			g.Expect(after.sizeSum-before.sizeSum).To(Equal(tt.sizes*bodySize), "bytes downloaded")
 			g.Expect(after.reconciles-before.reconciles).To(Equal(1.0), "one reconcile duration")
+			want := metrics.ReconcileSuccess + "/"
+			if tt.failed != "" {
+				want = metrics.ReconcileFailure + "/" + tt.failed
+			}
+			g.Expect(after.results[want]-before.results[want]).To(Equal(1.0), "the reconcile counted as %v", want)
+			g.Expect(after.resultsTotal-before.resultsTotal).To(Equal(1.0), "one reconcile counted")
 
 			// No per-object series but the duration.
 			for _, name := range []string{"gotk_reconcile_condition", "gotk_suspend_status"} {

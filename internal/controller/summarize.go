@@ -35,6 +35,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
@@ -54,6 +55,7 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 		// A step says how bad its failure is (fetchFailed makes an
 		// upstream's Retry-After a Waiting failure).
 		kind, reason := failure.Describe(recErr, meta.FailedReason)
+		r.FetchMetrics.RecordReconcile(metrics.ReconcileFailure, reason)
 		msg := st.message(recErr)
 		switch kind {
 		case failure.KindStalling:
@@ -82,6 +84,7 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 		}
 		log.Error(errors.New(msg), what, "reason", reason, "revision", revisionOf(obj))
 	} else if done {
+		r.FetchMetrics.RecordReconcile(metrics.ReconcileSuccess, "")
 		r.forgetRetryAfter(client.ObjectKeyFromObject(obj))
 		// Every step succeeded: no failure condition can still hold.
 		for _, c := range negativePolarity {
