@@ -75,7 +75,7 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *object
 				return err
 			}
 			w := &cappedWriter{w: dst, max: limit}
-			err = r.HookRunner.Run(hctx, h, src, w)
+			err = r.HookRunner.Run(hook.WithNamespace(hctx, obj.Namespace), h, src, w)
 			if cerr := dst.Close(); err == nil {
 				err = cerr
 			}
