@@ -101,6 +101,7 @@ func (b *Budget) Acquire(ctx context.Context, ns string, mem int64) (release fun
 	if wait <= 0 {
 		wait = budgetMaxWait
 	}
+	start := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	waiting := false
@@ -143,7 +144,7 @@ func (b *Budget) Acquire(ctx context.Context, ns string, mem int64) (release fun
 		}
 		b.mu.Lock()
 		if done {
-			return nil, b.refusal(ns, mem, wait)
+			return nil, b.refusal(ns, mem, max(time.Since(start).Round(time.Millisecond), time.Millisecond))
 		}
 	}
 }

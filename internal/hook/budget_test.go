@@ -53,7 +53,7 @@ func TestBudgetAcquire(t *testing.T) {
 		{name: "over the namespace's share", held: map[string]int64{"a": 256}, ns: "a", mem: 257,
 			wantErr: "this namespace's hooks 256Mi of its 512Mi share (--hook-memory-per-namespace)"},
 		{name: "over the budget", held: map[string]int64{"a": 512, "b": 448}, ns: "c", mem: 64,
-			wantErr: "the hook executor's memory budget is used: the run needs 64Mi (its memory limit), running hooks hold 960Mi of 960Mi (--hook-memory-budget); waited 100ms"},
+			wantErr: "the hook executor's memory budget is used: the run needs 64Mi (its memory limit), running hooks hold 960Mi of 960Mi (--hook-memory-budget); waited 1"},
 		{name: "admitted once a run ends", held: map[string]int64{"a": 512, "b": 448}, ns: "c", mem: 64, release: "b"},
 		{name: "never fits a share", ns: "a", mem: 513, wantErr: "is more than a namespace's share"},
 	}
