@@ -174,6 +174,7 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = pipeDelay
 
+	oomBefore, oomKnown := oomKills()
 	err = cmd.Start()
 	errW.Close()
 	specR.Close()
@@ -222,6 +223,10 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 				code = cmd.ProcessState.ExitCode()
 			}
 			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); cmd.ProcessState != nil && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
+			// Neither the watchdog, nor the timeout, nor the CPU limit.
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: killedReason(pol, oomBefore, oomKnown), Stderr: stderr}
 		}
 		var exitErr *exec.ExitError
 		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
