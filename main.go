@@ -626,11 +626,14 @@ func runHookExecutor(args []string) error {
 	whitelist := fs.String("hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
 	maxOutput := fs.Int64("hook-max-output", hook.DefaultMaxOutput, "The most bytes a hook may write on stdout.")
 	sandbox := fs.String("hook-sandbox", string(hook.SandboxLandlock),
-		fmt.Sprintf("How hook runs are confined: landlock (Landlock ABI %d or newer is required to start) or none "+
-			"(rlimits only: hooks can read what the sidecar can read; logged and exported as externalsource_hook_sandbox_enabled 0).",
-			hook.MinLandlockABI))
+		"How hook runs are confined: landlock (every protection docs/hooks.md promises, by Landlock and a seccomp filter; "+
+			"runs this node cannot confine so are refused with a message naming the missing protection) or none "+
+			"(rlimits and the watchdog only: hooks can read what the sidecar can read; logged and exported as 0 protections).")
+	maxABI := fs.Int("hook-sandbox-max-landlock-abi", -1,
+		"Confine hook runs as on a kernel whose Landlock ABI is at most this (0: no Landlock); -1 is the kernel's own. "+
+			"For tests, and to see what an older node would give.")
 	metricsAddr := fs.String("metrics-addr", "0",
-		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_enabled, whitelist reloads); 0 disables.")
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads); 0 disables.")
 	trampoline := fs.String("hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
@@ -648,14 +651,21 @@ func runHookExecutor(args []string) error {
 	}
 	log := ctrl.Log.WithName("hook-executor")
 	mode := hook.SandboxMode(*sandbox)
-	if err := hook.CheckSandbox(mode); err != nil {
+	node, err := hook.CheckSandbox(mode, *maxABI)
+	if err != nil {
 		return fmt.Errorf("--hook-sandbox: %w", err)
 	}
-	if mode == hook.SandboxNone {
-		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock; a hook can read every file " +
-			"and open every connection the sidecar can (only the rlimits and the watchdog apply)")
-	} else {
-		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", hook.LandlockABI())
+	// One line, whatever the kernel: the sidecar serves in any case.
+	switch {
+	case mode == hook.SandboxNone:
+		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock nor seccomp; a hook can read every file "+
+			"and open every connection the sidecar can (only the rlimits and the watchdog apply)", "protections", node.Protections)
+	case node.Refusal() != "":
+		log.Info("WARNING: hook sandbox: "+node.Refusal(), "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
+	default:
+		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
 	}
 	wl, err := hook.NewStore(*whitelist, log)
 	if err != nil {
@@ -686,6 +696,6 @@ func runHookExecutor(args []string) error {
 	}()
 	srv := &hook.Server{Socket: *socket, Log: log,
 		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: *maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: *trampoline,
-			Protected: []string{*whitelist}}}
+			Protected: []string{*whitelist}, Node: &node}}
 	return srv.Serve(ctx)
 }
