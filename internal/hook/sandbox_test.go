@@ -855,3 +855,35 @@ func TestSandboxTenantsCannotExhaustEachOther(t *testing.T) {
 	}
 	g.Eventually(func() []string { return proctest.ProcessesWith(r.probe + " ") }, 5*time.Second).Should(BeEmpty())
 }
+
+// TestExecutorRefusesWhatItCannotConfine: on a node without Landlock
+// (forced: --hook-sandbox-max-landlock-abi=0) a run is refused before
+// anything starts, with a failure (retried by the controller, not a
+// whitelist refusal) naming the missing protection and the node's ABI;
+// with --hook-sandbox=none the same hook runs.
+func TestExecutorRefusesWhatItCannotConfine(t *testing.T) {
+	g := NewWithT(t)
+	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
+	g.Expect(err).ToNot(HaveOccurred())
+	noLandlock, err := NodeSandbox(SandboxLandlock, 0)
+	g.Expect(err).ToNot(HaveOccurred())
+	h := exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"-c", ".a"}}
+
+	e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir(), Node: &noLandlock}
+	var out bytes.Buffer
+	err = e.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), &out)
+	var ee *ExecError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)
+	g.Expect(IsRejected(err)).To(BeFalse())
+	g.Expect(ee.Reason).To(ContainSubstring("sandbox: this node cannot confine hook runs as --hook-sandbox=landlock requires: missing protection files"))
+	g.Expect(ee.Reason).To(ContainSubstring(fmt.Sprintf("the node's Landlock ABI is %d, capped at 0 by --hook-sandbox-max-landlock-abi", LandlockABI())))
+	g.Expect(out.String()).To(BeEmpty())
+	entries, err := os.ReadDir(e.TempDir)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(entries).To(BeEmpty(), "no run directory was made")
+
+	none := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir(), Sandbox: SandboxNone}
+	out.Reset()
+	g.Expect(none.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), &out)).To(Succeed())
+	g.Expect(out.String()).To(Equal("1\n"))
+}
