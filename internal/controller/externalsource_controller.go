@@ -14,25 +14,45 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package controller holds the ExternalSourceReconciler: one file per
-// concern (the pipeline's steps: _storage, _fetch, _hooks, _publish; spec
-// checks in _validation, deletion in _finalize), chained in Reconcile.
+// Package controller holds the ExternalSourceReconciler.
+//
+// Reconcile (externalsource_controller.go) chains the steps of the
+// pipeline, one file each, named after the step, in this order:
+//
+//	reconcileStorage     externalsource_storage.go     the published artifact is still stored and intact
+//	reconcileValidation  externalsource_validation.go  what the API server cannot check; every hook against the whitelist
+//	reconcilePin         externalsource_pin.go         a handled digest pin needs no request
+//	reconcileFirstCheck  externalsource_firstcheck.go  the first check after a restart is spread over the interval
+//	reconcileFetch       externalsource_fetch.go       the generator runs; the data is spooled
+//	reconcileHooks       externalsource_hooks.go       the post-request hooks
+//	reconcileExtract     externalsource_extract.go     spec.extract
+//	reconcileArtifact    externalsource_artifact.go    the deterministic tar.gz, stored
+//	reconcileLeaveShare  externalsource_leaveshare.go  the namespace's share is given back before the API writes
+//	reconcilePublish     externalsource_publish.go     the ExternalArtifact and the NewArtifact event
+//
+// The steps hand each other reconcileState (state.go) and share helper
+// files, which never call back into a step (TestStepsLiveInTheirOwnFiles):
+// summarize.go (Ready, Reconciling, Stalled, the failure policy and the
+// requeue), patch.go (the status and finalizer writes), hooks.go and
+// hook_limits.go (the hook checks, the pre-request hooks the generator
+// calls, the retry policy, the bounds), firstcheck.go (when a first check
+// is due), fairshare.go (the per-namespace share of the workers) and
+// errors.go. Outside the pipeline: externalsource_finalize.go (deletion),
+// externalsource_watch.go (the Secret watch), externalsource_requests.go
+// (reconcile requests on the ExternalArtifact), externalsource_notify.go
+// (events and notifications) and cachetransform.go (what the informer
+// cache keeps).
 package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,11 +71,9 @@ import (
 	"github.com/fluxcd/pkg/runtime/jitter"
 	"github.com/fluxcd/pkg/runtime/predicates"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"k8s.io/client-go/util/workqueue"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/extract"
-	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
@@ -269,66 +287,6 @@ var externalArtifactChanged = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
-// reconcileState carries what one step hands to the next.
-type reconcileState struct {
-	// secrets are the Secret values read by this reconcile: every message
-	// that leaves it goes through them (internal/redact).
-	secrets *redact.Set
-	// spoolFile is the response as spooled by the fetch; removed at the
-	// end, if a step did not remove it first.
-	spoolFile string
-	// tmpDir holds the hooks' outputs and the extracted files: made by
-	// the first step that needs it (workDir), removed at the end.
-	tmpDir string
-	// dataFile is the data to publish (the spooled response, then each
-	// hook's output) and dataSize its length.
-	dataFile string
-	dataSize int64
-	// deadline ends the fetch and the hooks (spec.timeout from the start).
-	deadline time.Time
-	// validators of the response the data came from.
-	validators generator.Validators
-	// extractDir is the directory of files to publish when spec.extract
-	// is set (its subPath already selected); "" otherwise.
-	extractDir string
-	// notModified says the upstream confirmed the published data.
-	notModified bool
-	// changeDetection says how the generator detected the change.
-	changeDetection string
-	// warnings of the generator, for Ready's message.
-	warnings []string
-	// fetchDuration is how long the fetch took (request and download).
-	fetchDuration time.Duration
-	// newArtifact says this reconcile stored a new revision.
-	newArtifact bool
-	// progressPatched says Reconciling was already written in this
-	// reconcile, so a later step does not write it again.
-	progressPatched bool
-	// prevReadyMessage is Ready's message before this reconcile, to emit a
-	// warning event only when a warning appears.
-	prevReadyMessage string
-	// start is when the reconcile began.
-	start time.Time
-	// requeueAfter is when a failed reconcile is retried (summarize).
-	requeueAfter time.Duration
-	// firstInProcess says this is the object's first reconcile in this
-	// process (firstChecks).
-	firstInProcess bool
-	// artifactRequested says the ExternalArtifact carried a new reconcile
-	// request (externalsource_requests.go): the upstream is checked now.
-	artifactRequested bool
-	// lost is the published artifact storage had lost, refetched by this
-	// reconcile (externalsource_storage.go).
-	lost *lostArtifact
-	// leaveShare gives the namespace's share slot back (fairshare.go)
-	// once the steps its tenant controls are over; idempotent.
-	leaveShare func()
-	// checkAfter, when set, is when the upstream check this reconcile
-	// deferred is due (firstChecks): Ready is kept as it was, and the
-	// object is requeued then instead of after its interval.
-	checkAfter time.Duration
-}
-
 // reconcileFunc is one step of the pipeline.
 type reconcileFunc func(ctx context.Context, sp *objectPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
@@ -421,13 +379,16 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 
 	steps := []reconcileFunc{
-		r.reconcileStorage,
-		r.reconcileSource,
-		r.reconcileHooks,
-		r.reconcileExtract,
-		r.reconcileArtifact,
-		r.leaveNamespaceShare,
-		r.reconcileExternalArtifact,
+		r.reconcileStorage,    // externalsource_storage.go
+		r.reconcileValidation, // externalsource_validation.go
+		r.reconcilePin,        // externalsource_pin.go
+		r.reconcileFirstCheck, // externalsource_firstcheck.go
+		r.reconcileFetch,      // externalsource_fetch.go
+		r.reconcileHooks,      // externalsource_hooks.go
+		r.reconcileExtract,    // externalsource_extract.go
+		r.reconcileArtifact,   // externalsource_artifact.go
+		r.reconcileLeaveShare, // externalsource_leaveshare.go
+		r.reconcilePublish,    // externalsource_publish.go
 	}
 	for _, step := range steps {
 		if err := step(ctx, sp, obj, st); err != nil {
@@ -488,256 +449,6 @@ func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *object
 	}
 	st.progressPatched = true
 	return nil
-}
-
-// maxMessageLength bounds a condition or event message: what an upstream
-// or a hook controls (status texts, stderr) must not fill the object; the
-// CRD allows 32768 bytes per condition message.
-const maxMessageLength = 4096
-
-// message is the text of a failure as it may leave the reconcile:
-// redacted, then bounded.
-func (st *reconcileState) message(err error) string {
-	return truncate(st.secrets.String(err.Error()), maxMessageLength)
-}
-
-// truncate cuts s to at most n bytes on a rune boundary, saying so.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = " ... (truncated)"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
-
-// summarize turns the outcome of the steps into Ready, Reconciling and
-// Stalled, and applies the failure's policy (internal/failure) in this one
-// place: the Warning event and the single error log line. It also emits
-// the info line of a new artifact and the event of a new warning. Every
-// condition message is redacted and bounded here, whichever step wrote it.
-func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta1.ExternalSource,
-	st *reconcileState, done bool, recErr error) {
-	log := ctrl.LoggerFrom(ctx)
-	if recErr != nil {
-		// A step says how bad its failure is (fetchFailed makes an
-		// upstream's Retry-After a Waiting failure).
-		kind, reason, cfg := failure.Describe(recErr, meta.FailedReason)
-		msg := st.message(recErr)
-		switch kind {
-		case failure.KindStalling:
-			conditions.MarkStalled(obj, reason, "%s", msg)
-			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
-			conditions.Delete(obj, meta.ReconcilingCondition)
-		case failure.KindWaiting:
-			// The upstream asked for a pause: honour it (at most the
-			// interval), with the backoff as floor.
-			wait, _ := failure.RequeueAfter(recErr)
-			st.requeueAfter = max(min(wait, obj.GetRequeueAfter()), r.retryAfterFloor(obj))
-			conditions.Delete(obj, meta.StalledCondition)
-			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason,
-				"retrying in %s as the upstream asked (Retry-After) after: %s", st.requeueAfter, msg)
-			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
-		default:
-			st.requeueAfter = r.retryAfterFloor(obj)
-			conditions.Delete(obj, meta.StalledCondition)
-			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", msg)
-			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
-		}
-		if cfg.Event != "" {
-			r.Eventf(obj, nil, cfg.Event, reason, "Reconcile", "%s", msg)
-		}
-		if cfg.Log {
-			what := "reconcile failed, retrying"
-			if kind == failure.KindStalling {
-				what = "reconcile stalled: the spec must change"
-			}
-			log.Error(errors.New(msg), what, "reason", reason, "revision", revisionOf(obj))
-		}
-	} else if done {
-		r.forgetRetryAfter(client.ObjectKeyFromObject(obj))
-		// Every step succeeded: no failure condition can still hold.
-		for _, c := range negativePolarity {
-			conditions.Delete(obj, c)
-		}
-		// A deferred check (firstChecks) keeps Ready as the last check
-		// left it: its message holds the generator's warnings, which
-		// only a fetch knows.
-		if st.checkAfter == 0 {
-			conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
-		}
-		if st.newArtifact {
-			a := obj.GetArtifact()
-			log.Info("stored artifact", "revision", a.Revision, "size", ptrValue(a.Size),
-				"duration", time.Since(st.start).Round(time.Millisecond).String())
-		}
-		// A warning is an event when it appears, not on every interval:
-		// a steady state costs no API write.
-		for _, w := range st.warnings {
-			if !strings.Contains(st.prevReadyMessage, w) {
-				r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.GeneratorWarningReason, "Reconcile", "%s", w)
-			}
-		}
-	}
-
-	if v, ok := meta.ReconcileAnnotationValue(obj.GetAnnotations()); ok {
-		obj.Status.SetLastHandledReconcileRequest(v)
-	}
-	for i := range obj.Status.Conditions {
-		c := &obj.Status.Conditions[i]
-		c.Message = truncate(st.secrets.String(c.Message), maxMessageLength)
-	}
-}
-
-// patch writes the summarized object once and says when to come back.
-// Failures are requeued by the reconciler's own backoff (RetryAfterBackoff,
-// built from the same --min/--max-retry-delay as Flux's rate limiter) and
-// not returned to controller-runtime, which would log each one a second
-// time; only a failed patch (the status could not be written) is returned.
-func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
-	obj *exsv1beta1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
-	kind, _, _ := failure.Describe(recErr, "")
-	stalled := recErr != nil && kind == failure.KindStalling
-	// observedGeneration says a generation was fully handled: done, or
-	// stalled on it (which is final for that generation).
-	if err := sp.Patch(ctx, obj, done || stalled); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, nil
-		}
-		// The failure being reported, if any, is in the message already
-		// logged; the patch error is new: redacted, then returned.
-		return ctrl.Result{}, redact.FromContext(ctx).Error(fmt.Errorf("patching status: %w", err))
-	}
-	switch {
-	case recErr == nil && done:
-		return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
-	case recErr == nil, stalled:
-		return ctrl.Result{}, nil
-	}
-	if requeueAfter <= 0 {
-		// Without a backoff of its own (a reconciler not set up by
-		// SetupWithManager), controller-runtime's rate limiter retries.
-		return ctrl.Result{}, redact.FromContext(ctx).Error(recErr)
-	}
-	return ctrl.Result{RequeueAfter: requeueAfter}, nil
-}
-
-// revisionOf returns the published revision, for log lines.
-func revisionOf(obj *exsv1beta1.ExternalSource) string {
-	if a := obj.GetArtifact(); a != nil {
-		return a.Revision
-	}
-	return ""
-}
-
-func ptrValue[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
-}
-
-// readyMessage names the published revision, and adds the generator's
-// warnings and a note when the store does not survive a restart.
-func (r *ExternalSourceReconciler) readyMessage(obj *exsv1beta1.ExternalSource, warnings []string) string {
-	a := obj.GetArtifact()
-	if a == nil {
-		return "no artifact"
-	}
-	msg := fmt.Sprintf("stored artifact for revision '%s'", a.Revision)
-	for _, w := range warnings {
-		msg += "; warning: " + w
-	}
-	if r.Storage.Ephemeral() {
-		msg += " (memory storage: artifacts do not survive a controller restart)"
-	}
-	return msg
-}
-
-// recordMetrics records the reconcile's duration after the final patch;
-// for an object whose finalizer is gone it deletes the series instead.
-//
-// As Flux's own controllers since v2.1, it records nothing else per
-// object: gotk_reconcile_condition (nine gauges per object) and
-// gotk_suspend_status were two thirds of the controller's heap at 10,000
-// sources (docs/benchmarks.md), and the object's state is what
-// kube-state-metrics exports from the API (gotk_resource_info,
-// config/monitoring).
-func (r *ExternalSourceReconciler) recordMetrics(ctx context.Context, obj *exsv1beta1.ExternalSource, start time.Time) {
-	if r.Metrics != nil {
-		r.Metrics.RecordDuration(ctx, obj, start)
-	}
-}
-
-func (st *reconcileState) cleanup() {
-	if st.spoolFile != "" {
-		_ = os.Remove(st.spoolFile)
-	}
-	if st.tmpDir != "" {
-		_ = os.RemoveAll(st.tmpDir)
-	}
-}
-
-// workDir returns the reconcile's temporary directory under base ("" is
-// the system's), made on first use: most reconciles publish a response
-// as it came and never need one, and a directory made and removed at
-// every new revision cost more system calls than the rest of the
-// pipeline.
-func (st *reconcileState) workDir(base string) (string, error) {
-	if st.tmpDir == "" {
-		dir, err := os.MkdirTemp(base, "externalsource-")
-		if err != nil {
-			return "", err
-		}
-		st.tmpDir = dir
-	}
-	return st.tmpDir, nil
-}
-
-// retryAfterFloor is the next exponential backoff of a failing object;
-// zero without RetryAfterBackoff.
-func (r *ExternalSourceReconciler) retryAfterFloor(obj *exsv1beta1.ExternalSource) time.Duration {
-	if r.RetryAfterBackoff == nil {
-		return 0
-	}
-	return r.RetryAfterBackoff.When(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-}
-
-// forgetRetryAfter resets the object's backoff after a success, and frees
-// it when the object is gone.
-func (r *ExternalSourceReconciler) forgetRetryAfter(key client.ObjectKey) {
-	if r.RetryAfterBackoff != nil {
-		r.RetryAfterBackoff.Forget(reconcile.Request{NamespacedName: key})
-	}
-}
-
-// Eventf shadows the embedded Recorder's: every event message of an object
-// being reconciled (the ExternalSource, or its ExternalArtifact of the same
-// name) goes through that reconcile's Secret values, whichever step emits
-// it.
-func (r *ExternalSourceReconciler) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(regarding, related, eventtype, reason, action, "%s", r.redactEvent(regarding, fmt.Sprintf(note, args...)))
-}
-
-// AnnotatedEventf shadows the embedded Recorder's, as Eventf does.
-func (r *ExternalSourceReconciler) AnnotatedEventf(regarding, related runtime.Object, annotations map[string]string,
-	eventtype, reason, action, note string, args ...any) {
-	r.Recorder.AnnotatedEventf(regarding, related, annotations, eventtype, reason, action, "%s",
-		r.redactEvent(regarding, fmt.Sprintf(note, args...)))
-}
-
-func (r *ExternalSourceReconciler) redactEvent(regarding runtime.Object, msg string) string {
-	var set *redact.Set
-	if o, ok := regarding.(client.Object); ok {
-		if v, ok := r.secrets.Load(client.ObjectKeyFromObject(o)); ok {
-			set = v.(*redact.Set)
-		}
-	}
-	return truncate(set.String(msg), maxMessageLength)
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -26,7 +26,6 @@ import (
 	"os"
 	"time"
 
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -40,54 +39,22 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 )
 
-// reconcileSource checks what the controller itself must check, runs
-// the generator and spools the data to a temporary file with a size bound,
-// so the data is never held whole in memory.
+// reconcileFetch runs the generator and spools the data to a temporary
+// file with a size bound, so the data is never held whole in memory.
 //
 // It decides whether the generator may skip the download: only when the
 // published artifact is in storage (checked by reconcileStorage just
 // before), was built from this generation, and no forced fetch is pending
 // does the generator get the validators of the last response. A skipped
 // fetch leaves the status as it was, so the final patch sends nothing.
-func (r *ExternalSourceReconciler) reconcileSource(ctx context.Context, _ *objectPatcher,
+// A pin or a deferred first check that already decided the upstream need
+// not be asked (reconcilePin, reconcileFirstCheck) leaves nothing to do.
+func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
-	if err := r.validateSpec(obj); err != nil {
-		return err
-	}
-	// Every hook is checked before any runs and before any request is
-	// sent: a refused post-request hook must not let a POST happen first.
-	if err := r.checkHooks(ctx, obj); err != nil {
-		return err
-	}
-	gen, _ := r.Generators.Get(obj.Spec.Generator.Type)
-
-	// A pinned source whose spec was handled and whose artifact is in
-	// storage (reconcileStorage forgets a missing one) has nothing to
-	// learn from the upstream: the bytes could only match the pin again,
-	// or stall. No request is sent.
-	if pin := pinnedDigest(obj); pin != "" && pin == obj.Status.LastHandledDigest &&
-		obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !meta.ShouldHandleForceRequest(obj) {
-		st.notModified = true
-		st.validators = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
-		st.changeDetection = obj.Status.ChangeDetection
-		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, 0)
-		conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
+	if st.notModified {
 		return nil
 	}
-
-	// The first reconcile in this process of a Ready object checks its
-	// upstream later, at a spread point of its interval (firstChecks):
-	// after a restart, thousands of sources do not all call at once.
-	if st.firstInProcess && !st.artifactRequested {
-		if d := r.firstChecks.delay(obj, time.Now()); d > 0 {
-			st.notModified = true
-			st.checkAfter = d
-			st.validators = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
-			st.changeDetection = obj.Status.ChangeDetection
-			ctrl.LoggerFrom(ctx).V(1).Info("first reconcile in this process: upstream check deferred", "after", d.String())
-			return nil
-		}
-	}
+	gen, _ := r.Generators.Get(obj.Spec.Generator.Type)
 
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)
@@ -205,14 +172,6 @@ func (r *ExternalSourceReconciler) retryBudget(obj *exsv1beta1.ExternalSource) f
 	}
 }
 
-// pinnedDigest is spec.verify.digest, or "" for a source without a pin.
-func pinnedDigest(obj *exsv1beta1.ExternalSource) string {
-	if obj.Spec.Verify == nil {
-		return ""
-	}
-	return obj.Spec.Verify.Digest
-}
-
 // digestMismatch refuses data that is not the pinned data. Retrying cannot
 // fix it (the pin says exactly which bytes are wanted), so the object
 // stalls until its spec changes; the step returns before packaging, so the
@@ -245,12 +204,19 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *exsv1beta1.ExternalSource, e
 	return transient(reason, err)
 }
 
-// recordFetchResult updates the conditional-request record and how the
-// change was detected, once the fetch is known to be handled.
-func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
-	obj.Status.LastHandledETag = st.validators.ETag
-	obj.Status.LastModified = st.validators.LastModified
-	obj.Status.ChangeDetection = st.changeDetection
-	// The pin the data was verified against (a skipped fetch keeps it).
-	obj.Status.LastHandledDigest = pinnedDigest(obj)
+// fetchTimeout is how long one fetch, hooks included, may take:
+// spec.timeout, capped by the controller's MaxTimeout (exsv1beta1.MaxTimeout
+// when unset) for objects stored before the API server enforced the
+// maximum or when an admin wants a lower one. limit names what set it,
+// for the timeout's error message.
+func (r *ExternalSourceReconciler) fetchTimeout(obj *exsv1beta1.ExternalSource) (timeout time.Duration, limit string) {
+	timeout = obj.GetTimeout()
+	maxTimeout := r.MaxTimeout
+	if maxTimeout <= 0 {
+		maxTimeout = exsv1beta1.MaxTimeout
+	}
+	if timeout > maxTimeout {
+		return maxTimeout, fmt.Sprintf("--max-fetch-timeout (%s, which caps spec.timeout %s)", maxTimeout, timeout)
+	}
+	return timeout, fmt.Sprintf("spec.timeout (%s)", timeout)
 }

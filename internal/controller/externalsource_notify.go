@@ -17,15 +17,19 @@ limitations under the License.
 package controller
 
 import (
+	"fmt"
+
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/runtime/events"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // NotificationRecorder is the reconciler's events.Recorder. It exists
@@ -106,4 +110,29 @@ func artifactOf(obj *exsv1beta1.ExternalSource) *sourcev1.ExternalArtifact {
 		Namespace:   obj.Namespace,
 		Annotations: obj.Annotations,
 	}}
+}
+
+// Eventf shadows the embedded Recorder's: every event message of an object
+// being reconciled (the ExternalSource, or its ExternalArtifact of the same
+// name) goes through that reconcile's Secret values, whichever step emits
+// it.
+func (r *ExternalSourceReconciler) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	r.Recorder.Eventf(regarding, related, eventtype, reason, action, "%s", r.redactEvent(regarding, fmt.Sprintf(note, args...)))
+}
+
+// AnnotatedEventf shadows the embedded Recorder's, as Eventf does.
+func (r *ExternalSourceReconciler) AnnotatedEventf(regarding, related runtime.Object, annotations map[string]string,
+	eventtype, reason, action, note string, args ...any) {
+	r.Recorder.AnnotatedEventf(regarding, related, annotations, eventtype, reason, action, "%s",
+		r.redactEvent(regarding, fmt.Sprintf(note, args...)))
+}
+
+func (r *ExternalSourceReconciler) redactEvent(regarding runtime.Object, msg string) string {
+	var set *redact.Set
+	if o, ok := regarding.(client.Object); ok {
+		if v, ok := r.secrets.Load(client.ObjectKeyFromObject(o)); ok {
+			set = v.(*redact.Set)
+		}
+	}
+	return truncate(set.String(msg), maxMessageLength)
 }

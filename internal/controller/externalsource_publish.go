@@ -36,11 +36,11 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/failure"
 )
 
-// reconcileExternalArtifact makes the child ExternalArtifact (same name and
+// reconcilePublish makes the child ExternalArtifact (same name and
 // namespace) point at the published artifact. It writes only what differs,
 // so a steady state costs no API write. An ExternalArtifact controlled by
 // another owner is never adopted.
-func (r *ExternalSourceReconciler) reconcileExternalArtifact(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcilePublish(ctx context.Context, _ *objectPatcher,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {

@@ -18,10 +18,12 @@ package controller
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -226,4 +228,89 @@ func TestS3WrongCredentials(t *testing.T) {
 		g.Expect(conditions.GetMessage(cur, exsv1beta1.StorageOperationFailedCondition)).To(ContainSubstring("SignatureDoesNotMatch"))
 		g.Expect(cur.Status.Artifact).To(BeNil())
 	}, timeout).Should(Succeed())
+}
+
+func TestExternalSourceReconciler_reconcileStorage(t *testing.T) {
+	ns := "steps-storage"
+	tests := []struct {
+		name         string
+		store        func(*memory.Storage) storage.Storage
+		artifact     func(g Gomega, m *memory.Storage) *meta.Artifact
+		want         wantKind
+		wantArtifact bool
+		wantTrue     []string
+		wantAbsent   []string
+	}{
+		{
+			name:       "no artifact",
+			artifact:   func(Gomega, *memory.Storage) *meta.Artifact { return nil },
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition, exsv1beta1.StorageOperationFailedCondition},
+		},
+		{
+			name: "artifact in storage",
+			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "a.tar.gz")
+				g.Expect(m.Put(testCtx, &a, strings.NewReader("data"))).To(Succeed())
+				return &a
+			},
+			wantArtifact: true,
+			wantTrue:     []string{exsv1beta1.ArtifactInStorageCondition},
+		},
+		{
+			name: "artifact missing: forgotten, refetched",
+			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "gone.tar.gz")
+				a.Digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+				return &a
+			},
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition},
+		},
+		{
+			name: "artifact corrupt: removed, forgotten",
+			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "b.tar.gz")
+				g.Expect(m.Put(testCtx, &a, strings.NewReader("data"))).To(Succeed())
+				a.Digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+				return &a
+			},
+			wantAbsent: []string{exsv1beta1.ArtifactInStorageCondition},
+		},
+		{
+			name:  "storage unreachable",
+			store: func(m *memory.Storage) storage.Storage { return failingStorage{m} },
+			artifact: func(g Gomega, m *memory.Storage) *meta.Artifact {
+				a := m.NewArtifactFor(exsv1beta1.ExternalSourceKind, &metav1.ObjectMeta{Namespace: ns, Name: "step"}, "rev", "c.tar.gz")
+				return &a
+			},
+			want:         isGeneric,
+			wantArtifact: true,
+			wantTrue:     []string{exsv1beta1.StorageOperationFailedCondition},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			m := memory.New(memory.Options{BaseURL: "http://127.0.0.1:1"})
+			var store storage.Storage = m
+			if tt.store != nil {
+				store = tt.store(m)
+			}
+			r := stepReconciler(store)
+			obj := stepObject(ns, "http://127.0.0.1:1")
+			obj.Status.Artifact = tt.artifact(g, m)
+			obj.Status.LastHandledETag = `"e"`
+			err := r.reconcileStorage(testCtx, nil, obj, newStepState())
+			expectKind(g, err, tt.want)
+			g.Expect(obj.Status.Artifact != nil).To(Equal(tt.wantArtifact))
+			if !tt.wantArtifact && strings.Contains(tt.name, "forgotten") {
+				g.Expect(obj.Status.LastHandledETag).To(BeEmpty(), "the conditional-request record is forgotten")
+			}
+			for _, c := range tt.wantTrue {
+				g.Expect(conditions.IsTrue(obj, c)).To(BeTrue(), c)
+			}
+			for _, c := range tt.wantAbsent {
+				g.Expect(conditions.Has(obj, c)).To(BeFalse(), c)
+			}
+		})
+	}
 }

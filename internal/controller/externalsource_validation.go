@@ -17,12 +17,25 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/archive"
 )
+
+// reconcileValidation checks the spec before anything is fetched: what the
+// API server cannot check (validateSpec), then every hook against the
+// whitelist before any runs and before any request is sent, so that a
+// refused post-request hook does not let a POST happen first.
+func (r *ExternalSourceReconciler) reconcileValidation(ctx context.Context, _ *objectPatcher,
+	obj *exsv1beta1.ExternalSource, _ *reconcileState) error {
+	if err := r.validateSpec(obj); err != nil {
+		return err
+	}
+	return r.checkHooks(ctx, obj)
+}
 
 // validateSpec checks what the API server cannot: what depends on this
 // controller's configuration (registered generators, the hook executor)

@@ -19,7 +19,6 @@ package controller
 import (
 	"container/list"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -29,46 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
-
-	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
-
-// Fair and bounded work. A reconcile holds one of the controller's
-// --concurrent workers for as long as its fetch runs, and a tenant (the
-// owner of a namespace) decides how long that is: an upstream that never
-// answers, answers one byte a second or asks to retry in a day. Two bounds
-// keep one tenant from taking the controller from the others:
-//
-//   - time: a fetch ends at spec.timeout, which the API server caps at
-//     exsv1beta1.MaxTimeout and the controller at --max-fetch-timeout;
-//   - workers: at most --max-concurrent-per-namespace reconciles of one
-//     namespace run the steps its tenant controls at once (fetch, hooks,
-//     extraction and storage, whose length the upstream and the data
-//     decide), so the other namespaces always keep workers.
-//
-// The share is left after storage, before the last steps: the
-// ExternalArtifact and ExternalSource writes, whose length only the API
-// server decides. A request of the same namespace can then start while
-// they finish, so a namespace alone on the controller (flux-system in a
-// single-tenant cluster) still uses every worker: at 1,000 new sources in
-// one namespace those writes are two thirds of a reconcile, and holding
-// the share through them idled half of the workers (docs/benchmarks.md).
-// A hostile tenant gains nothing from it: what it makes hang is inside
-// the share, and what is outside ends as fast as the API server answers.
-//
-// The tenant boundary is the namespace: a hostile tenant can create many
-// objects and point them at many hosts, but only in its own namespace. A
-// per-upstream-host limit would add nothing against that tenant (its share
-// is already bounded whatever the hosts) and could not be sound anyway: a
-// pre-request hook may rewrite the URL and DNS aliases hosts. Sources of
-// the hostile namespace itself do wait behind its hanging ones: a tenant
-// only ever starves itself. Several namespaces of one tenant count as
-// several tenants; an admin who gives a tenant k namespaces keeps the
-// others served with a share below --concurrent / k.
-//
-// A request over the share is parked and woken, not requeued after a fixed
-// delay: with a delay, a burst in one namespace (flux-system at start-up)
-// would run one share of requests per delay while workers sit idle.
 
 // DefaultMaxConcurrentPerNamespace is the share of concurrent workers one
 // namespace may hold when --max-concurrent-per-namespace is not set: half,
@@ -93,6 +53,42 @@ const parkedRetry = time.Second
 // share is never delayed.
 //
 // The nil share admits everything.
+//
+// Fair and bounded work: a reconcile holds one of the controller's
+// --concurrent workers for as long as its fetch runs, and a tenant (the
+// owner of a namespace) decides how long that is: an upstream that never
+// answers, answers one byte a second or asks to retry in a day. Two bounds
+// keep one tenant from taking the controller from the others:
+//
+//   - time: a fetch ends at spec.timeout, which the API server caps at
+//     exsv1beta1.MaxTimeout and the controller at --max-fetch-timeout;
+//   - workers: at most --max-concurrent-per-namespace reconciles of one
+//     namespace run the steps its tenant controls at once (fetch, hooks,
+//     extraction and storage, whose length the upstream and the data
+//     decide), so the other namespaces always keep workers.
+//
+// The share is left after storage, before the last steps: the
+// ExternalArtifact and ExternalSource writes, whose length only the API
+// server decides. A request of the same namespace can then start while
+// they finish, so a namespace alone on the controller (flux-system in a
+// single-tenant cluster) still uses every worker: holding the share
+// through those writes idled workers (measured in docs/benchmarks.md).
+// A hostile tenant gains nothing from it: what it makes hang is inside
+// the share, and what is outside ends as fast as the API server answers.
+//
+// The tenant boundary is the namespace: a hostile tenant can create many
+// objects and point them at many hosts, but only in its own namespace. A
+// per-upstream-host limit would add nothing against that tenant (its share
+// is already bounded whatever the hosts) and could not be sound anyway: a
+// pre-request hook may rewrite the URL and DNS aliases hosts. Sources of
+// the hostile namespace itself do wait behind its hanging ones: a tenant
+// only ever starves itself. Several namespaces of one tenant count as
+// several tenants; an admin who gives a tenant k namespaces keeps the
+// others served with a share below --concurrent / k.
+//
+// A request over the share is parked and woken, not requeued after a fixed
+// delay: with a delay, a burst in one namespace (flux-system at start-up)
+// would run one share of requests per delay while workers sit idle.
 type NamespaceShare struct {
 	limit int
 
@@ -208,17 +204,6 @@ func (s *NamespaceShare) unpark(req reconcile.Request) {
 	}
 }
 
-// leaveNamespaceShare is the step after storage: it gives the namespace's
-// share slot back, waking a parked request of the namespace, while this
-// reconcile goes on with its API writes (see "Fair and bounded work").
-func (r *ExternalSourceReconciler) leaveNamespaceShare(_ context.Context, _ *objectPatcher,
-	_ *exsv1beta1.ExternalSource, st *reconcileState) error {
-	if st.leaveShare != nil {
-		st.leaveShare()
-	}
-	return nil
-}
-
 // withNamespaceShare gives the reconciler its per-namespace share of the
 // workers, and the controller the source that lets the share wake the
 // requests it parks.
@@ -242,21 +227,4 @@ func namespaceShareFor(opts ReconcilerOptions) *NamespaceShare {
 		return nil
 	}
 	return NewNamespaceShare(limit)
-}
-
-// fetchTimeout is how long one fetch, hooks included, may take:
-// spec.timeout, capped by the controller's MaxTimeout (exsv1beta1.MaxTimeout
-// when unset) for objects stored before the API server enforced the
-// maximum or when an admin wants a lower one. limit names what set it,
-// for the timeout's error message.
-func (r *ExternalSourceReconciler) fetchTimeout(obj *exsv1beta1.ExternalSource) (timeout time.Duration, limit string) {
-	timeout = obj.GetTimeout()
-	maxTimeout := r.MaxTimeout
-	if maxTimeout <= 0 {
-		maxTimeout = exsv1beta1.MaxTimeout
-	}
-	if timeout > maxTimeout {
-		return maxTimeout, fmt.Sprintf("--max-fetch-timeout (%s, which caps spec.timeout %s)", maxTimeout, timeout)
-	}
-	return timeout, fmt.Sprintf("spec.timeout (%s)", timeout)
 }

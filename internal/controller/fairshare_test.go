@@ -27,12 +27,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-
-	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 func TestDefaultMaxConcurrentPerNamespace(t *testing.T) {
@@ -294,36 +291,6 @@ func TestNamespaceShareFor(t *testing.T) {
 			}
 			g.Expect(s).ToNot(BeNil())
 			g.Expect(s.Limit()).To(Equal(tt.want))
-		})
-	}
-}
-
-func TestFetchTimeout(t *testing.T) {
-	d := func(v time.Duration) *metav1.Duration { return &metav1.Duration{Duration: v} }
-	tests := []struct {
-		name      string
-		spec      *metav1.Duration
-		max       time.Duration
-		want      time.Duration
-		wantLimit string
-	}{
-		{"default", nil, 0, exsv1beta1.DefaultTimeout, "spec.timeout (1m0s)"},
-		{"spec", d(90 * time.Second), 0, 90 * time.Second, "spec.timeout (1m30s)"},
-		{"at-the-maximum", d(exsv1beta1.MaxTimeout), 0, exsv1beta1.MaxTimeout, "spec.timeout (10m0s)"},
-		// Stored before the API server enforced the maximum.
-		{"beyond-the-maximum", d(100000 * time.Hour), 0, exsv1beta1.MaxTimeout,
-			"--max-fetch-timeout (10m0s, which caps spec.timeout 100000h0m0s)"},
-		{"lower-cap", d(8 * time.Minute), 5 * time.Minute, 5 * time.Minute,
-			"--max-fetch-timeout (5m0s, which caps spec.timeout 8m0s)"},
-		{"below-the-cap", d(30 * time.Second), 5 * time.Minute, 30 * time.Second, "spec.timeout (30s)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g := NewWithT(t)
-			r := &ExternalSourceReconciler{MaxTimeout: tt.max}
-			got, limit := r.fetchTimeout(&exsv1beta1.ExternalSource{Spec: exsv1beta1.ExternalSourceSpec{Timeout: tt.spec}})
-			g.Expect(got).To(Equal(tt.want))
-			g.Expect(limit).To(Equal(tt.wantLimit))
 		})
 	}
 }

@@ -61,7 +61,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
-// The fault matrix's backoff: what main.go builds from --min-retry-delay
+// The fault matrix's backoff: what the controller program (internal/cmd/controller) builds from --min-retry-delay
 // and --max-retry-delay, scaled down so that a test sees the cap.
 const (
 	faultMinDelay = 100 * time.Millisecond
@@ -317,7 +317,7 @@ func (s *sidecarControl) down() {
 // itself once the fault is gone, republishing nothing.
 //
 // It runs, per store, a manager of its own with the reconciler wired by
-// SetupWithManager and the rate limiters main.go builds, scaled down; each
+// SetupWithManager and the rate limiters the controller program builds, scaled down; each
 // limiter is wrapped to record the delays it hands out. The backoff is
 // checked twice: the delays the limiters handed out are exactly the
 // expected ones (the upper bound, independent of the machine's load), and
@@ -371,7 +371,7 @@ func TestFaultMatrix(t *testing.T) {
 		URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}})).To(Succeed())
 
 	// Shards of this run's own: objects of an earlier run (go test
-	// -count) are left alone. One manager per store, as main.go runs one
+	// -count) are left alone. One manager per store, as the controller program runs one
 	// store per process.
 	ns := newNamespace(t)
 	shard := func(store string) string { return "faults-" + store + "-" + ns }
@@ -392,7 +392,7 @@ func TestFaultMatrix(t *testing.T) {
 		g.Expect(err).ToNot(HaveOccurred())
 		recorder, err := events.NewRecorder(ctrl.Log, "", "externalsource-controller", events.WithManager(mgr))
 		g.Expect(err).ToNot(HaveOccurred())
-		// As main.go does: two limiters with the same options.
+		// As the controller program does: two limiters with the same options.
 		opts := runtimectrl.RateLimiterOptions{MinRetryDelay: faultMinDelay, MaxRetryDelay: faultMaxDelay}
 		l := limiters{
 			failures:   newRecordingLimiter(runtimectrl.GetRateLimiter(opts)),

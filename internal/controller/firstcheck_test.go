@@ -37,7 +37,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 	"github.com/fluxcd/pkg/runtime/events"
 	"github.com/fluxcd/pkg/runtime/jitter"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
@@ -137,114 +136,6 @@ func TestFirstCheckDelay(t *testing.T) {
 	for i, n := range quarters {
 		g.Expect(n).To(BeNumerically(">", 150), "quarter %d of %v", i, quarters)
 	}
-}
-
-// TestRestartSpreadsFirstChecks: a process that finds Ready sources (a
-// restart with a persistent store) verifies their artifacts without
-// calling their upstream and without any API write, and schedules each
-// upstream check at its own point of the interval; when that check comes,
-// each source costs its upstream one HEAD and the API server nothing. A
-// source with a pending reconcile request is checked at once.
-func TestRestartSpreadsFirstChecks(t *testing.T) {
-	g := NewWithT(t)
-	ns := newNamespace(t)
-	up := newCountingUpstream(t, "a: 1\n", `"v1"`, "", true)
-	newReconciler := func(c client.Client) *ExternalSourceReconciler {
-		return &ExternalSourceReconciler{
-			Client:         c,
-			Recorder:       events.NewFakeRecorder(100, false),
-			APIReader:      c,
-			ControllerName: "externalsource-controller",
-			Generators:     testGenerators,
-			Storage:        memoryStore(),
-			MaxDataSize:    1 << 20,
-			Retention:      storage.DefaultRetention,
-		}
-	}
-	const n = 12
-	var objs []*exsv1beta1.ExternalSource
-	before := newReconciler(k8sClient)
-	for i := range n {
-		obj := newSource(ns, fmt.Sprintf("s%d", i), up.URL)
-		obj.Labels = map[string]string{isolatedLabel: "nobody-" + ns} // no manager reconciles them
-		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
-		// Two reconciles: the first publishes, the second reaches the
-		// steady state (change detection by HEAD).
-		for range 2 {
-			_, err := before.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-			g.Expect(err).ToNot(HaveOccurred())
-		}
-		cur := getSource(g, obj)
-		g.Expect(conditions.IsReady(cur)).To(BeTrue())
-		g.Expect(cur.Status.ChangeDetection).To(Equal(generator.ChangeDetectionHEAD))
-		objs = append(objs, obj)
-	}
-
-	// The restarted process, with its own client counting writes.
-	counter := &writeCounter{ns: ns, writes: map[string]int{}, events: map[string]int{}}
-	c, err := client.New(counter.config(testConfig), client.Options{Scheme: testScheme})
-	g.Expect(err).ToNot(HaveOccurred())
-	after := newReconciler(c)
-	after.firstChecks = &firstChecks{}
-	reconcileAll := func() []time.Duration {
-		var requeues []time.Duration
-		for _, obj := range objs {
-			res, err := after.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-			g.Expect(err).ToNot(HaveOccurred())
-			g.Expect(res.RequeueAfter).To(BeNumerically(">", 0))
-			requeues = append(requeues, res.RequeueAfter)
-		}
-		return requeues
-	}
-
-	start := up.counts()
-	counter.take()
-	first := reconcileAll()
-	slices.Sort(first)
-	t.Logf("first checks after the restart, in: %v", first)
-	g.Expect(up.counts().minus(start)).To(Equal(counts{}), "no upstream request at start")
-	writes, evs := counter.take()
-	g.Expect(writes).To(BeEmpty(), "no API write at start")
-	g.Expect(evs).To(BeEmpty())
-	g.Expect(slices.Compact(slices.Clone(first))).To(HaveLen(n), "each at its own point")
-	g.Expect(first[n-1]).To(BeNumerically("<", 10*time.Minute), "within the interval")
-	g.Expect(first[n-1]-first[0]).To(BeNumerically(">", time.Minute), "spread, not a burst")
-
-	// The deferred checks: one HEAD each, nothing written.
-	second := reconcileAll()
-	g.Expect(up.counts().minus(start)).To(Equal(counts{heads: n}))
-	writes, evs = counter.take()
-	g.Expect(writes).To(BeEmpty())
-	g.Expect(evs).To(BeEmpty())
-	for _, d := range second {
-		g.Expect(d).To(Equal(10*time.Minute), "then every interval (no jitter configured here)")
-	}
-
-	// A source with a pending reconcile request is checked at once by a
-	// new process.
-	obj := getSource(g, objs[0])
-	p := client.MergeFrom(obj.DeepCopy())
-	obj.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "now"}
-	g.Expect(k8sClient.Patch(testCtx, obj, p)).To(Succeed())
-	again := newReconciler(k8sClient)
-	again.firstChecks = &firstChecks{}
-	res, err := again.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(res.RequeueAfter).To(Equal(10 * time.Minute))
-	g.Expect(up.counts().minus(start)).To(Equal(counts{heads: n + 1}))
-	g.Expect(getSource(g, obj).Status.LastHandledReconcileAt).To(Equal("now"))
-
-	// So is a source whose ExternalArtifact carries a pending request (a
-	// notification-controller Receiver's).
-	ea := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objs[1].Name}}
-	setAnnotations(g, ea, map[string]string{meta.ReconcileRequestAnnotation: receiverToken(7)})
-	again = newReconciler(k8sClient)
-	again.firstChecks = &firstChecks{}
-	res, err = again.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(objs[1])})
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(res.RequeueAfter).To(Equal(10 * time.Minute))
-	g.Expect(up.counts().minus(start)).To(Equal(counts{heads: n + 2}))
-	g.Expect(getSource(g, objs[1]).Status.LastHandledReconcileAt).To(Equal(receiverToken(7)))
 }
 
 // TestRequeuesAreJittered: the requeue after a successful check goes

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package hookexecutor
 
 import (
 	"testing"
@@ -39,7 +39,7 @@ func TestHookExecutorFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := runHookExecutor(tt.args)
+			err := Run(tt.args)
 			if tt.want == "" {
 				g.Expect(err).ToNot(HaveOccurred())
 				return

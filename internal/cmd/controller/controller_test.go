@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package controller
 
 import (
 	"cmp"
@@ -46,7 +46,7 @@ import (
 // start-up; this test fails first.
 func TestGeneratorTypesMatchTheCRD(t *testing.T) {
 	g := NewWithT(t)
-	b, err := os.ReadFile(filepath.Join("config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
 	g.Expect(err).ToNot(HaveOccurred())
 	var crd apiextensionsv1.CustomResourceDefinition
 	g.Expect(yaml.Unmarshal(b, &crd)).To(Succeed())
@@ -222,7 +222,7 @@ func TestWatchConfigsSelector(t *testing.T) {
 // TestPrinterColumns: `kubectl get exs` shows what Flux users read first.
 func TestPrinterColumns(t *testing.T) {
 	g := NewWithT(t)
-	b, err := os.ReadFile(filepath.Join("config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "crd", "bases", "source.externalsource.io_externalsources.yaml"))
 	g.Expect(err).ToNot(HaveOccurred())
 	var crd apiextensionsv1.CustomResourceDefinition
 	g.Expect(yaml.Unmarshal(b, &crd)).To(Succeed())

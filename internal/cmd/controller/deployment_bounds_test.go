@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package controller
 
 import (
 	"os"
@@ -37,7 +37,7 @@ import (
 // tenant's data must be able to do that.
 func TestManagerSpoolSizeLimit(t *testing.T) {
 	g := NewWithT(t)
-	b, err := os.ReadFile(filepath.Join("config", "manager", "deployment.yaml"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "manager", "deployment.yaml"))
 	g.Expect(err).ToNot(HaveOccurred())
 	var d appsv1.Deployment
 	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())

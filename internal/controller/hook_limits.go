@@ -28,8 +28,9 @@ import (
 // request as JSON. Everything a request is made of comes from the spec
 // (at most what etcd stores of an object, about 1.5 MiB) and a Secret (at
 // most 1 MiB), so 4 MiB holds any request the spec can describe, JSON
-// escaping included, while a hook that inflates the body (a 60 MB body
-// cost the controller 153 MiB of heap) is stopped after 4 MiB.
+// escaping included, while a hook that inflates the body (whose unbounded
+// read held several times the body in the controller's heap) is stopped
+// after 4 MiB.
 const DefaultMaxPreRequestOutput = 4 << 20
 
 // HookLimits bound what the hooks of one reconcile may cost the shared

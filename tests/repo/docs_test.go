@@ -1,0 +1,133 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package repo
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	flag "github.com/spf13/pflag"
+
+	controllercmd "github.com/externalsource/externalsource-controller/internal/cmd/controller"
+	"github.com/externalsource/externalsource-controller/internal/cmd/hookexecutor"
+)
+
+// docRow is a table row of docs/flags.md that documents a flag.
+var docRow = regexp.MustCompile("(?m)^\\| `--([a-z0-9-]+)` \\|")
+
+// documentedFlags returns the flags docs/flags.md documents under each
+// "## " section heading.
+func documentedFlags(t *testing.T) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "flags.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, sec := range strings.Split(string(b), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(sec, "\n")
+		for _, m := range docRow.FindAllStringSubmatch(body, -1) {
+			out[heading] = append(out[heading], m[1])
+		}
+	}
+	return out
+}
+
+// TestFlagsAreDocumented reads each program's real flag set: every flag
+// --help prints has its row in docs/flags.md, under its program, and no
+// row names a flag that does not exist. A flag added anywhere fails here
+// until it is documented.
+func TestFlagsAreDocumented(t *testing.T) {
+	docs := documentedFlags(t)
+	tests := []struct {
+		section string
+		flags   *flag.FlagSet
+	}{
+		{"Controller", controllercmd.FlagSet()},
+		{"Hook executor sidecar", hookexecutor.FlagSet()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.section, func(t *testing.T) {
+			g := NewWithT(t)
+			var have []string
+			tt.flags.VisitAll(func(f *flag.Flag) { have = append(have, f.Name) })
+			sort.Strings(have)
+			g.Expect(have).ToNot(BeEmpty())
+			documented := docs[tt.section]
+			g.Expect(documented).To(ConsistOf(have),
+				"docs/flags.md, section %q: a row for every flag of --help, and for nothing else", tt.section)
+		})
+	}
+}
+
+// metricName is a metric of this project as the code names it: a string
+// literal of its own prefix or Flux's.
+var metricName = regexp.MustCompile(`"((?:externalsource|gotk)_[a-z_]+)"`)
+
+// metricRow is a table row of docs/metrics.md that documents a metric.
+var metricRow = regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\|")
+
+// kubeStateMetrics are documented metrics that kube-state-metrics exports
+// from config/monitoring, not the controller (TestKubeStateMetricsConfig
+// checks their configuration).
+var kubeStateMetrics = []string{"gotk_resource_info"}
+
+// TestMetricsAreDocumented reads the metric names the controller and the
+// sidecar define (the string literals of internal/, tests excluded) and
+// the table rows of docs/metrics.md: every metric defined is documented,
+// and every documented metric is defined (or exported by kube-state-metrics).
+func TestMetricsAreDocumented(t *testing.T) {
+	g := NewWithT(t)
+	defined := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join("..", "..", "internal"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range metricName.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+		return nil
+	})
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(defined).To(HaveKey("externalsource_fetch_total"), "the scan finds the metrics")
+
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	g.Expect(err).ToNot(HaveOccurred())
+	documented := map[string]bool{}
+	for _, m := range metricRow.FindAllStringSubmatch(string(b), -1) {
+		documented[m[1]] = true
+	}
+	for name := range defined {
+		g.Expect(documented).To(HaveKey(name), "docs/metrics.md has no row for %s", name)
+	}
+	for name := range documented {
+		if slices.Contains(kubeStateMetrics, name) {
+			continue
+		}
+		g.Expect(defined).To(HaveKey(name), "docs/metrics.md documents %s, which no code defines", name)
+	}
+}
