@@ -87,6 +87,9 @@ func buildProbe(t testing.TB) string {
 
 func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig {
 	t.Helper()
+	if mode != SandboxNone {
+		requireSandboxKernel(t)
+	}
 	g := NewWithT(t)
 	dir, err := os.MkdirTemp("", "hooksb-") // short: Unix socket paths are limited
 	g.Expect(err).ToNot(HaveOccurred())
@@ -379,6 +382,22 @@ func TestSandboxNetworkAllowed(t *testing.T) {
 	// The filesystem rules still hold for it.
 	_, err = r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: []string{"read", r.env.TokenPath}}, "")
 	g.Expect(errText(err)).To(ContainSubstring("permission denied"))
+}
+
+// TestSandboxSignalsWithinTheRun: the seccomp filter holds signals to the
+// run, not within it: a run signals its own process group (kill(0)) and
+// itself, and Go programs (the probe, yq) preempt their threads with
+// tgkill on their own pid.
+func TestSandboxSignalsWithinTheRun(t *testing.T) {
+	g := NewWithT(t)
+	r := newSandboxRig(t, SandboxLandlock, false)
+	out, err := r.run(exsv1beta1.Hook{Name: "own", Command: "probe", Args: []string{"signal", "0"}}, "")
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(out).To(Equal("signalled\n"))
+	// A spinning Go program is preempted by signals to its own threads;
+	// it is stopped at its CPU limit, not by a refused signal.
+	_, err = r.run(exsv1beta1.Hook{Name: "spin", Command: "probe", Args: []string{"spin"}, Timeout: &metav1.Duration{Duration: time.Minute}}, "")
+	g.Expect(err).To(MatchError(ContainSubstring("exceeded its cpu limit (1s)")))
 }
 
 // TestSandboxLimits: each limit stops its bomb with a failure that names
