@@ -118,6 +118,10 @@ func (f *filter) jump(code uint16, k uint32, jt, jf uint8) {
 // runs when the number matches and must end in a return; otherwise the
 // block is skipped.
 func (f *filter) syscall(nr uintptr, body filter) {
+	if len(body) > 255 {
+		// A jump's offset is one byte: a longer body is a bug here.
+		panic("seccomp: a system call's block is longer than a jump can skip")
+	}
 	f.jump(unix.BPF_JMP|unix.BPF_JEQ|unix.BPF_K, uint32(nr), 0, uint8(len(body)))
 	*f = append(*f, body...)
 }

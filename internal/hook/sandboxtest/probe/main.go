@@ -22,7 +22,7 @@ limitations under the License.
 //
 // usage: probe read PATH | write PATH | connect HOST:PORT | udp HOST:PORT |
 // unix PATH | abstract NAME | signal PID | ptrace PID | setsid SECONDS |
-// hold SECONDS | threads N SECONDS | mem BYTES | fork | syscalls N | spin | fsize BYTES |
+// hold SECONDS | threads N SECONDS | mem BYTES | fork | syscalls N | i386 | x32 | spin | fsize BYTES |
 // nofile N | limits
 package main
 
@@ -157,6 +157,9 @@ func main() {
 			}
 		}
 		time.Sleep(time.Minute)
+	case "i386", "x32":
+		check(otherABI(os.Args[1]))
+		fmt.Println("called")
 	case "syscalls":
 		// N cheap system calls: what each costs under the seccomp filter.
 		n, err := strconv.Atoi(arg)
