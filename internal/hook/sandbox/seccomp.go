@@ -98,7 +98,7 @@ var deniedSyscalls = append([]uintptr{
 	unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE, unix.SYS_DELETE_MODULE,
 	unix.SYS_SWAPON, unix.SYS_SWAPOFF, unix.SYS_REBOOT, unix.SYS_ACCT, unix.SYS_QUOTACTL, unix.SYS_SYSLOG, unix.SYS_VHANGUP,
 	unix.SYS_SETTIMEOFDAY, unix.SYS_CLOCK_SETTIME, unix.SYS_CLOCK_ADJTIME, unix.SYS_ADJTIMEX,
-	unix.SYS_SETHOSTNAME, unix.SYS_SETDOMAINNAME, unix.SYS_PERSONALITY,
+	unix.SYS_SETHOSTNAME, unix.SYS_SETDOMAINNAME,
 	unix.SYS_LOOKUP_DCOOKIE, unix.SYS_MOVE_PAGES, unix.SYS_MBIND, unix.SYS_SET_MEMPOLICY, unix.SYS_MIGRATE_PAGES,
 	unix.SYS_SETSID, unix.SYS_SETPGID,
 }, archDeniedSyscalls...)
@@ -194,6 +194,9 @@ func seccompFilter(network bool, pid, pgid int) filter {
 	f.syscall(unix.SYS_TGKILL, argIn(0, retEPERM, self))
 	f.syscall(unix.SYS_RT_SIGQUEUEINFO, argIn(0, retEPERM, self))
 	f.syscall(unix.SYS_RT_TGSIGQUEUEINFO, argIn(0, retEPERM, self))
+	// personality: the values container runtimes allow (Linux, the
+	// query, and two compatibility flags), never e.g. READ_IMPLIES_EXEC.
+	f.syscall(unix.SYS_PERSONALITY, argIn(0, retEPERM, 0x0, 0x8, 0x20000, 0x20008, 0xffffffff))
 	// Lowering another process's limits (a run of another tenant has the
 	// same uid) is a denial of service: only its own.
 	f.syscall(unix.SYS_PRLIMIT64, argIn(0, retEPERM, 0, self))
