@@ -271,7 +271,9 @@ func TestMetrics(t *testing.T) {
 		g.Expect(series(g, reg, "gotk_reconcile_duration_seconds", ref)).To(BeEmpty())
 	}, timeout).Should(Succeed())
 	// Our own metrics have no per-object labels at all: their label sets are
-	// bounded by generator types, results, whitelist commands, backends.
+	// bounded by generator types, results, whitelist commands, backends,
+	// storage operations and HTTP status codes (and, for the memory
+	// store's usage, namespaces holding artifacts).
 	families, err := reg.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
 	for _, f := range families {
@@ -280,7 +282,7 @@ func TestMetrics(t *testing.T) {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral"), f.GetName())
+				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral", "operation", "code", "namespace"), f.GetName())
 			}
 		}
 	}

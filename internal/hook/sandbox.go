@@ -169,7 +169,7 @@ func NodeSandbox(mode SandboxMode, maxABI int) (SandboxStatus, error) {
 var (
 	sandboxEnabled = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "externalsource_hook_sandbox_enabled",
-		Help: "1 when hook runs are confined with every protection --hook-sandbox=landlock requires; 0 with --hook-sandbox=none or on a node that cannot give them all (runs are then refused).",
+		Help: "1 with --hook-sandbox=landlock: every hook run is confined with every protection or refused (externalsource_hook_sandbox_protection says which this node gives); 0 with --hook-sandbox=none.",
 	})
 	sandboxProtection = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "externalsource_hook_sandbox_protection",
@@ -201,7 +201,9 @@ func CheckSandbox(mode SandboxMode, maxABI int) (SandboxStatus, error) {
 	for _, p := range sandbox.ProtectionNames {
 		sandboxProtection.WithLabelValues(p).Set(b2f(st.Protections[p]))
 	}
-	sandboxEnabled.Set(b2f(mode == SandboxLandlock && len(st.Missing()) == 0))
+	// No run goes unconfined unless the admin said none: a node without a
+	// protection refuses runs, which the protection gauge says.
+	sandboxEnabled.Set(b2f(mode == SandboxLandlock))
 	return st, nil
 }
 
