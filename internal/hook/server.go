@@ -45,9 +45,10 @@ import (
 // sidecar checked the hook with (generationHeader); a refusal found when
 // the run starts (the whitelist changed in between) is the trailer error
 // "rejected" with the generation then in force (trailerGeneration).
-// GET /v1/whitelist returns {"generation", "commands"}: the controller asks
-// it when its own whitelist refuses a hook, to tell a refusal that stands
-// from one the sidecar's newer whitelist no longer makes.
+// GET /v1/whitelist returns {"generation", "commands", "sandbox"}: the
+// controller asks it when its own whitelist refuses a hook, to tell a
+// refusal that stands from one the sidecar's newer whitelist no longer
+// makes; "sandbox" says what confinement this node gives (SandboxStatus).
 const (
 	runPath           = "/v1/run"
 	whitelistPath     = "/v1/whitelist"
@@ -67,6 +68,8 @@ type WhitelistStatus struct {
 	Generation string `json:"generation"`
 	// Commands is how many commands it allows.
 	Commands int `json:"commands"`
+	// Sandbox is what this node gives hook runs.
+	Sandbox *SandboxStatus `json:"sandbox,omitempty"`
 }
 
 // Server is the hook-executor sidecar: it serves an Executor on a Unix
@@ -111,7 +114,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("GET "+whitelistPath, func(w http.ResponseWriter, _ *http.Request) {
 		wl := s.Executor.Whitelist()
-		st := WhitelistStatus{Generation: wl.Generation()}
+		node := s.Executor.Status()
+		st := WhitelistStatus{Generation: wl.Generation(), Sandbox: &node}
 		if wl != nil {
 			st.Commands = len(wl.Commands)
 		}

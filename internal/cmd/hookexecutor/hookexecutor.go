@@ -47,6 +47,7 @@ type flags struct {
 	socket, whitelist, sandbox, metricsAddr, trampoline string
 	memoryBudget, memoryPerNamespace                    string
 	maxOutput                                           int64
+	maxLandlockABI                                      int
 	logOptions                                          logger.Options
 }
 
@@ -55,11 +56,14 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.whitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
 	fs.Int64Var(&f.maxOutput, "hook-max-output", hook.DefaultMaxOutput, "The most bytes a hook may write on stdout.")
 	fs.StringVar(&f.sandbox, "hook-sandbox", string(hook.SandboxLandlock),
-		fmt.Sprintf("How hook runs are confined: landlock (Landlock ABI %d or newer is required to start) or none "+
-			"(rlimits only: hooks can read what the sidecar can read; logged and exported as externalsource_hook_sandbox_enabled 0).",
-			hook.MinLandlockABI))
+		"How hook runs are confined: landlock (every protection docs/hooks.md promises, by Landlock and a seccomp filter; "+
+			"runs this node cannot confine so are refused with a message naming the missing protection) or none "+
+			"(rlimits and the watchdog only: hooks can read what the sidecar can read; logged and exported as 0 protections).")
+	fs.IntVar(&f.maxLandlockABI, "hook-sandbox-max-landlock-abi", -1,
+		"Confine hook runs as on a kernel whose Landlock ABI is at most this (0: no Landlock); -1 is the kernel's own. "+
+			"For tests, and to see what an older node would give.")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "0",
-		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_enabled, whitelist reloads); 0 disables.")
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads); 0 disables.")
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
@@ -110,14 +114,21 @@ func Run(args []string) error {
 	}
 	log := ctrl.Log.WithName("hook-executor")
 	mode := hook.SandboxMode(f.sandbox)
-	if err := hook.CheckSandbox(mode); err != nil {
+	node, err := hook.CheckSandbox(mode, f.maxLandlockABI)
+	if err != nil {
 		return fmt.Errorf("--hook-sandbox: %w", err)
 	}
-	if mode == hook.SandboxNone {
-		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock; a hook can read every file " +
-			"and open every connection the sidecar can (only the rlimits and the watchdog apply)")
-	} else {
-		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", hook.LandlockABI())
+	// One line, whatever the kernel: the sidecar serves in any case.
+	switch {
+	case mode == hook.SandboxNone:
+		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock nor seccomp; a hook can read every file "+
+			"and open every connection the sidecar can (only the rlimits and the watchdog apply)", "protections", node.Protections)
+	case node.Refusal() != "":
+		log.Info("WARNING: hook sandbox: "+node.Refusal(), "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
+	default:
+		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
 	}
 	wl, err := hook.NewStore(f.whitelist, log)
 	if err != nil {
@@ -152,6 +163,6 @@ func Run(args []string) error {
 	}
 	srv := &hook.Server{Socket: f.socket, Log: log, Budget: budget,
 		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: f.trampoline,
-			Protected: []string{f.whitelist}}}
+			Protected: []string{f.whitelist}, Node: &node}}
 	return srv.Serve(ctx)
 }
