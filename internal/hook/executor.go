@@ -33,6 +33,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // DefaultMaxOutput caps a hook's stdout when no limit is given.
@@ -201,13 +202,15 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	// fd 3: the trampoline's error pipe; fd 4: its spec.
 	cmd.ExtraFiles = []*os.File{errW, specR}
 	cmd.Stdin = stdin
-	out := &capWriter{w: stdout, max: max}
+	// Over the cap the command's writes fail and Wait reports it.
+	out := &iobuf.CappedWriter{W: stdout, Max: max}
 	errBuf := &tailBuffer{max: stderrTail}
 	cmd.Stdout = out
 	cmd.Stderr = errBuf
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = pipeDelay
 
+	oomBefore, oomKnown := oomKills()
 	err = cmd.Start()
 	errW.Close()
 	specR.Close()
@@ -243,7 +246,7 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
 	}
 	switch {
-	case out.exceeded:
+	case out.Exceeded():
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
 	case run.Exceeded() != "":
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "exceeded its " + run.Exceeded(), Stderr: stderr}
@@ -256,6 +259,10 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 				code = cmd.ProcessState.ExitCode()
 			}
 			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); cmd.ProcessState != nil && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
+			// Neither the watchdog, nor the timeout, nor the CPU limit.
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: killedReason(pol, oomBefore, oomKnown), Stderr: stderr}
 		}
 		var exitErr *exec.ExitError
 		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
@@ -352,24 +359,6 @@ func killGroup(cmd *exec.Cmd) error {
 		return nil
 	}
 	return err
-}
-
-// capWriter passes at most max bytes through and then fails, which makes
-// the command's writes fail and Wait report it.
-type capWriter struct {
-	w        io.Writer
-	max, n   int64
-	exceeded bool
-}
-
-func (c *capWriter) Write(p []byte) (int, error) {
-	if c.n+int64(len(p)) > c.max {
-		c.exceeded = true
-		return 0, errors.New("output limit exceeded")
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // tailBuffer keeps the last max bytes written, and the first headMax:

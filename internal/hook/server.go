@@ -53,6 +53,7 @@ const (
 	runPath           = "/v1/run"
 	whitelistPath     = "/v1/whitelist"
 	hookHeader        = "X-Hook"
+	namespaceHeader   = "X-Hook-Namespace"
 	generationHeader  = "X-Hook-Whitelist-Generation"
 	trailerError      = "X-Hook-Error"
 	trailerReason     = "X-Hook-Reason"
@@ -77,6 +78,9 @@ type Server struct {
 	Socket   string
 	Executor *Executor
 	Log      logr.Logger
+	// Budget admits runs by their memory limits (budget.go); nil admits
+	// every run.
+	Budget *Budget
 }
 
 // Serve listens on the socket (replacing a stale one) until ctx is done.
@@ -129,19 +133,28 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		// Defence in depth: the controller checked the whitelist already.
-		if _, err := wl.Check(h); err != nil {
+		res, err := wl.Check(h)
+		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			_ = json.NewEncoder(w).Encode(map[string]string{"reason": err.(*RejectedError).Reason})
 			return
 		}
+		// The run waits here, before its response starts, until its
+		// memory limit fits in the budget, or is refused.
+		release, berr := s.Budget.Acquire(r.Context(), r.Header.Get(namespaceHeader), res.Sandbox.Memory)
 		// stdout streams back while stdin still streams in.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr+", "+trailerGeneration)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)
 		start := time.Now()
-		err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
+		if berr != nil {
+			err = &ExecError{Hook: h.Name, ExitCode: -1, Reason: berr.Error()}
+		} else {
+			err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
+			release()
+		}
 		var ee *ExecError
 		var rej *RejectedError
 		switch {
@@ -245,6 +258,7 @@ func (c *Client) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, st
 		return err
 	}
 	req.Header.Set(hookHeader, enc)
+	req.Header.Set(namespaceHeader, NamespaceFrom(ctx))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("hook executor unreachable at %s: %w", c.socket, err)

@@ -29,6 +29,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/logger"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	flag "github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -44,6 +45,7 @@ const Subcommand = "hook-executor"
 // reference (docs/flags.md) read the same flag set the sidecar parses.
 type flags struct {
 	socket, whitelist, sandbox, metricsAddr, trampoline string
+	memoryBudget, memoryPerNamespace                    string
 	maxOutput                                           int64
 	maxLandlockABI                                      int
 	logOptions                                          logger.Options
@@ -65,7 +67,25 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
+	fs.StringVar(&f.memoryBudget, "hook-memory-budget", hook.DefaultMemoryBudget.String(),
+		"The memory all running hooks may reserve together, by their limits: the sidecar container's memory limit less "+
+			hook.SidecarReserve.String()+"; a run waits up to 10s for its limit to fit, then fails naming the budget. 0 admits every run.")
+	fs.StringVar(&f.memoryPerNamespace, "hook-memory-per-namespace", hook.DefaultMemoryPerNamespace.String(),
+		"The share of --hook-memory-budget the running hooks of one namespace may reserve together.")
 	f.logOptions.BindFlags(fs)
+}
+
+// budget parses the memory budget flags.
+func (f *flags) budget() (*hook.Budget, error) {
+	total, err := resource.ParseQuantity(f.memoryBudget)
+	if err != nil {
+		return nil, fmt.Errorf("--hook-memory-budget %q: %w", f.memoryBudget, err)
+	}
+	share, err := resource.ParseQuantity(f.memoryPerNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("--hook-memory-per-namespace %q: %w", f.memoryPerNamespace, err)
+	}
+	return &hook.Budget{Total: total.Value(), PerNamespace: share.Value()}, nil
 }
 
 // FlagSet returns the sidecar's flags with their defaults, as --help
@@ -137,7 +157,11 @@ func Run(args []string) error {
 			log.Error(err, "watching the hook whitelist")
 		}
 	}()
-	srv := &hook.Server{Socket: f.socket, Log: log,
+	budget, err := f.budget()
+	if err != nil {
+		return err
+	}
+	srv := &hook.Server{Socket: f.socket, Log: log, Budget: budget,
 		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: f.trampoline,
 			Protected: []string{f.whitelist}, Node: &node}}
 	return srv.Serve(ctx)
