@@ -35,7 +35,7 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: ## Run the scale benchmark: real control plane, controller process, N sources; writes tests/bench/out and docs/benchmarks/*.png.
-	hack/tools.sh etcd kube-apiserver crds
+	hack/tools.sh etcd kube-apiserver versitygw crds
 	go run ./tests/bench/cmd -scenarios $(BENCH_SCENARIOS) -out tests/bench/out -docs docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: test
