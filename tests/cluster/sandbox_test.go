@@ -96,4 +96,6 @@ spec:
 	}
 	t.Logf("the sidecar's sandbox metrics on this node: %v", sandbox)
 	g.Expect(sandbox).To(ContainElement("externalsource_hook_sandbox_enabled 1"))
+	// Which protections this node's kernel gives, one gauge each.
+	g.Expect(sandbox).To(ContainElement(HavePrefix("externalsource_hook_sandbox_protection{")))
 }
