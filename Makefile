@@ -64,7 +64,7 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 	done
 
 # The tools `make test` runs; goreleaser is built by release-check alone.
-TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq
+TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).
@@ -101,8 +101,12 @@ manifests: ## Regenerate CRDs and RBAC from the markers.
 	cd api && $(CONTROLLER_GEN) crd paths="./..." output:crd:artifacts:config="../config/crd/bases"
 	$(CONTROLLER_GEN) rbac:roleName=externalsource-controller paths="./internal/..." output:rbac:artifacts:config="config/rbac"
 
+.PHONY: monitoring-rules
+monitoring-rules: ## Render config/monitoring/prometheusrule.yaml from config/monitoring/rules (template and thresholds).
+	go run ./hack/monitoring-rules
+
 .PHONY: generate-check
-generate-check: generate manifests ## Fail when generated files are stale.
+generate-check: generate manifests monitoring-rules ## Fail when generated files are stale.
 	@if ! git diff --quiet -- api config; then \
 		echo "generated files are stale; run 'make generate manifests' and commit:"; \
 		git --no-pager diff --stat -- api config; exit 1; fi

@@ -22,6 +22,7 @@ declare -A pkg=(
   [helm-controller]=github.com/fluxcd/helm-controller
   [notification-controller]=github.com/fluxcd/notification-controller
   [flux]=github.com/fluxcd/flux2/v2/cmd/flux
+  [kube-state-metrics]=k8s.io/kube-state-metrics/v2
 )
 # Tools built inside a copy of their own module's source rather than as a
 # dependency of the tool module: the flux CLI embeds cmd/flux/manifests/*.yaml,

@@ -31,6 +31,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/archive"
 	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
+	"github.com/externalsource/externalsource-controller/internal/storage"
 )
 
 // reconcileArtifact packages the data as a deterministic tar.gz and stores
@@ -79,6 +80,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context,
 	// (and S3 store it as metadata in one upload).
 	artifact.Digest = res.Digest
 	if err := r.store(ctx, &artifact, spool.Reader()); err != nil {
+		storage.RecordError(storage.OperationWrite)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.WriteOperationFailedReason, "storing artifact: %s", err)
 		return transient(exsv1beta1.WriteOperationFailedReason, fmt.Errorf("storing artifact: %w", err))
 	}
@@ -104,6 +106,9 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context,
 	st.fetchResult = result
 	recordFetchResult(obj, st)
 	st.newArtifact = true
+	if artifact.Size != nil {
+		storage.RecordArtifact(*artifact.Size)
+	}
 	conditions.Delete(obj, exsv1beta1.StorageOperationFailedCondition)
 	conditions.MarkTrue(obj, exsv1beta1.ArtifactInStorageCondition, meta.SucceededReason, "stored artifact for revision '%s'", artifact.Revision)
 
@@ -127,6 +132,7 @@ func (r *ExternalSourceReconciler) store(ctx context.Context, artifact *meta.Art
 		return err
 	}
 	if deleted, err := r.Storage.GarbageCollect(ctx, *artifact, r.Retention); err != nil {
+		storage.RecordError(storage.OperationGarbageCollect)
 		ctrl.LoggerFrom(ctx).Error(err, "garbage collecting old artifacts")
 	} else if len(deleted) > 0 {
 		ctrl.LoggerFrom(ctx).V(1).Info("garbage collected old artifacts", "paths", deleted)

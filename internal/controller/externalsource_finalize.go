@@ -46,6 +46,7 @@ func (r *ExternalSourceReconciler) reconcileDelete(ctx context.Context, obj *exs
 	anyArtifact := meta.Artifact{Path: storage.ArtifactPath(exsv1beta1.ExternalSourceKind, obj.Namespace, obj.Name, "any")}
 	n, err := r.Storage.RemoveAll(ctx, anyArtifact)
 	if err != nil {
+		storage.RecordError(storage.OperationRemove)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.GarbageCollectionFailedReason, "removing artifacts: %s", err)
 		return transient(exsv1beta1.GarbageCollectionFailedReason, fmt.Errorf("removing artifacts: %w", err))
 	}

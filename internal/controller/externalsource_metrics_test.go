@@ -318,8 +318,10 @@ func TestMetrics(t *testing.T) {
 		g.Expect(series(g, reg, "gotk_reconcile_duration_seconds", ref)).To(BeEmpty())
 	}, timeout).Should(Succeed())
 	// Our own metrics have no per-object labels at all: their label sets are
-	// bounded by generator types, results, whitelist commands, backends and
-	// failure reasons (the API's constants, never a message).
+	// bounded by generator types, results, whitelist commands, backends,
+	// storage operations, HTTP status codes, failure reasons (the API's
+	// constants, never a message) and, for the memory store's usage,
+	// namespaces holding artifacts.
 	families, err := reg.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
 	for _, f := range families {
@@ -328,7 +330,7 @@ func TestMetrics(t *testing.T) {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral", "reason"), f.GetName())
+				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral", "operation", "code", "namespace", "reason"), f.GetName())
 				if l.GetName() == "reason" {
 					g.Expect(l.GetValue()).To(MatchRegexp(`^[A-Z][A-Za-z]*$|^$`), "a reason constant, not a message")
 				}

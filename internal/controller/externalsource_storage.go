@@ -54,6 +54,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context,
 		r.Eventf(obj, nil, corev1.EventTypeWarning, exsv1beta1.ArtifactVerificationFailedReason, "Reconcile",
 			"stored artifact is corrupt, fetching again: %s", err.Error())
 		if rerr := r.Storage.Remove(ctx, *a); rerr != nil {
+			storage.RecordError(storage.OperationRemove)
 			conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "removing corrupt artifact: %s", rerr)
 			return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("removing corrupt artifact: %w", rerr))
 		}
@@ -68,6 +69,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context,
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:
+		storage.RecordError(storage.OperationVerify)
 		conditions.MarkTrue(obj, exsv1beta1.StorageOperationFailedCondition, exsv1beta1.StatOperationFailedReason, "verifying artifact: %s", err)
 		return transient(exsv1beta1.StatOperationFailedReason, fmt.Errorf("verifying artifact: %w", err))
 	}

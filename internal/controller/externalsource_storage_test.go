@@ -24,6 +24,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/runtime/conditions"
@@ -219,6 +220,7 @@ func TestS3WrongCredentials(t *testing.T) {
 	ns := newNamespace(t)
 	up := newUpstream(t, "v: 1\n")
 	obj := newSourceOn("s3-wrong-credentials", ns, "denied", up.URL)
+	writeErrors := storageErrors(g, storage.OperationWrite)
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		cur := getSource(g, obj)
@@ -228,6 +230,29 @@ func TestS3WrongCredentials(t *testing.T) {
 		g.Expect(conditions.GetMessage(cur, exsv1beta1.StorageOperationFailedCondition)).To(ContainSubstring("SignatureDoesNotMatch"))
 		g.Expect(cur.Status.Artifact).To(BeNil())
 	}, timeout).Should(Succeed())
+	// What ExternalSourceStorageErrors alerts on.
+	g.Expect(storageErrors(g, storage.OperationWrite)).To(BeNumerically(">", writeErrors))
+}
+
+// storageErrors reads externalsource_storage_operation_errors_total of an
+// operation from the registry the controller's metrics are served from.
+func storageErrors(g Gomega, operation string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	g.Expect(err).ToNot(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != "externalsource_storage_operation_errors_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "operation" && l.GetValue() == operation {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	g.Expect(false).To(BeTrue(), "no externalsource_storage_operation_errors_total{operation=%q}", operation)
+	return 0
 }
 
 func TestExternalSourceReconciler_reconcileStorage(t *testing.T) {

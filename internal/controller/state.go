@@ -179,8 +179,10 @@ func pinnedDigest(obj *exsv1beta1.ExternalSource) string {
 // recordFetchResult updates the conditional-request record and how the
 // change was detected, once the fetch is known to be handled.
 func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
-	obj.Status.LastHandledETag = st.validators.ETag
-	obj.Status.LastModified = st.validators.LastModified
+	// The upstream chose these: one echoing a Secret value in them is not
+	// recorded (the next request is then unconditional).
+	obj.Status.LastHandledETag = st.secrets.Unless(st.validators.ETag)
+	obj.Status.LastModified = st.secrets.Unless(st.validators.LastModified)
 	obj.Status.ChangeDetection = st.changeDetection
 	// The pin the data was verified against (a skipped fetch keeps it).
 	obj.Status.LastHandledDigest = pinnedDigest(obj)

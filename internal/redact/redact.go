@@ -32,6 +32,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -42,17 +43,62 @@ import (
 // Placeholder replaces every redacted value.
 const Placeholder = "***"
 
+// The bounds of one reconcile's Set: how many values (before their
+// encodings) and how many bytes of them. A tenant controls the Secrets a
+// source reads; without a bound, one Secret of 90,000 small values made
+// every reconcile of every source using it keep 720,000 encoded forms
+// and a matcher over them (issue 23). Generators check a Secret against
+// the bound (Fits) before they add anything from it.
+const (
+	MaxValues = 1024
+	MaxBytes  = 64 << 10
+)
+
+// LimitError says a Secret holds more values, or more bytes of values,
+// than a reconcile may redact. It names the limit, never a value.
+type LimitError struct {
+	// Values and Bytes are what the Set would hold with the Secret.
+	Values, Bytes int
+}
+
+func (e *LimitError) Error() string {
+	if e.Values > MaxValues {
+		return fmt.Sprintf("a source may use at most %d Secret values, this one would make %d", MaxValues, e.Values)
+	}
+	return fmt.Sprintf("a source may use at most %d bytes of Secret values, this one would make %d", MaxBytes, e.Bytes)
+}
+
 // Set is the secret values of one reconcile. The zero value is ready to use
 // and a nil *Set redacts nothing but URLs; it is safe for concurrent use.
 type Set struct {
-	mu       sync.RWMutex
-	values   map[string]struct{}
-	replacer *strings.Replacer // built lazily from values; nil when stale
+	mu     sync.RWMutex
+	values map[string]struct{} // every form of every value
+	// raw counts the values added (before their encodings) and their
+	// bytes, for Fits.
+	rawValues, rawBytes int
+	matcher             *matcher // from the cache; nil when stale
+}
+
+// Fits returns a *LimitError when adding count more values of size bytes
+// in all would take s over MaxValues or MaxBytes, nil otherwise. It keeps
+// nothing: a generator checks a Secret's sizes with it before it copies
+// any value out of the Secret.
+func (s *Set) Fits(count, size int) error {
+	if s != nil {
+		s.mu.RLock()
+		count, size = count+s.rawValues, size+s.rawBytes
+		s.mu.RUnlock()
+	}
+	if count > MaxValues || size > MaxBytes {
+		return &LimitError{Values: count, Bytes: size}
+	}
+	return nil
 }
 
 // Add records values to redact. Empty values are ignored; so are values of
 // fewer than MinLength bytes, which would otherwise blank out ordinary words
-// (a Secret value of "1" or "on" is no credential).
+// (a Secret value of "1" or "on" is no credential). Add never refuses a
+// value: what a tenant controls is checked with Fits first.
 func (s *Set) Add(values ...string) {
 	if s == nil {
 		return
@@ -60,6 +106,13 @@ func (s *Set) Add(values ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range values {
+		if len(v) < MinLength {
+			continue
+		}
+		if _, ok := s.values[v]; !ok {
+			s.rawValues++
+			s.rawBytes += len(v)
+		}
 		for _, form := range forms(v) {
 			if len(form) < MinLength {
 				continue
@@ -69,7 +122,7 @@ func (s *Set) Add(values ...string) {
 			}
 			if _, ok := s.values[form]; !ok {
 				s.values[form] = struct{}{}
-				s.replacer = nil
+				s.matcher = nil
 			}
 		}
 	}
@@ -104,7 +157,9 @@ func (s *Set) AddURL(u *url.URL) {
 // MinLength is the shortest value that is redacted.
 const MinLength = 4
 
-// forms returns v and the encodings a message may carry it in.
+// forms returns v and the encodings a message may carry it in: at most
+// eight, each at most six times as long as v (JSON's \u00XX), so that
+// the bound on values bounds the patterns.
 func forms(v string) []string {
 	out := []string{v, strings.TrimSpace(v)}
 	if q := strconv.Quote(v); len(q) > 2 {
@@ -122,41 +177,55 @@ func forms(v string) []string {
 // values of every URL in it, replaced by Placeholder.
 func (s *Set) String(msg string) string {
 	if s != nil {
-		if r := s.getReplacer(); r != nil {
-			msg = r.Replace(msg)
+		if m := s.getMatcher(); m != nil {
+			msg = m.replace(msg)
 		}
 	}
 	return URLsIn(msg)
 }
 
-func (s *Set) getReplacer() *strings.Replacer {
+// Contains reports whether msg holds a recorded value in any of its
+// forms.
+func (s *Set) Contains(msg string) bool {
+	if s == nil {
+		return false
+	}
+	m := s.getMatcher()
+	return m != nil && m.replace(msg) != msg
+}
+
+// Unless returns v, or "" when v holds a recorded value. It is for the
+// status fields an upstream controls whose redacted form would be
+// useless (a validator sent back in the next conditional request): such a
+// field is not recorded at all rather than recorded with a hole.
+func (s *Set) Unless(v string) string {
+	if s.Contains(v) {
+		return ""
+	}
+	return v
+}
+
+// getMatcher returns the automaton of the current values, from the
+// process-wide cache: reconciles of sources whose Secrets did not change
+// hold the same values and share one.
+func (s *Set) getMatcher() *matcher {
 	s.mu.RLock()
-	r, n := s.replacer, len(s.values)
+	m, n := s.matcher, len(s.values)
 	s.mu.RUnlock()
-	if r != nil || n == 0 {
-		return r
+	if m != nil || n == 0 {
+		return m
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.replacer == nil {
+	if s.matcher == nil {
 		vals := make([]string, 0, len(s.values))
 		for v := range s.values {
 			vals = append(vals, v)
 		}
-		// Longest first: a value that contains another is replaced whole.
-		sort.Slice(vals, func(i, j int) bool {
-			if len(vals[i]) != len(vals[j]) {
-				return len(vals[i]) > len(vals[j])
-			}
-			return vals[i] < vals[j]
-		})
-		pairs := make([]string, 0, 2*len(vals))
-		for _, v := range vals {
-			pairs = append(pairs, v, Placeholder)
-		}
-		s.replacer = strings.NewReplacer(pairs...)
+		sort.Strings(vals)
+		s.matcher = matchers.get(vals)
 	}
-	return s.replacer
+	return s.matcher
 }
 
 // Error returns err with a redacted message; errors.Is and errors.As still

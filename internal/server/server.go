@@ -128,7 +128,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.serving.Store(true)
 	defer s.serving.Store(false)
 	srv := &http.Server{
-		Handler:           Handler(s.Storage, s.Log),
+		Handler:           instrument(Handler(s.Storage, s.Log)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)

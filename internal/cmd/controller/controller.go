@@ -345,8 +345,10 @@ func newStorage(ctx context.Context, f *flags, baseURL string) (storage.Storage,
 	case "memory":
 		setupLog.Info("WARNING: using the memory storage backend: artifacts do not survive a restart " +
 			"and are fetched again after one; use it for development and tests only")
-		return memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes,
-			MaxBytesPerNamespace: f.memoryMaxBytesPerNamespace}), nil
+		st := memory.New(memory.Options{BaseURL: baseURL, MaxBytes: f.memoryMaxBytes,
+			MaxBytesPerNamespace: f.memoryMaxBytesPerNamespace})
+		st.ExportMetrics()
+		return st, nil
 	case "filesystem":
 		setupLog.Info("using the filesystem storage backend", "path", f.artifactOptions.StoragePath)
 		return filesystem.New(filesystem.Options{Path: f.artifactOptions.StoragePath, BaseURL: baseURL})

@@ -80,7 +80,7 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 		if a.Basic.SecretRef == nil {
 			return "", false, generator.InvalidSpec(field, "must be set")
 		}
-		s, err := getSecret(ctx, req, field, a.Basic.SecretRef.Name)
+		s, err := getSecret(ctx, req, field, a.Basic.SecretRef.Name, []string{keyUsername, keyPassword})
 		if err != nil {
 			return "", false, err
 		}
@@ -89,15 +89,16 @@ func (g *Generator) authorization(ctx context.Context, req *generator.Request, s
 			return "", false, err
 		}
 		h := "Basic " + base64.StdEncoding.EncodeToString([]byte(v[0]+":"+v[1]))
-		// The encoded pair is as much a credential as its parts.
-		req.Secrets.Add(h[len("Basic "):])
+		// The pair, and its base64 form (forms), is as much a credential
+		// as its parts.
+		req.Secrets.Add(v[0]+":"+v[1], h[len("Basic "):])
 		return h, false, nil
 	case a.Bearer != nil && a.Basic == nil && a.OAuth2 == nil:
 		field := authField + ".bearer.secretRef"
 		if a.Bearer.SecretRef == nil {
 			return "", false, generator.InvalidSpec(field, "must be set")
 		}
-		s, err := getSecret(ctx, req, field, a.Bearer.SecretRef.Name)
+		s, err := getSecret(ctx, req, field, a.Bearer.SecretRef.Name, []string{keyToken})
 		if err != nil {
 			return "", false, err
 		}
@@ -149,7 +150,7 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	if a.SecretRef == nil {
 		return "", false, generator.InvalidSpec(field+".secretRef", "must be set")
 	}
-	s, err := getSecret(ctx, req, field+".secretRef", a.SecretRef.Name)
+	s, err := getSecret(ctx, req, field+".secretRef", a.SecretRef.Name, []string{keyClientID, keyClientSecret})
 	if err != nil {
 		return "", false, err
 	}
@@ -157,6 +158,11 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	if err != nil {
 		return "", false, err
 	}
+	// The pair x/oauth2 sends in its first attempt (header style) is
+	// base64(urlencode(id):urlencode(secret)); forms adds the base64 of
+	// each pair, so an identity provider echoing the header, the pair as
+	// written or the form body (params style) meets a redacted value.
+	req.Secrets.Add(v[0]+":"+v[1], url.QueryEscape(v[0])+":"+url.QueryEscape(v[1]))
 	key := types.NamespacedName{Namespace: req.Source.Namespace, Name: req.Source.Name}
 	fp := tokenFingerprint(a, s.ResourceVersion, tcKey)
 	if tok, ok := g.tokens.get(key, fp); ok {

@@ -51,7 +51,15 @@ const (
 // getSecret reads a Secret of the source's namespace through the API reader.
 // Errors name the field and the Secret; a missing Secret is an ordinary
 // (retried) error: creating it fixes the source without a spec change.
-func getSecret(ctx context.Context, req *generator.Request, field, name string) (*corev1.Secret, error) {
+//
+// The values of keys, the keys the generator uses, enter the redaction
+// set; every value does when keys is nil (a Secret used whole, like
+// headersSecretRef's). A Secret whose used values would take the set over
+// its bound (redact.MaxValues, redact.MaxBytes) is refused before any of
+// them is copied, by a message naming the Secret and the limit: a tenant's
+// Secret of 90,000 keys must not cost every reconcile a matcher over all
+// of them (issue 23).
+func getSecret(ctx context.Context, req *generator.Request, field, name string, keys []string) (*corev1.Secret, error) {
 	var s corev1.Secret
 	key := types.NamespacedName{Namespace: req.Source.Namespace, Name: name}
 	if req.Reader == nil {
@@ -63,7 +71,34 @@ func getSecret(ctx context.Context, req *generator.Request, field, name string) 
 		}
 		return nil, fmt.Errorf("%s: reading Secret %q: %w", field, key.String(), err)
 	}
-	req.Secrets.AddBytes(s.Data)
+	// Counted on the Secret as read: every key of a Secret used whole
+	// counts, whatever its length.
+	count, size := 0, 0
+	if keys == nil {
+		count = len(s.Data)
+		for _, v := range s.Data {
+			size += len(v)
+		}
+	} else {
+		for _, k := range keys {
+			if v, ok := s.Data[k]; ok {
+				count++
+				size += len(v)
+			}
+		}
+	}
+	if err := req.Secrets.Fits(count, size); err != nil {
+		return nil, fmt.Errorf("%s: Secret %q refused: %w", field, key.String(), err)
+	}
+	if keys == nil {
+		req.Secrets.AddBytes(s.Data)
+	} else {
+		for _, k := range keys {
+			if v, ok := s.Data[k]; ok {
+				req.Secrets.Add(string(v))
+			}
+		}
+	}
 	return &s, nil
 }
 
@@ -77,7 +112,7 @@ func (g *Generator) headers(ctx context.Context, req *generator.Request, spec *e
 		return h, nil
 	}
 	const field = "spec.generator.http.headersSecretRef"
-	s, err := getSecret(ctx, req, field, spec.HeadersSecretRef.Name)
+	s, err := getSecret(ctx, req, field, spec.HeadersSecretRef.Name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +200,8 @@ func (g *Generator) transportConfig(ctx context.Context, req *generator.Request,
 	tc := transportConfig{insecure: spec.InsecureSkipVerify}
 	if ref := spec.CertSecretRef; ref != nil {
 		const field = "spec.generator.http.certSecretRef"
-		s, err := getSecret(ctx, req, field, ref.Name)
+		// The private key only: certificates are public.
+		s, err := getSecret(ctx, req, field, ref.Name, []string{keyKey})
 		if err != nil {
 			return tc, err
 		}
@@ -182,7 +218,7 @@ func (g *Generator) transportConfig(ctx context.Context, req *generator.Request,
 	}
 	if ref := spec.ProxySecretRef; ref != nil {
 		const field = "spec.generator.http.proxySecretRef"
-		s, err := getSecret(ctx, req, field, ref.Name)
+		s, err := getSecret(ctx, req, field, ref.Name, []string{secrets.KeyAddress, secrets.KeyUsername, secrets.KeyPassword})
 		if err != nil {
 			return tc, err
 		}

@@ -33,7 +33,8 @@ import (
 
 // URLPolicy restricts where the HTTP generator may connect: URL patterns
 // chosen by the cluster admin, and, by default, never an address of the
-// controller's own host (loopback, unspecified), a link-local address or a
+// controller's own host (loopback, unspecified, the addresses of its
+// interfaces: the pod's IPs), a link-local address or a
 // cloud platform endpoint (metadata, WireServer), checked on the addresses
 // a name resolves to, so that no ExternalSource reaches them through a DNS
 // name, a redirect or an IPv6 spelling of an IPv4 address.
@@ -50,6 +51,9 @@ type URLPolicy struct {
 	// address (IPv4-mapped, IPv4-compatible, NAT64) is allowed when the
 	// IPv4 address is.
 	AllowedRanges []netip.Prefix
+
+	// ownAddrs, when set, replaces the host's addresses (tests).
+	ownAddrs *hostAddrs
 }
 
 // ParseURLPolicy compiles the admin's patterns (anchored: a pattern must
@@ -259,6 +263,11 @@ func (p *URLPolicy) deniedAddr(a netip.Addr) string {
 			return d.why
 		}
 	}
+	// Not a platform address: --allow-link-local does not lift the host's
+	// own link-local addresses.
+	if p.hostAddrs().contains(a) {
+		return ownAddress
+	}
 	if a.Is6() {
 		form, v4s := embeddedIPv4(a)
 		for _, v4 := range v4s {
@@ -271,6 +280,17 @@ func (p *URLPolicy) deniedAddr(a netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// ownAddress is why the host's own addresses are denied.
+const ownAddress = "an address of the controller's own host (its pod IP reaches the controller's own ports)"
+
+// hostAddrs returns the host's addresses the policy denies.
+func (p *URLPolicy) hostAddrs() *hostAddrs {
+	if p != nil && p.ownAddrs != nil {
+		return p.ownAddrs
+	}
+	return ownAddrs
 }
 
 func (p *URLPolicy) allowedRange(a netip.Addr) bool {
