@@ -76,7 +76,7 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context,
 				return err
 			}
 			w := &iobuf.CappedWriter{W: dst, Max: limit}
-			err = r.HookRunner.Run(hctx, h, src, w)
+			err = r.HookRunner.Run(hook.WithNamespace(hctx, obj.Namespace), h, src, w)
 			if cerr := dst.Close(); err == nil {
 				err = cerr
 			}

@@ -106,7 +106,7 @@ func (r *ExternalSourceReconciler) preRequestHooks(obj *exsv1beta1.ExternalSourc
 			ignored, err := r.runWithPolicy(ctx, obj, h, func() error {
 				out.Reset()
 				w := &iobuf.CappedWriter{W: &out, Max: limit}
-				err := r.HookRunner.Run(ctx, h, bytes.NewReader(data), w)
+				err := r.HookRunner.Run(hook.WithNamespace(ctx, obj.Namespace), h, bytes.NewReader(data), w)
 				if w.Exceeded() {
 					return &hook.ExecError{Hook: h.Name, ExitCode: -1,
 						Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--max-pre-request-output)", limit)}
