@@ -900,10 +900,10 @@ func TestSandboxTenantsCannotExhaustEachOther(t *testing.T) {
 	g.Expect(len(bombErrs)).To(BeNumerically(">=", 4))
 	for _, err := range bombErrs {
 		// The watchdog kills a bomb for its process count, or for the
-		// memory its processes hold together if that comes first.
-		g.Expect(err).To(Or(MatchError(ContainSubstring("exceeded its process limit (16)")), MatchError(ContainSubstring("exceeded its memory limit (128Mi)"))))
+		// memory (or CPU) its processes use together if that comes first.
+		g.Expect(err).To(MatchError(ContainSubstring(`hook "bomb" failed: exceeded its `)))
 	}
-	g.Eventually(func() []string { return proctest.ProcessesWith(r.probe + " ") }, 5*time.Second).Should(BeEmpty())
+	g.Eventually(func() []string { return proctest.ProcessesWith(r.probe + " ") }, 30*time.Second).Should(BeEmpty())
 }
 
 // TestExecutorRefusesWhatItCannotConfine: on a node without Landlock
