@@ -226,7 +226,15 @@ func TestLiveMonitoring(t *testing.T) {
 		r := prom.query(g, `gotk_resource_info{customresource_kind="ExternalSource", name="flaky", ready="True"}`)
 		g.Expect(r).To(HaveLen(1))
 	}, time.Minute, time.Second).Should(Succeed())
-	g.Expect(prom.alerts(g, "ExternalSourceNotReady", "flaky")).To(BeEmpty())
+	// The rule may still hold a pending alert from before flaky's first
+	// artifact (the rules are evaluated every second, apart from the
+	// scrapes): it must clear, then stay clear while flaky is Ready.
+	g.Eventually(func(g Gomega) {
+		g.Expect(prom.alerts(g, "ExternalSourceNotReady", "flaky")).To(BeEmpty())
+	}, 30*time.Second, time.Second).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		g.Expect(prom.alerts(g, "ExternalSourceNotReady", "flaky")).To(BeEmpty())
+	}, 5*time.Second, time.Second).Should(Succeed())
 
 	// The upstream fails; a reconcile request (as `flux reconcile`) makes
 	// the controller see it now rather than at the next interval.
