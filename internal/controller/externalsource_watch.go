@@ -45,12 +45,15 @@ const secretRefsIndex = ".spec.secretRefs"
 // SecretRef of the API is listed here; TestReferencedSecretsCoversTheAPI
 // fails when a new one is added to the API and not here.
 func referencedSecrets(obj *exsv1beta1.ExternalSource) []string {
+	var refs []*meta.LocalObjectReference
+	if rel := obj.Spec.Generator.Release; rel != nil {
+		refs = append(refs, rel.SecretRef)
+	}
 	h := obj.Spec.Generator.HTTP
 	if h == nil {
-		return nil
+		return names(refs)
 	}
-	var names []string
-	refs := []*meta.LocalObjectReference{h.HeadersSecretRef, h.CertSecretRef, h.ProxySecretRef}
+	refs = append(refs, h.HeadersSecretRef, h.CertSecretRef, h.ProxySecretRef)
 	if a := h.Auth; a != nil {
 		// A rotated credential is used at once, like a rotated header.
 		for _, m := range []*exsv1beta1.SecretAuth{a.Basic, a.Bearer} {
@@ -62,12 +65,18 @@ func referencedSecrets(obj *exsv1beta1.ExternalSource) []string {
 			refs = append(refs, a.OAuth2.SecretRef)
 		}
 	}
+	return names(refs)
+}
+
+// names returns the names of the set references.
+func names(refs []*meta.LocalObjectReference) []string {
+	var out []string
 	for _, ref := range refs {
 		if ref != nil && ref.Name != "" {
-			names = append(names, ref.Name)
+			out = append(out, ref.Name)
 		}
 	}
-	return names
+	return out
 }
 
 // indexSecretRefs is the index function of secretRefsIndex.
