@@ -33,10 +33,13 @@ const ExternalSourceKind = "ExternalSource"
 const (
 	// GeneratorTypeHTTP fetches the data with one HTTP request.
 	GeneratorTypeHTTP = "http"
+	// GeneratorTypeRelease publishes assets of a GitHub, GitLab or
+	// Gitea/Forgejo release.
+	GeneratorTypeRelease = "release"
 )
 
 // GeneratorTypes lists every generator type the CRD accepts.
-var GeneratorTypes = []string{GeneratorTypeHTTP}
+var GeneratorTypes = []string{GeneratorTypeHTTP, GeneratorTypeRelease}
 
 // Hook retry policies.
 const (
@@ -149,7 +152,7 @@ type VerifySpec struct {
 // +kubebuilder:validation:XValidation:rule="self.type != 'release' || has(self.release)",message="release must be set when type is release"
 type GeneratorSpec struct {
 	// Type of the generator.
-	// +kubebuilder:validation:Enum=http
+	// +kubebuilder:validation:Enum=http;release
 	// +required
 	Type string `json:"type"`
 
