@@ -35,7 +35,7 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: ## Run the scale benchmark: real control plane, controller process, N sources; writes tests/bench/out and docs/benchmarks/*.png.
-	hack/tools.sh etcd kube-apiserver crds
+	hack/tools.sh etcd kube-apiserver versitygw crds
 	go run ./tests/bench/cmd -scenarios $(BENCH_SCENARIOS) -out tests/bench/out -docs docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: test
@@ -64,11 +64,18 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 	done
 
 # The tools `make test` runs; goreleaser is built by release-check alone.
-TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics
+# CLUSTER_TOOLS are the node's parts tests/cluster and `make cluster` run.
+CLUSTER_TOOLS := kubelet kube-controller-manager kube-scheduler kube-proxy coredns
+TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics $(CLUSTER_TOOLS)
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).
-	hack/tools.sh $(TEST_TOOLS) crds
+	hack/tools.sh $(TEST_TOOLS) crds debs
+
+.PHONY: cluster
+cluster: ## Bring up the tests' one-node cluster (root, Linux) until Ctrl-C; KUBECONFIG=bin/cluster.kubeconfig.
+	hack/tools.sh etcd kube-apiserver $(CLUSTER_TOOLS) kustomize-controller helm-controller yq crds debs
+	go run ./hack/cluster
 
 .PHONY: size-check
 size-check: ## Fail when a tracked file is over 5 MB (binaries do not belong in git).

@@ -22,6 +22,11 @@ declare -A pkg=(
   [helm-controller]=github.com/fluxcd/helm-controller
   [notification-controller]=github.com/fluxcd/notification-controller
   [flux]=github.com/fluxcd/flux2/v2/cmd/flux
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+  [coredns]=github.com/coredns/coredns
   [kube-state-metrics]=k8s.io/kube-state-metrics/v2
 )
 # Tools built inside a copy of their own module's source rather than as a
@@ -33,17 +38,24 @@ declare -A srcmod=(
   [flux]=github.com/fluxcd/flux2/v2
 )
 # CGO_ENABLED per tool where it matters: yq runs inside the hook sandbox, which
-# grants it no libraries, so it must be static.
+# grants it no libraries, and coredns runs from an image with no libc, so both
+# must be static.
 declare -A cgo=(
   [yq]=0
+  [coredns]=0
 )
+k8sver="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
 declare -A ldflags=(
-  [kube-apiserver]="-X k8s.io/component-base/version.gitVersion=v1.34.4 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
+  [kube-apiserver]="$k8sver"
+  [kubelet]="$k8sver"
+  [kube-controller-manager]="$k8sver"
+  [kube-scheduler]="$k8sver"
+  [kube-proxy]="$k8sver"
   [flux]="-X main.VERSION=2.9.5"
 )
 
 tools=()
-for a in "$@"; do [ "$a" = crds ] || tools+=("$a"); done
+for a in "$@"; do [ "$a" = crds ] || [ "$a" = debs ] || tools+=("$a"); done
 if [ $# -eq 0 ]; then
   for d in "$root"/tests/tools/*/; do
     [ -f "$d/go.mod" ] && tools+=("$(basename "$d")")
@@ -114,4 +126,18 @@ if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
   flux_crds github.com/fluxcd/notification-controller v1.9.3 crds-e2e \
     notification.toolkit.fluxcd.io_alerts.yaml notification.toolkit.fluxcd.io_providers.yaml \
     notification.toolkit.fluxcd.io_receivers.yaml
+fi
+
+# The Debian packages the one-node cluster's images are built from
+# (tests/cluster: the hook executor's jq and its libraries, libc for Flux's
+# controllers, CA certificates), downloaded with apt-get into the cache; the
+# tests unpack them and reach no network. Keep in step with
+# HookExecutorPackages in tests/cluster/projectimages.go.
+if [ $# -eq 0 ] || [[ " $* " == *" debs "* ]]; then
+  mkdir -p "$cache/debs"
+  for p in jq libjq1 libonig5 libc6 ca-certificates; do
+    ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 && continue
+    (cd "$cache/debs" && apt-get download -qq "$p" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
+    ls "$cache/debs/${p}_"*.deb >/dev/null 2>&1 || { echo "tools: apt-get download $p failed (apt-get update first?)" >&2; exit 1; }
+  done
 fi

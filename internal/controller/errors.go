@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	"github.com/externalsource/externalsource-controller/internal/failure"
 )
 
@@ -30,3 +32,11 @@ func stalling(reason string, err error) error { return failure.NewStalling(err, 
 // upstream, storage, API errors. The step has set its condition already;
 // the reason goes into Ready and the Warning event.
 func transient(reason string, err error) error { return failure.NewGeneric(err, reason) }
+
+// waiting returns a failure whose retry time the upstream named
+// (Retry-After): the object is requeued then, with its backoff as floor.
+// The steps speak of failures only through stalling, transient and
+// waiting.
+func waiting(reason string, err error, after time.Duration) error {
+	return failure.NewWaiting(err, reason, after)
+}

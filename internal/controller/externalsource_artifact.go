@@ -37,7 +37,7 @@ import (
 // reconcileArtifact packages the data as a deterministic tar.gz and stores
 // it when its digest differs from the published one. Same data, same path:
 // same bytes, so nothing is stored or published for an unchanged upstream.
-func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
 		recordFetchResult(obj, st)
@@ -55,7 +55,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	}
 
 	if cur := obj.GetArtifact(); cur != nil && cur.Digest == res.Digest {
-		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, st.fetchDuration)
+		st.fetchResult = metrics.ResultUnchanged
 		recordFetchResult(obj, st)
 		return nil
 	}
@@ -64,7 +64,8 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	if st.lost != nil && st.lost.artifact.Digest == res.Digest {
 		result = metrics.ResultUnchanged
 	}
-	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, result, st.fetchDuration)
+	// The result holds once the artifact is stored: a failed store is an
+	// error (recordFetch).
 	// A new upstream revision is not shown as Reconciling before it is
 	// stored, unlike a new generation (requestedWork): the work ends in
 	// this same pass, within spec.timeout, and its result (the new
@@ -89,6 +90,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 		// it was (its time included), and nothing is announced.
 		obj.Status.Artifact = st.lost.artifact
 		r.Storage.SetArtifactURL(obj.Status.Artifact)
+		st.fetchResult = result
 		recordFetchResult(obj, st)
 		conditions.Delete(obj, exsv1beta1.StorageOperationFailedCondition)
 		if st.lost.inStorage != nil {
@@ -101,6 +103,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context, _ *obj
 	}
 
 	obj.Status.Artifact = artifact.DeepCopy()
+	st.fetchResult = result
 	recordFetchResult(obj, st)
 	st.newArtifact = true
 	if artifact.Size != nil {

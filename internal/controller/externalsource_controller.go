@@ -53,6 +53,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -131,8 +132,8 @@ type ExternalSourceReconciler struct {
 	// records nothing. Its series are deleted when the object is.
 	Metrics DurationRecorder
 
-	// FetchMetrics records fetches by generator type and result; nil
-	// records nothing.
+	// FetchMetrics records fetches by generator type and result, and
+	// reconciles by result and failure reason; nil records nothing.
 	FetchMetrics *metrics.Recorder
 
 	// RetryAfterBackoff is the floor of a requeue the upstream asked for
@@ -241,7 +242,7 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 			RateLimiter:             opts.RateLimiter,
-			RecoverPanic:            ptrTo(true),
+			RecoverPanic:            ptr.To(true),
 		})
 	if opts.HookWhitelistChanged != nil {
 		// A whitelist change can unstall (or stall) objects with hooks:
@@ -288,7 +289,7 @@ var externalArtifactChanged = predicate.Funcs{
 }
 
 // reconcileFunc is one step of the pipeline.
-type reconcileFunc func(ctx context.Context, sp *objectPatcher, obj *exsv1beta1.ExternalSource, st *reconcileState) error
+type reconcileFunc func(ctx context.Context, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
 // Reconcile follows source-controller: get, serial patcher, deferred
 // summarize and patch, finalizer, suspend, then the steps.
@@ -339,12 +340,10 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			retErr = client.IgnoreNotFound(sp.Patch(ctx, obj, false))
 			result = ctrl.Result{}
 		} else {
+			r.recordFetch(obj, st)
 			r.summarize(ctx, obj, st, done, retErr)
 			recordArtifactRequest(obj, artifactReq)
-			result, retErr = r.patch(ctx, sp, obj, done, retErr, st.requeueAfter)
-			if done && retErr == nil && st.checkAfter > 0 {
-				result.RequeueAfter = st.checkAfter
-			}
+			result, retErr = r.patch(ctx, sp, obj, st, done, retErr)
 		}
 		r.recordMetrics(ctx, obj, start)
 	}()
@@ -391,12 +390,13 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		r.reconcilePublish,    // externalsource_publish.go
 	}
 	for _, step := range steps {
-		if err := step(ctx, sp, obj, st); err != nil {
+		if err := step(ctx, obj, st); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	done = true
-	return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
+	// The requeue is summarize's to decide (deferred above).
+	return ctrl.Result{}, nil
 }
 
 // jitteredInterval is the object's interval with the process's jitter
@@ -450,5 +450,3 @@ func (r *ExternalSourceReconciler) patchProgress(ctx context.Context, sp *object
 	st.progressPatched = true
 	return nil
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -36,7 +36,7 @@ import (
 // retried, not Stalled: the fault is in what the upstream served, and the
 // upstream may serve something else on the next attempt; nothing is
 // published and the last artifact stays.
-func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || obj.Spec.Extract == nil {
 		return nil

@@ -34,7 +34,6 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
-	"github.com/externalsource/externalsource-controller/internal/failure"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
@@ -50,7 +49,7 @@ import (
 // fetch leaves the status as it was, so the final patch sends nothing.
 // A pin or a deferred first check that already decided the upstream need
 // not be asked (reconcilePin, reconcileFirstCheck) leaves nothing to do.
-func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified {
 		return nil
@@ -68,14 +67,17 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *object
 	st.deadline = time.Now().Add(timeout)
 	fctx, cancel := context.WithDeadline(ctx, st.deadline)
 	defer cancel()
+	// The fetch is recorded once, at the end of the reconcile
+	// (recordFetch): its duration is the request's and the download's.
+	st.fetched = true
 	start := time.Now()
-	// failed names a deadline hit as spec.timeout, records the failure and
-	// says whether to stall or retry.
+	defer func() { st.fetchDuration = time.Since(start) }()
+	// failed names a deadline hit as spec.timeout and says whether to
+	// stall or retry.
 	failed := func(err error) error {
 		if errors.Is(fctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("timeout: the fetch did not complete within %s: %w", timeoutLimit, err)
 		}
-		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
 		return r.fetchFailed(obj, err)
 	}
 
@@ -83,7 +85,6 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *object
 		PreRequest: r.preRequestHooks(obj), Secrets: st.secrets, Retry: r.retryBudget(obj)})
 	if err != nil {
 		if isHookError(err) {
-			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
 			return r.hookFailed(obj, err)
 		}
 		return failed(err)
@@ -96,8 +97,7 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *object
 		}
 		st.notModified = true
 		st.validators = res.Validators
-		st.fetchDuration = time.Since(start)
-		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, st.fetchDuration)
+		st.fetchResult = metrics.ResultUnchanged
 		conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 		return nil
 	}
@@ -133,7 +133,6 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *object
 	}
 	if pin := pinnedDigest(obj); pin != "" {
 		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != pin {
-			r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultError, time.Since(start))
 			return digestMismatch(obj, pin, got)
 		}
 	}
@@ -143,7 +142,6 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context, _ *object
 		return failed(fmt.Errorf("the generator named the revision %q: it must not contain '@' or whitespace", res.RevisionName))
 	}
 	st.revisionName, st.record = res.RevisionName, res.Record
-	st.fetchDuration = time.Since(start)
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	return nil
@@ -210,7 +208,7 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *exsv1beta1.ExternalSource, e
 	}
 	conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, reason, "%s", err.Error())
 	if wait, ok := generator.RetryAfter(err); ok {
-		return failure.NewWaiting(err, reason, wait)
+		return waiting(reason, err, wait)
 	}
 	return transient(reason, err)
 }

@@ -75,7 +75,7 @@ func TestExternalSourceReconciler_reconcileFetch(t *testing.T) {
 			defer st.cleanup()
 			ctx, cancel := context.WithTimeout(testCtx, 20*time.Second)
 			defer cancel()
-			err := r.reconcileFetch(ctx, nil, obj, st)
+			err := r.reconcileFetch(ctx, obj, st)
 			expectKind(g, err, tt.want)
 			if tt.want == noError {
 				g.Expect(conditions.Has(obj, exsv1beta1.FetchFailedCondition)).To(BeFalse())
@@ -84,7 +84,7 @@ func TestExternalSourceReconciler_reconcileFetch(t *testing.T) {
 				g.Expect(string(data)).To(Equal(tt.wantData))
 				return
 			}
-			_, reason, _ := failure.Describe(err, "")
+			_, reason := failure.Describe(err, "")
 			g.Expect(reason).To(Equal(tt.wantReason))
 			if tt.wantReason == exsv1beta1.FetchFailedReason {
 				g.Expect(conditions.IsTrue(obj, exsv1beta1.FetchFailedCondition)).To(BeTrue())

@@ -32,7 +32,7 @@ import (
 // once. A reconcile request of the ExternalArtifact is never deferred. A
 // deferred check keeps the published data as confirmed and asks for a
 // requeue when the check is due (st.checkAfter).
-func (r *ExternalSourceReconciler) reconcileFirstCheck(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileFirstCheck(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || !st.firstInProcess || st.artifactRequested {
 		return nil

@@ -47,10 +47,12 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t)
 	up := newCountingUpstream(t, "a: 1\n", `"v1"`, "", true)
-	newReconciler := func(c client.Client) *ExternalSourceReconciler {
+	// The events of a reconciler go to its recorder, not through the
+	// client: each process's recorder is read.
+	newReconciler := func(c client.Client, rec *events.FakeRecorder) *ExternalSourceReconciler {
 		return &ExternalSourceReconciler{
 			Client:         c,
-			Recorder:       events.NewFakeRecorder(100, false),
+			Recorder:       rec,
 			APIReader:      c,
 			ControllerName: "externalsource-controller",
 			Generators:     testGenerators,
@@ -61,7 +63,8 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	}
 	const n = 12
 	var objs []*exsv1beta1.ExternalSource
-	before := newReconciler(k8sClient)
+	recBefore := events.NewFakeRecorder(100, false)
+	before := newReconciler(k8sClient, recBefore)
 	for i := range n {
 		obj := newSource(ns, fmt.Sprintf("s%d", i), up.URL)
 		obj.Labels = map[string]string{isolatedLabel: "nobody-" + ns} // no manager reconciles them
@@ -82,7 +85,8 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	counter := &writeCounter{ns: ns, writes: map[string]int{}, events: map[string]int{}}
 	c, err := client.New(counter.config(testConfig), client.Options{Scheme: testScheme})
 	g.Expect(err).ToNot(HaveOccurred())
-	after := newReconciler(c)
+	recAfter := events.NewFakeRecorder(100, false)
+	after := newReconciler(c, recAfter)
 	after.firstChecks = &firstChecks{}
 	reconcileAll := func() []time.Duration {
 		var requeues []time.Duration
@@ -104,6 +108,8 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	writes, evs := counter.take()
 	g.Expect(writes).To(BeEmpty(), "no API write at start")
 	g.Expect(evs).To(BeEmpty())
+	g.Expect(recAfter.Events).To(BeEmpty(), "no event at start")
+	g.Expect(len(recBefore.Events)).To(BeNumerically(">=", n), "the positive control: the first artifacts were announced")
 	g.Expect(slices.Compact(slices.Clone(first))).To(HaveLen(n), "each at its own point")
 	g.Expect(first[n-1]).To(BeNumerically("<", 10*time.Minute), "within the interval")
 	g.Expect(first[n-1]-first[0]).To(BeNumerically(">", time.Minute), "spread, not a burst")
@@ -114,6 +120,7 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	writes, evs = counter.take()
 	g.Expect(writes).To(BeEmpty())
 	g.Expect(evs).To(BeEmpty())
+	g.Expect(recAfter.Events).To(BeEmpty(), "no event for a deferred check")
 	for _, d := range second {
 		g.Expect(d).To(Equal(10*time.Minute), "then every interval (no jitter configured here)")
 	}
@@ -124,7 +131,7 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	p := client.MergeFrom(obj.DeepCopy())
 	obj.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "now"}
 	g.Expect(k8sClient.Patch(testCtx, obj, p)).To(Succeed())
-	again := newReconciler(k8sClient)
+	again := newReconciler(k8sClient, events.NewFakeRecorder(100, false))
 	again.firstChecks = &firstChecks{}
 	res, err := again.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 	g.Expect(err).ToNot(HaveOccurred())
@@ -136,7 +143,7 @@ func TestRestartSpreadsFirstChecks(t *testing.T) {
 	// notification-controller Receiver's).
 	ea := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: objs[1].Name}}
 	setAnnotations(g, ea, map[string]string{meta.ReconcileRequestAnnotation: receiverToken(7)})
-	again = newReconciler(k8sClient)
+	again = newReconciler(k8sClient, events.NewFakeRecorder(100, false))
 	again.firstChecks = &firstChecks{}
 	res, err = again.Reconcile(testCtx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(objs[1])})
 	g.Expect(err).ToNot(HaveOccurred())

@@ -26,6 +26,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // reconcileHooks runs the post-request hooks on the fetched data, in order,
@@ -34,7 +35,7 @@ import (
 // input is removed as soon as the hook has consumed it, so a reconcile
 // holds at most two files in the spool at once (the running hook's input
 // and output), and their sum is capped by --max-spool-bytes-per-reconcile.
-func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.notModified || obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PostRequest) == 0 {
 		return nil
@@ -74,13 +75,13 @@ func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context, _ *object
 			if err != nil {
 				return err
 			}
-			w := &cappedWriter{w: dst, max: limit}
-			err = r.HookRunner.Run(hctx, h, src, w)
+			w := &iobuf.CappedWriter{W: dst, Max: limit}
+			err = r.HookRunner.Run(hook.WithNamespace(hctx, obj.Namespace), h, src, w)
 			if cerr := dst.Close(); err == nil {
 				err = cerr
 			}
-			written = w.n
-			if w.exceeded {
+			written = w.Written()
+			if w.Exceeded() {
 				return &hook.ExecError{Hook: h.Name, ExitCode: -1, Reason: spoolLimitReason(flagName, limit, spoolMax, inSize)}
 			}
 			return err

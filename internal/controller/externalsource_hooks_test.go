@@ -29,6 +29,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -160,7 +161,7 @@ func TestHookRetryPolicies(t *testing.T) {
 		g.Expect(err).ToNot(HaveOccurred())
 		script := fmt.Sprintf(`read n < %s; [ "$n" -ge 2 ] && cat`, fifo)
 		h := sh("flaky", script)
-		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptrTo(int32(3))
+		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptr.To(int32(3))
 		obj := withHooks(newSource(ns, "retry", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitReady(t, obj)
@@ -174,7 +175,7 @@ func TestHookRetryPolicies(t *testing.T) {
 	t.Run("retry gives up after maxRetries", func(t *testing.T) {
 		g := NewWithT(t)
 		h := sh("always-fails", "echo nope >&2; exit 7")
-		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptrTo(int32(1))
+		h.RetryPolicy, h.MaxRetries = exsv1beta1.HookRetryPolicyRetry, ptr.To(int32(1))
 		obj := withHooks(newSource(ns, "give-up", up.URL), nil, []exsv1beta1.Hook{h})
 		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 		waitHookFailed(t, obj, false, `hook "always-fails" failed`, "exit code 7", "nope")

@@ -25,7 +25,7 @@ import (
 // reconcileLeaveShare is the step after storage: it gives the namespace's
 // share slot back, waking a parked request of the namespace, while this
 // reconcile goes on with its API writes (see "Fair and bounded work").
-func (r *ExternalSourceReconciler) reconcileLeaveShare(_ context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileLeaveShare(_ context.Context,
 	_ *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if st.leaveShare != nil {
 		st.leaveShare()

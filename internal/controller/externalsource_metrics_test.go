@@ -17,6 +17,9 @@ limitations under the License.
 package controller
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,10 +32,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
 	"github.com/fluxcd/pkg/runtime/events"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/storage"
 )
@@ -96,6 +101,10 @@ type metricsSnapshot struct {
 	fetches, durations map[string]float64
 	sizes, sizeSum     float64
 	reconciles         float64
+	// results are externalsource_reconcile_total by labels, and
+	// resultsTotal their sum.
+	results      map[string]float64
+	resultsTotal float64
 }
 
 // fetchResults are the results a fetch is counted under.
@@ -111,6 +120,15 @@ func snapshot(g Gomega, reg prometheus.Gatherer, ref map[string]string) metricsS
 	s.sizes = value(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
 	s.sizeSum = histogramSum(g, reg, metrics.ResponseSizeName, map[string]string{"type": exsv1beta1.GeneratorTypeHTTP})
 	s.reconciles = value(g, reg, "gotk_reconcile_duration_seconds", ref)
+	s.results = map[string]float64{}
+	for _, m := range series(g, reg, metrics.ReconcileTotalName, nil) {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		s.results[l["result"]+"/"+l["reason"]] += m.GetCounter().GetValue()
+		s.resultsTotal += m.GetCounter().GetValue()
+	}
 	return s
 }
 
@@ -151,7 +169,9 @@ func TestFetchMetrics(t *testing.T) {
 	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	ref := map[string]string{"kind": exsv1beta1.ExternalSourceKind, "namespace": ns, "name": obj.Name}
 
-	// bodySize is what one full GET downloads.
+	// changed is a new revision of the same size: bodySize is what one
+	// full GET downloads.
+	const changed = "m: 2\n"
 	bodySize := float64(len(body))
 	tests := []struct {
 		name   string
@@ -163,18 +183,39 @@ func TestFetchMetrics(t *testing.T) {
 		// wantRequeue: a failure, requeued by the reconciler's backoff
 		// (not returned as an error).
 		wantRequeue bool
+		// failed is the reason the reconcile is counted as a failure
+		// under; "" is a success.
+		failed string
 	}{
 		{name: "first fetch stores a revision", fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
 		{name: "HEAD confirms the ETag", fetches: map[string]float64{metrics.ResultUnchanged: 1}},
 		{name: "new ETag, same bytes", change: func(Gomega) { up.set(body, `"m2"`) },
 			fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
 		{name: "the fetch fails", change: func(Gomega) { up.setStatus(http.StatusForbidden) },
-			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true},
+			fetches: map[string]float64{metrics.ResultError: 1}, wantRequeue: true, failed: exsv1beta1.FetchFailedReason},
 		{name: "storage lost the artifact, same bytes again", change: func(g Gomega) {
 			up.setStatus(http.StatusOK)
 			cur := getSource(g, obj)
 			g.Expect(memoryStore().Remove(testCtx, *cur.Status.Artifact)).To(Succeed())
 		}, fetches: map[string]float64{metrics.ResultUnchanged: 1}, sizes: 1},
+		{name: "a post-request hook fails after the download: an error", change: func(g Gomega) {
+			up.set(changed, `"m3"`)
+			r.HookRunner = failingRunner{}
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { withHooks(o, nil, []exsv1beta1.Hook{jq("identity", ".")}) })
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.HookFailedReason},
+		{name: "the extraction fails after the download: an error", change: func(g Gomega) {
+			r.HookRunner = nil
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) {
+				o.Spec.Hooks = nil
+				o.Spec.Extract = &exsv1beta1.ExtractSpec{Format: "tar"}
+			})
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.FetchFailedReason},
+		{name: "the store fails: an error, not changed", change: func(g Gomega) {
+			r.Storage = putFailingStorage{memoryStore()}
+			patchSource(g, obj, func(o *exsv1beta1.ExternalSource) { o.Spec.Extract = nil })
+		}, fetches: map[string]float64{metrics.ResultError: 1}, sizes: 1, wantRequeue: true, failed: exsv1beta1.WriteOperationFailedReason},
+		{name: "the store works again: changed", change: func(Gomega) { r.Storage = memoryStore() },
+			fetches: map[string]float64{metrics.ResultChanged: 1}, sizes: 1},
 		{name: "a stalled spec fetches nothing", change: func(g Gomega) {
 			// This reconciler has no hook runner: hooks stall the object
 			// before any fetch.
@@ -182,7 +223,7 @@ func TestFetchMetrics(t *testing.T) {
 			p := client.MergeFrom(cur.DeepCopy())
 			withHooks(cur, nil, []exsv1beta1.Hook{jq("identity", ".")})
 			g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
-		}, fetches: map[string]float64{}},
+		}, fetches: map[string]float64{}, failed: exsv1beta1.HooksDisabledReason},
 	}
 	for _, tt := range tests {
 		if !t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +246,12 @@ func TestFetchMetrics(t *testing.T) {
 			g.Expect(after.sizes-before.sizes).To(Equal(tt.sizes), "response sizes observed")
 			g.Expect(after.sizeSum-before.sizeSum).To(Equal(tt.sizes*bodySize), "bytes downloaded")
 			g.Expect(after.reconciles-before.reconciles).To(Equal(1.0), "one reconcile duration")
+			want := metrics.ReconcileSuccess + "/"
+			if tt.failed != "" {
+				want = metrics.ReconcileFailure + "/" + tt.failed
+			}
+			g.Expect(after.results[want]-before.results[want]).To(Equal(1.0), "the reconcile counted as %v", want)
+			g.Expect(after.resultsTotal-before.resultsTotal).To(Equal(1.0), "one reconcile counted")
 
 			// No per-object series but the duration.
 			for _, name := range []string{"gotk_reconcile_condition", "gotk_suspend_status"} {
@@ -272,8 +319,9 @@ func TestMetrics(t *testing.T) {
 	}, timeout).Should(Succeed())
 	// Our own metrics have no per-object labels at all: their label sets are
 	// bounded by generator types, results, whitelist commands, backends,
-	// storage operations and HTTP status codes (and, for the memory
-	// store's usage, namespaces holding artifacts).
+	// storage operations, HTTP status codes, failure reasons (the API's
+	// constants, never a message) and, for the memory store's usage,
+	// namespaces holding artifacts.
 	families, err := reg.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
 	for _, f := range families {
@@ -282,8 +330,38 @@ func TestMetrics(t *testing.T) {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral", "operation", "code", "namespace"), f.GetName())
+				g.Expect(l.GetName()).To(BeElementOf("type", "result", "command", "backend", "ephemeral", "operation", "code", "namespace", "reason"), f.GetName())
+				if l.GetName() == "reason" {
+					g.Expect(l.GetValue()).To(MatchRegexp(`^[A-Z][A-Za-z]*$|^$`), "a reason constant, not a message")
+				}
 			}
 		}
 	}
+}
+
+// patchSource changes obj's spec in the API.
+func patchSource(g Gomega, obj *exsv1beta1.ExternalSource, change func(*exsv1beta1.ExternalSource)) {
+	cur := getSource(g, obj)
+	p := client.MergeFrom(cur.DeepCopy())
+	change(cur)
+	g.Expect(k8sClient.Patch(testCtx, cur, p)).To(Succeed())
+}
+
+// failingRunner is a stand-in for the hook sidecar whose every hook fails
+// (the sidecar's own failures are tested against the real sidecar in
+// externalsource_hooks_test.go); it checks nothing, so the hooks reach it.
+type failingRunner struct{}
+
+func (failingRunner) Run(context.Context, exsv1beta1.Hook, io.Reader, io.Writer) error {
+	return &hook.ExecError{Hook: "identity", ExitCode: 1, Reason: "exit status 1"}
+}
+
+// putFailingStorage fails every Put; everything else is the embedded
+// store, so the published artifact verifies and the fetch runs.
+type putFailingStorage struct {
+	storage.Storage
+}
+
+func (putFailingStorage) Put(context.Context, *meta.Artifact, io.Reader) error {
+	return errors.New("storage unreachable")
 }

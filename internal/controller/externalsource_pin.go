@@ -32,14 +32,14 @@ import (
 // missing one) has nothing to learn from the upstream: the bytes could
 // only match the pin again, or stall. No request is sent; the published
 // data stands as confirmed.
-func (r *ExternalSourceReconciler) reconcilePin(_ context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcilePin(_ context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	if pin := pinnedDigest(obj); pin != "" && pin == obj.Status.LastHandledDigest &&
 		obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !meta.ShouldHandleForceRequest(obj) {
 		st.notModified = true
 		st.validators = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
 		st.changeDetection = obj.Status.ChangeDetection
-		r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, metrics.ResultUnchanged, 0)
+		st.fetched, st.fetchResult = true, metrics.ResultUnchanged
 		conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	}
 	return nil

@@ -40,7 +40,7 @@ import (
 // namespace) point at the published artifact. It writes only what differs,
 // so a steady state costs no API write. An ExternalArtifact controlled by
 // another owner is never adopted.
-func (r *ExternalSourceReconciler) reconcilePublish(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcilePublish(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {
@@ -60,7 +60,7 @@ func (r *ExternalSourceReconciler) reconcilePublish(ctx context.Context, _ *obje
 
 // reasonOf returns the reason a failure carries.
 func reasonOf(err error) string {
-	_, reason, _ := failure.Describe(err, meta.FailedReason)
+	_, reason := failure.Describe(err, meta.FailedReason)
 	return reason
 }
 

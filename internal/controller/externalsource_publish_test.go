@@ -21,6 +21,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -56,7 +57,7 @@ func TestExternalSourceReconciler_reconcilePublish(t *testing.T) {
 				g.Expect(k8sClient.Create(testCtx, other)).To(Succeed())
 				ea := &sourcev1.ExternalArtifact{ObjectMeta: metav1.ObjectMeta{Name: obj.Name, Namespace: ns,
 					OwnerReferences: []metav1.OwnerReference{{APIVersion: exsv1beta1.GroupVersion.String(), Kind: exsv1beta1.ExternalSourceKind,
-						Name: other.Name, UID: other.UID, Controller: ptrTo(true)}}}}
+						Name: other.Name, UID: other.UID, Controller: ptr.To(true)}}}}
 				g.Expect(k8sClient.Create(testCtx, ea)).To(Succeed())
 			}
 			if tt.artifact {
@@ -65,7 +66,7 @@ func TestExternalSourceReconciler_reconcilePublish(t *testing.T) {
 			}
 			st := newStepState()
 			st.newArtifact = tt.artifact
-			err := r.reconcilePublish(testCtx, nil, obj, st)
+			err := r.reconcilePublish(testCtx, obj, st)
 			expectKind(g, err, tt.want)
 			ea := &sourcev1.ExternalArtifact{}
 			getErr := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), ea)

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,6 +37,8 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // The values a tenant put into Secrets (and a URL query): none of them may
@@ -67,8 +70,14 @@ func closedAddr(t *testing.T) string {
 // the events, the log at trace level and the metrics.
 func TestSecretsNeverLeave(t *testing.T) {
 	g := NewWithT(t)
+	// The reconciler's own metrics on a registry of the test's own, so
+	// that their labels are read too (and seen to be recorded at all).
+	reg := prometheus.NewRegistry()
+	fetches := metrics.NewIsolatedRecorder()
+	reg.MustRegister(fetches.Collectors()...)
 	im := startIsolated(t, -5 /* trace: the most verbose */, func(r *ExternalSourceReconciler) {
 		r.HookRunner = backends["memory"].hooks
+		r.FetchMetrics = fetches
 	})
 	ns := newNamespace(t)
 
@@ -104,15 +113,19 @@ func TestSecretsNeverLeave(t *testing.T) {
 		// failed says the failure is reported (an ignored hook failure
 		// is an event, and the fetch goes on).
 		failed bool
+		// redacted says Ready's message carried a secret, now replaced by
+		// the placeholder: the positive control that this path would
+		// have leaked it.
+		redacted bool
 	}{
-		{name: "hook-error", url: withQuery(plain.URL), hooks: preHook(`.headers["X-Api-Key"]|error`, ""), failed: true},
-		{name: "hook-tostring", url: withQuery(plain.URL), hooks: preHook(`.headers|tostring|error`, ""), failed: true},
-		{name: "hook-tonumber", url: withQuery(plain.URL), hooks: preHook(`.headers.Authorization|tonumber`, ""), failed: true},
-		{name: "hook-url-error", url: withQuery(plain.URL), hooks: preHook(`.url|error`, ""), failed: true},
+		{name: "hook-error", url: withQuery(plain.URL), hooks: preHook(`.headers["X-Api-Key"]|error`, ""), failed: true, redacted: true},
+		{name: "hook-tostring", url: withQuery(plain.URL), hooks: preHook(`.headers|tostring|error`, ""), failed: true, redacted: true},
+		{name: "hook-tonumber", url: withQuery(plain.URL), hooks: preHook(`.headers.Authorization|tonumber`, ""), failed: true, redacted: true},
+		{name: "hook-url-error", url: withQuery(plain.URL), hooks: preHook(`.url|error`, ""), failed: true, redacted: true},
 		{name: "hook-ignored", url: withQuery(plain.URL), hooks: preHook(`.headers["X-Api-Key"]|error`, exsv1beta1.HookRetryPolicyIgnore)},
 		{name: "connection-refused", url: withQuery("http://" + closedAddr(t)), failed: true},
 		{name: "tls-error", url: withQuery(strings.Replace(plain.URL, "http://", "https://", 1)), failed: true},
-		{name: "unauthorized-echo", url: withQuery(echo401.URL), failed: true},
+		{name: "unauthorized-echo", url: withQuery(echo401.URL), failed: true, redacted: true},
 		{name: "redirect", url: withQuery(redirect.URL), failed: true},
 		{name: "proxy-refused", url: withQuery(plain.URL), proxy: true, failed: true},
 	}
@@ -161,6 +174,10 @@ func TestSecretsNeverLeave(t *testing.T) {
 			if tt.failed {
 				g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).ToNot(BeEmpty())
 			}
+			if tt.redacted {
+				g.Expect(conditions.GetMessage(cur, meta.ReadyCondition)).To(ContainSubstring(redact.Placeholder),
+					"a secret was on this path and was replaced")
+			}
 		})
 	}
 
@@ -180,7 +197,12 @@ func TestSecretsNeverLeave(t *testing.T) {
 	}
 	families, err := ctrlmetrics.Registry.Gather()
 	g.Expect(err).ToNot(HaveOccurred())
-	for _, f := range families {
+	own, err := reg.Gather()
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(value(g, reg, metrics.FetchTotalName, map[string]string{"result": metrics.ResultError})).To(BeNumerically(">", 0),
+		"the failures were recorded on the test's registry")
+	g.Expect(value(g, reg, metrics.ReconcileTotalName, map[string]string{"result": metrics.ReconcileFailure})).To(BeNumerically(">", 0))
+	for _, f := range append(families, own...) {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				for _, s := range allSecrets {

@@ -36,7 +36,7 @@ import (
 // a corrupt one is forgotten together with the conditional-request record,
 // so the next steps fetch and publish it again even if the upstream says
 // nothing changed.
-func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
 	a := obj.GetArtifact()
 	if a == nil {

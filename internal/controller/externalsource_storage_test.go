@@ -324,7 +324,7 @@ func TestExternalSourceReconciler_reconcileStorage(t *testing.T) {
 			obj := stepObject(ns, "http://127.0.0.1:1")
 			obj.Status.Artifact = tt.artifact(g, m)
 			obj.Status.LastHandledETag = `"e"`
-			err := r.reconcileStorage(testCtx, nil, obj, newStepState())
+			err := r.reconcileStorage(testCtx, obj, newStepState())
 			expectKind(g, err, tt.want)
 			g.Expect(obj.Status.Artifact != nil).To(Equal(tt.wantArtifact))
 			if !tt.wantArtifact && strings.Contains(tt.name, "forgotten") {

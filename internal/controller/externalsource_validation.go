@@ -29,7 +29,7 @@ import (
 // API server cannot check (validateSpec), then every hook against the
 // whitelist before any runs and before any request is sent, so that a
 // refused post-request hook does not let a POST happen first.
-func (r *ExternalSourceReconciler) reconcileValidation(ctx context.Context, _ *objectPatcher,
+func (r *ExternalSourceReconciler) reconcileValidation(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, _ *reconcileState) error {
 	if err := r.validateSpec(obj); err != nil {
 		return err

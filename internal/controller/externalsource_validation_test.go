@@ -55,10 +55,10 @@ func TestExternalSourceReconciler_reconcileValidation(t *testing.T) {
 			}
 			obj := stepObject("steps-validation", "http://127.0.0.1:1/")
 			tt.mutate(obj)
-			err := r.reconcileValidation(testCtx, nil, obj, newStepState())
+			err := r.reconcileValidation(testCtx, obj, newStepState())
 			expectKind(g, err, tt.want)
 			if tt.want != noError {
-				_, reason, _ := failure.Describe(err, "")
+				_, reason := failure.Describe(err, "")
 				g.Expect(reason).To(Equal(tt.wantReason))
 			}
 		})

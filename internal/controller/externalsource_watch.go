@@ -30,8 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/fluxcd/pkg/apis/meta"
-
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
@@ -41,51 +39,15 @@ const secretRefsIndex = ".spec.secretRefs"
 
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
-// referencedSecrets returns the names of the Secrets obj references. Every
-// SecretRef of the API is listed here; TestReferencedSecretsCoversTheAPI
-// fails when a new one is added to the API and not here.
-func referencedSecrets(obj *exsv1beta1.ExternalSource) []string {
-	var refs []*meta.LocalObjectReference
-	if rel := obj.Spec.Generator.Release; rel != nil {
-		refs = append(refs, rel.SecretRef)
-	}
-	h := obj.Spec.Generator.HTTP
-	if h == nil {
-		return names(refs)
-	}
-	refs = append(refs, h.HeadersSecretRef, h.CertSecretRef, h.ProxySecretRef)
-	if a := h.Auth; a != nil {
-		// A rotated credential is used at once, like a rotated header.
-		for _, m := range []*exsv1beta1.SecretAuth{a.Basic, a.Bearer} {
-			if m != nil {
-				refs = append(refs, m.SecretRef)
-			}
-		}
-		if a.OAuth2 != nil {
-			refs = append(refs, a.OAuth2.SecretRef)
-		}
-	}
-	return names(refs)
-}
-
-// names returns the names of the set references.
-func names(refs []*meta.LocalObjectReference) []string {
-	var out []string
-	for _, ref := range refs {
-		if ref != nil && ref.Name != "" {
-			out = append(out, ref.Name)
-		}
-	}
-	return out
-}
-
-// indexSecretRefs is the index function of secretRefsIndex.
-func indexSecretRefs(o client.Object) []string {
+// indexSecretRefs is the index function of secretRefsIndex: the Secrets
+// the object's generator reports (generator.SecretReferencer), so that a
+// generator type brings its own references and nothing here changes.
+func (r *ExternalSourceReconciler) indexSecretRefs(o client.Object) []string {
 	obj, ok := o.(*exsv1beta1.ExternalSource)
 	if !ok {
 		return nil
 	}
-	return referencedSecrets(obj)
+	return r.Generators.SecretRefs(obj)
 }
 
 // WatchConfigsCache returns the cache setting that goes with watchConfigs:
@@ -106,7 +68,7 @@ func WatchConfigsCache(selector labels.Selector) (client.Object, ctrlcache.ByObj
 // reader, never from a cache), and WatchConfigsCache restricts its list
 // and watch to the selector on the API server's side.
 func (r *ExternalSourceReconciler) watchConfigs(mgr ctrl.Manager, b *builder.Builder, selector labels.Selector) (*builder.Builder, error) {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &exsv1beta1.ExternalSource{}, secretRefsIndex, indexSecretRefs); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &exsv1beta1.ExternalSource{}, secretRefsIndex, r.indexSecretRefs); err != nil {
 		return nil, fmt.Errorf("indexing ExternalSources by Secret references: %w", err)
 	}
 	labelled := predicate.NewPredicateFuncs(func(o client.Object) bool {

@@ -18,7 +18,6 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -31,6 +30,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -85,7 +85,7 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 	mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 		Scheme:     testScheme,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Client: client.Options{Cache: &client.CacheOptions{
 			DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 		}},
@@ -180,39 +180,48 @@ func TestWatchConfigsRotatedSecret(t *testing.T) {
 
 // TestReferencedSecretsCoversTheAPI sets every *SecretRef field of the
 // ExternalSource spec, found by reflection, to a name of its own: the
-// index of watchConfigs must list them all, so a Secret reference added
-// to the API without being added to referencedSecrets fails here.
+// index of watchConfigs must list them all (the generators report them,
+// generator.SecretReferencer), so a Secret reference added to the API
+// without being reported by its generator fails here.
 func TestReferencedSecretsCoversTheAPI(t *testing.T) {
 	g := NewWithT(t)
 	obj := &exsv1beta1.ExternalSource{}
-	var want []string
-	var fill func(v reflect.Value, path string)
+	// want holds the names set under spec.generator.<type> by type ("" for
+	// a reference outside spec.generator, which every type must report).
+	want := map[string][]string{}
+	var fill func(v reflect.Value, path, typ string)
 	refType := reflect.TypeFor[*meta.LocalObjectReference]()
-	fill = func(v reflect.Value, path string) {
+	fill = func(v reflect.Value, path, typ string) {
 		for i := range v.NumField() {
 			f, ft := v.Field(i), v.Type().Field(i)
 			if !ft.IsExported() {
 				continue
 			}
 			p := path + "." + ft.Name
+			if path == ".Generator" {
+				typ, _, _ = strings.Cut(ft.Tag.Get("json"), ",")
+			}
 			switch {
 			case strings.HasSuffix(ft.Name, "SecretRef") && ft.Type != refType:
-				t.Errorf("%s is a %s: teach referencedSecrets and this test its type", p, ft.Type)
+				t.Errorf("%s is a %s: teach its generator's SecretRefs and this test its type", p, ft.Type)
 			case strings.HasSuffix(ft.Name, "SecretRef"):
 				name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(p, "."), ".", "-"))
 				f.Set(reflect.ValueOf(&meta.LocalObjectReference{Name: name}))
-				want = append(want, name)
+				want[typ] = append(want[typ], name)
 			case ft.Type.Kind() == reflect.Pointer && ft.Type.Elem().Kind() == reflect.Struct:
 				f.Set(reflect.New(ft.Type.Elem()))
-				fill(f.Elem(), p)
+				fill(f.Elem(), p, typ)
 			case ft.Type.Kind() == reflect.Struct:
-				fill(f, p)
+				fill(f, p, typ)
 			}
 		}
 	}
-	fill(reflect.ValueOf(&obj.Spec).Elem(), "")
+	fill(reflect.ValueOf(&obj.Spec).Elem(), "", "")
 	g.Expect(want).ToNot(BeEmpty())
-	g.Expect(referencedSecrets(obj)).To(ConsistOf(want), fmt.Sprintf("spec: %+v", obj.Spec.Generator.HTTP))
-	g.Expect(indexSecretRefs(obj)).To(ConsistOf(want))
-	g.Expect(indexSecretRefs(&corev1.Secret{})).To(BeEmpty())
+	r := &ExternalSourceReconciler{Generators: testGenerators}
+	for _, typ := range exsv1beta1.GeneratorTypes {
+		obj.Spec.Generator.Type = typ
+		g.Expect(r.indexSecretRefs(obj)).To(ConsistOf(append(want[typ], want[""]...)), "type %s", typ)
+	}
+	g.Expect(r.indexSecretRefs(&corev1.Secret{})).To(BeEmpty())
 }

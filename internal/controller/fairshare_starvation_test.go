@@ -179,7 +179,9 @@ func TestOneNamespaceCannotStarveTheOthers(t *testing.T) {
 	g.Expect(hang.open.Load()).To(Equal(share))
 	g.Expect(hang.peak.Load()).To(Equal(share), "one namespace never ran more than its share")
 	g.Expect(readyIn(g, shard, hostile)).To(BeZero())
-	g.Expect(elapsed).To(BeNumerically("<", exsv1beta1.MaxTimeout/2), "far from the hostile timeout")
+	// No wall-clock bound: the hostile fetches still hanging while all 50
+	// healthy sources are Ready is what says the healthy ones did not wait
+	// for them, however slow the machine.
 }
 
 // TestMemoryStoreNamespaceShare: with the real controller on a memory

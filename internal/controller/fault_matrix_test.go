@@ -34,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -384,7 +385,7 @@ func TestFaultMatrix(t *testing.T) {
 		mgr, err := ctrl.NewManager(testConfig, ctrl.Options{
 			Scheme:     testScheme,
 			Metrics:    metricsserver.Options{BindAddress: "0"},
-			Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 			Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
 				&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: shard(store)})},
 			}},

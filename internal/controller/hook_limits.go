@@ -17,10 +17,6 @@ limitations under the License.
 package controller
 
 import (
-	"errors"
-	"fmt"
-	"io"
-
 	flag "github.com/spf13/pflag"
 )
 
@@ -74,28 +70,4 @@ func (l HookLimits) spoolBytes(maxData int64) int64 {
 		return l.MaxSpoolBytes
 	}
 	return 2 * maxData
-}
-
-// errOutputCap is what a capped writer returns once its cap is reached:
-// the hook runner stops reading the hook's output, and the hook executor
-// kills the hook when the controller hangs up.
-var errOutputCap = errors.New("output cap reached")
-
-// cappedWriter passes at most max bytes to w and fails the write that
-// would go past them, without writing any of it: what reaches w is never
-// more than the cap.
-type cappedWriter struct {
-	w        io.Writer
-	max, n   int64
-	exceeded bool
-}
-
-func (c *cappedWriter) Write(p []byte) (int, error) {
-	if c.n+int64(len(p)) > c.max {
-		c.exceeded = true
-		return 0, fmt.Errorf("%w (%d bytes)", errOutputCap, c.max)
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

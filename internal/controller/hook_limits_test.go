@@ -36,6 +36,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -503,7 +504,7 @@ func TestPostRequestHooksSpool(t *testing.T) {
 			hooks = append(hooks, cat(fmt.Sprintf("copy-%d", i)))
 		}
 		r, o, obj, st := setup(t, HookLimits{}, 1<<20, hooks)
-		g.Expect(r.reconcileHooks(testCtx, nil, obj, st)).To(Succeed())
+		g.Expect(r.reconcileHooks(testCtx, obj, st)).To(Succeed())
 
 		g.Expect(o.starts).To(HaveLen(6))
 		var peak int64
@@ -528,7 +529,7 @@ func TestPostRequestHooksSpool(t *testing.T) {
 		broken := sh("broken", "head -c 100; exit 3")
 		broken.RetryPolicy = exsv1beta1.HookRetryPolicyIgnore
 		r, _, obj, st := setup(t, HookLimits{}, 1<<20, []exsv1beta1.Hook{cat("copy"), broken, cat("last")})
-		g.Expect(r.reconcileHooks(testCtx, nil, obj, st)).To(Succeed())
+		g.Expect(r.reconcileHooks(testCtx, obj, st)).To(Succeed())
 		g.Expect(listSpool(st.tmpDir)).To(Equal([]spoolFile{{"hook-2", dataSize}}))
 	})
 
@@ -549,7 +550,7 @@ func TestPostRequestHooksSpool(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			r, _, obj, st := setup(t, tt.limits, tt.maxData, []exsv1beta1.Hook{cat("copy"), sh("triple", "cat > f; cat f f f")})
-			err := r.reconcileHooks(testCtx, nil, obj, st)
+			err := r.reconcileHooks(testCtx, obj, st)
 			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
 			g.Expect(conditions.GetReason(obj, exsv1beta1.HookFailedCondition)).To(Equal(exsv1beta1.HookFailedReason))
 			g.Expect(conditions.IsStalled(obj)).To(BeFalse())
@@ -594,7 +595,7 @@ func TestIgnoredHookFailuresAreRedacted(t *testing.T) {
 			logMu.Unlock()
 			r, rec := isolatedReconciler(suiteHooks(), HookLimits{})
 			h := jq("leaky", "-c", tt.filter)
-			h.RetryPolicy, h.MaxRetries = tt.policy, ptrTo(int32(1))
+			h.RetryPolicy, h.MaxRetries = tt.policy, ptr.To(int32(1))
 			obj := withHooks(newSource("ns", "leaky", "http://upstream.test/"), []exsv1beta1.Hook{h}, nil)
 			ctx := redact.NewContext(ctrl.LoggerInto(testCtx, logger), set)
 			req := &generator.HookRequest{URL: "http://upstream.test/", Method: "GET", Headers: map[string]string{"Authorization": secret}}

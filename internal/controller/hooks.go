@@ -32,6 +32,7 @@ import (
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/hook"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
@@ -104,9 +105,9 @@ func (r *ExternalSourceReconciler) preRequestHooks(obj *exsv1beta1.ExternalSourc
 			var out bytes.Buffer
 			ignored, err := r.runWithPolicy(ctx, obj, h, func() error {
 				out.Reset()
-				w := &cappedWriter{w: &out, max: limit}
-				err := r.HookRunner.Run(ctx, h, bytes.NewReader(data), w)
-				if w.exceeded {
+				w := &iobuf.CappedWriter{W: &out, Max: limit}
+				err := r.HookRunner.Run(hook.WithNamespace(ctx, obj.Namespace), h, bytes.NewReader(data), w)
+				if w.Exceeded() {
 					return &hook.ExecError{Hook: h.Name, ExitCode: -1,
 						Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--max-pre-request-output)", limit)}
 				}

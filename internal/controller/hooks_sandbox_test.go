@@ -22,8 +22,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,6 +101,21 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 	}()
 	env.TCPAddr = tcp.Addr().String()
 	env.AbstractSocket = fmt.Sprintf("exs-ctrl-sandbox-%d", time.Now().UnixNano())
+	env.SidecarSocket = filepath.Join(filepath.Dir(controllerBin), "hook.sock")
+	var datagrams atomic.Int64
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	t.Cleanup(func() { udp.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := udp.ReadFrom(buf); err != nil {
+				return
+			}
+			datagrams.Add(1)
+		}
+	}()
+	env.UDPAddr = udp.LocalAddr().String()
 
 	// Another run, beside the attacks, holding its input unread.
 	vctx, vcancel := context.WithCancel(testCtx)
@@ -158,6 +175,7 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 	}
 	g.Expect(n).To(BeNumerically(">=", 20), "the table ran")
 	g.Expect(accepted.Load()).To(BeZero())
+	g.Expect(datagrams.Load()).To(BeZero())
 
 	bombs := []struct {
 		name string
@@ -198,4 +216,73 @@ func pidWithCmdline(cmdline string) int {
 		}
 	}
 	return 0
+}
+
+// TestHooksOnANodeWithoutLandlock: a sidecar on a node without Landlock
+// (forced with --hook-sandbox-max-landlock-abi=0) starts, serves and says
+// why at start-up; a source with hooks gets HookFailed naming the missing
+// protection and the node's ABI, retried and not Stalled; a source without
+// hooks is Ready and its artifact downloads. With --hook-sandbox=none the
+// hook runs, and the sidecar's gauges say 0 but for limits.
+func TestHooksOnANodeWithoutLandlock(t *testing.T) {
+	g := NewWithT(t)
+	dir, err := os.MkdirTemp("", "exs-nolandlock-") // short: Unix socket paths are limited
+	g.Expect(err).ToNot(HaveOccurred())
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket, logPath := filepath.Join(dir, "hook.sock"), filepath.Join(dir, "sidecar.log")
+	stop, err := startSidecar(socket, logPath, "--hook-sandbox-max-landlock-abi=0")
+	g.Expect(err).ToNot(HaveOccurred(), "the sidecar starts")
+	t.Cleanup(stop)
+	logged, err := os.ReadFile(logPath)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(string(logged)).To(ContainSubstring("WARNING: hook sandbox: this node cannot confine hook runs"))
+
+	ns := newNamespace(t)
+	up := newUpstream(t, `{"a": 1}`)
+	r, _ := isolatedReconciler(hook.Instrumented(hook.Checked(testWhitelist.Get, hook.NewClient(socket))), HookLimits{})
+	withHook := withHooks(newSource(ns, "with-hooks", up.URL), nil, []exsv1beta1.Hook{jq("ok", "-c", ".a")})
+	noHook := newSource(ns, "without-hooks", up.URL)
+	for _, obj := range []*exsv1beta1.ExternalSource{withHook, noHook} {
+		obj.Labels = map[string]string{isolatedLabel: "nolandlock-" + ns} // no manager reconciles it
+		g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	}
+
+	g.Expect(reconcileErr(r, withHook)).To(HaveOccurred(), "retried")
+	cur := getSource(g, withHook)
+	g.Expect(conditions.IsStalled(cur)).To(BeFalse())
+	g.Expect(conditions.GetReason(cur, exsv1beta1.HookFailedCondition)).To(Equal(exsv1beta1.HookFailedReason))
+	msg := conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)
+	g.Expect(msg).To(ContainSubstring("missing protection files"))
+	g.Expect(msg).To(MatchRegexp(`the node's Landlock ABI is \d+, capped at 0 by --hook-sandbox-max-landlock-abi`))
+
+	g.Expect(reconcileErr(r, noHook)).To(Succeed())
+	g.Expect(conditions.IsReady(getSource(g, noHook))).To(BeTrue())
+	g.Expect(archived(g, noHook)).To(Equal(`{"a": 1}`))
+
+	// The explicit opt-out runs hooks, and says it has no protection.
+	noneSocket := filepath.Join(dir, "none.sock")
+	noneLog := filepath.Join(dir, "none.log")
+	stopNone, err := startSidecar(noneSocket, noneLog, "--hook-sandbox=none", "--metrics-addr=127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	t.Cleanup(stopNone)
+	r.HookRunner = hook.Instrumented(hook.Checked(testWhitelist.Get, hook.NewClient(noneSocket)))
+	g.Expect(reconcileErr(r, withHook)).To(Succeed())
+	g.Expect(archived(g, withHook)).To(Equal("1\n"))
+	var addr string
+	g.Eventually(func() string {
+		b, _ := os.ReadFile(noneLog)
+		if m := regexp.MustCompile(`serving metrics.*"addr": "([0-9.:]+)"`).FindSubmatch(b); m != nil {
+			addr = string(m[1])
+		}
+		return addr
+	}, timeout).ShouldNot(BeEmpty())
+	resp, err := http.Get("http://" + addr + "/metrics")
+	g.Expect(err).ToNot(HaveOccurred())
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).ToNot(HaveOccurred())
+	for _, p := range []string{"files", "network", "unix", "signals", "syscalls"} {
+		g.Expect(string(body)).To(ContainSubstring(`externalsource_hook_sandbox_protection{protection="` + p + `"} 0`))
+	}
+	g.Expect(string(body)).To(ContainSubstring(`externalsource_hook_sandbox_protection{protection="limits"} 1`))
 }

@@ -92,6 +92,12 @@ func writeWhitelist(content string) error {
 // startHookExecutor builds the controller binary and runs it as the
 // hook-executor sidecar on a Unix socket in dir, as in the Deployment.
 func startHookExecutor(ctx context.Context, dir string) (hook.Runner, func(), error) {
+	// One line up front on a kernel that cannot give every protection: the
+	// sidecar serves anyway, and the tests whose hooks it refuses fail
+	// with the same reason in their HookFailed message.
+	if st, _ := hook.NodeSandbox(hook.SandboxLandlock, -1); st.Refusal() != "" {
+		fmt.Fprintf(os.Stderr, "hook sandbox on this kernel (Landlock ABI %d, seccomp %t): %s\n", st.KernelLandlockABI, st.Seccomp, st.Refusal())
+	}
 	wlDir := filepath.Join(dir, "whitelist")
 	if err := os.MkdirAll(wlDir, 0o755); err != nil {
 		return nil, nil, err

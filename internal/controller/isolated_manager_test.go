@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -102,7 +103,7 @@ func startIsolatedManagerOn(t *testing.T, cfg *rest.Config, shard string, level 
 		Scheme:     testScheme,
 		Logger:     log,
 		Metrics:    metricsserver.Options{BindAddress: "0"},
-		Controller: config.Controller{SkipNameValidation: ptrTo(true)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
 			&exsv1beta1.ExternalSource{}: {Label: labels.SelectorFromSet(labels.Set{isolatedLabel: im.shard})},
 		}},

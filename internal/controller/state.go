@@ -26,6 +26,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
@@ -60,6 +61,15 @@ type reconcileState struct {
 	record       func(*exsv1beta1.ExternalSourceStatus)
 	// warnings of the generator, for Ready's message.
 	warnings []string
+	// fetched says this reconcile asked the upstream (or the pin answered
+	// for it): it records one fetch result, at its end (recordFetch).
+	fetched bool
+	// fetchResult is the fetch's result (metrics.Result*) once a step
+	// knows it: unchanged when the upstream or the digest confirmed the
+	// published data, changed when a new revision was stored. A fetched
+	// reconcile that fails before either is an error, whichever step
+	// failed (the request, a hook, the extraction, the store).
+	fetchResult string
 	// fetchDuration is how long the fetch took (request and download).
 	fetchDuration time.Duration
 	// newArtifact says this reconcile stored a new revision.
@@ -72,7 +82,8 @@ type reconcileState struct {
 	prevReadyMessage string
 	// start is when the reconcile began.
 	start time.Time
-	// requeueAfter is when a failed reconcile is retried (summarize).
+	// requeueAfter is when the object is reconciled again; summarize
+	// alone sets it.
 	requeueAfter time.Duration
 	// firstInProcess says this is the object's first reconcile in this
 	// process (firstChecks).
@@ -181,4 +192,19 @@ func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
 	}
 	// The pin the data was verified against (a skipped fetch keeps it).
 	obj.Status.LastHandledDigest = pinnedDigest(obj)
+}
+
+// recordFetch records the reconcile's fetch once, from its state: the
+// result a step set, or an error when a step after the request failed
+// before the result was known. A reconcile that did not fetch (a
+// deferred first check, a stalled spec) records nothing.
+func (r *ExternalSourceReconciler) recordFetch(obj *exsv1beta1.ExternalSource, st *reconcileState) {
+	if !st.fetched || r.FetchMetrics == nil {
+		return
+	}
+	result := st.fetchResult
+	if result == "" {
+		result = metrics.ResultError
+	}
+	r.FetchMetrics.RecordFetch(obj.Spec.Generator.Type, result, st.fetchDuration)
 }

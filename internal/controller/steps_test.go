@@ -88,7 +88,7 @@ func expectKind(g Gomega, err error, want wantKind) {
 		return
 	}
 	g.Expect(err).To(HaveOccurred())
-	kind, _, _ := failure.Describe(err, "")
+	kind, _ := failure.Describe(err, "")
 	g.Expect(kind).To(Equal(map[wantKind]failure.Kind{isGeneric: failure.KindGeneric,
 		isWaiting: failure.KindWaiting, isStalling: failure.KindStalling}[want]), "%v", err)
 }

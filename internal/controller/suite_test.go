@@ -31,6 +31,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 
@@ -293,7 +294,7 @@ func startManager(parent context.Context, b *backend, ln net.Listener) error {
 		Cache: ctrlcache.Options{ByObject: map[client.Object]ctrlcache.ByObject{
 			&exsv1beta1.ExternalSource{}: {Label: sel},
 		}},
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptrTo(true)},
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -34,21 +35,27 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/failure"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // summarize turns the outcome of the steps into Ready, Reconciling and
-// Stalled, and applies the failure's policy (internal/failure) in this one
-// place: the Warning event and the single error log line. It also emits
-// the info line of a new artifact and the event of a new warning. Every
-// condition message is redacted and bounded here, whichever step wrote it.
+// Stalled, and acts on a failure's kind (internal/failure) in this one
+// place: the Warning event, the single error log line, and when to retry.
+// It is the one owner of the requeue time (st.requeueAfter): the
+// interval (or a deferred first check) after a success, the backoff or
+// the upstream's Retry-After after a failure, nothing for a stalled or
+// suspended object. It also emits the info line of a new artifact and the
+// event of a new warning. Every condition message is redacted and bounded
+// here, whichever step wrote it.
 func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta1.ExternalSource,
 	st *reconcileState, done bool, recErr error) {
 	log := ctrl.LoggerFrom(ctx)
 	if recErr != nil {
 		// A step says how bad its failure is (fetchFailed makes an
 		// upstream's Retry-After a Waiting failure).
-		kind, reason, cfg := failure.Describe(recErr, meta.FailedReason)
+		kind, reason := failure.Describe(recErr, meta.FailedReason)
+		r.FetchMetrics.RecordReconcile(metrics.ReconcileFailure, reason)
 		msg := st.message(recErr)
 		switch kind {
 		case failure.KindStalling:
@@ -70,17 +77,14 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 			conditions.MarkReconciling(obj, meta.ProgressingWithRetryReason, "retrying after: %s", msg)
 			conditions.MarkFalse(obj, meta.ReadyCondition, reason, "%s", msg)
 		}
-		if cfg.Event != "" {
-			r.Eventf(obj, nil, cfg.Event, reason, "Reconcile", "%s", msg)
+		r.Eventf(obj, nil, corev1.EventTypeWarning, reason, "Reconcile", "%s", msg)
+		what := "reconcile failed, retrying"
+		if kind == failure.KindStalling {
+			what = "reconcile stalled: the spec must change"
 		}
-		if cfg.Log {
-			what := "reconcile failed, retrying"
-			if kind == failure.KindStalling {
-				what = "reconcile stalled: the spec must change"
-			}
-			log.Error(errors.New(msg), what, "reason", reason, "revision", revisionOf(obj))
-		}
+		log.Error(errors.New(msg), what, "reason", reason, "revision", revisionOf(obj))
 	} else if done {
+		r.FetchMetrics.RecordReconcile(metrics.ReconcileSuccess, "")
 		r.forgetRetryAfter(client.ObjectKeyFromObject(obj))
 		// Every step succeeded: no failure condition can still hold.
 		for _, c := range negativePolarity {
@@ -88,13 +92,16 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 		}
 		// A deferred check (firstChecks) keeps Ready as the last check
 		// left it: its message holds the generator's warnings, which
-		// only a fetch knows.
+		// only a fetch knows. It is requeued when the check is due.
 		if st.checkAfter == 0 {
 			conditions.MarkTrue(obj, meta.ReadyCondition, meta.SucceededReason, "%s", r.readyMessage(obj, st.warnings))
+			st.requeueAfter = r.jitteredInterval(obj)
+		} else {
+			st.requeueAfter = st.checkAfter
 		}
 		if st.newArtifact {
 			a := obj.GetArtifact()
-			log.Info("stored artifact", "revision", a.Revision, "size", ptrValue(a.Size),
+			log.Info("stored artifact", "revision", a.Revision, "size", ptr.Deref(a.Size, 0),
 				"duration", time.Since(st.start).Round(time.Millisecond).String())
 		}
 		// A warning is an event when it appears, not on every interval:
@@ -115,14 +122,17 @@ func (r *ExternalSourceReconciler) summarize(ctx context.Context, obj *exsv1beta
 	}
 }
 
-// patch writes the summarized object once and says when to come back.
-// Failures are requeued by the reconciler's own backoff (RetryAfterBackoff,
-// built from the same --min/--max-retry-delay as Flux's rate limiter) and
-// not returned to controller-runtime, which would log each one a second
-// time; only a failed patch (the status could not be written) is returned.
+// patch writes the summarized object once and returns the requeue
+// summarize decided. Failures are requeued by the reconciler's own backoff
+// (RetryAfterBackoff, built from the same --min/--max-retry-delay as
+// Flux's rate limiter) and not returned to controller-runtime, which would
+// log each one a second time; only a failed patch (the status could not
+// be written) is returned, and a failure of a reconciler without a backoff
+// of its own (not set up by SetupWithManager), for controller-runtime's
+// rate limiter to retry.
 func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
-	obj *exsv1beta1.ExternalSource, done bool, recErr error, requeueAfter time.Duration) (ctrl.Result, error) {
-	kind, _, _ := failure.Describe(recErr, "")
+	obj *exsv1beta1.ExternalSource, st *reconcileState, done bool, recErr error) (ctrl.Result, error) {
+	kind, _ := failure.Describe(recErr, "")
 	stalled := recErr != nil && kind == failure.KindStalling
 	// observedGeneration says a generation was fully handled: done, or
 	// stalled on it (which is final for that generation).
@@ -134,18 +144,10 @@ func (r *ExternalSourceReconciler) patch(ctx context.Context, sp *objectPatcher,
 		// logged; the patch error is new: redacted, then returned.
 		return ctrl.Result{}, redact.FromContext(ctx).Error(fmt.Errorf("patching status: %w", err))
 	}
-	switch {
-	case recErr == nil && done:
-		return ctrl.Result{RequeueAfter: r.jitteredInterval(obj)}, nil
-	case recErr == nil, stalled:
-		return ctrl.Result{}, nil
-	}
-	if requeueAfter <= 0 {
-		// Without a backoff of its own (a reconciler not set up by
-		// SetupWithManager), controller-runtime's rate limiter retries.
+	if recErr != nil && !stalled && st.requeueAfter <= 0 {
 		return ctrl.Result{}, redact.FromContext(ctx).Error(recErr)
 	}
-	return ctrl.Result{RequeueAfter: requeueAfter}, nil
+	return ctrl.Result{RequeueAfter: st.requeueAfter}, nil
 }
 
 // revisionOf returns the published revision, for log lines.
@@ -154,14 +156,6 @@ func revisionOf(obj *exsv1beta1.ExternalSource) string {
 		return a.Revision
 	}
 	return ""
-}
-
-func ptrValue[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 // readyMessage names the published revision, and adds the generator's

@@ -22,8 +22,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,3 +198,37 @@ func TestUpstreamEchoNeverInStatus(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestOAuth2PairNeverInReady is issue 23's attack 5 through the
+// controller: an identity provider stand-in on loopback answers every
+// token request with the Basic pair of the client's first attempt
+// (base64(clientID:clientSecret), url-encoded first) as its OAuth2 error
+// code. Ready's message says the endpoint refused, with the pair redacted.
+func TestOAuth2PairNeverInReady(t *testing.T) {
+	g := NewWithT(t)
+	im := startIsolated(t, zapcore.InfoLevel, nil)
+	ns := newNamespace(t)
+	const id, secret = "tenant/client", "pair S3CRET+value&="
+	pair := b64(url.QueryEscape(id) + ":" + url.QueryEscape(secret))
+	var first atomic.Value
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first.CompareAndSwap(nil, strings.TrimPrefix(r.Header.Get("Authorization"), "Basic "))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": first.Load().(string)})
+	}))
+	defer idp.Close()
+	createSecret(g, ns, "client", map[string]string{"clientID": id, "clientSecret": secret})
+	obj := im.source(ns, "pair", idp.URL+"/data")
+	obj.Spec.Generator.HTTP.Auth = oauth2Auth(idp.URL+"/token", "client")
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	cur := waitAuthFailed(t, obj)
+	g.Expect(first.Load()).To(Equal(pair), "the IdP saw the pair it echoes")
+	msg := conditions.GetMessage(cur, meta.ReadyCondition)
+	t.Logf("Ready: %s", msg)
+	g.Expect(msg).To(ContainSubstring(`(error "***")`))
+	status, err := json.Marshal(cur.Status)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(string(status)).ToNot(ContainSubstring(pair))
+	g.Expect(string(status)).ToNot(ContainSubstring(secret))
+}

@@ -17,11 +17,16 @@ limitations under the License.
 package extract
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	. "github.com/onsi/gomega"
 )
 
 // FuzzExtract feeds arbitrary bytes to the extractor: it must never panic,
@@ -38,43 +43,105 @@ func FuzzExtract(f *testing.F) {
 	limits := Limits{MaxFiles: 100, MaxSize: 1 << 20}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dst, err := extractBytes(t, data, FormatAuto, limits)
-		dir := filepath.Dir(dst)
-		if err != nil {
-			return
+		// Whether the archive was accepted or refused (possibly after a
+		// partial write), nothing may exist outside the destination, nor
+		// anything but regular files and directories inside it.
+		files, size, problems := contained(dst)
+		for _, p := range problems {
+			t.Error(p)
 		}
-		var n int
-		var size int64
-		werr := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(p, dst) {
-				t.Fatalf("%s is outside %s", p, dst)
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() {
-				if !fi.Mode().IsRegular() {
-					t.Fatalf("%s is a %s", p, fi.Mode().Type())
-				}
-				n++
-				size += fi.Size()
-			}
-			return nil
-		})
-		if werr != nil {
-			t.Fatal(werr)
-		}
-		if n > limits.MaxFiles || size > limits.MaxSize {
-			t.Fatalf("accepted %d files, %d bytes over the limits", n, size)
-		}
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if e.Name() != "data" && e.Name() != "out" {
-				t.Fatalf("wrote %s outside the destination", e.Name())
-			}
+		if err == nil && (files > limits.MaxFiles || size > limits.MaxSize) {
+			t.Fatalf("accepted %d files, %d bytes over the limits", files, size)
 		}
 	})
+}
+
+// contained checks an extraction into dst (extractBytes' layout: dst and
+// the archive "data" in a directory of their own, made by t.TempDir in the
+// test's temporary root) and returns the regular files and bytes under
+// dst, and what is wrong: an entry under dst that is not a regular file
+// or directory, or anything written next to dst or next to its directory.
+func contained(dst string) (files int, size int64, problems []string) {
+	dir := filepath.Dir(dst)
+	werr := filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == dst {
+				return nil // refused before anything was written
+			}
+			return err
+		}
+		if !strings.HasPrefix(p, dst) {
+			problems = append(problems, fmt.Sprintf("%s is outside %s", p, dst))
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			if !fi.Mode().IsRegular() {
+				problems = append(problems, fmt.Sprintf("%s is a %s", p, fi.Mode().Type()))
+			}
+			files++
+			size += fi.Size()
+		}
+		return nil
+	})
+	if werr != nil {
+		problems = append(problems, werr.Error())
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "data" && e.Name() != "out" {
+			problems = append(problems, fmt.Sprintf("wrote %s outside the destination", filepath.Join(dir, e.Name())))
+		}
+	}
+	// t.TempDir names its directories 001, 002, ...: anything else in the
+	// test's temporary root was written by an escape two levels up.
+	entries, _ = os.ReadDir(filepath.Dir(dir))
+	for _, e := range entries {
+		if !tempDirName.MatchString(e.Name()) {
+			problems = append(problems, fmt.Sprintf("wrote %s outside the destination", filepath.Join(filepath.Dir(dir), e.Name())))
+		}
+	}
+	return files, size, problems
+}
+
+// tempDirName is the name t.TempDir gives a directory.
+var tempDirName = regexp.MustCompile(`^[0-9]{3,}$`)
+
+// TestContainedCanFail is the positive control of the fuzz target's check:
+// a file written next to the destination, or next to its directory, and a
+// link inside it, are each reported.
+func TestContainedCanFail(t *testing.T) {
+	tests := []struct {
+		name  string
+		plant func(dst string) error
+		want  string
+	}{
+		{name: "nothing outside", plant: func(string) error { return nil }},
+		{name: "a file next to the destination", plant: func(dst string) error {
+			return os.WriteFile(filepath.Join(filepath.Dir(dst), "escaped"), nil, 0o600)
+		}, want: "escaped outside the destination"},
+		{name: "a file two levels up", plant: func(dst string) error {
+			return os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(dst)), "escaped2"), nil, 0o600)
+		}, want: "escaped2 outside the destination"},
+		{name: "a link inside", plant: func(dst string) error {
+			return os.Symlink("/etc/passwd", filepath.Join(dst, "l"))
+		}, want: "is a L"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			dst, err := extractBytes(t, buildTar(t, []entry{reg("a", "x")}, true), FormatAuto, Limits{MaxFiles: 10, MaxSize: 1 << 10})
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(tt.plant(dst)).To(Succeed())
+			files, _, problems := contained(dst)
+			g.Expect(files).To(BeNumerically(">=", 1))
+			if tt.want == "" {
+				g.Expect(problems).To(BeEmpty())
+				return
+			}
+			g.Expect(strings.Join(problems, "\n")).To(ContainSubstring(tt.want))
+		})
+	}
 }

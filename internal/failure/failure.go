@@ -14,10 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package failure holds the kinds of reconcile failure and the policy each
-// carries: whether it is retried, whether it becomes an event (and of which
-// type), and whether it is logged. The reconciler applies the policy in one
-// place, so a step only says what went wrong and how bad it is.
+// Package failure holds the kinds of reconcile failure: whether and when a
+// failure is retried. The reconciler acts on the kind in one place
+// (summarize), so a step only says what went wrong and how bad it is;
+// every kind becomes one Warning event and one error log line there.
 //
 // The kinds follow source-controller's: Stalling (retrying cannot help: the
 // spec must change), Waiting (the upstream named when to come back) and
@@ -27,25 +27,7 @@ package failure
 import (
 	"errors"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
-
-// Config is what the reconciler does with a failure.
-type Config struct {
-	// Event is the type of the event emitted for it (corev1.EventTypeWarning
-	// or corev1.EventTypeNormal); empty emits none. Warning events reach
-	// notification-controller too.
-	Event string
-	// Log says the failure is logged at error level, once, by the
-	// reconciler. Failures are never returned to controller-runtime (which
-	// would log them a second time), except a failed status patch.
-	Log bool
-}
-
-// DefaultConfig is the policy of every kind unless a step says otherwise:
-// a Warning event and one error log line.
-var DefaultConfig = Config{Event: corev1.EventTypeWarning, Log: true}
 
 // Stalling is a failure that retrying cannot fix: an invalid spec, a hook the
 // whitelist refuses, a generator type without implementation. The object is
@@ -54,15 +36,14 @@ var DefaultConfig = Config{Event: corev1.EventTypeWarning, Log: true}
 type Stalling struct {
 	Err    error
 	Reason string
-	Config Config
 }
 
 func (e *Stalling) Error() string { return e.Err.Error() }
 func (e *Stalling) Unwrap() error { return e.Err }
 
-// NewStalling returns a Stalling failure with the default policy.
+// NewStalling returns a Stalling failure.
 func NewStalling(err error, reason string) *Stalling {
-	return &Stalling{Err: err, Reason: reason, Config: DefaultConfig}
+	return &Stalling{Err: err, Reason: reason}
 }
 
 // Waiting is a failure whose retry time is known: the upstream answered with
@@ -72,15 +53,14 @@ type Waiting struct {
 	Err          error
 	Reason       string
 	RequeueAfter time.Duration
-	Config       Config
 }
 
 func (e *Waiting) Error() string { return e.Err.Error() }
 func (e *Waiting) Unwrap() error { return e.Err }
 
-// NewWaiting returns a Waiting failure with the default policy.
+// NewWaiting returns a Waiting failure.
 func NewWaiting(err error, reason string, after time.Duration) *Waiting {
-	return &Waiting{Err: err, Reason: reason, RequeueAfter: after, Config: DefaultConfig}
+	return &Waiting{Err: err, Reason: reason, RequeueAfter: after}
 }
 
 // Generic is a failure worth retrying with exponential backoff: network,
@@ -88,15 +68,14 @@ func NewWaiting(err error, reason string, after time.Duration) *Waiting {
 type Generic struct {
 	Err    error
 	Reason string
-	Config Config
 }
 
 func (e *Generic) Error() string { return e.Err.Error() }
 func (e *Generic) Unwrap() error { return e.Err }
 
-// NewGeneric returns a Generic failure with the default policy.
+// NewGeneric returns a Generic failure.
 func NewGeneric(err error, reason string) *Generic {
-	return &Generic{Err: err, Reason: reason, Config: DefaultConfig}
+	return &Generic{Err: err, Reason: reason}
 }
 
 // Kind is what a failure is, as the reconciler acts on it.
@@ -111,22 +90,22 @@ const (
 	KindStalling
 )
 
-// Describe returns the kind, reason and policy of err; an error of no
-// kind is Generic with fallbackReason and the default policy.
-func Describe(err error, fallbackReason string) (Kind, string, Config) {
+// Describe returns the kind and reason of err; an error of no kind is
+// Generic with fallbackReason.
+func Describe(err error, fallbackReason string) (Kind, string) {
 	var s *Stalling
 	if errors.As(err, &s) {
-		return KindStalling, s.Reason, s.Config
+		return KindStalling, s.Reason
 	}
 	var w *Waiting
 	if errors.As(err, &w) {
-		return KindWaiting, w.Reason, w.Config
+		return KindWaiting, w.Reason
 	}
 	var g *Generic
 	if errors.As(err, &g) {
-		return KindGeneric, g.Reason, g.Config
+		return KindGeneric, g.Reason
 	}
-	return KindGeneric, fallbackReason, DefaultConfig
+	return KindGeneric, fallbackReason
 }
 
 // RequeueAfter returns the wait a Waiting failure carries.

@@ -23,32 +23,28 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 )
 
 func TestDescribe(t *testing.T) {
 	base := errors.New("boom")
-	quiet := Config{}
 	tests := []struct {
 		name       string
 		err        error
 		wantKind   Kind
 		wantReason string
-		wantConfig Config
 	}{
-		{name: "plain error is generic", err: base, wantKind: KindGeneric, wantReason: "Fallback", wantConfig: DefaultConfig},
-		{name: "stalling", err: NewStalling(base, "InvalidSpec"), wantKind: KindStalling, wantReason: "InvalidSpec", wantConfig: DefaultConfig},
-		{name: "wrapped stalling", err: fmt.Errorf("x: %w", NewStalling(base, "HookRejected")), wantKind: KindStalling, wantReason: "HookRejected", wantConfig: DefaultConfig},
-		{name: "waiting", err: NewWaiting(base, "FetchFailed", time.Minute), wantKind: KindWaiting, wantReason: "FetchFailed", wantConfig: DefaultConfig},
-		{name: "generic with own policy", err: &Generic{Err: base, Reason: "X", Config: quiet}, wantKind: KindGeneric, wantReason: "X", wantConfig: quiet},
+		{name: "plain error is generic", err: base, wantKind: KindGeneric, wantReason: "Fallback"},
+		{name: "stalling", err: NewStalling(base, "InvalidSpec"), wantKind: KindStalling, wantReason: "InvalidSpec"},
+		{name: "wrapped stalling", err: fmt.Errorf("x: %w", NewStalling(base, "HookRejected")), wantKind: KindStalling, wantReason: "HookRejected"},
+		{name: "waiting", err: NewWaiting(base, "FetchFailed", time.Minute), wantKind: KindWaiting, wantReason: "FetchFailed"},
+		{name: "wrapped generic", err: fmt.Errorf("y: %w", NewGeneric(base, "X")), wantKind: KindGeneric, wantReason: "X"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			kind, reason, cfg := Describe(tt.err, "Fallback")
+			kind, reason := Describe(tt.err, "Fallback")
 			g.Expect(kind).To(Equal(tt.wantKind))
 			g.Expect(reason).To(Equal(tt.wantReason))
-			g.Expect(cfg).To(Equal(tt.wantConfig))
 			g.Expect(errors.Is(tt.err, base)).To(BeTrue())
 		})
 	}
@@ -61,5 +57,4 @@ func TestRequeueAfter(t *testing.T) {
 	g.Expect(d).To(Equal(3 * time.Second))
 	_, ok = RequeueAfter(NewGeneric(errors.New("x"), "Y"))
 	g.Expect(ok).To(BeFalse())
-	g.Expect(DefaultConfig.Event).To(Equal(corev1.EventTypeWarning))
 }

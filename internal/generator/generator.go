@@ -283,6 +283,30 @@ type DigestMismatchError struct {
 func (e *DigestMismatchError) Error() string { return e.Err.Error() }
 func (e *DigestMismatchError) Unwrap() error { return e.Err }
 
+// SecretReferencer is implemented by generators whose spec references
+// Secrets: SecretRefs returns their names, in the object's namespace. The
+// reconciler indexes them so that a change of one of those Secrets
+// (--watch-configs-label-selector) reconciles the object at once; a
+// Secret a generator reads but does not report here is only read again at
+// the next interval.
+type SecretReferencer interface {
+	SecretRefs(obj *exsv1beta1.ExternalSource) []string
+}
+
+// SecretRefs returns the names of the Secrets obj's generator references:
+// none for a type without an implementation or without references.
+func (r *Registry) SecretRefs(obj *exsv1beta1.ExternalSource) []string {
+	g, ok := r.Get(obj.Spec.Generator.Type)
+	if !ok {
+		return nil
+	}
+	sr, ok := g.(SecretReferencer)
+	if !ok {
+		return nil
+	}
+	return sr.SecretRefs(obj)
+}
+
 // Forgetter is implemented by generators that keep state per object (e.g.
 // cached OAuth2 tokens): the reconciler calls Forget when the object is
 // deleted, so that nothing of it outlives it.

@@ -21,6 +21,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+
+	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 )
 
 type nopGenerator struct{}
@@ -52,4 +54,34 @@ func TestInvalidSpecError(t *testing.T) {
 	g := NewWithT(t)
 	err := InvalidSpec("spec.generator.http.url", "bad %s", "x")
 	g.Expect(err.Error()).To(Equal("spec.generator.http.url: bad x"))
+}
+
+// referencing is a generator type that references the Secrets named in
+// its object's annotations.
+type referencing struct{ nopGenerator }
+
+func (referencing) SecretRefs(obj *exsv1beta1.ExternalSource) []string {
+	return []string{obj.Annotations["secret"]}
+}
+
+func TestRegistrySecretRefs(t *testing.T) {
+	r := NewRegistry()
+	NewWithT(t).Expect(r.Register("refs", referencing{})).To(Succeed())
+	NewWithT(t).Expect(r.Register("none", nopGenerator{})).To(Succeed())
+	tests := []struct {
+		typ  string
+		want []string
+	}{
+		{typ: "refs", want: []string{"s1"}},
+		{typ: "none"},
+		{typ: "unregistered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			obj := &exsv1beta1.ExternalSource{}
+			obj.Annotations = map[string]string{"secret": "s1"}
+			obj.Spec.Generator.Type = tt.typ
+			NewWithT(t).Expect(r.SecretRefs(obj)).To(Equal(tt.want))
+		})
+	}
 }

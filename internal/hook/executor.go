@@ -33,6 +33,7 @@ import (
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandbox"
+	"github.com/externalsource/externalsource-controller/internal/iobuf"
 )
 
 // DefaultMaxOutput caps a hook's stdout when no limit is given.
@@ -96,6 +97,38 @@ type Executor struct {
 	// Protected are paths no entry's readPaths may hold (the sidecar's
 	// whitelist file); the directory of the runs (TempDir) always is.
 	Protected []string
+	// Node is what this node gives the sandbox (CheckSandbox's answer,
+	// with --hook-sandbox-max-landlock-abi); nil is the kernel's, found
+	// at the first run.
+	Node *SandboxStatus
+
+	nodeOnce sync.Once
+	node     SandboxStatus
+	// runAs starts the runs as another user, for a test run as root to see
+	// what the kernel holds a non-root sidecar's runs to; never set by the
+	// sidecar, which runs them as itself.
+	runAs *syscall.Credential
+}
+
+// Status is what this node gives the executor's runs.
+func (e *Executor) Status() SandboxStatus {
+	e.nodeOnce.Do(func() {
+		if e.Node != nil {
+			e.node = *e.Node
+			return
+		}
+		mode := e.Sandbox
+		if mode == "" {
+			mode = SandboxLandlock
+		}
+		st, err := NodeSandbox(mode, -1)
+		if err != nil {
+			// An unknown mode: every protection missing, every run refused.
+			st = SandboxStatus{Mode: mode, KernelLandlockABI: LandlockABI(), Protections: map[string]bool{}}
+		}
+		e.node = st
+	})
+	return e.node
 }
 
 var _ Runner = (*Executor)(nil)
@@ -109,6 +142,10 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	max := e.MaxOutput
 	if max <= 0 {
 		max = DefaultMaxOutput
+	}
+	node := e.Status()
+	if msg := node.Refusal(); msg != "" {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg}
 	}
 	if _, err := os.Stat(res.Path); err != nil {
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
@@ -128,14 +165,8 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	spec := sandbox.Spec{Path: res.Path, Args: res.Args, Env: res.Env, Dir: dir,
 		ReadPaths: pol.ReadPaths, Network: pol.Network, DataBytes: pol.Memory,
 		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
-		Processes: pol.Processes, OpenFiles: pol.OpenFiles}
-	if e.Sandbox != SandboxNone {
-		// Strict: a kernel that lost Landlock (or a sidecar started
-		// without the check) fails the run rather than running it bare.
-		if spec.LandlockABI = LandlockABI(); spec.LandlockABI < MinLandlockABI {
-			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("sandbox: the kernel's Landlock ABI is %d, %d is needed", spec.LandlockABI, MinLandlockABI)}
-		}
-	}
+		Processes: pol.Processes, OpenFiles: pol.OpenFiles,
+		LandlockABI: node.LandlockABI, Seccomp: node.Seccomp}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
 		return err
@@ -162,16 +193,24 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	cmd.Env = []string{} // nothing of our own environment leaks in
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if e.runAs != nil {
+		cmd.SysProcAttr.Credential = e.runAs
+		if err := os.Chown(dir, int(e.runAs.Uid), int(e.runAs.Gid)); err != nil {
+			return err
+		}
+	}
 	// fd 3: the trampoline's error pipe; fd 4: its spec.
 	cmd.ExtraFiles = []*os.File{errW, specR}
 	cmd.Stdin = stdin
-	out := &capWriter{w: stdout, max: max}
+	// Over the cap the command's writes fail and Wait reports it.
+	out := &iobuf.CappedWriter{W: stdout, Max: max}
 	errBuf := &tailBuffer{max: stderrTail}
 	cmd.Stdout = out
 	cmd.Stderr = errBuf
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	cmd.WaitDelay = pipeDelay
 
+	oomBefore, oomKnown := oomKills()
 	err = cmd.Start()
 	errW.Close()
 	specR.Close()
@@ -207,7 +246,7 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
 	}
 	switch {
-	case out.exceeded:
+	case out.Exceeded():
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
 	case run.Exceeded() != "":
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "exceeded its " + run.Exceeded(), Stderr: stderr}
@@ -220,6 +259,10 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 				code = cmd.ProcessState.ExitCode()
 			}
 			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
+		}
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); cmd.ProcessState != nil && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
+			// Neither the watchdog, nor the timeout, nor the CPU limit.
+			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: killedReason(pol, oomBefore, oomKnown), Stderr: stderr}
 		}
 		var exitErr *exec.ExitError
 		if errors.As(waitErr, &exitErr) && exitErr.ExitCode() >= 0 {
@@ -316,24 +359,6 @@ func killGroup(cmd *exec.Cmd) error {
 		return nil
 	}
 	return err
-}
-
-// capWriter passes at most max bytes through and then fails, which makes
-// the command's writes fail and Wait report it.
-type capWriter struct {
-	w        io.Writer
-	max, n   int64
-	exceeded bool
-}
-
-func (c *capWriter) Write(p []byte) (int, error) {
-	if c.n+int64(len(p)) > c.max {
-		c.exceeded = true
-		return 0, errors.New("output limit exceeded")
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // tailBuffer keeps the last max bytes written, and the first headMax:

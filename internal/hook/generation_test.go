@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -236,13 +237,28 @@ func TestServerReportsItsGeneration(t *testing.T) {
 	g.Expect(er.Generation).To(Equal(without.Generation()))
 	g.Expect(IsRejected(err)).To(BeTrue())
 
-	// GET /v1/whitelist: the generation and the number of commands.
+	// GET /v1/whitelist: the generation, the number of commands and what
+	// the node gives the sandbox, in DESIGN.md's shape.
 	resp, err = hc.Get("http://hook-executor" + whitelistPath)
 	g.Expect(err).ToNot(HaveOccurred())
 	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).ToNot(HaveOccurred())
 	var st WhitelistStatus
-	g.Expect(json.NewDecoder(resp.Body).Decode(&st)).To(Succeed())
-	g.Expect(st).To(Equal(WhitelistStatus{Generation: without.Generation(), Commands: 0}))
+	g.Expect(json.Unmarshal(body, &st)).To(Succeed())
+	g.Expect(st.Generation).To(Equal(without.Generation()))
+	g.Expect(st.Commands).To(BeZero())
+	var raw struct {
+		Sandbox struct {
+			LandlockABI *int            `json:"landlockABI"`
+			Protections map[string]bool `json:"protections"`
+		} `json:"sandbox"`
+	}
+	g.Expect(json.Unmarshal(body, &raw)).To(Succeed())
+	g.Expect(raw.Sandbox.LandlockABI).ToNot(BeNil(), "%s", body)
+	g.Expect(*raw.Sandbox.LandlockABI).To(Equal(LandlockABI()))
+	g.Expect(raw.Sandbox.Protections).To(HaveKey("files"))
+	g.Expect(raw.Sandbox.Protections).To(HaveLen(6))
 }
 
 // TestStoreGeneration: the store's generation is its whitelist's, and a

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,8 @@ type sandboxRig struct {
 	probe       string
 	yq          string
 	accepted    atomic.Int64 // TCP and abstract connections that got through
+	datagrams   atomic.Int64 // UDP datagrams that got through
+	runs        string       // the runs' directory
 }
 
 var (
@@ -84,6 +87,9 @@ func buildProbe(t testing.TB) string {
 
 func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig {
 	t.Helper()
+	if mode != SandboxNone {
+		requireSandboxKernel(t)
+	}
 	g := NewWithT(t)
 	dir, err := os.MkdirTemp("", "hooksb-") // short: Unix socket paths are limited
 	g.Expect(err).ToNot(HaveOccurred())
@@ -127,6 +133,20 @@ func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig 
 	r.env.AbstractSocket = fmt.Sprintf("exs-sandbox-%d-%d", os.Getpid(), time.Now().UnixNano())
 	abstract, err := net.Listen("unix", "@"+r.env.AbstractSocket)
 	g.Expect(err).ToNot(HaveOccurred())
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	t.Cleanup(func() { udp.Close() })
+	r.env.UDPAddr = udp.LocalAddr().String()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := udp.ReadFrom(buf); err != nil {
+				return
+			}
+			r.datagrams.Add(1)
+		}
+	}()
+	r.env.SidecarSocket = r.socket
 	for _, ln := range []net.Listener{tcp, abstract} {
 		t.Cleanup(func() { ln.Close() })
 		go func() {
@@ -141,8 +161,9 @@ func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig 
 		}()
 	}
 
+	r.runs = filepath.Join(dir, "runs")
 	srv := &Server{Socket: r.socket, Log: ctrl.Log,
-		Executor: &Executor{Whitelist: r.store.Get, MaxOutput: 1 << 20, TempDir: filepath.Join(dir, "runs"), Sandbox: mode}}
+		Executor: &Executor{Whitelist: r.store.Get, MaxOutput: 1 << 20, TempDir: r.runs, Sandbox: mode}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
@@ -158,7 +179,9 @@ func (r *sandboxRig) startVictim(t testing.TB) int {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	marker := fmt.Sprint(20 + time.Now().Nanosecond()%1000)
+	// Held far longer than any test runs (cancelled at its end): a victim
+	// gone would make the rows aimed at it fail for the wrong reason.
+	marker := fmt.Sprint(600 + time.Now().Nanosecond()%1000)
 	go func() {
 		defer close(done)
 		_ = r.client.Run(ctx, exsv1beta1.Hook{Name: "victim", Command: "probe", Args: []string{"hold", marker}, Timeout: &metav1.Duration{Duration: time.Minute}},
@@ -254,10 +277,14 @@ func TestSandboxStopsEscapes(t *testing.T) {
 					if a.Created != "" {
 						g.Expect(a.Created).ToNot(BeAnExistingFile())
 					}
+					if a.Survivor != "" {
+						g.Expect(proctest.ProcessesWith(a.Survivor)).To(BeEmpty(), "nothing outlived the run")
+					}
 				})
 			}
 			g := NewWithT(t)
 			g.Expect(r.accepted.Load()).To(BeZero(), "no connection got through")
+			g.Expect(r.datagrams.Load()).To(BeZero(), "no datagram got through")
 			b, err := os.ReadFile(filepath.Join(r.env.OutsideDir, "victim.yaml"))
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(string(b)).To(Equal("b: 2\n"), "not written by yq -i")
@@ -283,7 +310,7 @@ func TestEscapesSucceedWithoutTheSandbox(t *testing.T) {
 	for _, a := range sandboxtest.Attacks(r.env) {
 		t.Run(a.Name, func(t *testing.T) {
 			g := NewWithT(t)
-			if strings.Contains(a.Name, "another run") {
+			if strings.Contains(a.Name, "another run") || strings.Contains(a.Name, "another tenant") {
 				env := r.env
 				env.VictimPID = r.startVictim(t)
 				env.VictimDir = victimDir(t, env.VictimPID)
@@ -292,6 +319,13 @@ func TestEscapesSucceedWithoutTheSandbox(t *testing.T) {
 						a = b
 					}
 				}
+			}
+			switch a.Label {
+			case "UDP", "hook.sock", "setsid", "another run":
+				// The rows of the seccomp layer: each gets through.
+				through, _ := r.attempt(&Executor{Whitelist: r.store.Get, TempDir: r.runs, Sandbox: SandboxNone}, a)
+				g.Expect(through).ToNot(BeEmpty())
+				return
 			}
 			before := r.accepted.Load()
 			out, err := r.run(a.Hook, a.Stdin)
@@ -327,8 +361,8 @@ func TestEscapesSucceedWithoutTheSandbox(t *testing.T) {
 	}
 }
 
-// TestSandboxNetworkAllowed: `network: true` lifts the TCP rule (and only
-// for that entry).
+// TestSandboxNetworkAllowed: `network: true` lifts the TCP rule and lets
+// IP sockets be made (and only for that entry); Unix sockets stay denied.
 func TestSandboxNetworkAllowed(t *testing.T) {
 	g := NewWithT(t)
 	r := newSandboxRig(t, SandboxLandlock, false)
@@ -336,9 +370,34 @@ func TestSandboxNetworkAllowed(t *testing.T) {
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(out).To(Equal("connected\n"))
 	g.Eventually(r.accepted.Load).Should(BeNumerically("==", 1))
+	out, err = r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: []string{"udp", r.env.UDPAddr}}, "")
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(out).To(Equal("sent\n"))
+	g.Eventually(r.datagrams.Load).Should(BeNumerically(">", 0))
+	// Unix sockets stay closed to it: the sidecar's own, abstract ones.
+	for _, args := range [][]string{{"unix", r.socket}, {"abstract", r.env.AbstractSocket}} {
+		_, err = r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: args}, "")
+		g.Expect(errText(err)).To(ContainSubstring("permission denied"), "%v", args)
+	}
 	// The filesystem rules still hold for it.
 	_, err = r.run(exsv1beta1.Hook{Name: "net", Command: "probe-net", Args: []string{"read", r.env.TokenPath}}, "")
 	g.Expect(errText(err)).To(ContainSubstring("permission denied"))
+}
+
+// TestSandboxSignalsWithinTheRun: the seccomp filter holds signals to the
+// run, not within it: a run signals its own process group (kill(0)) and
+// itself, and Go programs (the probe, yq) preempt their threads with
+// tgkill on their own pid.
+func TestSandboxSignalsWithinTheRun(t *testing.T) {
+	g := NewWithT(t)
+	r := newSandboxRig(t, SandboxLandlock, false)
+	out, err := r.run(exsv1beta1.Hook{Name: "own", Command: "probe", Args: []string{"signal", "0"}}, "")
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(out).To(Equal("signalled\n"))
+	// A spinning Go program is preempted by signals to its own threads;
+	// it is stopped at its CPU limit, not by a refused signal.
+	_, err = r.run(exsv1beta1.Hook{Name: "spin", Command: "probe", Args: []string{"spin"}, Timeout: &metav1.Duration{Duration: time.Minute}}, "")
+	g.Expect(err).To(MatchError(ContainSubstring("exceeded its cpu limit (1s)")))
 }
 
 // TestSandboxLimits: each limit stops its bomb with a failure that names
@@ -465,8 +524,16 @@ func TestTrampolineIsStrict(t *testing.T) {
 		spec sandbox.Spec
 		want string
 	}{
-		{name: "ABI older than needed", spec: sandbox.Spec{Path: "/usr/bin/jq", LandlockABI: 5}, want: "landlock ABI 5 is older than the 6 the hook sandbox needs"},
-		{name: "binary missing", spec: sandbox.Spec{Path: "/nonexistent/jq", LandlockABI: LandlockABI()}, want: "no such file or directory"},
+		{name: "binary missing", spec: sandbox.Spec{Path: "/nonexistent/jq", LandlockABI: LandlockABI(), Seccomp: true}, want: "no such file or directory"},
+	}
+	if LandlockABI() < 10 {
+		// ABI 10 handles UDP: a kernel before it cannot enforce the
+		// ruleset, and the run fails rather than run with less.
+		tests = append(tests, struct {
+			name string
+			spec sandbox.Spec
+			want string
+		}{name: "ABI newer than the kernel's", spec: sandbox.Spec{Path: "/usr/bin/jq", LandlockABI: 10}, want: "landlock: "})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -510,25 +577,62 @@ func TestSandboxWorks(t *testing.T) {
 	g.Expect(out).To(Equal("{\"a\":1}\n"))
 }
 
+// TestCheckSandbox: what the sidecar says about the node, at the kernel's
+// ABI, forced lower and with the sandbox off: every protection in the
+// gauge, and the refusal only where a protection is missing. An unknown
+// mode is the only error: nothing about the kernel stops the sidecar.
 func TestCheckSandbox(t *testing.T) {
+	requireSandboxKernel(t)
+	tests := []struct {
+		name    string
+		mode    SandboxMode
+		maxABI  int
+		want    map[string]float64
+		enabled float64
+		refusal string
+	}{
+		{name: "kernel's ABI", mode: SandboxLandlock, maxABI: -1, enabled: 1,
+			want: map[string]float64{"files": 1, "network": 1, "unix": 1, "signals": 1, "syscalls": 1, "limits": 1}},
+		{name: "ABI 1", mode: SandboxLandlock, maxABI: 1, enabled: 1,
+			want: map[string]float64{"files": 1, "network": 1, "unix": 1, "signals": 1, "syscalls": 1, "limits": 1}},
+		{name: "no Landlock", mode: SandboxLandlock, maxABI: 0, enabled: 1,
+			want:    map[string]float64{"files": 0, "network": 1, "unix": 1, "signals": 1, "syscalls": 1, "limits": 1},
+			refusal: "missing protection files (files needs Landlock ABI 1 (Linux 5.13+ with landlock in the lsm= list); the node's Landlock ABI is"},
+		{name: "none", mode: SandboxNone, maxABI: -1, enabled: 0,
+			want: map[string]float64{"files": 0, "network": 0, "unix": 0, "signals": 0, "syscalls": 0, "limits": 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			st, err := CheckSandbox(tt.mode, tt.maxABI)
+			g.Expect(err).ToNot(HaveOccurred())
+			for p, v := range tt.want {
+				g.Expect(testutil.ToFloat64(sandboxProtection.WithLabelValues(p))).To(Equal(v), p)
+			}
+			g.Expect(testutil.ToFloat64(sandboxEnabled)).To(Equal(tt.enabled))
+			if tt.refusal == "" {
+				g.Expect(st.Refusal()).To(BeEmpty())
+			} else {
+				g.Expect(st.Refusal()).To(ContainSubstring(tt.refusal))
+			}
+		})
+	}
 	g := NewWithT(t)
-	g.Expect(LandlockABI()).To(BeNumerically(">=", MinLandlockABI), "this kernel has Landlock")
-	g.Expect(CheckSandbox(SandboxLandlock)).To(Succeed())
-	g.Expect(testutil.ToFloat64(sandboxEnabled)).To(Equal(1.0))
-	g.Expect(CheckSandbox(SandboxNone)).To(Succeed())
-	g.Expect(testutil.ToFloat64(sandboxEnabled)).To(Equal(0.0))
-	g.Expect(CheckSandbox("seccomp")).To(MatchError(ContainSubstring(`unknown hook sandbox "seccomp"`)))
+	_, err := CheckSandbox("seccomp", -1)
+	g.Expect(err).To(MatchError(ContainSubstring(`unknown hook sandbox "seccomp"`)))
 	// Exported by the registry the sidecar serves.
-	n, err := testutil.GatherAndCount(metrics.Registry, "externalsource_hook_sandbox_enabled")
+	n, err := testutil.GatherAndCount(metrics.Registry, "externalsource_hook_sandbox_protection")
 	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(n).To(Equal(1))
+	g.Expect(n).To(Equal(6))
 }
 
 // BenchmarkSandboxOverhead: the cost of the sandbox per hook run, jq on a
 // small input: a plain exec (what the executor did before the sandbox),
-// the trampoline with rlimits only (--hook-sandbox=none), and Landlock,
-// each with the test binary as trampoline (as the sidecar's own binary
-// is by default) and with the small hook-sandbox trampoline.
+// the trampoline with rlimits only (--hook-sandbox=none), and Landlock
+// with the seccomp filter (the default), each with the test binary as
+// trampoline (as the sidecar's own binary is by default) and with the
+// small hook-sandbox trampoline; and Landlock without the filter, whose
+// difference to the default is the filter's cost.
 // Run with -benchtime=200x.
 func BenchmarkSandboxOverhead(b *testing.B) {
 	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
@@ -551,18 +655,25 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 			}
 		}
 	})
+	withoutSeccomp, err := NodeSandbox(SandboxLandlock, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	withoutSeccomp.Seccomp = false
 	for _, c := range []struct {
 		name       string
 		mode       SandboxMode
 		trampoline string
+		node       *SandboxStatus
 	}{
-		{"none-own-binary", SandboxNone, ""},
-		{"landlock-own-binary", SandboxLandlock, ""},
-		{"none-hook-sandbox", SandboxNone, small},
-		{"landlock-hook-sandbox", SandboxLandlock, small},
+		{"none-own-binary", SandboxNone, "", nil},
+		{"landlock-own-binary", SandboxLandlock, "", nil},
+		{"none-hook-sandbox", SandboxNone, small, nil},
+		{"landlock-without-seccomp-hook-sandbox", SandboxLandlock, small, &withoutSeccomp},
+		{"landlock-hook-sandbox", SandboxLandlock, small, nil},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: c.mode, Trampoline: c.trampoline}
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: c.mode, Trampoline: c.trampoline, Node: c.node}
 			for b.Loop() {
 				if err := e.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), io.Discard); err != nil {
 					b.Fatal(err)
@@ -572,86 +683,257 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 	}
 }
 
-// TestSandboxNprocForANonRootSidecar: the shipped sidecar runs as uid
-// 65532, where the kernel holds a run to RLIMIT_NPROC (root is exempt, so
-// the suite's other tests prove the watchdog alone): the run's limit is
-// the uid's tasks plus its share, and a fork bomb meets EAGAIN from the
-// kernel without the watchdog.
-func TestSandboxNprocForANonRootSidecar(t *testing.T) {
+// BenchmarkSeccompPerSyscall: what the filter adds to each system call
+// of a run: the probe makes 1,000,000 getppid calls (which pass the whole
+// filter, as most calls do) with Landlock alone and with the filter; the
+// difference of the two rows divided by 1,000,000 is the cost per call.
+// Run with -benchtime=20x.
+func BenchmarkSeccompPerSyscall(b *testing.B) {
+	probe := buildProbe(b)
+	wl, err := Parse([]byte(fmt.Sprintf("commands: [{name: probe, path: %s, args: ['.*'], readPaths: []}]", probe)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := exsv1beta1.Hook{Name: "b", Command: "probe", Args: []string{"syscalls", "1000000"}}
+	for _, seccomp := range []bool{false, true} {
+		node, err := NodeSandbox(SandboxLandlock, -1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		node.Seccomp = seccomp
+		b.Run(fmt.Sprintf("seccomp=%t", seccomp), func(b *testing.B) {
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Node: &node}
+			for b.Loop() {
+				if err := e.Run(context.Background(), h, strings.NewReader(""), io.Discard); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// nprocRig runs the trampoline directly (without the sidecar's watchdog)
+// as a non-root uid, from a directory that uid can read: what the kernel
+// alone holds a run to.
+type nprocRig struct {
+	dir, tramp, probe, yq string
+	uid                   int
+}
+
+func newNprocRig(t *testing.T) *nprocRig {
 	g := NewWithT(t)
 	dir, err := os.MkdirTemp("", "hooknproc-")
 	g.Expect(err).ToNot(HaveOccurred())
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	g.Expect(os.Chmod(dir, 0o755)).To(Succeed())
-	tramp := filepath.Join(dir, "hook-sandbox")
-	build := exec.Command("go", "build", "-o", tramp, "./sandbox/trampoline")
+	r := &nprocRig{dir: dir, tramp: filepath.Join(dir, "hook-sandbox"), probe: filepath.Join(dir, "probe"), yq: filepath.Join(dir, "yq"), uid: os.Getuid()}
+	build := exec.Command("go", "build", "-o", r.tramp, "./sandbox/trampoline")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	built, err := build.CombinedOutput()
 	g.Expect(err).ToNot(HaveOccurred(), "%s", built)
-	probe := filepath.Join(dir, "probe")
-	b, err := os.ReadFile(buildProbe(t))
+	yq, err := sandboxtest.YQ()
 	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(os.WriteFile(probe, b, 0o755)).To(Succeed())
-	uid := os.Getuid()
-	if uid == 0 {
-		uid = 65534 // nobody: the kernel exempts root from RLIMIT_NPROC
+	for src, dst := range map[string]string{buildProbe(t): r.probe, yq: r.yq} {
+		b, err := os.ReadFile(src)
+		g.Expect(err).ToNot(HaveOccurred())
+		g.Expect(os.WriteFile(dst, b, 0o755)).To(Succeed())
 	}
-
-	// run runs the probe confined as a run of that uid; with until (a
-	// regular expression), it waits only until stderr matches it, then
-	// kills the run's group.
-	run := func(until string, args ...string) (string, string) {
-		work, err := os.MkdirTemp(dir, "run-")
-		g.Expect(err).ToNot(HaveOccurred())
-		g.Expect(os.Chown(work, uid, uid)).To(Succeed())
-		spec, err := json.Marshal(sandbox.Spec{Path: probe, Args: args, Dir: work, LandlockABI: LandlockABI(),
-			ReadPaths: []string{}, DataBytes: 128 << 20, CPUSeconds: 10, FileSize: 1 << 20, Processes: 16, OpenFiles: 16})
-		g.Expect(err).ToNot(HaveOccurred())
-		errR, errW, err := os.Pipe()
-		g.Expect(err).ToNot(HaveOccurred())
-		defer errR.Close()
-		specR, specW, err := os.Pipe()
-		g.Expect(err).ToNot(HaveOccurred())
-		var stdout bytes.Buffer
-		stderr := &tailBuffer{max: 1 << 16}
-		cmd := exec.Command(tramp, sandbox.ExecArg)
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = work, []string{}, &stdout, stderr
-		cmd.ExtraFiles = []*os.File{errW, specR}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if os.Getuid() == 0 {
-			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
-		}
-		g.Expect(cmd.Start()).To(Succeed())
-		errW.Close()
-		specR.Close()
-		_, _ = specW.Write(spec)
-		specW.Close()
-		if until == "" {
-			_ = cmd.Wait()
-		} else {
-			g.Eventually(stderr.String, 20*time.Second, 10*time.Millisecond).Should(MatchRegexp(until))
-		}
-		// A bomb's children outlive its first process: the group goes.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if until != "" {
-			_ = cmd.Wait()
-		}
-		msg, _ := io.ReadAll(errR)
-		g.Expect(string(msg)).To(BeEmpty(), "the sandbox was applied")
-		return stdout.String(), stderr.String()
+	if r.uid == 0 {
+		r.uid = 65532 // the shipped sidecar's: the kernel exempts root from RLIMIT_NPROC
 	}
+	return r
+}
 
-	out, _ := run("", "limits")
+// run runs path confined as a run of the rig's uid and returns its
+// output and stderr; hidden runs it in a PID namespace of its own with
+// its own /proc, as the sidecar container is, where the uid's tasks of
+// other pods are not to be seen.
+func (r *nprocRig) run(t *testing.T, hidden bool, stdin, path string, args ...string) (string, string, error) {
+	g := NewWithT(t)
+	work, err := os.MkdirTemp(r.dir, "run-")
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(os.Chown(work, r.uid, r.uid)).To(Succeed())
+	spec, err := json.Marshal(sandbox.Spec{Path: path, Args: args, Dir: work, LandlockABI: LandlockABI(), Seccomp: true,
+		ReadPaths: []string{}, DataBytes: 512 << 20, CPUSeconds: 10, FileSize: 1 << 20, Processes: 32, OpenFiles: 64})
+	g.Expect(err).ToNot(HaveOccurred())
+	errR, errW, err := os.Pipe()
+	g.Expect(err).ToNot(HaveOccurred())
+	defer errR.Close()
+	specR, specW, err := os.Pipe()
+	g.Expect(err).ToNot(HaveOccurred())
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(r.tramp, sandbox.ExecArg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if hidden {
+		cmd = exec.Command("/proc/self/exe", hiddenExecArg, strconv.Itoa(r.uid), r.tramp)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS}
+	} else if os.Getuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.uid)}
+	}
+	cmd.Dir, cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = work, []string{}, strings.NewReader(stdin), &stdout, &stderr
+	cmd.ExtraFiles = []*os.File{errW, specR}
+	g.Expect(cmd.Start()).To(Succeed())
+	errW.Close()
+	specR.Close()
+	_, _ = specW.Write(spec)
+	specW.Close()
+	err = cmd.Wait()
+	msg, _ := io.ReadAll(errR)
+	g.Expect(string(msg)).To(BeEmpty(), "the sandbox was applied")
+	return stdout.String(), stderr.String(), err
+}
+
+// TestSandboxNprocForANonRootSidecar: the shipped sidecar runs as a
+// non-root uid, where the kernel holds a run to RLIMIT_NPROC (root is
+// exempt). It is a uid-wide backstop only, the uid's tasks plus
+// sandbox.NprocBackstop, never the run's own limit, which is the
+// watchdog's count of its process group (TestSandboxLimits).
+func TestSandboxNprocForANonRootSidecar(t *testing.T) {
+	g := NewWithT(t)
+	r := newNprocRig(t)
+	out, _, err := r.run(t, false, "", r.probe, "limits")
+	g.Expect(err).ToNot(HaveOccurred())
 	var cur, max int
 	g.Expect(out).To(ContainSubstring("nproc="))
 	_, err = fmt.Sscanf(out[strings.Index(out, "nproc="):], "nproc=%d/%d", &cur, &max)
 	g.Expect(err).ToNot(HaveOccurred(), out)
 	g.Expect(cur).To(Equal(max))
-	g.Expect(cur).To(BeNumerically(">", 16), "the uid's tasks plus the run's share")
-	g.Expect(cur).To(BeNumerically("<", 16+200))
+	g.Expect(cur).To(BeNumerically(">", sandbox.NprocBackstop), "the uid's tasks plus the backstop")
+	g.Expect(cur).To(BeNumerically("<", sandbox.NprocBackstop+200))
+}
 
-	// EAGAIN from the kernel, met by a fork or by the Go runtime of a
-	// child starting a thread, whichever comes first.
-	_, stderr := run("resource temporarily unavailable|failed to create new OS thread", "fork")
-	g.Expect(exceededLimit(nil, SandboxPolicy{Processes: 16}, stderr)).To(Equal("process limit (16)"))
+// TestSandboxNprocHiddenTasks is issue 23's attack: a process of the
+// sidecar's uid in another PID namespace (another pod running as 65532)
+// holds 40 threads, which the kernel counts against RLIMIT_NPROC but the
+// sidecar, in a PID namespace of its own, cannot see. No yq run of any
+// tenant may fail for it.
+func TestSandboxNprocHiddenTasks(t *testing.T) {
+	g := NewWithT(t)
+	if os.Getuid() != 0 {
+		t.Fatal("TestSandboxNprocHiddenTasks needs root: it makes PID namespaces and processes of another uid")
+	}
+	r := newNprocRig(t)
+	holder := exec.Command(r.probe, "threads", "40", "600")
+	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.uid)}}
+	out, err := holder.StdoutPipe()
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(holder.Start()).To(Succeed())
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	line := make([]byte, 8)
+	_, err = io.ReadFull(out, line)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(string(line)).To(Equal("holding\n"))
+	g.Eventually(func() (string, error) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", holder.Process.Pid))
+		return string(b), err
+	}, 10*time.Second, 10*time.Millisecond).Should(MatchRegexp(`Threads:\s+4\d`), "the hidden tasks are there")
+
+	failed := 0
+	for i := 0; i < 10; i++ {
+		out, stderr, err := r.run(t, true, "a: 1\n", r.yq, "-o", "json", "-I", "0", ".a")
+		if err != nil || out != "1\n" {
+			failed++
+			t.Logf("run %d: %v: %s", i, err, stderr)
+		}
+	}
+	g.Expect(failed).To(BeZero(), "yq runs failed for tasks of the uid the sidecar cannot see")
+}
+
+// TestSandboxTenantsCannotExhaustEachOther: two tenants at once on a
+// non-root sidecar, one running fork bombs, the other yq. The bombs are
+// killed for their own process limit (the watchdog's count of each run's
+// group) and every yq run of the victim succeeds: RLIMIT_NPROC, counted
+// per uid for all runs, is a backstop far above what the bombs reach.
+func TestSandboxTenantsCannotExhaustEachOther(t *testing.T) {
+	g := NewWithT(t)
+	if os.Getuid() != 0 {
+		t.Fatal("TestSandboxTenantsCannotExhaustEachOther needs root: it runs hooks as another uid, as the shipped sidecar")
+	}
+	r := newNprocRig(t)
+	runs := filepath.Join(r.dir, "runs")
+	g.Expect(os.Mkdir(runs, 0o755)).To(Succeed())
+	wl, err := Parse([]byte(fmt.Sprintf(`commands:
+  - {name: probe, path: %s, args: ['.*'], readPaths: [], limits: {memory: 128Mi, processes: 16}}
+  - {name: yq, path: %s, args: ['.*'], readPaths: [], limits: {memory: 256Mi, processes: 32}}
+`, r.probe, r.yq)))
+	g.Expect(err).ToNot(HaveOccurred())
+	e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: runs, Trampoline: r.tramp,
+		runAs: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.uid)}}
+
+	// Four bombs at a time, again and again, while the victim runs.
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var bombErrs []error
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				err := e.Run(context.Background(), exsv1beta1.Hook{Name: "bomb", Command: "probe", Args: []string{"fork"},
+					Timeout: &metav1.Duration{Duration: 30 * time.Second}}, strings.NewReader(""), io.Discard)
+				mu.Lock()
+				bombErrs = append(bombErrs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	failed := 0
+	for i := 0; i < 10; i++ {
+		var out bytes.Buffer
+		err := e.Run(context.Background(), exsv1beta1.Hook{Name: "victim", Command: "yq", Args: []string{"-o", "json", "-I", "0", ".a"}},
+			strings.NewReader("a: 1\n"), &out)
+		if err != nil || out.String() != "1\n" {
+			failed++
+			t.Logf("victim run %d: %v", i, err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	g.Expect(failed).To(BeZero(), "the victim's runs succeed")
+	g.Expect(len(bombErrs)).To(BeNumerically(">=", 4))
+	for _, err := range bombErrs {
+		// The watchdog kills a bomb for its process count, or for the
+		// memory (or CPU) its processes use together if that comes first.
+		g.Expect(err).To(MatchError(ContainSubstring(`hook "bomb" failed: exceeded its `)))
+	}
+	g.Eventually(func() []string { return proctest.ProcessesWith(r.probe + " ") }, 30*time.Second).Should(BeEmpty())
+}
+
+// TestExecutorRefusesWhatItCannotConfine: on a node without Landlock
+// (forced: --hook-sandbox-max-landlock-abi=0) a run is refused before
+// anything starts, with a failure (retried by the controller, not a
+// whitelist refusal) naming the missing protection and the node's ABI;
+// with --hook-sandbox=none the same hook runs.
+func TestExecutorRefusesWhatItCannotConfine(t *testing.T) {
+	g := NewWithT(t)
+	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
+	g.Expect(err).ToNot(HaveOccurred())
+	noLandlock, err := NodeSandbox(SandboxLandlock, 0)
+	g.Expect(err).ToNot(HaveOccurred())
+	h := exsv1beta1.Hook{Name: "h", Command: "jq", Args: []string{"-c", ".a"}}
+
+	e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir(), Node: &noLandlock}
+	var out bytes.Buffer
+	err = e.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), &out)
+	var ee *ExecError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "got %v", err)
+	g.Expect(IsRejected(err)).To(BeFalse())
+	g.Expect(ee.Reason).To(ContainSubstring("sandbox: this node cannot confine hook runs as --hook-sandbox=landlock requires: missing protection files"))
+	g.Expect(ee.Reason).To(ContainSubstring(fmt.Sprintf("the node's Landlock ABI is %d, capped at 0 by --hook-sandbox-max-landlock-abi", LandlockABI())))
+	g.Expect(out.String()).To(BeEmpty())
+	entries, err := os.ReadDir(e.TempDir)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(entries).To(BeEmpty(), "no run directory was made")
+
+	none := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: t.TempDir(), Sandbox: SandboxNone}
+	out.Reset()
+	g.Expect(none.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), &out)).To(Succeed())
+	g.Expect(out.String()).To(Equal("1\n"))
 }

@@ -45,13 +45,15 @@ import (
 // sidecar checked the hook with (generationHeader); a refusal found when
 // the run starts (the whitelist changed in between) is the trailer error
 // "rejected" with the generation then in force (trailerGeneration).
-// GET /v1/whitelist returns {"generation", "commands"}: the controller asks
-// it when its own whitelist refuses a hook, to tell a refusal that stands
-// from one the sidecar's newer whitelist no longer makes.
+// GET /v1/whitelist returns {"generation", "commands", "sandbox"}: the
+// controller asks it when its own whitelist refuses a hook, to tell a
+// refusal that stands from one the sidecar's newer whitelist no longer
+// makes; "sandbox" says what confinement this node gives (SandboxStatus).
 const (
 	runPath           = "/v1/run"
 	whitelistPath     = "/v1/whitelist"
 	hookHeader        = "X-Hook"
+	namespaceHeader   = "X-Hook-Namespace"
 	generationHeader  = "X-Hook-Whitelist-Generation"
 	trailerError      = "X-Hook-Error"
 	trailerReason     = "X-Hook-Reason"
@@ -66,6 +68,8 @@ type WhitelistStatus struct {
 	Generation string `json:"generation"`
 	// Commands is how many commands it allows.
 	Commands int `json:"commands"`
+	// Sandbox is what this node gives hook runs.
+	Sandbox *SandboxStatus `json:"sandbox,omitempty"`
 }
 
 // Server is the hook-executor sidecar: it serves an Executor on a Unix
@@ -74,6 +78,9 @@ type Server struct {
 	Socket   string
 	Executor *Executor
 	Log      logr.Logger
+	// Budget admits runs by their memory limits (budget.go); nil admits
+	// every run.
+	Budget *Budget
 }
 
 // Serve listens on the socket (replacing a stale one) until ctx is done.
@@ -107,7 +114,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("GET "+whitelistPath, func(w http.ResponseWriter, _ *http.Request) {
 		wl := s.Executor.Whitelist()
-		st := WhitelistStatus{Generation: wl.Generation()}
+		node := s.Executor.Status()
+		st := WhitelistStatus{Generation: wl.Generation(), Sandbox: &node}
 		if wl != nil {
 			st.Commands = len(wl.Commands)
 		}
@@ -125,19 +133,28 @@ func (s *Server) handler() http.Handler {
 			return
 		}
 		// Defence in depth: the controller checked the whitelist already.
-		if _, err := wl.Check(h); err != nil {
+		res, err := wl.Check(h)
+		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			_ = json.NewEncoder(w).Encode(map[string]string{"reason": err.(*RejectedError).Reason})
 			return
 		}
+		// The run waits here, before its response starts, until its
+		// memory limit fits in the budget, or is refused.
+		release, berr := s.Budget.Acquire(r.Context(), r.Header.Get(namespaceHeader), res.Sandbox.Memory)
 		// stdout streams back while stdin still streams in.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr+", "+trailerGeneration)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)
 		start := time.Now()
-		err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
+		if berr != nil {
+			err = &ExecError{Hook: h.Name, ExitCode: -1, Reason: berr.Error()}
+		} else {
+			err = s.Executor.Run(r.Context(), h, r.Body, flushWriter{w})
+			release()
+		}
 		var ee *ExecError
 		var rej *RejectedError
 		switch {
@@ -241,6 +258,7 @@ func (c *Client) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, st
 		return err
 	}
 	req.Header.Set(hookHeader, enc)
+	req.Header.Set(namespaceHeader, NamespaceFrom(ctx))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("hook executor unreachable at %s: %w", c.socket, err)

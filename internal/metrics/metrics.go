@@ -46,12 +46,35 @@ const (
 	ResultError = "error"
 )
 
+// Reconcile results.
+const (
+	// ReconcileSuccess: every step succeeded (a deferred first check
+	// included).
+	ReconcileSuccess = "success"
+	// ReconcileFailure: a step failed; the reason label is the failure's
+	// (Ready's) reason, one of the API's reason constants.
+	ReconcileFailure = "failure"
+)
+
 // Metric names.
 const (
-	FetchDurationName = "externalsource_fetch_duration_seconds"
-	FetchTotalName    = "externalsource_fetch_total"
-	ResponseSizeName  = "externalsource_fetch_response_size_bytes"
+	FetchDurationName  = "externalsource_fetch_duration_seconds"
+	FetchTotalName     = "externalsource_fetch_total"
+	ResponseSizeName   = "externalsource_fetch_response_size_bytes"
+	ReconcileTotalName = "externalsource_reconcile_total"
 )
+
+// newReconciles builds the reconcile counter. Failures return a requeue,
+// not an error, to controller-runtime (which would log them twice), so
+// its controller_runtime_reconcile_total counts them as successes: this
+// counter is the one that tells them apart. Both labels are bounded: two
+// results, and reasons from the API's constants.
+func newReconciles() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: ReconcileTotalName,
+		Help: "ExternalSource reconciles by result (success, failure) and the failure's reason (empty on success).",
+	}, []string{"result", "reason"})
+}
 
 // newVecs builds the fetch metrics' collectors.
 func newVecs() (*prometheus.HistogramVec, *prometheus.CounterVec, *prometheus.HistogramVec) {
@@ -71,24 +94,29 @@ func newVecs() (*prometheus.HistogramVec, *prometheus.CounterVec, *prometheus.Hi
 		}, []string{"type"})
 }
 
-var fetchDuration, fetches, responseSize = newVecs()
+var (
+	fetchDuration, fetches, responseSize = newVecs()
+	reconciles                           = newReconciles()
+)
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(fetchDuration, fetches, responseSize)
+	ctrlmetrics.Registry.MustRegister(fetchDuration, fetches, responseSize, reconciles)
 }
 
-// Recorder records fetch metrics. A nil *Recorder records nothing, so the
-// reconciler needs no checks and a test can turn recording off.
+// Recorder records the controller's own metrics: fetches and reconcile
+// results. A nil *Recorder records nothing, so the reconciler needs no
+// checks and a test can turn recording off.
 type Recorder struct {
 	fetchDuration *prometheus.HistogramVec
 	fetches       *prometheus.CounterVec
 	responseSize  *prometheus.HistogramVec
+	reconciles    *prometheus.CounterVec
 }
 
 // NewRecorder returns a Recorder of the registered fetch metrics; every
 // Recorder of the process records into the same series.
 func NewRecorder() *Recorder {
-	return &Recorder{fetchDuration: fetchDuration, fetches: fetches, responseSize: responseSize}
+	return &Recorder{fetchDuration: fetchDuration, fetches: fetches, responseSize: responseSize, reconciles: reconciles}
 }
 
 // NewIsolatedRecorder returns a Recorder with series of its own,
@@ -96,12 +124,12 @@ func NewRecorder() *Recorder {
 // registry of its own (Collectors).
 func NewIsolatedRecorder() *Recorder {
 	d, f, s := newVecs()
-	return &Recorder{fetchDuration: d, fetches: f, responseSize: s}
+	return &Recorder{fetchDuration: d, fetches: f, responseSize: s, reconciles: newReconciles()}
 }
 
 // Collectors returns the recorder's collectors.
 func (r *Recorder) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.fetchDuration, r.fetches, r.responseSize}
+	return []prometheus.Collector{r.fetchDuration, r.fetches, r.responseSize, r.reconciles}
 }
 
 // RecordFetch counts one fetch of a generator type and observes its duration.
@@ -119,4 +147,13 @@ func (r *Recorder) RecordResponseSize(generatorType string, bytes int64) {
 		return
 	}
 	r.responseSize.WithLabelValues(generatorType).Observe(float64(bytes))
+}
+
+// RecordReconcile counts one reconcile of a result; reason is the
+// failure's, "" for a success.
+func (r *Recorder) RecordReconcile(result, reason string) {
+	if r == nil {
+		return
+	}
+	r.reconciles.WithLabelValues(result, reason).Inc()
 }

@@ -16,9 +16,11 @@ limitations under the License.
 
 // Package redact keeps the values read from Secrets out of everything the
 // controller writes for others to read: conditions, events, logs, returned
-// errors and metric labels. Every value read from a Secret is added to the
-// reconcile's Set the moment it is read; the reconciler passes every
-// message through the Set at the one place where errors become output.
+// errors and metric labels. Every Secret value a generator uses is added
+// to the reconcile's Set the moment it is read, within the Set's bound
+// (MaxValues, MaxBytes: a Secret over it is refused, not read into the
+// Set); the reconciler passes every message through the Set at the one
+// place where errors become output.
 //
 // Values are matched as written and in the encodings a failure path is
 // likely to print them in (JSON and Go quoting, URL query escaping,

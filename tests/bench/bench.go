@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -598,7 +599,8 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 	if cfg.nullProducer() {
 		cmd = exec.Command(cfg.NullProducerBin, args...)
 	}
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+namespace)
+	// GOGC as config/manager sets it: the figures are the deployment's.
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "RUNTIME_NAMESPACE="+namespace, "GOGC=50")
 	if r.s3 != nil {
 		cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID="+s3test.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3test.SecretKey)
 	}
@@ -641,6 +643,39 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 }
 
 func (r *run) name(i int) string { return fmt.Sprintf("src-%05d", i) }
+
+// names are the names of the N sources.
+func (r *run) names() []string {
+	out := make([]string, r.cfg.N)
+	for i := range out {
+		out[i] = r.name(i)
+	}
+	return out
+}
+
+// stuck describes the sources a wait is still waiting for, as the API
+// server has them (at most five), and where the controller's log is: a
+// wait that ends without its event says which objects, in which state.
+func (r *run) stuck(names []string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d sources missing", len(names))
+	for _, n := range names[:min(len(names), 5)] {
+		obj := &exsv1beta1.ExternalSource{}
+		if err := r.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: n}, obj); err != nil {
+			fmt.Fprintf(&b, "; %s: %v", n, err)
+			continue
+		}
+		fmt.Fprintf(&b, "; %s: generation %d observed %d, requestedAt %q handled %q, Ready %s %q",
+			n, obj.Generation, obj.Status.ObservedGeneration, obj.GetAnnotations()[meta.ReconcileRequestAnnotation],
+			obj.Status.LastHandledReconcileAt, conditions.GetReason(obj, meta.ReadyCondition), conditions.GetMessage(obj, meta.ReadyCondition))
+	}
+	for _, p := range r.procs {
+		fmt.Fprintf(&b, "; controller log %s", p.log)
+	}
+	return b.String()
+}
 
 // createSources creates the namespace and the N sources, source i with
 // labels(i) when labels is set.
@@ -692,9 +727,11 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	case <-r.tr.allReady:
 	case <-time.After(cfg.ReadyTimeout):
 		r.rep.Ready = r.tr.readyCount()
-		return fmt.Errorf("only %d of %d sources Ready after %s", r.rep.Ready, cfg.N, cfg.ReadyTimeout)
+		return fmt.Errorf("only %d of %d sources Ready after %s; %s", r.rep.Ready, cfg.N, cfg.ReadyTimeout,
+			r.stuck(r.tr.notReady(r.names())))
 	case <-ctx.Done():
-		return ctx.Err()
+		r.rep.Ready = r.tr.readyCount()
+		return fmt.Errorf("waiting for %d sources to be Ready: %w; %s", cfg.N, ctx.Err(), r.stuck(r.tr.notReady(r.names())))
 	}
 	r.rep.Ready = r.tr.readyCount()
 	r.rep.AllReadySeconds = r.tr.lastReady().Sub(start).Seconds()
@@ -766,9 +803,10 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 		select {
 		case <-r.tr.handled:
 		case <-time.After(cfg.ReadyTimeout):
-			return fmt.Errorf("the reconcile requests were not all handled within %s", cfg.ReadyTimeout)
+			return fmt.Errorf("the reconcile requests were not all handled within %s; %s", cfg.ReadyTimeout,
+				r.stuck(r.tr.notAcked(r.names())))
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("waiting for the reconcile requests to be handled: %w; %s", ctx.Err(), r.stuck(r.tr.notAcked(r.names())))
 		}
 		time.Sleep(time.Second)
 	default:
@@ -1071,6 +1109,33 @@ func (t *tracker) readyFalseCount() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.readyFalse
+}
+
+// notReady returns the names that have not been Ready yet.
+func (t *tracker) notReady(names []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, n := range names {
+		if _, ok := t.ready[n]; !ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// notAcked returns the names whose status has not acknowledged the
+// current reconcile request yet.
+func (t *tracker) notAcked(names []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, n := range names {
+		if !t.acked[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (t *tracker) readyCount() int {

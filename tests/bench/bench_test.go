@@ -37,9 +37,11 @@ func TestHarness(t *testing.T) {
 		t.Skip("starts a control plane and the controller binary")
 	}
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// The build has a context of its own: on a loaded machine it can take
+	// minutes, which must not come out of a subtest's time.
+	bctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	bin, err := BuildController(ctx, out)
+	bin, err := BuildController(bctx, out)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 
 	tests := []struct {
@@ -53,8 +55,15 @@ func TestHarness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
+			// Each subtest has its own context, and its waits end well
+			// within it (ReadyTimeout), so that a hang fails this subtest
+			// naming the sources it waited for, and the next one still runs.
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+			defer cancel()
 			cfg := tt.cfg
 			cfg.Name = strings.ReplaceAll(tt.name, " ", "-")
+			cfg.ReadyTimeout = 5 * time.Minute
+			defer logControllerOnFailure(t, out, cfg.Name)
 			// A reconcile request per source stands in for an interval:
 			// the real interval (1m minimum) is for `make bench`.
 			cfg.Steady = SteadyRequest
@@ -146,4 +155,21 @@ func TestPayloadIsDeterministic(t *testing.T) {
 	g.Expect(a).To(Equal(b))
 	g.Expect(a).NotTo(Equal(c))
 	g.Expect(TextData(4096)).To(HaveLen(4096))
+}
+
+// logControllerOnFailure logs the end of the controller's log of a failed
+// subtest: the output directory is removed with the test.
+func logControllerOnFailure(t *testing.T, out, name string) {
+	if !t.Failed() {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(out, name+"*-controller.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("%s (last %d lines):\n%s", l, min(len(lines), 40), strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
 }

@@ -268,7 +268,7 @@ func readReconciles(ctx context.Context, metricsAddr string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := metricsClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -295,3 +295,8 @@ func percentile(sorted []float64, p float64) float64 {
 	i := int(float64(len(sorted))*p/100+0.999999) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
+
+// metricsClient reads a controller's /metrics: a read that hangs ends
+// after a minute with an error instead of holding the harness until its
+// context ends.
+var metricsClient = &http.Client{Timeout: time.Minute}

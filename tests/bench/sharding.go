@@ -359,7 +359,7 @@ func fetchArtifact(ctx context.Context, url, digest string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := metricsClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -385,7 +385,7 @@ func readReconcilesByName(ctx context.Context, metricsAddr string) (map[string]i
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := metricsClient.Do(req)
 	if err != nil {
 		return nil, err
 	}

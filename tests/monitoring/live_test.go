@@ -50,16 +50,6 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/devenv"
 )
 
-// pendingKernelBranch lists the expressions on the sidecar's
-// per-protection gauge, externalsource_hook_sandbox_protection, which the
-// kernel branch (issue 28) adds: until it is merged no process exports it.
-// The lead removes this exception when merging that branch; it is the one
-// place where a missing metric is excused for that reason.
-var pendingKernelBranch = map[string]string{
-	"alert ExternalSourceHookSandboxProtectionMissing": "externalsource_hook_sandbox_protection comes with the kernel branch (issue 28)",
-	"panel Sandbox/B": "externalsource_hook_sandbox_protection comes with the kernel branch (issue 28)",
-}
-
 // legitimatelyEmpty lists the expressions that return no series during the
 // live run, each with the reason: an error the run does not cause.
 var legitimatelyEmpty = map[string]string{
@@ -257,9 +247,6 @@ func TestLiveMonitoring(t *testing.T) {
 	// No dead panel, no dead alert.
 	exprs := expressions(g, root, ruleGroups)
 	g.Expect(len(exprs)).To(BeNumerically(">=", 40))
-	for id := range pendingKernelBranch {
-		g.Expect(exprs).To(HaveKey(id), "pendingKernelBranch names %q, which is not an expression", id)
-	}
 	for id := range legitimatelyEmpty {
 		g.Expect(exprs).To(HaveKey(id), "legitimatelyEmpty names %q, which is not an expression", id)
 	}
@@ -270,9 +257,6 @@ func TestLiveMonitoring(t *testing.T) {
 			// Every expression is valid PromQL, excused or not.
 			r := prom.query(g, e.full)
 			_ = r
-			if _, ok := pendingKernelBranch[id]; ok {
-				continue
-			}
 			if _, ok := legitimatelyEmpty[id]; ok {
 				continue
 			}
@@ -286,9 +270,6 @@ func TestLiveMonitoring(t *testing.T) {
 	// that has come to exist (then the exception must go).
 	for id := range legitimatelyEmpty {
 		g.Expect(prom.query(g, exprs[id].live)).To(BeEmpty(), "%s returns series now: remove it from legitimatelyEmpty", id)
-	}
-	for id := range pendingKernelBranch {
-		g.Expect(prom.query(g, exprs[id].live)).To(BeEmpty(), "%s returns series now: the kernel branch is in, remove it from pendingKernelBranch", id)
 	}
 }
 

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,35 +103,10 @@ func Main(version string) {
 	flag.Parse()
 
 	ctrl.SetLogger(logger.NewLogger(f.logOptions))
-	gcPercent := setGCPercent()
-	setupLog.Info("garbage collector", "gcPercent", gcPercent)
 	if err := run(ctrl.SetupSignalHandler(), &f, version); err != nil {
 		setupLog.Error(err, "exiting")
 		os.Exit(1)
 	}
-}
-
-// defaultGCPercent is the controller's GOGC when the environment sets
-// none. Most of its heap is the informer cache, which lives as long as the
-// process, and little else stays: Go's default (100) lets the heap grow to
-// twice the cache before collecting, and that headroom was a third of the
-// resident memory at 10,000 sources. At 50 the controller holds 11.2 KiB
-// per source instead of 16.0; the price is CPU while thousands of sources
-// get their first artifact (a third more for 10,000), not in steady state,
-// and the floor ratio at 1,000 is unchanged (docs/benchmarks.md). GOGC in
-// the environment wins, GOMEMLIMIT applies as usual.
-const defaultGCPercent = 50
-
-// setGCPercent applies defaultGCPercent unless GOGC is set, and returns
-// the percentage in effect (-1: off).
-func setGCPercent() int {
-	if _, ok := os.LookupEnv("GOGC"); ok {
-		p := debug.SetGCPercent(100) // read it back...
-		debug.SetGCPercent(p)        // ...and leave it as GOGC set it
-		return p
-	}
-	debug.SetGCPercent(defaultGCPercent)
-	return defaultGCPercent
 }
 
 // run wires the controller's parts and runs the manager until ctx ends.

@@ -92,3 +92,23 @@ func TestManagerSpoolSizeLimit(t *testing.T) {
 	}
 	g.Expect(found).To(BeTrue())
 }
+
+// TestManagerGOGC: the controller's GOGC is the manifest's, as Flux sets
+// its runtime settings; the binary sets none (docs/benchmarks.md has the
+// measurements behind 50).
+func TestManagerGOGC(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "manager", "deployment.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var d appsv1.Deployment
+	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())
+	var gogc []string
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name == "GOGC" {
+				gogc = append(gogc, c.Name+"="+e.Value)
+			}
+		}
+	}
+	g.Expect(gogc).To(Equal([]string{"manager=50"}))
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/logger"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	flag "github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -44,7 +45,9 @@ const Subcommand = "hook-executor"
 // reference (docs/flags.md) read the same flag set the sidecar parses.
 type flags struct {
 	socket, whitelist, sandbox, metricsAddr, trampoline string
+	memoryBudget, memoryPerNamespace                    string
 	maxOutput                                           int64
+	maxLandlockABI                                      int
 	logOptions                                          logger.Options
 }
 
@@ -53,15 +56,36 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.whitelist, "hook-whitelist", "", "The hook whitelist file (from a ConfigMap); reloaded on change.")
 	fs.Int64Var(&f.maxOutput, "hook-max-output", hook.DefaultMaxOutput, "The most bytes a hook may write on stdout.")
 	fs.StringVar(&f.sandbox, "hook-sandbox", string(hook.SandboxLandlock),
-		fmt.Sprintf("How hook runs are confined: landlock (Landlock ABI %d or newer is required to start) or none "+
-			"(rlimits only: hooks can read what the sidecar can read; logged and exported as externalsource_hook_sandbox_enabled 0).",
-			hook.MinLandlockABI))
+		"How hook runs are confined: landlock (every protection docs/hooks.md promises, by Landlock and a seccomp filter; "+
+			"runs this node cannot confine so are refused with a message naming the missing protection) or none "+
+			"(rlimits and the watchdog only: hooks can read what the sidecar can read; logged and exported as 0 protections).")
+	fs.IntVar(&f.maxLandlockABI, "hook-sandbox-max-landlock-abi", -1,
+		"Confine hook runs as on a kernel whose Landlock ABI is at most this (0: no Landlock); -1 is the kernel's own. "+
+			"For tests, and to see what an older node would give.")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "0",
-		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_enabled, whitelist reloads); 0 disables.")
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads); 0 disables.")
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
+	fs.StringVar(&f.memoryBudget, "hook-memory-budget", hook.DefaultMemoryBudget.String(),
+		"The memory all running hooks may reserve together, by their limits: the sidecar container's memory limit less "+
+			hook.SidecarReserve.String()+"; a run waits up to 10s for its limit to fit, then fails naming the budget. 0 admits every run.")
+	fs.StringVar(&f.memoryPerNamespace, "hook-memory-per-namespace", hook.DefaultMemoryPerNamespace.String(),
+		"The share of --hook-memory-budget the running hooks of one namespace may reserve together.")
 	f.logOptions.BindFlags(fs)
+}
+
+// budget parses the memory budget flags.
+func (f *flags) budget() (*hook.Budget, error) {
+	total, err := resource.ParseQuantity(f.memoryBudget)
+	if err != nil {
+		return nil, fmt.Errorf("--hook-memory-budget %q: %w", f.memoryBudget, err)
+	}
+	share, err := resource.ParseQuantity(f.memoryPerNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("--hook-memory-per-namespace %q: %w", f.memoryPerNamespace, err)
+	}
+	return &hook.Budget{Total: total.Value(), PerNamespace: share.Value()}, nil
 }
 
 // FlagSet returns the sidecar's flags with their defaults, as --help
@@ -90,14 +114,21 @@ func Run(args []string) error {
 	}
 	log := ctrl.Log.WithName("hook-executor")
 	mode := hook.SandboxMode(f.sandbox)
-	if err := hook.CheckSandbox(mode); err != nil {
+	node, err := hook.CheckSandbox(mode, f.maxLandlockABI)
+	if err != nil {
 		return fmt.Errorf("--hook-sandbox: %w", err)
 	}
-	if mode == hook.SandboxNone {
-		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock; a hook can read every file " +
-			"and open every connection the sidecar can (only the rlimits and the watchdog apply)")
-	} else {
-		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", hook.LandlockABI())
+	// One line, whatever the kernel: the sidecar serves in any case.
+	switch {
+	case mode == hook.SandboxNone:
+		log.Info("WARNING: --hook-sandbox=none: hook runs are not confined by Landlock nor seccomp; a hook can read every file "+
+			"and open every connection the sidecar can (only the rlimits and the watchdog apply)", "protections", node.Protections)
+	case node.Refusal() != "":
+		log.Info("WARNING: hook sandbox: "+node.Refusal(), "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
+	default:
+		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+			"seccomp", node.Seccomp, "protections", node.Protections)
 	}
 	wl, err := hook.NewStore(f.whitelist, log)
 	if err != nil {
@@ -126,8 +157,12 @@ func Run(args []string) error {
 			log.Error(err, "watching the hook whitelist")
 		}
 	}()
-	srv := &hook.Server{Socket: f.socket, Log: log,
+	budget, err := f.budget()
+	if err != nil {
+		return err
+	}
+	srv := &hook.Server{Socket: f.socket, Log: log, Budget: budget,
 		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: f.trampoline,
-			Protected: []string{f.whitelist}}}
+			Protected: []string{f.whitelist}, Node: &node}}
 	return srv.Serve(ctx)
 }

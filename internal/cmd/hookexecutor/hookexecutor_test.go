@@ -22,8 +22,9 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// TestHookExecutorFlags: --help is not a failure, and a sandbox mode that
-// does not exist stops the sidecar before it serves anything.
+// TestHookExecutorFlags: --help is not a failure, and a sandbox mode or an
+// ABI cap that does not parse stops the sidecar before it serves anything
+// (a kernel without Landlock never does: TestHooksOnANodeWithoutLandlock).
 func TestHookExecutorFlags(t *testing.T) {
 	tests := []struct {
 		name string
@@ -33,6 +34,7 @@ func TestHookExecutorFlags(t *testing.T) {
 		{name: "help", args: []string{"--help"}},
 		{name: "unknown sandbox", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox=seccomp"}, want: `--hook-sandbox: unknown hook sandbox "seccomp"`},
 		{name: "whitelist required", args: []string{"--hook-sandbox=none"}, want: "--hook-whitelist is required"},
+		{name: "max Landlock ABI not a number", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox-max-landlock-abi=six"}, want: `invalid argument "six" for "--hook-sandbox-max-landlock-abi" flag`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -180,7 +180,7 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	t, err := cfg.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	if err != nil {
 		tokenRequests.WithLabelValues(tokenResultError).Inc()
-		return "", false, &generator.AuthError{Err: tokenError(req.Secrets, tu, err)}
+		return "", false, tokenError(req.Secrets, tu, err)
 	}
 	tokenRequests.WithLabelValues(tokenResultSuccess).Inc()
 	req.Secrets.Add(t.AccessToken)
@@ -200,30 +200,46 @@ func (g *Generator) oauth2Token(ctx context.Context, req *generator.Request, a *
 	return "Bearer " + t.AccessToken, false, nil
 }
 
-// tokenError describes a failed token request by the endpoint's URL
-// (redacted) and what it answered: its status and RFC 6749 error code, or
-// the transport error. The response body is not quoted: an identity
-// provider may echo the request, client secret included.
+// tokenError describes a failed token request. Only the identity
+// provider's refusal, a 4xx answer or an OAuth2 error code, is an
+// authentication failure (generator.AuthError, reason AuthenticationFailed):
+// an endpoint that is down, a DNS failure, a 5xx, an answer that is no
+// token, or a denial by the URL policy is a fetch failure with its real
+// cause, wrapped (errors.Is finds ErrDenied), so that an identity-provider
+// outage never reads as bad credentials.
 func tokenError(secrets *redact.Set, tu *url.URL, err error) error {
 	where := redact.URL(tu.String())
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		status := "an error"
+		status, code := "an error", 0
 		if re.Response != nil {
-			status = upstreamText(secrets, re.Response.Status, maxStatusText)
+			status, code = upstreamText(secrets, re.Response.Status, maxStatusText), re.Response.StatusCode
 		}
-		if re.ErrorCode != "" {
-			return fmt.Errorf("authentication failed: token endpoint %s answered %s (error %q)", where, status,
-				upstreamText(secrets, re.ErrorCode, 64))
+		switch {
+		case re.ErrorCode != "":
+			return &generator.AuthError{Err: fmt.Errorf("authentication failed: token endpoint %s answered %s (error %q)", where, status,
+				upstreamText(secrets, re.ErrorCode, 64))}
+		case code >= 400 && code < 500:
+			return &generator.AuthError{Err: fmt.Errorf("authentication failed: token endpoint %s answered %s", where, status)}
 		}
-		return fmt.Errorf("authentication failed: token endpoint %s answered %s", where, status)
+		return fmt.Errorf("token endpoint %s answered %s", where, status)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	return fmt.Errorf("authentication failed: token request to %s: %s", where, redact.URLsIn(secrets.String(err.Error())))
+	return fmt.Errorf("token request to %s: %w", where, &causeError{msg: redact.URLsIn(secrets.String(err.Error())), err: err})
 }
+
+// causeError is a cause as it may be shown (redacted) that still unwraps
+// to itself, so that callers can tell its kind (ErrDenied, a timeout).
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.err }
 
 // tokenFingerprint identifies what a cached token was obtained with: the
 // auth spec, the Secret's version (a rotated client secret gets a new

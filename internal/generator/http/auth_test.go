@@ -19,9 +19,12 @@ package http
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +119,7 @@ func TestAuthMethods(t *testing.T) {
 		setup    func()
 		wantErr  string // "" : success
 		auth     bool   // the error is an AuthError
+		denied   bool   // the error wraps ErrDenied
 		invalid  bool   // the error is an InvalidSpecError
 		leaks    []string
 		tokenReq int64 // requests to ts expected (-1: not checked)
@@ -133,14 +137,22 @@ func TestAuthMethods(t *testing.T) {
 			// Refused in the Authorization header, the credentials are
 			// tried once more in the form (providers differ), then fail.
 			leaks: []string{"wrong-client-secret-99"}, tokenReq: 2},
+		// Only the identity provider's refusal (a 4xx, an OAuth2 error
+		// code) is AuthenticationFailed; an outage is a fetch failure
+		// with its cause.
+		{name: "oauth2 endpoint 400 without an error code", mutate: withOAuth2(broken.URL, "client"),
+			setup: func() { broken.Fail(http.StatusBadRequest) }, wantErr: "authentication failed: token endpoint " + broken.URL + " answered 400",
+			auth: true, tokenReq: 0},
 		{name: "oauth2 endpoint 500", mutate: withOAuth2(broken.URL+"?key=query-secret-value", "client"),
-			setup: func() { broken.Fail(http.StatusInternalServerError) }, wantErr: "500 Internal Server Error", auth: true,
+			setup: func() { broken.Fail(http.StatusInternalServerError) }, wantErr: "500 Internal Server Error",
 			leaks: []string{"query-secret-value"}, tokenReq: 0},
 		{name: "oauth2 bad JSON", mutate: withOAuth2(broken.URL, "client"),
-			setup: func() { broken.Fail(0); broken.AnswerRaw(`{"access_token": `) }, wantErr: "token request to " + broken.URL, auth: true},
-		{name: "oauth2 endpoint refused", mutate: withOAuth2(closed.URL, "client"), wantErr: "connection refused", auth: true},
+			setup: func() { broken.Fail(0); broken.AnswerRaw(`{"access_token": `) }, wantErr: "token request to " + broken.URL},
+		{name: "oauth2 endpoint down", mutate: withOAuth2(closed.URL, "client"), wantErr: "connection refused"},
+		{name: "oauth2 endpoint's name does not resolve", mutate: withOAuth2("http://idp.invalid/token", "client"),
+			wantErr: "no such host", tokenReq: 0},
 		{name: "oauth2 token URL denied by the URL policy", mutate: withOAuth2("http://169.254.169.254/token", "client"),
-			wantErr: "169.254.169.254", auth: true, tokenReq: 0},
+			wantErr: "169.254.169.254", denied: true, tokenReq: 0},
 		{name: "Authorization header and auth", mutate: func(s *exsv1beta1.HTTPGeneratorSpec) {
 			withBearer("bearer")(s)
 			s.HeadersSecretRef = &meta.LocalObjectReference{Name: "headers-authz"}
@@ -154,7 +166,11 @@ func TestAuthMethods(t *testing.T) {
 				tt.setup()
 			}
 			before := ts.Requests.Load()
-			gen := New(fastOptions())
+			// Names resolve through a fake with no names: no lookup
+			// leaves the machine.
+			opts := fastOptions()
+			opts.Resolver = fakeResolver{}
+			gen := New(opts)
 			set := &redact.Set{}
 			res, err := gen.Generate(context.Background(), &generator.Request{
 				Source: source(up.URL, tt.mutate), Reader: rd, Secrets: set})
@@ -166,6 +182,7 @@ func TestAuthMethods(t *testing.T) {
 			} else {
 				g.Expect(err).To(MatchError(ContainSubstring(tt.wantErr)))
 				g.Expect(generator.IsAuthError(err)).To(Equal(tt.auth), "AuthError: %v", err)
+				g.Expect(errors.Is(err, ErrDenied)).To(Equal(tt.denied), "ErrDenied: %v", err)
 				var inv *generator.InvalidSpecError
 				g.Expect(errorsAs(err, &inv)).To(Equal(tt.invalid))
 				for _, s := range append(tt.leaks, testPassword, testBearer, testClientSecret, "Basic ") {
@@ -323,4 +340,37 @@ func TestTokenCacheBounded(t *testing.T) {
 	clock.Add(2 * time.Hour)
 	_, ok = c.get(key("a"), "fa")
 	g.Expect(ok).To(BeFalse(), "expired")
+}
+
+// TestTokenURLDeniedBeforeAnyConnection: a token endpoint whose address
+// the policy denies (loopback, by default) is refused in the dialer, before
+// a connection is opened, and the refusal is a fetch failure that wraps
+// ErrDenied, not an authentication failure.
+func TestTokenURLDeniedBeforeAnyConnection(t *testing.T) {
+	g := NewWithT(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).ToNot(HaveOccurred())
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			_ = c.Close()
+		}
+	}()
+	defer ln.Close()
+
+	rd := reader(secret("client", map[string][]byte{"clientID": []byte(testClientID), "clientSecret": []byte(testClientSecret)}))
+	// The default policy: loopback denied.
+	gen := New(Options{RetryMax: -1, Resolver: fakeResolver{}})
+	_, err = gen.Generate(context.Background(), &generator.Request{
+		Source: source("http://127.0.0.1:1/", withOAuth2("http://"+ln.Addr().String()+"/token", "client")), Reader: rd, Secrets: &redact.Set{}})
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(errors.Is(err, ErrDenied)).To(BeTrue(), "%v", err)
+	g.Expect(generator.IsAuthError(err)).To(BeFalse(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("token request to http://" + ln.Addr().String()))
+	g.Expect(accepted.Load()).To(BeZero(), "no connection to the denied address")
 }

@@ -33,12 +33,14 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/fluxcd/pkg/runtime/secrets"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
+	"github.com/externalsource/externalsource-controller/internal/redact"
 )
 
 // Flux's key names in a certSecretRef Secret.
@@ -65,6 +67,15 @@ func getSecret(ctx context.Context, req *generator.Request, field, name string, 
 	if req.Reader == nil {
 		return nil, fmt.Errorf("%s: no API reader to read Secret %q", field, key.String())
 	}
+	// A Secret refused before is read as metadata first: while its
+	// version is the one refused, the refusal stands without the data
+	// being read (and decoded) again at every reconcile.
+	if refusal := refusedSecrets.get(key); refusal != nil {
+		meta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
+		if err := req.Reader.Get(ctx, key, meta); err == nil && meta.ResourceVersion == refusal.resourceVersion {
+			return nil, fmt.Errorf("%s: Secret %q refused: %w", field, key.String(), refusal.err)
+		}
+	}
 	if err := req.Reader.Get(ctx, key, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("%s: Secret %q not found", field, key.String())
@@ -88,9 +99,16 @@ func getSecret(ctx context.Context, req *generator.Request, field, name string, 
 		}
 	}
 	if err := req.Secrets.Fits(count, size); err != nil {
+		var alone *redact.Set
+		if keys == nil && alone.Fits(count, size) != nil {
+			// Whole and over the bound on its own: the refusal depends
+			// on this version of the Secret alone.
+			refusedSecrets.put(key, s.ResourceVersion, err)
+		}
 		return nil, fmt.Errorf("%s: Secret %q refused: %w", field, key.String(), err)
 	}
 	if keys == nil {
+		refusedSecrets.forget(key)
 		req.Secrets.AddBytes(s.Data)
 	} else {
 		for _, k := range keys {

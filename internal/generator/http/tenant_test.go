@@ -35,6 +35,11 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/fluxcd/pkg/apis/meta"
 
@@ -317,4 +322,56 @@ func TestHostAddrsFollowChanges(t *testing.T) {
 	readErr = errors.New("netlink failed")
 	now = now.Add(hostAddrsMaxAge)
 	g.Expect(p.deniedAddr(netip.MustParseAddr("10.1.2.3"))).To(Equal(ownAddress), "kept across a failed read")
+}
+
+// countingReader counts the reads of whole Secrets and of their metadata.
+type countingReader struct {
+	client.Client
+	whole, metadata atomic.Int64
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if _, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		c.metadata.Add(1)
+	} else {
+		c.whole.Add(1)
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// TestRefusedSecretNotReadAgain: a Secret refused for its size is read
+// whole once; while its version stays, the next fetches read its metadata
+// only and are refused alike. A new version is read whole again, and used
+// once it fits.
+func TestRefusedSecretNotReadAgain(t *testing.T) {
+	g := NewWithT(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) }))
+	defer up.Close()
+	s := secret("refused-once", manyValues(redact.MaxValues+1))
+	rd := &countingReader{Client: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(s).Build()}
+	obj := source(up.URL, func(s *exsv1beta1.HTTPGeneratorSpec) {
+		s.HeadersSecretRef = &meta.LocalObjectReference{Name: "refused-once"}
+	})
+	gen := New(fastOptions())
+	fetch := func() error {
+		res, err := gen.Generate(context.Background(), &generator.Request{Source: obj, Reader: rd, Secrets: &redact.Set{}})
+		if err == nil {
+			_ = res.Body.Close()
+		}
+		return err
+	}
+	for i := range 3 {
+		g.Expect(fetch()).To(MatchError(ContainSubstring(`Secret "ns/refused-once" refused: a source may use at most 1024 Secret values, this one would make 1025`)), "fetch %d", i)
+	}
+	g.Expect(rd.whole.Load()).To(Equal(int64(1)), "read whole once")
+	g.Expect(rd.metadata.Load()).To(Equal(int64(2)))
+
+	cur := &corev1.Secret{}
+	g.Expect(rd.Get(context.Background(), client.ObjectKeyFromObject(s), cur)).To(Succeed())
+	cur.Data = manyValues(10)
+	g.Expect(rd.Update(context.Background(), cur)).To(Succeed())
+	whole := rd.whole.Load()
+	g.Expect(fetch()).To(Succeed())
+	g.Expect(rd.whole.Load()-whole).To(Equal(int64(1)), "the new version is read")
+	g.Expect(refusedSecrets.get(client.ObjectKeyFromObject(s))).To(BeNil(), "and the refusal forgotten")
 }

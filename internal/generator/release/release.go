@@ -154,6 +154,17 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	}, nil
 }
 
+var _ generator.SecretReferencer = (*Generator)(nil)
+
+// SecretRefs implements generator.SecretReferencer: a rotated token is
+// used at once.
+func (g *Generator) SecretRefs(obj *exsv1beta1.ExternalSource) []string {
+	if r := obj.Spec.Generator.Release; r != nil && r.SecretRef != nil && r.SecretRef.Name != "" {
+		return []string{r.SecretRef.Name}
+	}
+	return nil
+}
+
 // readToken reads the token key of the Secret name in the object's
 // namespace and records it for redaction before anything can fail on it.
 func readToken(ctx context.Context, req *generator.Request, name string) (string, error) {

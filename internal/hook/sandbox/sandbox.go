@@ -16,8 +16,9 @@ limitations under the License.
 
 // Package sandbox is the trampoline that confines one hook run: started by
 // the hook executor between fork and exec (Go cannot run code there), it
-// applies Landlock and rlimits to itself and execs the hook's command,
-// which inherits both for good. It depends on nothing of the controller,
+// applies Landlock (at the ABI the sidecar asks for), rlimits and a
+// seccomp-bpf filter to itself and execs the hook's command, which
+// inherits all three for good. It depends on nothing of the controller,
 // so that a binary made of it alone (./trampoline) starts in a
 // millisecond; the sidecar's own binary can serve as well.
 package sandbox
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -39,10 +41,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MinLandlockABI is the Landlock ABI the sandbox needs: filesystem rules
-// (1-3, 5), TCP bind/connect rules (4) and the abstract Unix socket and
-// signal scopes (6). A newer kernel's rights are used as well.
-const MinLandlockABI = 6
+// MinLandlockABI is the Landlock ABI below which hook runs are refused:
+// the filesystem rules (ABI 1) have no other layer. What newer ABIs add
+// (refer 2, truncate 3, TCP 4, ioctl on devices 5, the abstract Unix
+// socket and signal scopes 6) is used when the kernel has it; the
+// seccomp filter gives the network, Unix socket and signal protections on
+// every kernel.
+const MinLandlockABI = 1
+
+// NprocBackstop is what RLIMIT_NPROC allows a run above the tasks its
+// uid has when it starts. The kernel counts RLIMIT_NPROC per uid over
+// every PID namespace (other pods running as the same uid included), so
+// it cannot bound one run; the watchdog's count of the run's process
+// group does, now that a run cannot leave its group. The rlimit only
+// stops a bomb between two looks of the watchdog, and is far above what
+// every concurrent run may hold together (the controller's workers times
+// the largest processes limit), so that no tenant's runs, nor a few
+// hidden tasks of the uid, can push another tenant's run into it.
+const NprocBackstop = 4096
 
 // maxABI is the newest ABI this build of go-landlock knows.
 const maxABI = 11
@@ -89,14 +105,16 @@ type Spec struct {
 	// Dir is the run's working directory, the only writable place.
 	Dir string `json:"dir"`
 	// LandlockABI is the ABI whose rights are enforced; 0 is no Landlock.
-	LandlockABI int      `json:"landlockABI"`
-	ReadPaths   []string `json:"readPaths,omitempty"`
-	Network     bool     `json:"network,omitempty"`
-	DataBytes   int64    `json:"dataBytes"`
-	CPUSeconds  int64    `json:"cpuSeconds"`
-	FileSize    int64    `json:"fileSize"`
-	Processes   int64    `json:"processes"`
-	OpenFiles   int64    `json:"openFiles"`
+	LandlockABI int `json:"landlockABI"`
+	// Seccomp installs the system call filter (seccomp.go).
+	Seccomp    bool     `json:"seccomp,omitempty"`
+	ReadPaths  []string `json:"readPaths,omitempty"`
+	Network    bool     `json:"network,omitempty"`
+	DataBytes  int64    `json:"dataBytes"`
+	CPUSeconds int64    `json:"cpuSeconds"`
+	FileSize   int64    `json:"fileSize"`
+	Processes  int64    `json:"processes"`
+	OpenFiles  int64    `json:"openFiles"`
 }
 
 // RunIfAsked turns the process into the trampoline when its first
@@ -122,6 +140,9 @@ func sandboxExec() error {
 	// trampoline's own heap (the whole sidecar binary's) must not grow
 	// into them.
 	debug.SetGCPercent(-1)
+	// One thread from here to exec: no_new_privs and the filter are
+	// per-thread attributes until synchronised.
+	runtime.LockOSThread()
 	f := os.NewFile(SpecFD, "sandbox-spec")
 	b, err := io.ReadAll(io.LimitReader(f, maxSpec))
 	f.Close()
@@ -135,12 +156,9 @@ func sandboxExec() error {
 	// Counted while /proc can still be read.
 	nproc := uint64(s.Processes)
 	if uid := os.Getuid(); uid != 0 {
-		// RLIMIT_NPROC counts every task of the real user, and the sidecar
-		// and every concurrent run share one uid: the budget is what the
-		// user has now plus this run's share. Root is not held to it by the
-		// kernel; the sidecar's watchdog counts the run's own tasks in any
-		// case.
-		nproc += uint64(tasksOfUser(uid))
+		// A backstop only (see NprocBackstop): root is not held to it by
+		// the kernel, and the watchdog counts the run's group in any case.
+		nproc = uint64(tasksOfUser(uid)) + max(NprocBackstop, uint64(s.Processes))
 	}
 	if s.LandlockABI > 0 {
 		if err := restrict(&s); err != nil {
@@ -150,6 +168,11 @@ func sandboxExec() error {
 	// Last: the limits are meant for the command, not for the trampoline.
 	if err := setLimits(&s, nproc); err != nil {
 		return err
+	}
+	if s.Seccomp {
+		if err := applySeccomp(s.Network); err != nil {
+			return err
+		}
 	}
 	argv := append([]string{s.Path}, s.Args...)
 	if err := syscall.Exec(s.Path, argv, s.Env); err != nil {
@@ -221,18 +244,22 @@ func tasksOfUser(uid int) int {
 	return n
 }
 
+// landlockConfigs are go-landlock's rulesets by ABI.
+var landlockConfigs = map[int]landlock.Config{1: landlock.V1, 2: landlock.V2, 3: landlock.V3, 4: landlock.V4, 5: landlock.V5,
+	6: landlock.V6, 7: landlock.V7, 8: landlock.V8, 9: landlock.V9, 10: landlock.V10, 11: landlock.V11}
+
 // landlockConfig is the ruleset for the ABI: every right that ABI knows is
-// handled (so denied unless a rule grants it); TCP is left alone only when
-// the entry allows the network.
+// handled (so denied unless a rule grants it), and no more: strict, so a
+// kernel without it fails the run rather than run it with less. The
+// network rules (TCP from 4, UDP from 10) are left alone only when the
+// entry allows the network.
 func landlockConfig(v int, network bool) (landlock.Config, error) {
-	configs := map[int]landlock.Config{6: landlock.V6, 7: landlock.V7, 8: landlock.V8,
-		9: landlock.V9, 10: landlock.V10, 11: landlock.V11}
 	if v > maxABI {
 		v = maxABI
 	}
-	cfg, ok := configs[v]
+	cfg, ok := landlockConfigs[v]
 	if !ok {
-		return cfg, fmt.Errorf("landlock ABI %d is older than the %d the hook sandbox needs", v, MinLandlockABI)
+		return cfg, fmt.Errorf("landlock ABI %d: the hook sandbox needs %d or newer", v, MinLandlockABI)
 	}
 	if network {
 		cfg.HandledAccessNet = 0
@@ -241,9 +268,10 @@ func landlockConfig(v int, network bool) (landlock.Config, error) {
 }
 
 // restrict applies Landlock: read and execute the binary and the read
-// paths, read and write the run's directory and /dev/null, nothing else; no TCP unless
-// allowed; no abstract Unix sockets or signals outside the run. Strict:
-// when the kernel cannot enforce all of it, the run fails.
+// paths, read and write the run's directory and /dev/null, nothing else;
+// from ABI 4 no TCP unless allowed; from ABI 6 no abstract Unix sockets or
+// signals outside the run. Strict: when the kernel cannot enforce what
+// the ABI asked for, the run fails.
 func restrict(s *Spec) error {
 	cfg, err := landlockConfig(s.LandlockABI, s.Network)
 	if err != nil {

@@ -28,8 +28,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
@@ -59,6 +61,10 @@ type Env struct {
 	VictimDir string
 	// TCPAddr is a loopback listener (host:port).
 	TCPAddr string
+	// UDPAddr is a loopback UDP socket (host:port) counting datagrams.
+	UDPAddr string
+	// SidecarSocket is the sidecar's own pathname socket (hook.sock).
+	SidecarSocket string
 	// AbstractSocket is an abstract Unix socket listening (without @).
 	AbstractSocket string
 	// SidecarPID is the hook executor's pid, for signals.
@@ -85,6 +91,13 @@ type Attack struct {
 	Never []string
 	// Created must not exist after the attempt.
 	Created string
+	// Survivor is the command line of a process that must not be
+	// running once the attempt is over.
+	Survivor string
+	// Protection is the protection of docs/hooks.md the row proves
+	// (sandbox.Files, Network, Unix, Signals, Syscalls), and Label what
+	// part of it, for the kernel table.
+	Protection, Label string
 }
 
 // The kernel's refusals as the programs print them: jq and the Go
@@ -92,7 +105,15 @@ type Attack struct {
 var (
 	permissionDenied = []string{"Permission denied", "permission denied"}
 	notPermitted     = []string{"operation not permitted"}
+	// A socket is refused by Landlock (EACCES on connect, EPERM by a
+	// scope) or by the seccomp filter (EACCES on socket).
+	socketDenied = append(append([]string{}, permissionDenied...), notPermitted...)
 )
+
+func withTimeout(h exsv1beta1.Hook, d time.Duration) exsv1beta1.Hook {
+	h.Timeout = &metav1.Duration{Duration: d}
+	return h
+}
 
 func jsonInput(kv ...string) string {
 	m := map[string]string{}
@@ -106,7 +127,9 @@ func jsonInput(kv ...string) string {
 // Attacks is the table: reading /etc/passwd, the whitelist, the process's
 // environment, the token and another run's stdin, and writing outside the
 // run's directory, through every file-reading builtin of jq 1.6 and yq v4;
-// TCP to the loopback; abstract Unix sockets and signals out of the run.
+// TCP and UDP to the loopback; the sidecar's socket and abstract Unix
+// sockets; ptrace; leaving the process group to outlive the timeout;
+// signals out of the run.
 // The probe rows need the "probe" entry of TestWhitelist.
 func Attacks(e Env) []Attack {
 	passwd := []string{"root:x:0:0"}
@@ -123,7 +146,7 @@ func Attacks(e Env) []Attack {
 	probe := func(args ...string) exsv1beta1.Hook {
 		return exsv1beta1.Hook{Name: "attack", Command: "probe", Args: args}
 	}
-	return []Attack{
+	attacks := []Attack{
 		// jq: files only through its command line and modules.
 		{Name: "jq --rawfile /etc/passwd", Hook: jq("-n", "--rawfile", "x", "/etc/passwd", "$x"), ShippedRejects: true, Denied: permissionDenied, Never: passwd},
 		{Name: "jq --slurpfile token", Hook: jq("-n", "--slurpfile", "x", e.TokenPath, "$x"), ShippedRejects: true, Denied: permissionDenied, Never: secret},
@@ -153,11 +176,22 @@ func Attacks(e Env) []Attack {
 		{Name: "probe writes outside", Hook: probe("write", filepath.Join(e.OutsideDir, "probe")), Denied: permissionDenied, Created: filepath.Join(e.OutsideDir, "probe")},
 		{Name: "probe reads another run's directory", Hook: probe("read", filepath.Join(e.VictimDir, "mine")), Denied: permissionDenied, Never: []string{VictimFileContent}},
 		{Name: "yq load_str another run's file", Hook: yq("load_str(.p)"), Stdin: jsonInput("p", filepath.Join(e.VictimDir, "mine")), Denied: permissionDenied, Never: []string{VictimFileContent}},
-		{Name: "probe TCP to the loopback", Hook: probe("connect", e.TCPAddr), Denied: permissionDenied, Never: []string{"connected"}},
-		{Name: "probe abstract Unix socket", Hook: probe("abstract", e.AbstractSocket), Denied: notPermitted, Never: []string{"connected"}},
-		{Name: "probe ptraces another run", Hook: probe("ptrace", fmt.Sprint(e.VictimPID)), Denied: notPermitted, Never: []string{"attached"}},
-		{Name: "probe signals the sidecar", Hook: probe("signal", fmt.Sprint(e.SidecarPID)), Denied: notPermitted, Never: []string{"signalled"}},
+		{Name: "probe TCP to the loopback", Hook: probe("connect", e.TCPAddr), Denied: socketDenied, Never: []string{"connected"}, Protection: "network", Label: "TCP"},
+		{Name: "probe UDP to the loopback", Hook: probe("udp", e.UDPAddr), Denied: socketDenied, Never: []string{"sent"}, Protection: "network", Label: "UDP"},
+		{Name: "probe abstract Unix socket", Hook: probe("abstract", e.AbstractSocket), Denied: socketDenied, Never: []string{"connected"}, Protection: "unix", Label: "abstract"},
+		{Name: "probe connects to the sidecar's socket", Hook: probe("unix", e.SidecarSocket), Denied: socketDenied, Never: []string{"connected"}, Protection: "unix", Label: "hook.sock"},
+		{Name: "probe ptraces another run", Hook: probe("ptrace", fmt.Sprint(e.VictimPID)), Denied: notPermitted, Never: []string{"attached"}, Protection: "syscalls", Label: "ptrace"},
+		{Name: "probe setsid outlives the timeout", Hook: withTimeout(probe("setsid", "30"), 2*time.Second), Denied: notPermitted, Never: []string{"escaped"},
+			Survivor: "setsid-child 30", Protection: "syscalls", Label: "setsid"},
+		{Name: "probe signals the sidecar", Hook: probe("signal", fmt.Sprint(e.SidecarPID)), Denied: notPermitted, Never: []string{"signalled"}, Protection: "signals", Label: "sidecar"},
+		{Name: "probe signals another tenant's hook", Hook: probe("signal", fmt.Sprint(e.VictimPID)), Denied: notPermitted, Never: []string{"signalled"}, Protection: "signals", Label: "another run"},
 	}
+	for i := range attacks {
+		if attacks[i].Protection == "" {
+			attacks[i].Protection, attacks[i].Label = "files", "files"
+		}
+	}
+	return attacks
 }
 
 // ShippedWhitelist returns the example whitelist of config/manager, with

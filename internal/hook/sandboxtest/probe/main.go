@@ -20,8 +20,9 @@ limitations under the License.
 // proven by a program that tries it. It is built by the tests, never
 // shipped.
 //
-// usage: probe read PATH | write PATH | connect HOST:PORT | abstract NAME |
-// signal PID | ptrace PID | hold SECONDS | mem BYTES | fork | spin | fsize BYTES |
+// usage: probe read PATH | write PATH | connect HOST:PORT | udp HOST:PORT |
+// unix PATH | abstract NAME | signal PID | ptrace PID | setsid SECONDS |
+// hold SECONDS | threads N SECONDS | mem BYTES | fork | syscalls N | i386 | x32 | spin | fsize BYTES |
 // nofile N | limits
 package main
 
@@ -57,6 +58,50 @@ func main() {
 		fmt.Fprintln(c, "hello from a hook")
 		c.Close()
 		fmt.Println("connected")
+	case "udp":
+		// Datagrams need no connection: each one sent is one received.
+		c, err := net.Dial("udp", arg)
+		check(err)
+		for i := 0; i < 10; i++ {
+			_, err := fmt.Fprintln(c, "hello from a hook")
+			check(err)
+		}
+		c.Close()
+		fmt.Println("sent")
+	case "unix":
+		c, err := net.Dial("unix", arg)
+		check(err)
+		c.Close()
+		fmt.Println("connected")
+	case "setsid":
+		// A child in a session of its own would leave the process group
+		// the sidecar kills at the timeout, and outlive it.
+		s, _ := strconv.Atoi(arg)
+		cmd := exec.Command(os.Args[0], "setsid-child", fmt.Sprint(s))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		check(cmd.Start())
+		fmt.Println("escaped")
+		_ = cmd.Wait()
+	case "setsid-child":
+		s, _ := strconv.Atoi(arg)
+		time.Sleep(time.Duration(s) * time.Second)
+	case "threads":
+		// N threads of this uid, held: tasks the kernel counts for
+		// RLIMIT_NPROC wherever they are.
+		n, err := strconv.Atoi(arg)
+		check(err)
+		for i := 0; i < n; i++ {
+			go func() {
+				runtime.LockOSThread()
+				time.Sleep(time.Hour)
+			}()
+		}
+		fmt.Println("holding")
+		s := 60
+		if len(os.Args) > 3 {
+			s, _ = strconv.Atoi(os.Args[3])
+		}
+		time.Sleep(time.Duration(s) * time.Second)
 	case "abstract":
 		c, err := net.Dial("unix", "@"+arg)
 		check(err)
@@ -112,6 +157,16 @@ func main() {
 			}
 		}
 		time.Sleep(time.Minute)
+	case "i386", "x32":
+		check(otherABI(os.Args[1]))
+		fmt.Println("called")
+	case "syscalls":
+		// N cheap system calls: what each costs under the seccomp filter.
+		n, err := strconv.Atoi(arg)
+		check(err)
+		for i := 0; i < n; i++ {
+			syscall.Getppid()
+		}
 	case "spin":
 		for {
 		}

@@ -1,0 +1,96 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package hookexecutor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	flag "github.com/spf13/pflag"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/externalsource/externalsource-controller/internal/hook"
+)
+
+// TestHookMemoryAgrees reads the shipped manifests (config/manager) as the
+// sidecar would: its container's memory limit, its budget flags, and the
+// whitelist's per-run memory limits and the code's default. Every run the
+// whitelist allows must fit a namespace's share, the share the budget, and
+// the budget plus the sidecar's own reserve the container: otherwise runs
+// within their limits can exhaust the container (issue 23's attack 3), or
+// an allowed command can never run.
+func TestHookMemoryAgrees(t *testing.T) {
+	g := NewWithT(t)
+	root := filepath.Join("..", "..", "..", "config", "manager")
+	b, err := os.ReadFile(filepath.Join(root, "deployment.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var d appsv1.Deployment
+	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())
+	var sidecar *corev1.Container
+	for i, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "hook-executor" {
+			sidecar = &d.Spec.Template.Spec.Containers[i]
+		}
+	}
+	g.Expect(sidecar).ToNot(BeNil())
+	g.Expect(sidecar.Args).ToNot(BeEmpty())
+	g.Expect(sidecar.Args[0]).To(Equal(Subcommand))
+	var f flags
+	fs := flag.NewFlagSet(Subcommand, flag.ContinueOnError)
+	f.bind(fs)
+	g.Expect(fs.Parse(sidecar.Args[1:])).To(Succeed())
+	budget, err := f.budget()
+	g.Expect(err).ToNot(HaveOccurred())
+
+	limit, ok := sidecar.Resources.Limits[corev1.ResourceMemory]
+	g.Expect(ok).To(BeTrue(), "the sidecar has a memory limit")
+	g.Expect(budget.Total).To(BeNumerically(">", 0), "the budget is on")
+	g.Expect(budget.Total+hook.SidecarReserve.Value()).To(BeNumerically("<=", limit.Value()),
+		"--hook-memory-budget plus the sidecar's reserve fits the container's memory limit %s", limit.String())
+	g.Expect(budget.PerNamespace).To(BeNumerically("<=", budget.Total))
+	g.Expect(hook.DefaultMemory.Value()).To(BeNumerically("<=", budget.PerNamespace),
+		"an entry without limits (memory %s) can run", hook.DefaultMemory.String())
+
+	// The flags' defaults are the manifest's values.
+	var defaults flags
+	dfs := flag.NewFlagSet(Subcommand, flag.ContinueOnError)
+	defaults.bind(dfs)
+	g.Expect(dfs.Parse(nil)).To(Succeed())
+	db, err := defaults.budget()
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(db.Total).To(Equal(budget.Total), "--hook-memory-budget's default")
+	g.Expect(db.PerNamespace).To(Equal(budget.PerNamespace), "--hook-memory-per-namespace's default")
+
+	b, err = os.ReadFile(filepath.Join(root, "hook-whitelist.yaml"))
+	g.Expect(err).ToNot(HaveOccurred())
+	var cm corev1.ConfigMap
+	g.Expect(yaml.Unmarshal(b, &cm)).To(Succeed())
+	wl, err := hook.Parse([]byte(cm.Data["whitelist.yaml"]))
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(wl.Commands).ToNot(BeEmpty())
+	for _, c := range wl.Commands {
+		mem := hook.DefaultMemory.Value()
+		if c.Limits != nil && c.Limits.Memory != nil {
+			mem = c.Limits.Memory.Value()
+		}
+		g.Expect(mem).To(BeNumerically("<=", budget.PerNamespace), "whitelist entry %s: memory %d", c.Name, mem)
+	}
+}

@@ -1,0 +1,32 @@
+/*
+Copyright 2026 The externalsource-controller authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sandbox
+
+import "golang.org/x/sys/unix"
+
+// auditArch is what the kernel says in seccomp_data.arch for this
+// architecture's calls.
+const auditArch = unix.AUDIT_ARCH_X86_64
+
+// x32Bit marks a call of the x32 ABI (__X32_SYSCALL_BIT).
+const x32Bit = 0x40000000
+
+// archDeniedSyscalls are the calls of the default profiles only amd64 has.
+var archDeniedSyscalls = []uintptr{
+	unix.SYS_IOPL, unix.SYS_IOPERM, unix.SYS_USELIB, unix.SYS_USTAT, unix.SYS_SYSFS, unix.SYS__SYSCTL,
+	unix.SYS_CREATE_MODULE, unix.SYS_GET_KERNEL_SYMS, unix.SYS_QUERY_MODULE, unix.SYS_NFSSERVCTL,
+}
