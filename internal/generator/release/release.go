@@ -63,6 +63,10 @@ type Options struct {
 	// TempDir holds downloaded assets while they are verified; empty is
 	// os.TempDir().
 	TempDir string
+	// MaxSize bounds an asset's bytes (the controller's
+	// --max-response-size), checked while downloading so that an
+	// oversized asset never fills TempDir; zero is no bound.
+	MaxSize int64
 }
 
 // Generator publishes release assets. One instance serves every object.
@@ -310,10 +314,24 @@ func (c *client) download(ctx context.Context, a *asset, want string) (io.ReadCl
 	}
 	body := &tempFile{File: f}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
+	src := io.Reader(resp.Body)
+	if limit := c.g.opts.MaxSize; limit > 0 {
+		if resp.ContentLength > limit {
+			body.Close()
+			return nil, 0, fmt.Errorf("asset %s of release %s has %d bytes, over the maximum of %d bytes (--max-response-size)",
+				a.Name, c.rel.Tag, resp.ContentLength, limit)
+		}
+		// One byte past the limit tells "at the limit" from "over it".
+		src = io.LimitReader(resp.Body, limit+1)
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), src)
 	if err != nil {
 		body.Close()
 		return nil, 0, fmt.Errorf("downloading asset %s: %w", a.Name, err)
+	}
+	if limit := c.g.opts.MaxSize; limit > 0 && n > limit {
+		body.Close()
+		return nil, 0, fmt.Errorf("asset %s of release %s is over the maximum of %d bytes (--max-response-size)", a.Name, c.rel.Tag, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); want != "" && got != want {
 		body.Close()

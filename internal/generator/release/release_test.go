@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -495,4 +496,35 @@ func TestExactTagAndLatest(t *testing.T) {
 	res.Body.Close()
 	lists2, _, _ := s.counts()
 	g.Expect(lists2-lists).To(Equal(1), "latest is on the first page")
+}
+
+func TestAssetOverTheSizeLimit(t *testing.T) {
+	tests := []struct {
+		name    string
+		max     int64
+		wantErr bool
+	}{
+		{name: "at the limit", max: int64(len("kind: List # v1.2.0\n"))},
+		{name: "one byte over", max: int64(len("kind: List # v1.2.0\n")) - 1, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := newStandIn(t, &standIn{releases: fiveReleases("right")})
+			h := httpgen.New(httpgen.Options{URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+			dir := t.TempDir()
+			gen := New(Options{Sender: h.Sender(), MaxSize: tt.max, TempDir: dir})
+			res, err := gen.Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
+			if tt.wantErr {
+				g.Expect(err).To(MatchError(ContainSubstring("over the maximum of")))
+			} else {
+				g.Expect(err).ToNot(HaveOccurred())
+				g.Expect(read(g, res)).To(Equal("kind: List # v1.2.0\n"))
+			}
+			// Nothing is left in the spool directory either way.
+			left, err := os.ReadDir(dir)
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(left).To(BeEmpty())
+		})
+	}
 }
