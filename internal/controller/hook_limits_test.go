@@ -365,9 +365,11 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 				g.Expect(req.Body).To(HaveLen(tt.size))
 			}
 			// The buffer stops at the cap (4 MiB): its growth, the
-			// decoded request and the next hook's input stay well under
-			// 32 MiB, where the unbounded read took 153 MiB.
-			g.Expect(peak).To(BeNumerically("<", 32<<20))
+			// decoded request and the next hook's input stay a few times
+			// the cap, where the unbounded read took 153 MiB. The heap is
+			// the process's (the suite's managers allocate too), sampled:
+			// the bound is generous, and still far below the failure.
+			g.Expect(peak).To(BeNumerically("<", 96<<20))
 		})
 	}
 
@@ -409,7 +411,9 @@ func TestPreRequestHookOutputIsCapped(t *testing.T) {
 				g.Expect(conditions.GetMessage(cur, exsv1beta1.HookFailedCondition)).To(ContainSubstring("(--max-pre-request-output)"))
 				g.Expect(requests.Load()).To(BeZero())
 			}
-			g.Expect(peak).To(BeNumerically("<", 48<<20))
+			// Generous (a sampled, process-wide heap), and far below the
+			// 212 MiB the uncapped read cost.
+			g.Expect(peak).To(BeNumerically("<", 128<<20))
 		}
 	})
 

