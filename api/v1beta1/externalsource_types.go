@@ -33,10 +33,13 @@ const ExternalSourceKind = "ExternalSource"
 const (
 	// GeneratorTypeHTTP fetches the data with one HTTP request.
 	GeneratorTypeHTTP = "http"
+	// GeneratorTypeRelease publishes assets of a GitHub, GitLab or
+	// Gitea/Forgejo release.
+	GeneratorTypeRelease = "release"
 )
 
 // GeneratorTypes lists every generator type the CRD accepts.
-var GeneratorTypes = []string{GeneratorTypeHTTP}
+var GeneratorTypes = []string{GeneratorTypeHTTP, GeneratorTypeRelease}
 
 // Hook retry policies.
 const (
@@ -146,15 +149,117 @@ type VerifySpec struct {
 // GeneratorSpec selects a generator type and holds its configuration; each
 // type has its own field named after it.
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || has(self.http)",message="http must be set when type is http"
+// +kubebuilder:validation:XValidation:rule="self.type != 'release' || has(self.release)",message="release must be set when type is release"
 type GeneratorSpec struct {
 	// Type of the generator.
-	// +kubebuilder:validation:Enum=http
+	// +kubebuilder:validation:Enum=http;release
 	// +required
 	Type string `json:"type"`
 
 	// HTTP configures the http generator.
 	// +optional
 	HTTP *HTTPGeneratorSpec `json:"http,omitempty"`
+
+	// Release configures the release generator.
+	// +optional
+	Release *ReleaseGeneratorSpec `json:"release,omitempty"`
+}
+
+// Release providers.
+const (
+	// ReleaseProviderGitHub is GitHub and GitHub Enterprise (REST API v3).
+	ReleaseProviderGitHub = "github"
+	// ReleaseProviderGitLab is gitlab.com and self-hosted GitLab (API v4).
+	ReleaseProviderGitLab = "gitlab"
+	// ReleaseProviderGitea is Gitea and Forgejo (API v1), e.g. Codeberg.
+	ReleaseProviderGitea = "gitea"
+)
+
+// Release checksum policies.
+const (
+	// ReleaseChecksumsAuto verifies every selected asset: against the
+	// provider's asset digest when it gives one, else against a checksums
+	// asset of the release.
+	ReleaseChecksumsAuto = "auto"
+	// ReleaseChecksumsNone verifies nothing.
+	ReleaseChecksumsNone = "none"
+)
+
+// ReleaseGeneratorSpec selects a release of a repository and some of its
+// assets.
+// +kubebuilder:validation:XValidation:rule="!has(self.secretRef) || size(self.secretRef.name) > 0",message="secretRef.name must not be empty"
+type ReleaseGeneratorSpec struct {
+	// Provider is the API the release list is read from: github, gitlab,
+	// or gitea (Gitea and Forgejo share one API).
+	// +kubebuilder:validation:Enum=github;gitlab;gitea
+	// +required
+	Provider string `json:"provider"`
+
+	// URL is the base of the provider's API, http or https, e.g.
+	// https://github.example.com/api/v3 for GitHub Enterprise. Empty is
+	// the provider's public API (api.github.com, gitlab.com/api/v4,
+	// gitea.com/api/v1).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="must be an http or https URL"
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// Repository is owner/name, or for GitLab the project's path
+	// (group/subgroup/name).
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern="^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$"
+	// +required
+	Repository string `json:"repository"`
+
+	// Version selects the release.
+	// +required
+	Version ReleaseVersion `json:"version"`
+
+	// Prereleases lets semver and latest select a prerelease.
+	// +optional
+	Prereleases bool `json:"prereleases,omitempty"`
+
+	// Assets are glob patterns (path.Match) of the release's asset names;
+	// each must match exactly one asset.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +required
+	Assets []string `json:"assets"`
+
+	// Checksums says how the downloaded assets are verified: auto (the
+	// provider's asset digest when given, else a checksums asset of the
+	// release) or none.
+	// +kubebuilder:validation:Enum=auto;none
+	// +kubebuilder:default=auto
+	// +optional
+	Checksums string `json:"checksums,omitempty"`
+
+	// SecretRef names a Secret in the same namespace whose token key
+	// authenticates to the provider's API.
+	// +optional
+	SecretRef *meta.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// ReleaseVersion is exactly one way of selecting a release.
+// +kubebuilder:validation:XValidation:rule="(has(self.semver) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.latest) && self.latest ? 1 : 0) == 1",message="exactly one of semver, tag or latest must be set"
+type ReleaseVersion struct {
+	// SemVer is a range (Masterminds/semver, as Flux writes them); the
+	// highest matching release is selected.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+
+	// Tag is the exact tag of the release.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Tag string `json:"tag,omitempty"`
+
+	// Latest selects the most recently published non-draft release.
+	// +optional
+	Latest bool `json:"latest,omitempty"`
 }
 
 // HTTPGeneratorSpec configures a request to an HTTP API.
@@ -376,9 +481,28 @@ type ExternalSourceStatus struct {
 	// +optional
 	ChangeDetection string `json:"changeDetection,omitempty"`
 
+	// Release is the release the artifact was built from, for the
+	// release generator.
+	// +optional
+	Release *ReleaseStatus `json:"release,omitempty"`
+
 	meta.ReconcileRequestStatus `json:",inline"`
 
 	meta.ForceRequestStatus `json:",inline"`
+}
+
+// ReleaseStatus records the release an artifact was built from.
+type ReleaseStatus struct {
+	// Tag of the release.
+	Tag string `json:"tag"`
+
+	// URL of the release's page.
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// PublishedAt is when the release was published.
+	// +optional
+	PublishedAt *metav1.Time `json:"publishedAt,omitempty"`
 }
 
 // GetConditions returns the status conditions of the object.

@@ -170,6 +170,16 @@ func Revision(digest string) string {
 	return "latest@" + digest
 }
 
+// NamedRevision returns the Flux revision of an archive digest for the
+// named version of the data (e.g. a release tag, as GitRepository writes
+// "v1.2.3@sha1:..."); an empty name is Revision's "latest".
+func NamedRevision(name, digest string) string {
+	if name == "" {
+		return Revision(digest)
+	}
+	return name + "@" + digest
+}
+
 type countingWriter struct {
 	w io.Writer
 	n int64

@@ -75,7 +75,7 @@ func (r *ExternalSourceReconciler) reconcileArtifact(ctx context.Context,
 	// the API server two more writes per revision (Reconciling on, then
 	// off) that a watcher could barely observe.
 
-	artifact := r.Storage.NewArtifactFor(exsv1beta1.ExternalSourceKind, obj, archive.Revision(res.Digest), res.Hex()+".tar.gz")
+	artifact := r.Storage.NewArtifactFor(exsv1beta1.ExternalSourceKind, obj, archive.NamedRevision(st.revisionName, res.Digest), res.Hex()+".tar.gz")
 	// The expected digest lets the backend check the bytes as they stream
 	// (and S3 store it as metadata in one upload).
 	artifact.Digest = res.Digest

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -137,6 +138,10 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 	}
 	st.dataSize = n
 	st.validators = res.Validators
+	if strings.ContainsAny(res.RevisionName, "@ \t\r\n") {
+		return failed(fmt.Errorf("the generator named the revision %q: it must not contain '@' or whitespace", res.RevisionName))
+	}
+	st.revisionName, st.record = res.RevisionName, res.Record
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
 	return nil
@@ -187,6 +192,12 @@ func (r *ExternalSourceReconciler) fetchFailed(obj *exsv1beta1.ExternalSource, e
 	if errors.As(err, &inv) {
 		conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.InvalidSpecReason, "%s", err.Error())
 		return stalling(exsv1beta1.InvalidSpecReason, err)
+	}
+	var dm *generator.DigestMismatchError
+	if errors.As(err, &dm) {
+		err = fmt.Errorf("fetch failed: %w", err)
+		conditions.MarkTrue(obj, exsv1beta1.FetchFailedCondition, exsv1beta1.DigestMismatchReason, "%s", err.Error())
+		return stalling(exsv1beta1.DigestMismatchReason, err)
 	}
 	err = fmt.Errorf("fetch failed: %w", err)
 	// Refused credentials have their own reason, so that alerts can tell

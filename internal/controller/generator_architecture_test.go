@@ -22,6 +22,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -55,12 +56,19 @@ type staticGenerator struct {
 	data    string
 	version string
 	calls   int
+	// name is the RevisionName and status.release.tag it reports;
+	// mismatch makes it fail with a DigestMismatchError.
+	name     string
+	mismatch bool
 }
 
 func (s *staticGenerator) Generate(_ context.Context, req *generator.Request) (*generator.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if s.mismatch {
+		return nil, &generator.DigestMismatchError{Err: errors.New("the bytes are not the declared ones")}
+	}
 	if req.Previous.ETag == s.version {
 		return &generator.Result{NotModified: true, Validators: req.Previous, ChangeDetection: "version"}, nil
 	}
@@ -68,6 +76,12 @@ func (s *staticGenerator) Generate(_ context.Context, req *generator.Request) (*
 		Body:            io.NopCloser(strings.NewReader(s.data)),
 		Validators:      generator.Validators{ETag: s.version},
 		ChangeDetection: "version",
+		RevisionName:    s.name,
+		Record: func(st *exsv1beta1.ExternalSourceStatus) {
+			if s.name != "" {
+				st.Release = &exsv1beta1.ReleaseStatus{Tag: s.name}
+			}
+		},
 	}, nil
 }
 
@@ -153,13 +167,31 @@ func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
 	g.Expect(again.Status.Artifact).To(Equal(first.Status.Artifact))
 	g.Expect(static.calls).To(Equal(2))
 
-	// Changed: a new revision, published.
+	g.Expect(first.Status.Artifact.Revision).To(HavePrefix("latest@sha256:"))
+	g.Expect(first.Status.Release).To(BeNil())
+
+	// Changed: a new revision, published, named by the generator, with
+	// the status the generator records.
 	static.set("answer: 43\n", "2")
+	static.name = "v2.0.0"
 	changed := reconcile(obj)
-	g.Expect(changed.Status.Artifact.Revision).ToNot(Equal(first.Status.Artifact.Revision))
+	g.Expect(changed.Status.Artifact.Revision).To(Equal("v2.0.0@" + changed.Status.Artifact.Digest))
+	g.Expect(changed.Status.Release).To(Equal(&exsv1beta1.ReleaseStatus{Tag: "v2.0.0"}))
 	g.Expect(readArtifact(changed.Status.Artifact)).To(Equal("answer: 43\n"))
 	g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(obj), ea)).To(Succeed())
 	g.Expect(ea.Status.Artifact).To(Equal(changed.Status.Artifact))
+
+	// A digest mismatch stalls with its reason; the artifact stays.
+	static.mismatch = true
+	obj.Generation = 2
+	latest := &exsv1beta1.ExternalSource{}
+	g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(obj), latest)).To(Succeed())
+	latest.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "now"}
+	g.Expect(c.Update(context.Background(), latest)).To(Succeed())
+	mism := reconcile(obj)
+	g.Expect(conditions.IsStalled(mism)).To(BeTrue(), "%v", mism.Status.Conditions)
+	g.Expect(conditions.GetReason(mism, meta.ReadyCondition)).To(Equal(exsv1beta1.DigestMismatchReason))
+	g.Expect(mism.Status.Artifact).To(Equal(changed.Status.Artifact))
 
 	// A type nobody registered is Stalled, naming the field.
 	stalled := reconcile(other)

@@ -56,6 +56,9 @@ type reconcileState struct {
 	notModified bool
 	// changeDetection says how the generator detected the change.
 	changeDetection string
+	// revisionName and record are the generator's (generator.Result).
+	revisionName string
+	record       func(*exsv1beta1.ExternalSourceStatus)
 	// warnings of the generator, for Ready's message.
 	warnings []string
 	// fetched says this reconcile asked the upstream (or the pin answered
@@ -184,6 +187,9 @@ func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
 	obj.Status.LastHandledETag = st.secrets.Unless(st.validators.ETag)
 	obj.Status.LastModified = st.secrets.Unless(st.validators.LastModified)
 	obj.Status.ChangeDetection = st.changeDetection
+	if st.record != nil {
+		st.record(&obj.Status)
+	}
 	// The pin the data was verified against (a skipped fetch keeps it).
 	obj.Status.LastHandledDigest = pinnedDigest(obj)
 }

@@ -214,7 +214,11 @@ func TestNoCrossNamespaceReferences(t *testing.T) {
 			// Reviewed with issue 14: local names, read through getSecret
 			// from the object's namespace, indexed for the config watch.
 			"spec.generator.http.auth.basic.secretRef", "spec.generator.http.auth.bearer.secretRef",
-			"spec.generator.http.auth.oauth2.secretRef"), "a new reference must be reviewed here")
+			"spec.generator.http.auth.oauth2.secretRef",
+			// Reviewed with issue 26: a local name, read by the release
+			// generator from the object's namespace (readToken), reported
+			// through SecretRefs for the config watch.
+			"spec.generator.release.secretRef"), "a new reference must be reviewed here")
 	}
 
 	// The API server refuses a namespace on a reference.

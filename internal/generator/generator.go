@@ -137,6 +137,16 @@ type Result struct {
 	// ChangeDetection constants); recorded in status.changeDetection.
 	ChangeDetection string
 
+	// RevisionName names the version of the data in the artifact's
+	// revision, "<name>@sha256:<hex>" (e.g. a release tag); empty is
+	// "latest". It must not contain whitespace or '@'.
+	RevisionName string
+
+	// Record, when set, records in the status what the data was built
+	// from (e.g. status.release); the reconciler calls it when it records
+	// the data as handled. A NotModified result leaves the status as it is.
+	Record func(status *exsv1beta1.ExternalSourceStatus)
+
 	// Warnings are conditions the user must know about although the fetch
 	// worked (e.g. TLS verification disabled). The reconciler adds them to
 	// Ready's message and emits a Warning event when one appears.
@@ -261,6 +271,17 @@ func IsAuthError(err error) bool {
 	var ae *AuthError
 	return errors.As(err, &ae)
 }
+
+// DigestMismatchError says that fetched bytes are not the ones the upstream
+// declared (an asset digest or a checksums file). Retrying cannot make them
+// match, so the reconciler reports DigestMismatch, keeps the last artifact
+// and stalls until the spec changes.
+type DigestMismatchError struct {
+	Err error
+}
+
+func (e *DigestMismatchError) Error() string { return e.Err.Error() }
+func (e *DigestMismatchError) Unwrap() error { return e.Err }
 
 // SecretReferencer is implemented by generators whose spec references
 // Secrets: SecretRefs returns their names, in the object's namespace. The

@@ -59,6 +59,7 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/generator/builtin"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/generator/release"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	exsmetrics "github.com/externalsource/externalsource-controller/internal/metrics"
 	"github.com/externalsource/externalsource-controller/internal/server"
@@ -161,7 +162,10 @@ func run(ctx context.Context, f *flags, version string) error {
 	}
 	generators, err := newGenerators(exsv1beta1.GeneratorTypes, builtin.Register,
 		builtin.Options{HTTP: httpgen.Options{UserAgent: controllerName + "/" + version, URLPolicy: urlPolicy,
-			MaxConcurrentPerHost: f.perHostLimit()}})
+			MaxConcurrentPerHost: f.perHostLimit()},
+			// An asset is spooled (and verified) by the generator before
+			// the reconciler reads it: the same bound and directory.
+			Release: release.Options{MaxSize: f.maxResponseSize, TempDir: sp.Path()}})
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func TestStartupFailsForATypeWithoutImplementation(t *testing.T) {
 
 	none := func(*generator.Registry, builtin.Options) error { return nil }
 	_, err = newGenerators(exsv1beta1.GeneratorTypes, none, builtin.Options{})
-	g.Expect(err).To(MatchError(ContainSubstring("[http]")))
+	g.Expect(err).To(MatchError(ContainSubstring("[http release]")))
 }
 
 // TestArtifactFlags: the storage, server, retention and digest flags are

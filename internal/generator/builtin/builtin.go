@@ -19,17 +19,28 @@ limitations under the License.
 package builtin
 
 import (
+	"errors"
+
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
+	"github.com/externalsource/externalsource-controller/internal/generator/release"
 )
 
 // Options configure the built-in generators.
 type Options struct {
 	HTTP httpgen.Options
+	// Release configures the release generator; its Sender is the http
+	// generator's.
+	Release release.Options
 }
 
 // Register adds every built-in generator type to r.
 func Register(r *generator.Registry, opts Options) error {
-	return r.Register(exsv1beta1.GeneratorTypeHTTP, httpgen.New(opts.HTTP))
+	h := httpgen.New(opts.HTTP)
+	opts.Release.Sender = h.Sender()
+	return errors.Join(
+		r.Register(exsv1beta1.GeneratorTypeHTTP, h),
+		r.Register(exsv1beta1.GeneratorTypeRelease, release.New(opts.Release)),
+	)
 }
