@@ -82,6 +82,7 @@ func TestHookSandboxThroughTheController(t *testing.T) {
 		ModuleDir:     t.TempDir(),
 		VictimSecret:  fmt.Sprintf("victim-%d", time.Now().UnixNano()),
 		SidecarPID:    sidecarPID(g, filepath.Join(filepath.Dir(controllerBin), "hook.sock")),
+		EnvMarker:     fmt.Sprintf("env-marker-%d", time.Now().UnixNano()),
 	}
 	g.Expect(os.WriteFile(env.TokenPath, []byte(`"`+secret+`"`), 0o644)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(env.ModuleDir, "secret.b64"), []byte(base64.StdEncoding.EncodeToString([]byte(secret))), 0o644)).To(Succeed())

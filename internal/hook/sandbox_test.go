@@ -110,6 +110,7 @@ func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig 
 		ModuleDir:     filepath.Join(dir, "modules"),
 		VictimSecret:  fmt.Sprintf("victim-input-%d", time.Now().UnixNano()),
 		SidecarPID:    os.Getpid(),
+		EnvMarker:     fmt.Sprintf("env-marker-%d", time.Now().UnixNano()),
 	}
 	g.Expect(os.WriteFile(r.env.TokenPath, []byte(`"`+secret+`"`), 0o644)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(r.env.ModuleDir, "secret.jq"), []byte(`def leak: "`+secret+`";`), 0o644)).To(Succeed())

@@ -69,6 +69,10 @@ type Env struct {
 	AbstractSocket string
 	// SidecarPID is the hook executor's pid, for signals.
 	SidecarPID int
+	// EnvMarker is the value the /proc/self/environ rows give their hook
+	// in TZ (a whitelisted name): what a read of the environment would
+	// show, so that those rows can tell a refused read from an empty one.
+	EnvMarker string
 }
 
 // VictimFileContent is what the probe's "hold" mode writes into its
@@ -146,12 +150,19 @@ func Attacks(e Env) []Attack {
 	probe := func(args ...string) exsv1beta1.Hook {
 		return exsv1beta1.Hook{Name: "attack", Command: "probe", Args: args}
 	}
+	// The environment rows set TZ to the marker: a read that got through
+	// would show it.
+	environ := []string{e.EnvMarker}
+	withTZ := func(h exsv1beta1.Hook) exsv1beta1.Hook {
+		h.Env = []exsv1beta1.HookEnvVar{{Name: "TZ", Value: e.EnvMarker}}
+		return h
+	}
 	attacks := []Attack{
 		// jq: files only through its command line and modules.
 		{Name: "jq --rawfile /etc/passwd", Hook: jq("-n", "--rawfile", "x", "/etc/passwd", "$x"), ShippedRejects: true, Denied: permissionDenied, Never: passwd},
 		{Name: "jq --slurpfile token", Hook: jq("-n", "--slurpfile", "x", e.TokenPath, "$x"), ShippedRejects: true, Denied: permissionDenied, Never: secret},
 		{Name: "jq file argument: the whitelist", Hook: jq("-R", ".", e.WhitelistPath), ShippedRejects: true, Denied: permissionDenied, Never: wl},
-		{Name: "jq file argument: /proc/self/environ", Hook: jq("-R", ".", "/proc/self/environ"), ShippedRejects: true, Denied: permissionDenied},
+		{Name: "jq file argument: /proc/self/environ", Hook: withTZ(jq("-R", ".", "/proc/self/environ")), ShippedRejects: true, Denied: permissionDenied, Never: environ},
 		{Name: "jq file argument: another run's stdin", Hook: jq("-R", ".", victimFD), ShippedRejects: true, Denied: permissionDenied, Never: victim},
 		{Name: "jq include with a search path", Hook: jq("-n", "-L", e.ModuleDir, `include "secret"; leak`), ShippedRejects: true, Denied: permissionDenied, Never: secret},
 		{Name: "jq import data with a search path", Hook: jq("-n", "-L", e.ModuleDir, `import "secret" as $s; $s`), ShippedRejects: true, Denied: permissionDenied, Never: secret},
@@ -160,7 +171,7 @@ func Attacks(e Env) []Attack {
 		{Name: "yq load_str /etc/passwd", Hook: yq("load_str(.p)"), Stdin: jsonInput("p", "/etc/passwd"), Denied: permissionDenied, Never: passwd},
 		{Name: "yq strload the whitelist", Hook: yq("strload(.p)"), Stdin: jsonInput("p", e.WhitelistPath), Denied: permissionDenied, Never: wl},
 		{Name: "yq load the whitelist", Hook: yq("load(.p)"), Stdin: jsonInput("p", e.WhitelistPath), Denied: permissionDenied, Never: wl},
-		{Name: "yq load_str /proc/self/environ", Hook: yq("load_str(.p)"), Stdin: jsonInput("p", "/proc/self/environ"), Denied: permissionDenied},
+		{Name: "yq load_str /proc/self/environ", Hook: withTZ(yq("load_str(.p)")), Stdin: jsonInput("p", "/proc/self/environ"), Denied: permissionDenied, Never: environ},
 		{Name: "yq load_props /proc/self/status", Hook: yq("load_props(.p)"), Stdin: jsonInput("p", "/proc/self/status"), Denied: permissionDenied, Never: []string{"VmRSS"}},
 		{Name: "yq load_xml token", Hook: yq("load_xml(.p)"), Stdin: jsonInput("p", e.TokenPath), Denied: permissionDenied, Never: secret},
 		{Name: "yq load_base64 a secret", Hook: yq("load_base64(.p)"), Stdin: jsonInput("p", filepath.Join(e.ModuleDir, "secret.b64")), Denied: permissionDenied, Never: secret},
