@@ -298,8 +298,8 @@ func TestNamespaceShareFor(t *testing.T) {
 // BenchmarkNamespaceShareParked is one wake-up and one admission with
 // 5,000 requests of the namespace parked, what a burst of new sources in
 // one namespace looks like: O(1), where a slice scanned under the share's
-// lock made it O(parked) (0.47 s of CPU, a tenth of the controller's, at
-// 5,000 new sources; docs/benchmarks.md): 20.8 µs per op before, 1.1 µs.
+// lock made it O(parked) (docs/benchmarks.md has the figures before and
+// after).
 func BenchmarkNamespaceShareParked(b *testing.B) {
 	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
 	defer q.ShutDown()

@@ -151,8 +151,8 @@ func (s *Storage) Ephemeral() bool { return false }
 // uploadSize is the size to announce for an upload of r: r's own size when
 // it says so and it fits in one part, -1 (unknown) otherwise. An upload of
 // unknown size makes minio-go allocate a whole part (PartSize) before it
-// reads a byte: 16 MiB for every artifact of a few KiB, which at thousands
-// of new revisions was the controller's largest allocation by far. A known
+// reads a byte: a whole part for every artifact of a few KiB, which at
+// thousands of new revisions was the controller's largest allocation. A known
 // size below one part is one PUT, streamed; above it the unknown size keeps
 // the multipart upload to one part in memory (a known size with a reader
 // at offsets would upload parts in parallel, each in memory).
