@@ -17,15 +17,12 @@ limitations under the License.
 package controller
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	flag "github.com/spf13/pflag"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
+
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
 // TestManagerSpoolSizeLimit: the manager's spool volume has a sizeLimit,
@@ -37,18 +34,7 @@ import (
 // tenant's data must be able to do that.
 func TestManagerSpoolSizeLimit(t *testing.T) {
 	g := NewWithT(t)
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "manager", "deployment.yaml"))
-	g.Expect(err).ToNot(HaveOccurred())
-	var d appsv1.Deployment
-	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())
-
-	var manager *corev1.Container
-	for i := range d.Spec.Template.Spec.Containers {
-		if d.Spec.Template.Spec.Containers[i].Name == "manager" {
-			manager = &d.Spec.Template.Spec.Containers[i]
-		}
-	}
-	g.Expect(manager).ToNot(BeNil())
+	manager := testutil.ShippedContainer(g, "manager")
 	var f flags
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	f.bind(fs)
@@ -79,7 +65,7 @@ func TestManagerSpoolSizeLimit(t *testing.T) {
 	need := int64(f.concurrent) * perReconcile
 
 	found := false
-	for _, v := range d.Spec.Template.Spec.Volumes {
+	for _, v := range testutil.ShippedDeployment(g).Spec.Template.Spec.Volumes {
 		if v.Name != spoolVolume {
 			continue
 		}
@@ -98,12 +84,8 @@ func TestManagerSpoolSizeLimit(t *testing.T) {
 // measurements behind 50).
 func TestManagerGOGC(t *testing.T) {
 	g := NewWithT(t)
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "config", "manager", "deployment.yaml"))
-	g.Expect(err).ToNot(HaveOccurred())
-	var d appsv1.Deployment
-	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())
 	var gogc []string
-	for _, c := range d.Spec.Template.Spec.Containers {
+	for _, c := range testutil.ShippedDeployment(g).Spec.Template.Spec.Containers {
 		for _, e := range c.Env {
 			if e.Name == "GOGC" {
 				gogc = append(gogc, c.Name+"="+e.Value)

@@ -23,9 +23,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	flag "github.com/spf13/pflag"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/externalsource/externalsource-controller/internal/testutil"
 
 	"github.com/externalsource/externalsource-controller/internal/hook"
 )
@@ -40,17 +41,7 @@ import (
 func TestHookMemoryAgrees(t *testing.T) {
 	g := NewWithT(t)
 	root := filepath.Join("..", "..", "..", "config", "manager")
-	b, err := os.ReadFile(filepath.Join(root, "deployment.yaml"))
-	g.Expect(err).ToNot(HaveOccurred())
-	var d appsv1.Deployment
-	g.Expect(yaml.UnmarshalStrict(b, &d)).To(Succeed())
-	var sidecar *corev1.Container
-	for i, c := range d.Spec.Template.Spec.Containers {
-		if c.Name == "hook-executor" {
-			sidecar = &d.Spec.Template.Spec.Containers[i]
-		}
-	}
-	g.Expect(sidecar).ToNot(BeNil())
+	sidecar := testutil.ShippedContainer(g, "hook-executor")
 	g.Expect(sidecar.Args).ToNot(BeEmpty())
 	g.Expect(sidecar.Args[0]).To(Equal(Subcommand))
 	var f flags
@@ -79,7 +70,7 @@ func TestHookMemoryAgrees(t *testing.T) {
 	g.Expect(db.Total).To(Equal(budget.Total), "--hook-memory-budget's default")
 	g.Expect(db.PerNamespace).To(Equal(budget.PerNamespace), "--hook-memory-per-namespace's default")
 
-	b, err = os.ReadFile(filepath.Join(root, "hook-whitelist.yaml"))
+	b, err := os.ReadFile(filepath.Join(root, "hook-whitelist.yaml"))
 	g.Expect(err).ToNot(HaveOccurred())
 	var cm corev1.ConfigMap
 	g.Expect(yaml.Unmarshal(b, &cm)).To(Succeed())

@@ -121,30 +121,9 @@ func (g *github) downloadHeaders(token string) http.Header {
 }
 
 func (g *github) parse(data []byte) ([]release, error) {
-	var rs []struct {
-		TagName     string    `json:"tag_name"`
-		Draft       bool      `json:"draft"`
-		Prerelease  bool      `json:"prerelease"`
-		HTMLURL     string    `json:"html_url"`
-		PublishedAt time.Time `json:"published_at"`
-		Assets      []struct {
-			Name   string `json:"name"`
-			URL    string `json:"url"`
-			Digest string `json:"digest"`
-		} `json:"assets"`
-	}
-	if err := json.Unmarshal(data, &rs); err != nil {
-		return nil, err
-	}
-	out := make([]release, 0, len(rs))
-	for _, r := range rs {
-		rel := release{Tag: r.TagName, Draft: r.Draft, Prerelease: r.Prerelease, URL: r.HTMLURL, PublishedAt: r.PublishedAt}
-		for _, a := range r.Assets {
-			rel.Assets = append(rel.Assets, asset{Name: a.Name, DownloadURL: a.URL, Digest: a.Digest})
-		}
-		out = append(out, rel)
-	}
-	return out, nil
+	return parseReleases(data, func(a releaseAsset) asset {
+		return asset{Name: a.Name, DownloadURL: a.URL, Digest: a.Digest}
+	})
 }
 
 // gitea is Gitea's and Forgejo's API v1: GET /repos/{owner}/{repo}/releases,
@@ -166,16 +145,31 @@ func (g *gitea) downloadHeaders(token string) http.Header {
 }
 
 func (g *gitea) parse(data []byte) ([]release, error) {
+	return parseReleases(data, func(a releaseAsset) asset {
+		return asset{Name: a.Name, DownloadURL: a.BrowserDownloadURL}
+	})
+}
+
+// releaseAsset is an asset as GitHub and Gitea both list it; each takes
+// its download address from a different field, and only GitHub gives a
+// digest.
+type releaseAsset struct {
+	Name               string `json:"name"`
+	URL                string `json:"url"`
+	BrowserDownloadURL string `json:"browser_download_url"`
+	Digest             string `json:"digest"`
+}
+
+// parseReleases reads the release list that GitHub and Gitea share the
+// shape of, mapping each asset with toAsset.
+func parseReleases(data []byte, toAsset func(releaseAsset) asset) ([]release, error) {
 	var rs []struct {
-		TagName     string    `json:"tag_name"`
-		Draft       bool      `json:"draft"`
-		Prerelease  bool      `json:"prerelease"`
-		HTMLURL     string    `json:"html_url"`
-		PublishedAt time.Time `json:"published_at"`
-		Assets      []struct {
-			Name string `json:"name"`
-			URL  string `json:"browser_download_url"`
-		} `json:"assets"`
+		TagName     string         `json:"tag_name"`
+		Draft       bool           `json:"draft"`
+		Prerelease  bool           `json:"prerelease"`
+		HTMLURL     string         `json:"html_url"`
+		PublishedAt time.Time      `json:"published_at"`
+		Assets      []releaseAsset `json:"assets"`
 	}
 	if err := json.Unmarshal(data, &rs); err != nil {
 		return nil, err
@@ -184,7 +178,7 @@ func (g *gitea) parse(data []byte) ([]release, error) {
 	for _, r := range rs {
 		rel := release{Tag: r.TagName, Draft: r.Draft, Prerelease: r.Prerelease, URL: r.HTMLURL, PublishedAt: r.PublishedAt}
 		for _, a := range r.Assets {
-			rel.Assets = append(rel.Assets, asset{Name: a.Name, DownloadURL: a.URL})
+			rel.Assets = append(rel.Assets, toAsset(a))
 		}
 		out = append(out, rel)
 	}
