@@ -131,3 +131,72 @@ func TestMetricsAreDocumented(t *testing.T) {
 		g.Expect(defined).To(HaveKey(name), "docs/metrics.md documents %s, which no code defines", name)
 	}
 }
+
+// layoutPath is a backticked path in the first cell of a row of
+// docs/dev/development.md's layout table.
+var layoutPath = regexp.MustCompile("`([^`]+)`")
+
+// TestLayoutIsDocumented reads the layout table of docs/dev/development.md:
+// every directory of internal/, hack/ and tests/ that holds Go files is in
+// it, as a row of its own or named in the row of a parent (`http/` in the
+// row of internal/generator), so that a new package fails here until the
+// table says what it is for.
+func TestLayoutIsDocumented(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "dev", "development.md"))
+	g.Expect(err).ToNot(HaveOccurred())
+	_, table, ok := strings.Cut(string(b), "\n## Layout\n")
+	g.Expect(ok).To(BeTrue(), "development.md has a Layout section")
+	table, _, _ = strings.Cut(table, "\n## ")
+	type row struct {
+		paths []string
+		text  string
+	}
+	var rows []row
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		r := row{text: line}
+		for _, m := range layoutPath.FindAllStringSubmatch(cells[1], -1) {
+			r.paths = append(r.paths, strings.TrimSuffix(m[1], "/"))
+		}
+		rows = append(rows, r)
+	}
+	g.Expect(rows).ToNot(BeEmpty())
+
+	documented := func(dir string) bool {
+		for _, r := range rows {
+			for _, p := range r.paths {
+				if ok, _ := filepath.Match(p, dir); ok || p == dir {
+					return true
+				}
+				rest, ok := strings.CutPrefix(dir, p+"/")
+				if !ok {
+					continue
+				}
+				first, _, _ := strings.Cut(rest, "/")
+				if strings.Contains(r.text, "`"+first+"/") || strings.Contains(r.text, "/"+first+"`") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var missing []string
+	for _, top := range []string{"internal", "hack", "tests"} {
+		err := filepath.WalkDir(filepath.Join("..", "..", top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.Contains(p, "testdata") {
+				return err
+			}
+			dir, _ := filepath.Rel(filepath.Join("..", ".."), filepath.Dir(p))
+			if !documented(filepath.ToSlash(dir)) && !slices.Contains(missing, dir) {
+				missing = append(missing, dir)
+			}
+			return nil
+		})
+		g.Expect(err).ToNot(HaveOccurred())
+	}
+	g.Expect(missing).To(BeEmpty(), "directories docs/dev/development.md's layout table does not name")
+}
