@@ -28,6 +28,8 @@ import (
 	. "github.com/onsi/gomega"
 	flag "github.com/spf13/pflag"
 
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+
 	controllercmd "github.com/externalsource/externalsource-controller/internal/cmd/controller"
 	"github.com/externalsource/externalsource-controller/internal/cmd/hookexecutor"
 )
@@ -199,4 +201,40 @@ func TestLayoutIsDocumented(t *testing.T) {
 		g.Expect(err).ToNot(HaveOccurred())
 	}
 	g.Expect(missing).To(BeEmpty(), "directories docs/dev/development.md's layout table does not name")
+}
+
+// envRead is an environment variable the programs read: a string literal
+// given to os.Getenv, os.LookupEnv or envOr, or Flux's runtime namespace.
+var envRead = regexp.MustCompile(`(?:os\.Getenv|os\.LookupEnv|envOr)\("([A-Z_]+)"|(runtimectrl\.EnvRuntimeNamespace)`)
+
+// TestEnvIsDocumented reads the programs' wiring (internal/cmd, main.go):
+// every environment variable they read is named in docs/flags.md.
+func TestEnvIsDocumented(t *testing.T) {
+	g := NewWithT(t)
+	var files []string
+	err := filepath.WalkDir(filepath.Join("..", "..", "internal", "cmd"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
+		}
+		return err
+	})
+	g.Expect(err).ToNot(HaveOccurred())
+	read := map[string]bool{}
+	for _, f := range append(files, filepath.Join("..", "..", "main.go")) {
+		b, err := os.ReadFile(f)
+		g.Expect(err).ToNot(HaveOccurred())
+		for _, m := range envRead.FindAllStringSubmatch(string(b), -1) {
+			if m[2] != "" {
+				m[1] = runtimectrl.EnvRuntimeNamespace
+			}
+			read[m[1]] = true
+		}
+	}
+	g.Expect(read).To(HaveKey("METRICS_ADDR"), "the scan finds what the programs read")
+	g.Expect(read).To(HaveKey("RUNTIME_NAMESPACE"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "flags.md"))
+	g.Expect(err).ToNot(HaveOccurred())
+	for name := range read {
+		g.Expect(string(doc)).To(ContainSubstring("`"+name+"`"), "docs/flags.md does not name the environment variable %s", name)
+	}
 }
