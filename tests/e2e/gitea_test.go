@@ -118,10 +118,6 @@ DEFAULT_KEEP_EMAIL_PRIVATE = true
 [mailer]
 ENABLED = false
 
-[picture]
-DISABLE_GRAVATAR = true
-ENABLE_FEDERATED_AVATAR = false
-
 [session]
 PROVIDER = memory
 
