@@ -72,13 +72,18 @@ type ExternalSourceSpec struct {
 	// +required
 	Interval metav1.Duration `json:"interval"`
 
+	// Timeout's default is spelled as Go writes a metav1.Duration ("1m0s"):
+	// spelled otherwise ("60s"), every Update of an unchanged object by a
+	// Go client rewrote it, made a new generation and so a full fetch
+	// (TestUpdateOfAnUnchangedObjectKeepsItsGeneration).
+
 	// Timeout bounds a whole fetch, hooks included. Defaults to 60s, at
 	// most 10m; the controller may cap it lower (--max-fetch-timeout).
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be greater than 0s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('10m')",message="must be at most 10m"
-	// +kubebuilder:default="60s"
+	// +kubebuilder:default="1m0s"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
