@@ -236,14 +236,16 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		r.firstChecks = &firstChecks{}
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
+	copts := controller.Options{
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		RateLimiter:             opts.RateLimiter,
+		RecoverPanic:            ptr.To(true),
+	}
+	r.withNamespaceShare(&copts, opts, mgr.GetLogger())
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&exsv1beta1.ExternalSource{}, builder.WithPredicates(pred)).
 		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(predicate.Or(externalArtifactChanged, artifactReconcileRequested))).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-			RateLimiter:             opts.RateLimiter,
-			RecoverPanic:            ptr.To(true),
-		})
+		WithOptions(copts)
 	if opts.HookWhitelistChanged != nil {
 		// A whitelist change can unstall (or stall) objects with hooks:
 		// requeue them all, and only them.
@@ -256,7 +258,6 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 			return err
 		}
 	}
-	b = r.withNamespaceShare(b, opts)
 	return b.Complete(r)
 }
 
@@ -295,13 +296,10 @@ type reconcileFunc func(ctx context.Context, obj *exsv1beta1.ExternalSource, st 
 // summarize and patch, finalizer, suspend, then the steps.
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	// One namespace never holds more than its share of the workers
-	// (fairshare.go): over it, the request waits without a worker and
-	// without any API call.
-	release, retryAfter, admitted := r.namespaceShare.Admit(ctx, req)
-	if !admitted {
-		return ctrl.Result{RequeueAfter: retryAfter}, nil
-	}
-	defer release()
+	// (fairshare.go): the controller's queue (ShareQueue) admitted req
+	// into it; the share is left after storage (reconcileLeaveShare) or,
+	// at the latest, when the queue is told req is done.
+	release := func() { r.namespaceShare.Leave(req) }
 
 	start := time.Now()
 

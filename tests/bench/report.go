@@ -270,6 +270,10 @@ type FloorRow struct {
 	OursWritesBySourceVerb string  `json:"oursWritesByResourceVerb"`
 	NullRevisionByVerb     string  `json:"nullRevisionByResourceVerb"`
 	OursRevisionByVerb     string  `json:"oursRevisionByResourceVerb"`
+	// NullReconcilesPerSource and OursReconcilesPerSource are the
+	// reconciles per new source until all were Ready (the first run's).
+	NullReconcilesPerSource float64 `json:"nullReconcilesPerSource"`
+	OursReconcilesPerSource float64 `json:"oursReconcilesPerSource"`
 }
 
 // FloorRows pairs the null producer's and the controller's reports of
@@ -338,6 +342,7 @@ func FloorRows(reps []*Report) []FloorRow {
 		row.OursWritesPerRevision = float64(or.Total()) / float64(n)
 		row.OursEventsPerRevision = float64(ore) / float64(n)
 		row.NullRevisionByVerb, row.OursRevisionByVerb = perSource(nr, n), perSource(or, n)
+		row.NullReconcilesPerSource, row.OursReconcilesPerSource = null.ReconcilesPerNewSource, ours.ReconcilesPerNewSource
 		rows = append(rows, row)
 	}
 	return rows
@@ -363,6 +368,7 @@ func PrintFloor(w io.Writer, rows []FloorRow) {
 			fmt.Fprintf(w, "  %d sources, null producer with the 2 NewArtifact events: %.1f s (%v; %.2f events/source until Ready); ours / it = %.2f\n",
 				r.N, r.NullEventsSeconds, r.NullEventsRuns, r.NullEventsPerSource, r.RatioToNullEvents)
 		}
+		fmt.Fprintf(w, "  %d sources, reconciles per new source: null %.2f, ours %.2f\n", r.N, r.NullReconcilesPerSource, r.OursReconcilesPerSource)
 		fmt.Fprintf(w, "  %d sources, per new source: null: %s\n", r.N, r.NullWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new source: ours: %s\n", r.N, r.OursWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new revision: null: %s\n", r.N, r.NullRevisionByVerb)

@@ -61,19 +61,24 @@ func TestScenarios(t *testing.T) {
 		g := NewWithT(t)
 		var reps []*Report
 		for _, p := range []string{ProducerNull, ProducerNullEvents, ProducerController} {
-			reps = append(reps, run(t, Config{Name: "floor-" + p, Group: "floor8", Producer: p, N: 8, PayloadSize: 1 << 10,
+			reps = append(reps, run(t, Config{Name: "floor-" + p, Group: "floor8", Producer: p, N: 20, PayloadSize: 1 << 10,
 				ETag: true, Steady: SteadyRequest, ChangeFraction: 1}))
 		}
 		for _, r := range reps {
-			g.Expect(r.Ready).To(Equal(8))
+			g.Expect(r.Ready).To(Equal(20))
 			// Every source has a new revision in the request window.
-			g.Expect(r.Steady.ArtifactsPublished).To(BeNumerically("==", 8), r.Config.Producer)
+			g.Expect(r.Steady.ArtifactsPublished).To(BeNumerically("==", 20), r.Config.Producer)
+			// One reconcile per new source (issue 27): twenty sources in
+			// one namespace are more than its share of the ten workers,
+			// and those over it were reconciled twice.
+			g.Expect(r.ReconcilesPerNewSource).To(Equal(1.0), r.Config.Producer)
 		}
 		rows := FloorRows(reps)
 		g.Expect(rows).To(HaveLen(1))
 		row := rows[0]
 		t.Logf("per new source: null %s; ours %s", row.NullWritesBySourceVerb, row.OursWritesBySourceVerb)
 		g.Expect(row.Ratio).To(BeNumerically(">", 0))
+		g.Expect(row.OursReconcilesPerSource).To(Equal(1.0))
 		// The floor: finalizer, ExternalArtifact create and status,
 		// ExternalSource status; a new revision: the two statuses.
 		g.Expect(row.NullWritesPerSource).To(Equal(4.0))
