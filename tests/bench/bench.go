@@ -33,6 +33,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -355,6 +356,9 @@ type run struct {
 	s3       *s3test.Server
 	// labels, when set, labels source i at creation.
 	labels func(i int) map[string]string
+	// died ends the run's context with its cause when a controller
+	// process exits that the harness did not stop (startProc).
+	died context.CancelCauseFunc
 }
 
 // stopAll stops every controller process started.
@@ -428,23 +432,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer r.s3.Stop()
 	}
 
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A controller process that exits on its own (a port taken between
+	// devenv.FreeAddr and its bind, a crash) ends rctx, and with it every
+	// wait of the phases, with the exit as the cause: nothing the harness
+	// waits for can come any more.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.died = cancel
 	if err := r.startWatches(rctx); err != nil {
 		return nil, err
 	}
 	if cfg.Shards > 0 {
 		defer r.stopAll()
 		if err := r.phaseSharding(rctx, logf); err != nil {
-			return r.rep, err
+			return r.rep, withCause(rctx, err)
 		}
 	} else {
 		if _, err := r.startController(rctx, true); err != nil {
-			return nil, err
+			return nil, withCause(rctx, err)
 		}
 		defer r.stopAll()
 		if err := r.phases(rctx, logf); err != nil {
-			return r.rep, err
+			return r.rep, withCause(rctx, err)
 		}
 	}
 
@@ -465,13 +474,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.ReadyFalse = r.tr.readyFalseCount()
 	r.stopAll()
-	cancel()
+	cancel(nil)
 
 	if err := r.writeOutputs(); err != nil {
 		return r.rep, err
 	}
 	logf("done")
 	return r.rep, nil
+}
+
+// withCause adds why ctx ended to err, when a controller's exit ended it.
+func withCause(ctx context.Context, err error) error {
+	var exit *exitError
+	if errors.As(context.Cause(ctx), &exit) && !errors.As(err, &exit) {
+		return fmt.Errorf("%w: %w", exit, err)
+	}
+	return err
+}
+
+// exitError is a controller process that exited while the harness still
+// needed it.
+type exitError struct {
+	name, log string
+	err       error
+}
+
+func (e *exitError) Error() string {
+	return fmt.Sprintf("controller %s exited on its own (%v); see %s", e.name, e.err, e.log)
 }
 
 // proc is one controller process of a scenario.
@@ -482,8 +511,10 @@ type proc struct {
 	// storage is the address of its artifact server.
 	storage string
 	stop    func()
-	exited  chan struct{}
-	log     string
+	// stopping says the harness stopped it: its exit is expected.
+	stopping atomic.Bool
+	exited   chan struct{}
+	log      string
 }
 
 // controllerArgs returns the flags of a controller process: the
@@ -616,10 +647,18 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	p := &proc{name: name, pid: cmd.Process.Pid, metrics: metrics, storage: storageAddr, exited: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(p.exited) }()
+	go func() {
+		err := cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+		if !p.stopping.Load() && r.died != nil {
+			r.died(&exitError{name: name, log: logPath, err: err})
+		}
+	}()
 	var once sync.Once
 	p.stop = func() {
 		once.Do(func() {
+			p.stopping.Store(true)
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-p.exited:
@@ -962,8 +1001,11 @@ func (r *run) phaseLatency(ctx context.Context, logf func(string, ...any)) error
 		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for r.tr.pendingCount() > 0 && time.Now().Before(deadline) {
+	for r.tr.pendingCount() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	vals, missed := r.tr.latencies()
 	sort.Float64s(vals)

@@ -18,19 +18,14 @@ package release
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,175 +41,19 @@ import (
 	"github.com/externalsource/externalsource-controller/internal/generator"
 	httpgen "github.com/externalsource/externalsource-controller/internal/generator/http"
 	"github.com/externalsource/externalsource-controller/internal/redact"
+	"github.com/externalsource/externalsource-controller/internal/testutil/releaseapi"
 )
 
 const testToken = "tok-3f9a1c77e2b54d08"
 
-// standInRelease is one release a stand-in upstream serves.
-type standInRelease struct {
-	tag        string
-	prerelease bool
-	draft      bool
-	// assets by name; digests: the GitHub digest field to announce
-	// ("" none; "right" the bytes' sha256; anything else verbatim).
-	assets  map[string]string
-	digests map[string]string
-}
+// sum is the hex sha256 of a string.
+func sum(b string) string { return releaseapi.Sum([]byte(b)) }
 
-// standIn is a test upstream implementing the documented release
-// endpoints of GitHub (GET /repos/{owner}/{repo}/releases, asset download
-// with Accept: application/octet-stream) or GitLab (GET
-// /projects/{id}/releases, release links): an ETag answered with 304,
-// Link pagination, rate-limit headers, and asset downloads redirected to a
-// second server (a stand-in CDN on another origin). It is not GitHub or
-// GitLab; the real-server tests (Gitea) come with the next part.
-type standIn struct {
-	gitlab   bool
-	releases []standInRelease
-	perPage  int
-	// rateLimitReset, when set, answers every list request 403 (GitHub) or
-	// 429 (GitLab) with the remaining quota at 0 and this reset.
-	rateLimitReset time.Time
-	// echoToken makes error answers quote the token they were sent.
-	failWith int
-
-	api, cdn *httptest.Server
-
-	mu        sync.Mutex
-	listCalls int
-	notMod    int
-	downloads int
-	apiAuth   []string // credentials seen by the API, per request
-	cdnAuth   []string // credentials seen by the CDN, per request
-}
-
-func (s *standIn) etag() string {
-	h := sha256.New()
-	for _, r := range s.releases {
-		fmt.Fprintln(h, r.tag, len(r.assets))
-	}
-	return `"` + hex.EncodeToString(h.Sum(nil))[:16] + `"`
-}
-
-func sum(b string) string { h := sha256.Sum256([]byte(b)); return hex.EncodeToString(h[:]) }
-
-func newStandIn(t *testing.T, s *standIn) *standIn {
+// newStandIn starts the release-API stand-in (internal/testutil/releaseapi):
+// GitHub's or GitLab's documented endpoints, not the real services.
+func newStandIn(t *testing.T, opts releaseapi.Options) *releaseapi.Server {
 	t.Helper()
-	if s.perPage == 0 {
-		s.perPage = 100
-	}
-	s.cdn = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.cdnAuth = append(s.cdnAuth, r.Header.Get("Authorization")+r.Header.Get("Private-Token"))
-		s.downloads++
-		s.mu.Unlock()
-		tag, name, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/dl/"), "/")
-		for _, rel := range s.releases {
-			if rel.tag == tag {
-				if body, ok := rel.assets[name]; ok {
-					_, _ = io.WriteString(w, body)
-					return
-				}
-			}
-		}
-		http.NotFound(w, r)
-	}))
-	t.Cleanup(s.cdn.Close)
-	s.api = httptest.NewServer(http.HandlerFunc(s.serveAPI))
-	t.Cleanup(s.api.Close)
-	return s
-}
-
-func (s *standIn) serveAPI(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.apiAuth = append(s.apiAuth, r.Header.Get("Authorization")+r.Header.Get("Private-Token"))
-	if s.failWith != 0 {
-		w.WriteHeader(s.failWith)
-		fmt.Fprintf(w, `{"message":"bad credentials %s"}`, r.Header.Get("Authorization")+r.Header.Get("Private-Token"))
-		return
-	}
-	// GitHub's asset API URL: redirects to the CDN.
-	if rest, ok := strings.CutPrefix(r.URL.Path, "/repos/o/r/releases/assets/"); ok {
-		s.downloads++
-		http.Redirect(w, r, s.cdn.URL+"/dl/"+rest, http.StatusFound)
-		return
-	}
-	listPath := "/repos/o/r/releases"
-	if s.gitlab {
-		listPath = "/projects/g/sub/r/releases" // %2F decoded by net/http
-	}
-	if r.URL.Path != listPath {
-		http.NotFound(w, r)
-		return
-	}
-	s.listCalls++
-	if !s.rateLimitReset.IsZero() {
-		p := "X-RateLimit-"
-		code := http.StatusForbidden
-		if s.gitlab {
-			p, code = "RateLimit-", http.StatusTooManyRequests
-		}
-		w.Header().Set(p+"Remaining", "0")
-		w.Header().Set(p+"Reset", strconv.FormatInt(s.rateLimitReset.Unix(), 10))
-		w.WriteHeader(code)
-		_, _ = io.WriteString(w, `{"message":"API rate limit exceeded"}`)
-		return
-	}
-	etag := s.etag()
-	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
-		s.notMod++
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	page = max(page, 1)
-	from, to := (page-1)*s.perPage, min(page*s.perPage, len(s.releases))
-	if to < len(s.releases) {
-		q := r.URL.Query()
-		q.Set("page", strconv.Itoa(page+1))
-		w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next"`, s.api.URL, r.URL.Path, q.Encode()))
-	}
-	var out []any
-	for _, rel := range s.releases[from:max(from, to)] {
-		out = append(out, s.render(rel))
-	}
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-// render writes a release as the provider's JSON.
-func (s *standIn) render(rel standInRelease) map[string]any {
-	var assets []map[string]any
-	for name, body := range rel.assets {
-		if s.gitlab {
-			// A release link pointing straight at another origin.
-			assets = append(assets, map[string]any{"name": name, "url": s.cdn.URL + "/dl/" + rel.tag + "/" + name})
-			continue
-		}
-		a := map[string]any{"name": name, "url": s.api.URL + "/repos/o/r/releases/assets/" + rel.tag + "/" + name,
-			"browser_download_url": "https://github.invalid/o/r/releases/download/" + rel.tag + "/" + name}
-		switch d := rel.digests[name]; d {
-		case "":
-		case "right":
-			a["digest"] = "sha256:" + sum(body)
-		default:
-			a["digest"] = d
-		}
-		assets = append(assets, a)
-	}
-	if s.gitlab {
-		return map[string]any{"tag_name": rel.tag, "released_at": "2026-01-02T03:04:05Z",
-			"_links": map[string]any{"self": s.api.URL + "/g/sub/r/-/releases/" + rel.tag}, "assets": map[string]any{"links": assets}}
-	}
-	return map[string]any{"tag_name": rel.tag, "draft": rel.draft, "prerelease": rel.prerelease, "published_at": "2026-01-02T03:04:05Z",
-		"html_url": s.api.URL + "/o/r/releases/tag/" + rel.tag, "assets": assets}
-}
-
-func (s *standIn) counts() (lists, notMod, downloads int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.listCalls, s.notMod, s.downloads
+	return releaseapi.New(t, opts)
 }
 
 // newGen is the generator as the controller builds it, with loopback
@@ -224,11 +63,11 @@ func newGen() *Generator {
 	return New(Options{Sender: h.Sender()})
 }
 
-func sourceFor(s *standIn, mutate func(*exsv1beta1.ReleaseGeneratorSpec)) *exsv1beta1.ExternalSource {
-	spec := &exsv1beta1.ReleaseGeneratorSpec{Provider: exsv1beta1.ReleaseProviderGitHub, URL: s.api.URL, Repository: "o/r",
+func sourceFor(s *releaseapi.Server, mutate func(*exsv1beta1.ReleaseGeneratorSpec)) *exsv1beta1.ExternalSource {
+	spec := &exsv1beta1.ReleaseGeneratorSpec{Provider: exsv1beta1.ReleaseProviderGitHub, URL: s.API.URL, Repository: s.Repository(),
 		Version: exsv1beta1.ReleaseVersion{SemVer: ">=1.0.0 <2.0.0"}, Assets: []string{"install.yaml"}, Checksums: "auto"}
-	if s.gitlab {
-		spec.Provider, spec.Repository = exsv1beta1.ReleaseProviderGitLab, "g/sub/r"
+	if s.GitLab() {
+		spec.Provider = exsv1beta1.ReleaseProviderGitLab
 	}
 	if mutate != nil {
 		mutate(spec)
@@ -257,13 +96,13 @@ func read(g Gomega, res *generator.Result) string {
 
 // fiveReleases: newest first, as the providers list them; 1.3.0-rc.1 is a
 // prerelease, 2.0.0 is outside the tests' range.
-func fiveReleases(digest string) []standInRelease {
-	var out []standInRelease
+func fiveReleases(digest string) []releaseapi.Release {
+	var out []releaseapi.Release
 	for _, tag := range []string{"v2.0.0", "v1.3.0-rc.1", "v1.1.0", "v1.2.0", "v0.9.0"} {
 		body := "kind: List # " + tag + "\n"
-		out = append(out, standInRelease{tag: tag, prerelease: strings.Contains(tag, "-"),
-			assets:  map[string]string{"install.yaml": body, "checksums.txt": sum(body) + "  install.yaml\n"},
-			digests: map[string]string{"install.yaml": digest}})
+		out = append(out, releaseapi.Release{Tag: tag, Prerelease: strings.Contains(tag, "-"),
+			Assets:  map[string][]byte{"install.yaml": []byte(body), "checksums.txt": []byte(sum(body) + "  install.yaml\n")},
+			Digests: map[string]string{"install.yaml": digest}})
 	}
 	return out
 }
@@ -274,21 +113,20 @@ func TestSemverSelectionAcrossPages(t *testing.T) {
 			g := NewWithT(t)
 			// Two per page: v1.2.0 (the highest in range) is on page 2,
 			// behind v1.1.0, and the prerelease is skipped.
-			s := newStandIn(t, &standIn{gitlab: gitlab, perPage: 2, releases: fiveReleases("right")})
+			s := newStandIn(t, releaseapi.Options{GitLab: gitlab, PerPage: 2, Releases: fiveReleases("right")})
 			req := request(sourceFor(s, withToken), generator.Validators{})
 			res, err := newGen().Generate(context.Background(), req)
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(read(g, res)).To(Equal("kind: List # v1.2.0\n"))
 			g.Expect(res.RevisionName).To(Equal("v1.2.0"))
-			g.Expect(res.Validators.ETag).To(Equal(s.etag()))
+			g.Expect(res.Validators.ETag).To(Equal(s.ETag()))
 			var st exsv1beta1.ExternalSourceStatus
 			res.Record(&st)
 			g.Expect(st.Release).ToNot(BeNil())
 			g.Expect(st.Release.Tag).To(Equal("v1.2.0"))
 			g.Expect(st.Release.URL).To(HaveSuffix("v1.2.0"))
 			g.Expect(st.Release.PublishedAt.UTC().Format(time.RFC3339)).To(Equal("2026-01-02T03:04:05Z"))
-			lists, _, _ := s.counts()
-			g.Expect(lists).To(Equal(3), "all three pages read")
+			g.Expect(s.Counts().Lists).To(Equal(3), "all three pages read")
 
 			// With prereleases, the release candidate is the highest.
 			req = request(sourceFor(s, func(spec *exsv1beta1.ReleaseGeneratorSpec) { spec.Prereleases = true }), generator.Validators{})
@@ -302,22 +140,22 @@ func TestSemverSelectionAcrossPages(t *testing.T) {
 
 func TestUnchangedListIsOneConditionalRequest(t *testing.T) {
 	g := NewWithT(t)
-	s := newStandIn(t, &standIn{releases: fiveReleases("right")})
+	s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right")})
 	gen := newGen()
 	res, err := gen.Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
 	g.Expect(err).ToNot(HaveOccurred())
 	res.Body.Close()
-	lists, _, downloads := s.counts()
+	before := s.Counts()
 
 	res, err = gen.Generate(context.Background(), request(sourceFor(s, nil), res.Validators))
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(res.NotModified).To(BeTrue())
 	g.Expect(res.ChangeDetection).To(Equal(generator.ChangeDetectionConditionalGET))
-	g.Expect(res.Validators.ETag).To(Equal(s.etag()))
-	lists2, notMod, downloads2 := s.counts()
-	g.Expect(lists2-lists).To(Equal(1), "one request for an unchanged list")
-	g.Expect(notMod).To(Equal(1))
-	g.Expect(downloads2-downloads).To(Equal(0), "no download for an unchanged list")
+	g.Expect(res.Validators.ETag).To(Equal(s.ETag()))
+	after := s.Counts()
+	g.Expect(after.Lists-before.Lists).To(Equal(1), "one request for an unchanged list")
+	g.Expect(after.NotModified).To(Equal(1))
+	g.Expect(after.Downloads-before.Downloads).To(Equal(0), "no download for an unchanged list")
 }
 
 func TestRateLimitRequeuesAtReset(t *testing.T) {
@@ -325,7 +163,7 @@ func TestRateLimitRequeuesAtReset(t *testing.T) {
 		t.Run(fmt.Sprintf("gitlab=%v", gitlab), func(t *testing.T) {
 			g := NewWithT(t)
 			reset := time.Now().Add(90 * time.Second)
-			s := newStandIn(t, &standIn{gitlab: gitlab, releases: fiveReleases("right"), rateLimitReset: reset})
+			s := newStandIn(t, releaseapi.Options{GitLab: gitlab, Releases: fiveReleases("right"), RateLimitReset: reset})
 			_, err := newGen().Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
 			g.Expect(err).To(HaveOccurred())
 			wait, ok := generator.RetryAfter(err)
@@ -351,7 +189,7 @@ func TestGitHubDigest(t *testing.T) {
 			rels := fiveReleases(tt.digest)
 			// The checksums asset agrees with the bytes: the digest field
 			// alone decides.
-			s := newStandIn(t, &standIn{releases: rels})
+			s := newStandIn(t, releaseapi.Options{Releases: rels})
 			res, err := newGen().Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
 			if !tt.mismatch {
 				g.Expect(err).ToNot(HaveOccurred())
@@ -382,10 +220,10 @@ func TestChecksumsAsset(t *testing.T) {
 			rels := fiveReleases("")
 			if tt.checksums != "" {
 				for i := range rels {
-					rels[i].assets["checksums.txt"] = tt.checksums
+					rels[i].Assets["checksums.txt"] = []byte(tt.checksums)
 				}
 			}
-			s := newStandIn(t, &standIn{gitlab: true, releases: rels})
+			s := newStandIn(t, releaseapi.Options{GitLab: true, Releases: rels})
 			res, err := newGen().Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
 			if !tt.mismatch {
 				g.Expect(err).ToNot(HaveOccurred())
@@ -410,18 +248,17 @@ func TestCredentialsStayOnTheAPIOrigin(t *testing.T) {
 	for _, gitlab := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gitlab=%v", gitlab), func(t *testing.T) {
 			g := NewWithT(t)
-			s := newStandIn(t, &standIn{gitlab: gitlab, releases: fiveReleases("right")})
+			s := newStandIn(t, releaseapi.Options{GitLab: gitlab, Releases: fiveReleases("right")})
 			res, err := newGen().Generate(context.Background(), request(sourceFor(s, withToken), generator.Validators{}))
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(read(g, res)).To(Equal("kind: List # v1.2.0\n"))
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			g.Expect(s.apiAuth).ToNot(BeEmpty())
-			for _, a := range s.apiAuth {
+			apiAuth, cdnAuth := s.Auth()
+			g.Expect(apiAuth).ToNot(BeEmpty())
+			for _, a := range apiAuth {
 				g.Expect(a).To(ContainSubstring(testToken), "the API gets the token")
 			}
-			g.Expect(s.cdnAuth).ToNot(BeEmpty())
-			for _, a := range s.cdnAuth {
+			g.Expect(cdnAuth).ToNot(BeEmpty())
+			for _, a := range cdnAuth {
 				g.Expect(a).To(BeEmpty(), "the other origin never gets the token")
 			}
 		})
@@ -433,7 +270,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 		t.Run(strconv.Itoa(code), func(t *testing.T) {
 			g := NewWithT(t)
 			// The stand-in quotes the credentials it got in its error body.
-			s := newStandIn(t, &standIn{releases: fiveReleases("right"), failWith: code})
+			s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right"), FailWith: code})
 			_, err := newGen().Generate(context.Background(), request(sourceFor(s, withToken), generator.Validators{}))
 			g.Expect(err).To(HaveOccurred())
 			g.Expect(err.Error()).To(ContainSubstring("bad credentials"))
@@ -457,7 +294,7 @@ func TestAssetPatterns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			s := newStandIn(t, &standIn{releases: fiveReleases("right")})
+			s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right")})
 			res, err := newGen().Generate(context.Background(), request(sourceFor(s, func(spec *exsv1beta1.ReleaseGeneratorSpec) {
 				spec.Assets = []string{tt.pattern}
 			}), generator.Validators{}))
@@ -479,7 +316,7 @@ func TestAssetPatterns(t *testing.T) {
 
 func TestExactTagAndLatest(t *testing.T) {
 	g := NewWithT(t)
-	s := newStandIn(t, &standIn{perPage: 2, releases: fiveReleases("right")})
+	s := newStandIn(t, releaseapi.Options{PerPage: 2, Releases: fiveReleases("right")})
 	res, err := newGen().Generate(context.Background(), request(sourceFor(s, func(spec *exsv1beta1.ReleaseGeneratorSpec) {
 		spec.Version = exsv1beta1.ReleaseVersion{Tag: "v0.9.0"}
 	}), generator.Validators{}))
@@ -487,15 +324,14 @@ func TestExactTagAndLatest(t *testing.T) {
 	g.Expect(res.RevisionName).To(Equal("v0.9.0"))
 	res.Body.Close()
 
-	lists, _, _ := s.counts()
+	lists := s.Counts().Lists
 	res, err = newGen().Generate(context.Background(), request(sourceFor(s, func(spec *exsv1beta1.ReleaseGeneratorSpec) {
 		spec.Version = exsv1beta1.ReleaseVersion{Latest: true}
 	}), generator.Validators{}))
 	g.Expect(err).ToNot(HaveOccurred())
 	g.Expect(res.RevisionName).To(Equal("v2.0.0"))
 	res.Body.Close()
-	lists2, _, _ := s.counts()
-	g.Expect(lists2-lists).To(Equal(1), "latest is on the first page")
+	g.Expect(s.Counts().Lists-lists).To(Equal(1), "latest is on the first page")
 }
 
 func TestAssetOverTheSizeLimit(t *testing.T) {
@@ -510,7 +346,7 @@ func TestAssetOverTheSizeLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
-			s := newStandIn(t, &standIn{releases: fiveReleases("right")})
+			s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right")})
 			h := httpgen.New(httpgen.Options{URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
 			dir := t.TempDir()
 			gen := New(Options{Sender: h.Sender(), MaxSize: tt.max, TempDir: dir})
