@@ -159,6 +159,12 @@ type Config struct {
 	Shards int `json:"shards,omitempty"`
 	Moved  int `json:"moved,omitempty"`
 
+	// Hooks gives every source a jq post-request hook and one in ten a
+	// yq pre-request hook (hooks.go), run by a hook-executor sidecar with
+	// the shipped whitelist; the report's Hooks says what they cost, and
+	// what the same commands cost exec'd bare (BareExec) first.
+	Hooks bool `json:"hooks,omitempty"`
+
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`
 }
@@ -253,6 +259,7 @@ type Report struct {
 	// first CPUProfile of the creates (its "MiB" are seconds).
 	CPU      *HeapReport     `json:"cpu,omitempty"`
 	Restart  *RestartReport  `json:"restart,omitempty"`
+	Hooks    *HooksReport    `json:"hooks,omitempty"`
 	Failing  *FailingReport  `json:"failing,omitempty"`
 	Sharding *ShardingReport `json:"sharding,omitempty"`
 
@@ -354,6 +361,7 @@ type run struct {
 	proc     *proc
 	procs    []*proc
 	s3       *s3test.Server
+	sidecar  *sidecar
 	// labels, when set, labels source i at creation.
 	labels func(i int) map[string]string
 	// died ends the run's context with its cause when a controller
@@ -399,6 +407,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			GzipMiBps: float64(len(fixed)) / (1 << 20) / secs}
 	}
 
+	if cfg.Hooks {
+		// The floor first, on a machine nothing else of the run loads.
+		conc := hookRunConcurrency(cfg.Concurrent)
+		logf("bare-exec floor: the hooks' commands on their inputs, %d at a time, no sidecar", conc)
+		bare, err := BareExec(ctx, cfg.N, cfg.PayloadSize, conc, func(i int) string { return fmt.Sprintf("http://127.0.0.1:40000/s/%d", i) })
+		if err != nil {
+			return nil, fmt.Errorf("bare-exec floor: %w", err)
+		}
+		r.rep.Hooks = &HooksReport{Bare: bare}
+		logf("bare-exec floor: %d runs in %.1fs (%.1f s CPU; largest run %.1f MiB)", bare.Runs, bare.Seconds, bare.CPUSeconds, bare.MaxRSSMiB)
+	}
+
 	logf("starting the control plane")
 	env, err := devenv.Start()
 	if err != nil {
@@ -436,6 +456,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// devenv.FreeAddr and its bind, a crash) ends rctx, and with it every
 	// wait of the phases, with the exit as the cause: nothing the harness
 	// waits for can come any more.
+	if cfg.Hooks {
+		if err := r.startSidecar(ctx); err != nil {
+			return nil, err
+		}
+		defer r.sidecar.stop()
+	}
+
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.died = cancel
@@ -474,6 +501,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.ReadyFalse = r.tr.readyFalseCount()
 	r.stopAll()
+	if r.sidecar != nil {
+		// The runs it reaped count in its children's CPU once waited for.
+		if p, err := ReadProc(r.sidecar.pid); err == nil {
+			h := r.rep.Hooks
+			h.SidecarCPUSeconds, h.ChildrenCPUSeconds, h.SidecarPeakRSSMiB = p.CPUSeconds, p.ChildCPUSeconds, max(p.HWMMiB, p.RSSMiB)
+		}
+		r.sidecar.stop()
+	}
 	cancel(nil)
 
 	if err := r.writeOutputs(); err != nil {
@@ -537,6 +572,9 @@ func (r *run) controllerArgs(metrics, storageAddr, name string, fresh bool) ([]s
 			// The benchmark's upstreams listen on loopback, denied by default.
 			"--allowed-address-ranges=127.0.0.0/8",
 		)
+		if r.sidecar != nil {
+			args = append(args, "--hook-executor-socket="+r.sidecar.socket, "--hook-whitelist="+r.sidecar.whitelist)
+		}
 		switch cfg.Backend {
 		case "filesystem":
 			dir := filepath.Join(cfg.OutDir, name+"-storage")
@@ -744,6 +782,9 @@ func (r *run) createSources(ctx context.Context, labels func(i int) map[string]s
 		if labels != nil {
 			obj.Labels = labels(i)
 		}
+		if cfg.Hooks {
+			obj.Spec.Hooks = hooksOf(i)
+		}
 		return r.c.Create(ctx, obj)
 	})
 }
@@ -759,6 +800,16 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	rc0, err := readReconciles(ctx, r.metrics)
 	if err != nil {
 		return err
+	}
+	var runs0 map[string]int64
+	var phases0 phaseSums
+	if r.sidecar != nil {
+		if runs0, err = readHookRuns(ctx, r.metrics); err != nil {
+			return err
+		}
+		if phases0, err = readSidecarPhases(ctx, r.sidecar.metrics); err != nil {
+			return err
+		}
 	}
 	logf("creating %d ExternalSources", cfg.N)
 	start := time.Now()
@@ -801,6 +852,22 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	}
 	r.rep.InitialReconciles = rc1 - rc0
 	r.rep.ReconcilesPerNewSource = float64(r.rep.InitialReconciles) / float64(cfg.N)
+	if r.sidecar != nil {
+		runs1, err := readHookRuns(ctx, r.metrics)
+		if err != nil {
+			return err
+		}
+		phases1, err := readSidecarPhases(ctx, r.sidecar.metrics)
+		if err != nil {
+			return err
+		}
+		h := r.rep.Hooks
+		var total int64
+		h.RampRuns, total = subRuns(runs1, runs0)
+		h.RampRunsPerSource = float64(total) / float64(cfg.N)
+		h.Phases = phases1.sub(phases0)
+		logf("hooks during the ramp: %v (%.2f per source); sidecar mean ms per run: %s", h.RampRuns, h.RampRunsPerSource, fmtPhases(h.Phases))
+	}
 	if r.rep.Throughput != nil {
 		t := r.rep.Throughput
 		t.ControllerSeconds = r.rep.AllReadySeconds
@@ -822,6 +889,7 @@ type snapshot struct {
 	upstream   UpstreamCounts
 	reconciles int64
 	published  int64
+	hookRuns   map[string]int64
 }
 
 func (r *run) snapshot(ctx context.Context) (snapshot, error) {
@@ -830,7 +898,12 @@ func (r *run) snapshot(ctx context.Context) (snapshot, error) {
 	if s.writes, err = ReadAPIWrites(ctx, r.admin); err != nil {
 		return s, err
 	}
-	s.reconciles, err = readReconciles(ctx, r.metrics)
+	if s.reconciles, err = readReconciles(ctx, r.metrics); err != nil {
+		return s, err
+	}
+	if r.sidecar != nil {
+		s.hookRuns, err = readHookRuns(ctx, r.metrics)
+	}
 	return s, err
 }
 
@@ -890,6 +963,15 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 		return err
 	}
 	*st = r.steadyReport(s0, s1)
+	if r.sidecar != nil {
+		h := r.rep.Hooks
+		var total int64
+		h.SteadyRuns, total = subRuns(s1.hookRuns, s0.hookRuns)
+		h.SteadyRunsPerSource = float64(total) / float64(cfg.N)
+		h.SteadyPostRunsPerSrc = float64(h.SteadyRuns["jq"]) / float64(cfg.N)
+		h.SteadyPreRunsPerSrc = float64(h.SteadyRuns["yq"]) / float64(cfg.N)
+		logf("hooks in the steady window: %v (%.2f per source)", h.SteadyRuns, h.SteadyRunsPerSource)
+	}
 	if p, err := ReadProc(r.pid); err == nil {
 		r.rep.RSSMiB = p.RSSMiB
 	}

@@ -183,12 +183,15 @@ type Summary struct {
 	RSSGrowthKiBPerSource float64 `json:"rssGrowthKiBPerSource,omitempty"`
 	// Floor compares the null producer with the controller.
 	Floor []FloorRow `json:"floor,omitempty"`
+	// Hooks compares the controller with hooks, without them, and the
+	// bare-exec floor.
+	Hooks []HooksRow `json:"hooks,omitempty"`
 }
 
 // Summarize derives the per-source RSS growth from the memory-backend runs
 // with the fewest and the most sources.
 func Summarize(reps []*Report) Summary {
-	s := Summary{Reports: reps, Floor: FloorRows(reps)}
+	s := Summary{Reports: reps, Floor: FloorRows(reps), Hooks: HooksRows(reps)}
 	var lo, hi *Report
 	for _, r := range reps {
 		if r.Config.Backend != "memory" || r.Config.Throughput || r.Config.Group != "" || r.Failing != nil || r.Restart != nil {

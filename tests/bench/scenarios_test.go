@@ -19,6 +19,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -97,6 +98,48 @@ func TestScenarios(t *testing.T) {
 		var b bytes.Buffer
 		PrintFloor(&b, rows)
 		g.Expect(b.String()).To(ContainSubstring("ratio"))
+		t.Logf("%s", b.String())
+	})
+
+	t.Run("hooks", func(t *testing.T) {
+		g := NewWithT(t)
+		var reps []*Report
+		for _, h := range []bool{false, true} {
+			reps = append(reps, run(t, Config{Name: fmt.Sprintf("hooks-%v", h), Group: "hooks10", Hooks: h, N: 10,
+				PayloadSize: 1 << 10, ETag: true, Steady: SteadyRequest}))
+		}
+		g.Expect(reps[0].Hooks).To(BeNil())
+		h := reps[1].Hooks
+		g.Expect(h).NotTo(BeNil())
+		for _, r := range reps {
+			g.Expect(r.Ready).To(Equal(10))
+			g.Expect(r.ReconcilesPerNewSource).To(Equal(1.0))
+		}
+		// Every source's jq once, source 0's yq once, until all Ready.
+		g.Expect(h.RampRuns).To(Equal(map[string]int64{"jq": 10, "yq": 1}))
+		g.Expect(h.RampRunsPerSource).To(Equal(1.1))
+		// A reconcile request on every source with an unchanged upstream:
+		// the HEAD's 304 skips the download and the post-request hooks;
+		// the pre-request hook makes the HEAD, so it runs.
+		g.Expect(h.SteadyRuns).To(Equal(map[string]int64{"yq": 1}))
+		g.Expect(h.SteadyPostRunsPerSrc).To(BeZero())
+		g.Expect(h.SteadyPreRunsPerSrc).To(Equal(0.1))
+		for _, p := range phaseOrder {
+			g.Expect(h.Phases).To(HaveKey(p))
+			g.Expect(h.Phases[p].Runs).To(BeNumerically("==", 11), p)
+		}
+		g.Expect(h.Phases["exec"].MeanMs).To(BeNumerically(">", 0))
+		g.Expect(h.Phases["sandbox"].MeanMs).To(BeNumerically(">", 0))
+		g.Expect(h.SidecarPeakRSSMiB).To(BeNumerically(">", 0))
+		g.Expect(h.SidecarCPUSeconds + h.ChildrenCPUSeconds).To(BeNumerically(">", 0))
+		g.Expect(h.Bare.Runs).To(Equal(11))
+		g.Expect(h.Bare.Concurrency).To(Equal(5))
+		g.Expect(h.Bare.MaxRSSMiB).To(BeNumerically(">", 0))
+		rows := HooksRows(reps)
+		g.Expect(rows).To(HaveLen(1))
+		g.Expect(rows[0].Ratio).To(BeNumerically(">", 0))
+		var b bytes.Buffer
+		PrintHooks(&b, rows)
 		t.Logf("%s", b.String())
 	})
 
