@@ -78,12 +78,12 @@ type HooksReport struct {
 	// create until every source was Ready; SteadyRuns those of the steady
 	// window (one interval of every source, or a reconcile request on
 	// each); both per source as well.
-	RampRuns              map[string]int64 `json:"rampRuns"`
-	RampRunsPerSource     float64          `json:"rampRunsPerSource"`
-	SteadyRuns            map[string]int64 `json:"steadyRuns"`
-	SteadyRunsPerSource   float64          `json:"steadyRunsPerSource"`
-	SteadyPostRunsPerSrc  float64          `json:"steadyPostRequestRunsPerSource"`
-	SteadyPreRunsPerSrc   float64          `json:"steadyPreRequestRunsPerSource"`
+	RampRuns             map[string]int64 `json:"rampRuns"`
+	RampRunsPerSource    float64          `json:"rampRunsPerSource"`
+	SteadyRuns           map[string]int64 `json:"steadyRuns"`
+	SteadyRunsPerSource  float64          `json:"steadyRunsPerSource"`
+	SteadyPostRunsPerSrc float64          `json:"steadyPostRequestRunsPerSource"`
+	SteadyPreRunsPerSrc  float64          `json:"steadyPreRequestRunsPerSource"`
 	// Phases are the sidecar's mean milliseconds per run in each phase
 	// during the ramp (externalsource_hook_run_phase_seconds).
 	Phases map[string]PhaseCost `json:"phases"`

@@ -42,8 +42,8 @@ type ProcStat struct {
 	// ChildCPUSeconds is the CPU of the children it waited for
 	// (cutime+cstime).
 	ChildCPUSeconds float64
-	RSSMiB     float64
-	HWMMiB     float64
+	RSSMiB          float64
+	HWMMiB          float64
 }
 
 // ReadProc reads utime+stime from /proc/<pid>/stat and VmRSS and VmHWM
