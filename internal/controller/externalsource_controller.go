@@ -289,6 +289,24 @@ var externalArtifactChanged = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
+// scheduledCheckLast gives the next scheduled check of a Ready object (its
+// interval's requeue) the queue's low priority, the one controller-runtime
+// gives the objects of its initial list: anything else queued first. While
+// new sources wait for their first artifact (a ramp: thousands created at
+// once, which their create events queue at the default priority), the
+// re-checks that come due meanwhile wait for them, as the first checks
+// after a restart are spread (firstChecks), and are made when the backlog
+// is through: each at most as late as it waited, each only once. A check
+// already queued is raised to a higher priority when an event (a spec
+// change, a reconcile request) queues the object again, so nothing asked
+// for waits. A failure's retry keeps its priority.
+func scheduledCheckLast(obj *exsv1beta1.ExternalSource, result ctrl.Result, err error) ctrl.Result {
+	if err == nil && result.RequeueAfter > 0 && conditions.IsReady(obj) {
+		result.Priority = ptr.To(handler.LowPriority)
+	}
+	return result
+}
+
 // reconcileFunc is one step of the pipeline.
 type reconcileFunc func(ctx context.Context, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
@@ -342,6 +360,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.summarize(ctx, obj, st, done, retErr)
 			recordArtifactRequest(obj, artifactReq)
 			result, retErr = r.patch(ctx, sp, obj, st, done, retErr)
+			result = scheduledCheckLast(obj, result, retErr)
 		}
 		r.recordMetrics(ctx, obj, start)
 	}()

@@ -18,14 +18,19 @@ package controller
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 )
 
@@ -111,4 +116,44 @@ func TestOneReconcilePerNewSource(t *testing.T) {
 	for _, k := range keys[2:] {
 		g.Expect(im.reconciles(ns, k.Name)).To(Equal(1), "%s was not touched", k.Name)
 	}
+}
+
+// TestScheduledChecksComeLast: the interval's requeue of a Ready object
+// has the queue's low priority, so that new sources go first during a
+// ramp (issue 27); a failed reconcile's retry keeps its priority.
+func TestScheduledChecksComeLast(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	up := newUpstream(t, `{"ok": true}`)
+	r, rec := isolatedReconciler(nil, HookLimits{})
+	// Its events are not what this test is about: drained, so that the
+	// recorder never blocks a reconcile.
+	go func() {
+		for range rec.Events {
+		}
+	}()
+	obj := newSource(ns, "checked", up.URL)
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
+	var res ctrl.Result
+	g.Eventually(func(g Gomega) {
+		var err error
+		res, err = r.Reconcile(testCtx, req)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(conditions.IsReady(getSource(g, obj))).To(BeTrue())
+	}, timeout).Should(Succeed())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", 0))
+	g.Expect(res.Priority).To(Equal(ptr.To(handler.LowPriority)))
+
+	up.set(http.StatusInternalServerError, "down")
+	// Without a RetryAfterBackoff (no SetupWithManager) the failure is
+	// returned for controller-runtime's rate limiter to retry, which keeps
+	// the request's priority; either way no low priority is asked for.
+	g.Eventually(func(g Gomega) {
+		res, _ = r.Reconcile(testCtx, req)
+		g.Expect(conditions.IsReady(getSource(g, obj))).To(BeFalse())
+	}, timeout).Should(Succeed())
+	g.Expect(res.Priority).To(BeNil())
+	g.Expect(scheduledCheckLast(getSource(g, obj), ctrl.Result{RequeueAfter: time.Second}, nil).Priority).To(BeNil(),
+		"a retry after a failure")
 }

@@ -164,6 +164,9 @@ type Config struct {
 	// the shipped whitelist; the report's Hooks says what they cost, and
 	// what the same commands cost exec'd bare (BareExec) first.
 	Hooks bool `json:"hooks,omitempty"`
+	// SidecarArgs are extra flags of the hook-executor (e.g. its memory
+	// budget, sized for more concurrent runs).
+	SidecarArgs []string `json:"sidecarArgs,omitempty"`
 
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`

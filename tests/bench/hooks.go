@@ -196,8 +196,16 @@ func (r *run) startSidecar(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(cfg.ControllerBin, "hook-executor", "--socket="+sc.socket, "--hook-whitelist="+sc.whitelist,
-		"--metrics-addr="+sc.metrics, "--log-level=error")
+	// The trampoline of the image (--hook-sandbox-trampoline, as
+	// config/manager's Deployment passes it): without it every run starts
+	// the whole controller binary to confine itself.
+	tramp, err := buildTrampoline(ctx, dir)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"hook-executor", "--socket=" + sc.socket, "--hook-whitelist=" + sc.whitelist,
+		"--hook-sandbox-trampoline=" + tramp, "--metrics-addr=" + sc.metrics, "--log-level=error"}, cfg.SidecarArgs...)
+	cmd := exec.Command(cfg.ControllerBin, args...)
 	cmd.Env = []string{"GOGC=50"}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -238,6 +246,19 @@ func (r *run) startSidecar(ctx context.Context) error {
 			return fmt.Errorf("the hook executor did not come up within 30s; see %s", sc.log)
 		}
 	}
+}
+
+// buildTrampoline builds the hook sandbox's trampoline
+// (internal/hook/sandbox/trampoline, hook-sandbox in the image) into dir.
+func buildTrampoline(ctx context.Context, dir string) (string, error) {
+	out := filepath.Join(dir, "hook-sandbox")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./internal/hook/sandbox/trampoline")
+	cmd.Dir = devenv.Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the hook sandbox trampoline: %v\n%s", err, b)
+	}
+	return out, nil
 }
 
 // phaseSums are a histogram's sums and counts by phase.

@@ -120,6 +120,7 @@ func run() error {
 	rate := flag.Float64("latency-rate", 0, "Reconcile requests per second in the latency phase (default 5).")
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
+	sidecarArgs := flag.String("sidecar-args", "", "Extra flags of the hook-executor of the hooks scenarios, space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
 	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
@@ -180,6 +181,9 @@ func run() error {
 		}
 		if *ctrlArgs != "" && cfg.Producer != bench.ProducerNull && cfg.Producer != bench.ProducerNullEvents {
 			cfg.ExtraArgs = append(cfg.ExtraArgs, strings.Fields(*ctrlArgs)...)
+		}
+		if *sidecarArgs != "" && cfg.Hooks {
+			cfg.SidecarArgs = append(cfg.SidecarArgs, strings.Fields(*sidecarArgs)...)
 		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
