@@ -458,6 +458,34 @@ func PrintFailing(w io.Writer, reps []*Report) {
 func writeScenarioPlots(rep *Report, dir string) ([]string, error) {
 	var out []string
 	name := rep.Config.Name
+	if h := rep.Hooks; h != nil && len(h.Phases) > 0 {
+		// Where a hook run's time goes in the sidecar, beside the bare
+		// exec's mean wall time per run.
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: mean ms per hook run in the sidecar during the ramp (N=%d)", name, rep.Config.N)
+		p.Y.Label.Text = "ms per run"
+		var vals plotter.Values
+		var labels []string
+		for _, k := range phaseOrder {
+			vals = append(vals, h.Phases[k].MeanMs)
+			labels = append(labels, k)
+		}
+		if h.Bare.Runs > 0 {
+			vals = append(vals, 1000*h.Bare.Seconds*float64(h.Bare.Concurrency)/float64(h.Bare.Runs))
+			labels = append(labels, "bare exec")
+		}
+		bars, err := plotter.NewBarChart(vals, vg.Points(30))
+		if err != nil {
+			return nil, err
+		}
+		p.Add(bars)
+		p.NominalX(labels...)
+		f := filepath.Join(dir, name+"-hook-phases.png")
+		if err := p.Save(7*vg.Inch, 4*vg.Inch, f); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
 	if rr := rep.Restart; rr != nil && len(rr.PerSecond) > 0 {
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s: upstream requests per second after a restart (N=%d, %s, %d host)", name, rep.Config.N, rr.Backend, rr.Hosts)
