@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -549,10 +550,11 @@ type proc struct {
 	// storage is the address of its artifact server.
 	storage string
 	stop    func()
-	// stopping says the harness stopped it: its exit is expected.
-	stopping atomic.Bool
-	exited   chan struct{}
-	log      string
+	// started says it came up (startProc); stopping says the harness
+	// stopped it: its exit is expected.
+	started, stopping atomic.Bool
+	exited            chan struct{}
+	log               string
 }
 
 // controllerArgs returns the flags of a controller process: the
@@ -631,10 +633,27 @@ func (r *run) startController(ctx context.Context, fresh bool) (func(), error) {
 	return p.stop, nil
 }
 
+// errPortTaken is a process that exited at start-up because an address
+// devenv.FreeAddr had found free was taken before the process bound it.
+var errPortTaken = errors.New("an address it was given was taken in the meantime")
+
 // startProc starts one controller process named name with extra flags and
-// waits for its metrics endpoint; fresh empties its filesystem storage.
-// The returned proc's stop is idempotent.
+// waits for its metrics endpoint and artifact server; fresh empties its
+// filesystem storage. A process that could not bind an address the
+// harness chose (devenv.FreeAddr frees the port it found, and any other
+// process, another package's test among them, may take it before the
+// controller binds it) is started again on new ones, twice at most. The
+// returned proc's stop is idempotent.
 func (r *run) startProc(ctx context.Context, name string, extra []string, fresh bool) (*proc, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := r.startProcOnce(ctx, name, extra, fresh)
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			return p, err
+		}
+	}
+}
+
+func (r *run) startProcOnce(ctx context.Context, name string, extra []string, fresh bool) (*proc, error) {
 	cfg := r.cfg
 	kubeconfig := filepath.Join(cfg.OutDir, cfg.Name+"-kubeconfig")
 	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
@@ -692,7 +711,7 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		err := cmd.Wait()
 		logFile.Close()
 		close(p.exited)
-		if !p.stopping.Load() && r.died != nil {
+		if p.started.Load() && !p.stopping.Load() && r.died != nil {
 			r.died(&exitError{name: name, log: logPath, err: err})
 		}
 	}()
@@ -710,21 +729,39 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		})
 	}
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := readReconciles(ctx, metrics); err == nil {
-			break
+	// Up: its metrics answer and its artifact server accepts connections
+	// (the null producer has none), so that a port taken under it shows
+	// here, at start-up, and not as sources nobody reconciles.
+	up := func() bool {
+		if _, err := readReconciles(ctx, metrics); err != nil {
+			return false
 		}
+		if cfg.nullProducer() {
+			return true
+		}
+		c, err := net.DialTimeout("tcp", storageAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !up() {
 		select {
 		case <-p.exited:
+			if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "address already in use") {
+				return nil, fmt.Errorf("the controller exited at start-up: %w; see %s", errPortTaken, logPath)
+			}
 			return nil, fmt.Errorf("the controller exited at start-up; see %s", logPath)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, errors.New("the controller's metrics endpoint did not come up within 1m")
+			return nil, errors.New("the controller's metrics endpoint and artifact server did not come up within 1m")
 		}
 	}
+	p.started.Store(true)
 	return p, nil
 }
 
