@@ -420,7 +420,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("bare-exec floor: %w", err)
 		}
 		r.rep.Hooks = &HooksReport{Bare: bare}
-		logf("bare-exec floor: %d runs in %.1fs (%.1f s CPU; largest run %.1f MiB)", bare.Runs, bare.Seconds, bare.CPUSeconds, bare.MaxRSSMiB)
+		logf("bare-exec floor: %d runs in %.1fs (%.1f s CPU)", bare.Runs, bare.Seconds, bare.CPUSeconds)
 	}
 
 	logf("starting the control plane")
