@@ -130,6 +130,9 @@ func TestSandboxNetworkInPod(t *testing.T) {
 			}()
 		}
 	}()
+	// A namespace of their own: the hook memory budget is shared per
+	// namespace, and other tests' hooks run in flux-system.
+	ns := createNamespace(t, "network")
 	source := func(name, command string) string {
 		return fmt.Sprintf(`apiVersion: source.externalsource.io/v1beta1
 kind: ExternalSource
@@ -144,12 +147,12 @@ spec:
   hooks:
     postRequest:
       - {name: dial, command: %s, args: [connect, "%s"]}
-`, name, fluxNS, upstream(t), command, l.Addr().String())
+`, name, ns, upstream(t), command, l.Addr().String())
 	}
 	g.Expect(c.Apply(ctx, source("connect-denied", "probe"))).To(Succeed())
 	var msg string
 	g.Eventually(func() string {
-		u, err := dyn(t).Resource(esGVR).Namespace(fluxNS).Get(ctx, "connect-denied", metav1.GetOptions{})
+		u, err := dyn(t).Resource(esGVR).Namespace(ns).Get(ctx, "connect-denied", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
 		}
@@ -160,10 +163,13 @@ spec:
 	g.Expect(msg).To(Or(ContainSubstring("permission denied"), ContainSubstring("operation not permitted")), "the kernel's error")
 	g.Expect(msg).NotTo(ContainSubstring("timeout"))
 	g.Expect(got).NotTo(Receive(), "nothing reached the listener")
+	// Its retries would hold a share of the namespace's hook memory budget,
+	// which probe-net (512Mi, the default) needs whole.
+	g.Expect(dyn(t).Resource(esGVR).Namespace(ns).Delete(ctx, "connect-denied", metav1.DeleteOptions{})).To(Succeed())
 
 	g.Expect(c.Apply(ctx, source("connect-allowed", "probe-net"))).To(Succeed())
 	g.Eventually(func() string {
-		u, err := dyn(t).Resource(esGVR).Namespace(fluxNS).Get(ctx, "connect-allowed", metav1.GetOptions{})
+		u, err := dyn(t).Resource(esGVR).Namespace(ns).Get(ctx, "connect-allowed", metav1.GetOptions{})
 		if err != nil {
 			return err.Error()
 		}

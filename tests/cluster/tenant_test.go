@@ -128,10 +128,27 @@ func TestNoTenantEvictsThePod(t *testing.T) {
 	install(t)
 	ctx := context.Background()
 	c := testCluster
-	pods, err := c.Client.CoreV1().Pods(fluxNS).List(ctx, metav1.ListOptions{LabelSelector: "app=externalsource-controller"})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(pods.Items).To(HaveLen(1))
-	pod := pods.Items[0]
+	// Every container running and Ready first: a container an earlier
+	// test killed may still be in its restart back-off, and its restart
+	// would count here.
+	var pod corev1.Pod
+	g.Eventually(func() []string {
+		pods, err := c.Client.CoreV1().Pods(fluxNS).List(ctx, metav1.ListOptions{LabelSelector: "app=externalsource-controller"})
+		if err != nil {
+			return []string{err.Error()}
+		}
+		if len(pods.Items) != 1 {
+			return []string{fmt.Sprintf("%d pods", len(pods.Items))}
+		}
+		pod = pods.Items[0]
+		var waiting []string
+		for _, s := range pod.Status.ContainerStatuses {
+			if !s.Ready || s.State.Running == nil {
+				waiting = append(waiting, s.Name)
+			}
+		}
+		return waiting
+	}, 6*time.Minute, time.Second).Should(BeEmpty())
 	restarts := func(p *corev1.Pod) map[string]int32 {
 		m := map[string]int32{}
 		for _, s := range p.Status.ContainerStatuses {
@@ -212,6 +229,13 @@ func TestNoTenantEvictsThePod(t *testing.T) {
 				[]string{"output exceeds"}})
 		}
 	}
+	// The attacks stop when the test ends, passed or not: the sources go.
+	t.Cleanup(func() {
+		for _, a := range attacks {
+			ns, name, _ := strings.Cut(a.name, "/")
+			_ = dyn(t).Resource(esGVR).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{})
+		}
+	})
 	for _, a := range attacks {
 		ns, name, _ := strings.Cut(a.name, "/")
 		g.Expect(c.Apply(ctx, fmt.Sprintf(`apiVersion: source.externalsource.io/v1beta1
@@ -279,16 +303,15 @@ spec:
 	g.Expect(p.UID).To(Equal(pod.UID))
 	g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning), "pod status: %s %s", p.Status.Reason, p.Status.Message)
 	g.Expect(p.Status.Reason).NotTo(Equal("Evicted"))
+	for _, s := range p.Status.ContainerStatuses {
+		if s.RestartCount != before[s.Name] {
+			t.Logf("container %s restarted: last state %+v", s.Name, s.LastTerminationState)
+		}
+	}
 	g.Expect(restarts(p)).To(Equal(before), "no container restarted")
 	evs, err := c.Client.CoreV1().Events(fluxNS).List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, e := range evs.Items {
 		g.Expect(e.Reason).NotTo(Equal("Evicted"), "event %s: %s", e.InvolvedObject.Name, e.Message)
-	}
-
-	// The attacks stop: the sources go, for the tests after this one.
-	for _, a := range attacks {
-		ns, name, _ := strings.Cut(a.name, "/")
-		_ = dyn(t).Resource(esGVR).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{})
 	}
 }

@@ -17,8 +17,10 @@ limitations under the License.
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -182,6 +184,18 @@ func handover(t *testing.T, urls []string, watched map[string]string) (time.Dura
 			}
 		}
 	}()
+	// The leader's last words, for a slow hand-over.
+	var logs bytes.Buffer
+	logsDone := make(chan struct{})
+	go func() {
+		defer close(logsDone)
+		r, err := c.Client.CoreV1().Pods(fluxNS).GetLogs(old, &corev1.PodLogOptions{Container: "manager", Follow: true, SinceSeconds: ptr(int64(1))}).Stream(ctx)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		_, _ = io.Copy(&logs, io.LimitReader(r, 1<<20))
+	}()
 	time.Sleep(3 * time.Second)
 	start := time.Now()
 	g.Expect(c.Client.CoreV1().Pods(fluxNS).Delete(ctx, old, metav1.DeleteOptions{})).To(Succeed())
@@ -198,6 +212,16 @@ func handover(t *testing.T, urls []string, watched map[string]string) (time.Dura
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
+	select {
+	case <-logsDone:
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "Stopping") || strings.Contains(l, "leader") || strings.Contains(l, "lease") ||
+				strings.Contains(l, "rror") || strings.Contains(l, "shutdown") || strings.Contains(l, "Wait completed") {
+				t.Logf("old leader: %.300s", l)
+			}
+		}
+	case <-time.After(time.Second):
+	}
 	t.Logf("leader %s deleted: the other pod led after %s; %d downloads, %d failed (first: %v); Ready=False seen: %d",
 		old, took.Round(100*time.Millisecond), downloads, failures, firstErr, len(notReady))
 	return took, downloads, failures, notReady
@@ -284,3 +308,5 @@ spec:
 	g.Expect(failed).To(BeZero())
 	g.Expect(notReady).To(BeEmpty())
 }
+
+func ptr[T any](v T) *T { return &v }

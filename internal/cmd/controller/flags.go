@@ -42,6 +42,9 @@ import (
 // and the flag reference (docs/flags.md) read the defaults.
 type flags struct {
 	metricsAddr, healthAddr, eventsAddr string
+	// gracefulShutdown bounds the wait for running reconciles at shutdown,
+	// before the lease is released.
+	gracefulShutdown time.Duration
 	concurrent                          int
 	storageBackend                      string
 	memoryMaxBytes                      int64
@@ -102,6 +105,9 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"),
 		"The address the metric endpoint binds to. Defaults to $METRICS_ADDR when set.")
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
+	fs.DurationVar(&f.gracefulShutdown, "graceful-shutdown-timeout", 3*time.Second,
+		"How long a stopping controller waits for running reconciles (whose context is cancelled) before it releases "+
+			"its leader-election lease and exits; keep it under the pod's terminationGracePeriodSeconds.")
 	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
 	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
 	fs.StringVar(&f.storageBackend, "storage-backend", "memory",
