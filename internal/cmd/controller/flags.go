@@ -44,23 +44,23 @@ type flags struct {
 	metricsAddr, healthAddr, eventsAddr string
 	// gracefulShutdown bounds the wait for running reconciles at shutdown,
 	// before the lease is released.
-	gracefulShutdown time.Duration
-	concurrent                          int
-	storageBackend                      string
-	memoryMaxBytes                      int64
-	memoryMaxBytesPerNamespace          int64
-	maxFetchTimeout                     time.Duration
-	maxConcurrentPerNamespace           int
-	maxConcurrentPerHost                int
-	s3                                  s3.Options
-	maxResponseSize                     int64
-	maxExtractFiles                     int
-	maxExtractSize                      int64
-	hookSocket, hookWhitelist           string
-	hookLimits                          controller.HookLimits
-	allowedURLs, deniedURLs             []string
-	allowLinkLocal                      bool
-	allowedAddressRanges                []string
+	gracefulShutdown           time.Duration
+	concurrent                 int
+	storageBackend             string
+	memoryMaxBytes             int64
+	memoryMaxBytesPerNamespace int64
+	maxFetchTimeout            time.Duration
+	maxConcurrentPerNamespace  int
+	maxConcurrentPerHost       int
+	s3                         s3.Options
+	maxResponseSize            int64
+	maxExtractFiles            int
+	maxExtractSize             int64
+	hookSocket, hookWhitelist  string
+	hookLimits                 controller.HookLimits
+	allowedURLs, deniedURLs    []string
+	allowLinkLocal             bool
+	allowedAddressRanges       []string
 
 	// artifactOptions are Flux's storage, server, retention and digest
 	// options (--storage-path, --storage-addr, --storage-adv-addr,
