@@ -66,7 +66,7 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 # The tools `make test` runs; goreleaser is built by release-check alone.
 # CLUSTER_TOOLS are the node's parts tests/cluster and `make cluster` run.
 CLUSTER_TOOLS := kubelet kube-controller-manager kube-scheduler kube-proxy coredns
-TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics $(CLUSTER_TOOLS)
+TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics gitea $(CLUSTER_TOOLS)
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).

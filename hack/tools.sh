@@ -28,14 +28,23 @@ declare -A pkg=(
   [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
   [coredns]=github.com/externalsource/externalsource-controller/tests/tools/coredns
   [kube-state-metrics]=k8s.io/kube-state-metrics/v2
+  [gitea]=code.gitea.io/gitea
 )
 # Tools built inside a copy of their own module's source rather than as a
 # dependency of the tool module: the flux CLI embeds cmd/flux/manifests/*.yaml,
 # which its released module zip lacks (a placeholder is written), and its own
-# go.mod carries the replace lines it needs. The value is the module path; the
-# tool module's go.mod requires it at the version to build.
+# go.mod carries the replace lines it needs; Gitea's module declares another
+# path (gitea.dev) than the one the proxy serves it under, carries replace
+# lines too, and embeds its options and templates only once `go generate` has
+# packed them (the bindata tag). The value is the module path; the tool
+# module's go.mod requires it at the version to build.
 declare -A srcmod=(
   [flux]=github.com/fluxcd/flux2/v2
+  [gitea]=code.gitea.io/gitea
+)
+# Build tags per tool.
+declare -A tags=(
+  [gitea]=bindata
 )
 # CGO_ENABLED per tool where it matters: yq runs inside the hook sandbox, which
 # grants it no libraries, and coredns runs from an image with no libc, so both
@@ -52,6 +61,7 @@ declare -A ldflags=(
   [kube-scheduler]="$k8sver"
   [kube-proxy]="$k8sver"
   [flux]="-X main.VERSION=2.9.5"
+  [gitea]="-X main.Version=1.27.3 -X main.Tags=bindata"
 )
 
 tools=()
@@ -63,26 +73,36 @@ if [ $# -eq 0 ]; then
 fi
 
 # build_from_source TOOL DIR OUT: copies the module the tool module requires
-# out of the module cache, writes the placeholder manifest the flux CLI embeds
-# (the CLI's install/bootstrap commands, which need the real manifests, are
-# never run by the tests) and builds the package inside it.
+# out of the module cache, prepares it (the flux CLI: the placeholder
+# manifest it embeds, since the tests never run its install/bootstrap
+# commands, which need the real ones; Gitea: its bindata, packed from the
+# source's own options, templates and public files by its go:generate lines)
+# and builds the package inside it.
 build_from_source() {
-  local t=$1 dir=$2 out=$3 mod=${srcmod[$1]} ver src work
+  local t=$1 dir=$2 out=$3 mod=${srcmod[$1]} ver src work rel
   ver=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
   src=$(cd "$dir" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [ -n "$src" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
   work="$out/src"
   cp -r "$src" "$work" && chmod -R u+w "$work"
-  mkdir -p "$work/cmd/flux/manifests"
-  printf '# placeholder: the tests never install Flux with this binary\n' >"$work/cmd/flux/manifests/placeholder.yaml"
-  (cd "$work" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$out/$t" "./${pkg[$t]#"$mod"/}")
+  case $t in
+  flux)
+    mkdir -p "$work/cmd/flux/manifests"
+    printf '# placeholder: the tests never install Flux with this binary\n' >"$work/cmd/flux/manifests/placeholder.yaml"
+    ;;
+  gitea)
+    (cd "$work" && CGO_ENABLED=0 go generate -tags bindata ./modules/options ./modules/templates ./modules/public ./modules/migration)
+    ;;
+  esac
+  rel=${pkg[$t]#"$mod"}
+  (cd "$work" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$out/$t" "./${rel#/}")
   rm -rf "$work"
 }
 
 for t in "${tools[@]}"; do
   dir="$root/tests/tools/$t"
   [ -n "${pkg[$t]:-}" ] || { echo "tools: unknown tool $t" >&2; exit 1; }
-  key=$( { cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; } | sha256sum | cut -c1-16)
+  key=$( { cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; [ -z "${tags[$t]:-}" ] || echo "tags=${tags[$t]}"; } | sha256sum | cut -c1-16)
   out="$cache/$t-$key/$t"
   if [ ! -x "$out" ]; then
     echo "tools: building $t (${pkg[$t]}); the first build can take minutes" >&2
@@ -92,7 +112,7 @@ for t in "${tools[@]}"; do
     if [ -n "${srcmod[$t]:-}" ]; then
       build_from_source "$t" "$dir" "$tmp"
     else
-      (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
+      (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
     fi
     rm -rf "$cache/$t-$key" && mv "$tmp" "$cache/$t-$key"
     echo "tools: built $t in $(( $(date +%s) - start ))s" >&2

@@ -457,7 +457,9 @@ type ExternalSourceStatus struct {
 	Artifact *meta.Artifact `json:"artifact,omitempty"`
 
 	// LastHandledETag is the ETag of the upstream response the artifact was
-	// built from, used for conditional requests.
+	// built from, used for conditional requests. For a release list served
+	// without an ETag (Gitea, Forgejo) it is the selected release's
+	// fingerprint, release-fingerprint:<hex>, never sent upstream.
 	// +optional
 	LastHandledETag string `json:"lastHandledETag,omitempty"`
 
@@ -477,7 +479,9 @@ type ExternalSourceStatus struct {
 	// upstream changed: HEAD (a HEAD request returned the recorded ETag; no
 	// data was downloaded), ConditionalGET (a GET with If-None-Match or
 	// If-Modified-Since), GET (a GET without validators; the content digest
-	// decides), or the method of a non-GET request (POST, PUT, PATCH).
+	// decides), the method of a non-GET request (POST, PUT, PATCH), or
+	// ReleaseList (a release list without ETag was read; the selected
+	// release's fingerprint decides whether its assets are downloaded).
 	// +optional
 	ChangeDetection string `json:"changeDetection,omitempty"`
 

@@ -98,32 +98,43 @@ func Write(w io.Writer, destPath string, data io.Reader, size int64) (Result, er
 	if err != nil {
 		return Result{}, fmt.Errorf("destinationPath: %w", err)
 	}
+	return writeTarGz(w, func(tw *tar.Writer) error {
+		hdr := &tar.Header{
+			Typeflag: tar.TypeReg,
+			Name:     name,
+			Size:     size,
+			Mode:     fileMode,
+			ModTime:  modTime,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("writing tar header: %w", err)
+		}
+		n, err := iobuf.Copy(tw, data)
+		if err != nil {
+			return fmt.Errorf("writing data: %w", err)
+		}
+		if n != size {
+			return fmt.Errorf("data is %d bytes, expected %d", n, size)
+		}
+		return nil
+	})
+}
+
+// writeTarGz streams to w the tar.gz of the entries that entries writes,
+// and returns its digest and size: the one place Write and WriteDir share,
+// so that both make their bytes the same way. A zero gzip header (no name,
+// no mtime, OS unknown) keeps the bytes stable; no explicit tar format:
+// archive/tar picks USTAR when a header fits (short ASCII names) and PAX
+// otherwise, the same way for the same header, so the bytes stay
+// deterministic.
+func writeTarGz(w io.Writer, entries func(tw *tar.Writer) error) (Result, error) {
 	h := digest.Canonical.Digester()
 	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
-
 	gz, done := newGzip(cw)
 	defer done()
-	// A zero gzip header (no name, no mtime, OS unknown) keeps the bytes stable.
 	tw := tar.NewWriter(gz)
-	// No explicit format: archive/tar picks USTAR when the header fits
-	// (short ASCII names) and PAX otherwise, the same way for the same
-	// header, so the bytes stay deterministic.
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     name,
-		Size:     size,
-		Mode:     fileMode,
-		ModTime:  modTime,
-	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return Result{}, fmt.Errorf("writing tar header: %w", err)
-	}
-	n, err := iobuf.Copy(tw, data)
-	if err != nil {
-		return Result{}, fmt.Errorf("writing data: %w", err)
-	}
-	if n != size {
-		return Result{}, fmt.Errorf("data is %d bytes, expected %d", n, size)
+	if err := entries(tw); err != nil {
+		return Result{}, err
 	}
 	if err := tw.Close(); err != nil {
 		return Result{}, fmt.Errorf("closing tar: %w", err)
@@ -242,27 +253,18 @@ func WriteDir(w io.Writer, prefix, root string) (Result, error) {
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 
-	h := digest.Canonical.Digester()
-	cw := &countingWriter{w: io.MultiWriter(w, h.Hash())}
-	gz, done := newGzip(cw)
-	defer done()
-	tw := tar.NewWriter(gz)
-	for _, f := range files {
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.size, Mode: f.mode, ModTime: modTime}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return Result{}, fmt.Errorf("writing tar header of %q: %w", f.name, err)
+	return writeTarGz(w, func(tw *tar.Writer) error {
+		for _, f := range files {
+			hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f.name, Size: f.size, Mode: f.mode, ModTime: modTime}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return fmt.Errorf("writing tar header of %q: %w", f.name, err)
+			}
+			if err := copyFile(tw, f.path, f.size); err != nil {
+				return fmt.Errorf("writing %q: %w", f.name, err)
+			}
 		}
-		if err := copyFile(tw, f.path, f.size); err != nil {
-			return Result{}, fmt.Errorf("writing %q: %w", f.name, err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return Result{}, fmt.Errorf("closing tar: %w", err)
-	}
-	if err := gz.Close(); err != nil {
-		return Result{}, fmt.Errorf("closing gzip: %w", err)
-	}
-	return Result{Digest: h.Digest().String(), Size: cw.n}, nil
+		return nil
+	})
 }
 
 // execMode is the mode of a file that had any executable bit.

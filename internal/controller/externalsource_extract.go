@@ -30,7 +30,9 @@ import (
 
 // reconcileExtract unpacks the fetched data (after the post-request hooks)
 // when spec.extract is set, and selects spec.extract.subPath, so that
-// reconcileArtifact packs a directory instead of one file.
+// reconcileArtifact packs a directory instead of one file; it unpacks the
+// same way the archive of several files a generator packed
+// (generator.Result.Archive).
 //
 // A refused or unreadable archive is FetchFailed (reason FetchFailed) and
 // retried, not Stalled: the fault is in what the upstream served, and the
@@ -38,7 +40,18 @@ import (
 // published and the last artifact stays.
 func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
-	if st.notModified || obj.Spec.Extract == nil {
+	if st.notModified {
+		return nil
+	}
+	var format, subPath string
+	switch {
+	case obj.Spec.Extract != nil:
+		format, subPath = obj.Spec.Extract.Format, obj.Spec.Extract.SubPath
+	case st.archive != "":
+		// Several files the generator packed (reconcileFetch refused
+		// spec.extract beside them).
+		format = st.archive
+	default:
 		return nil
 	}
 	work, err := st.workDir(r.TempDir)
@@ -46,13 +59,13 @@ func (r *ExternalSourceReconciler) reconcileExtract(_ context.Context,
 		return r.extractFailed(obj, fmt.Errorf("spooling the extracted files: %w", err))
 	}
 	dir := filepath.Join(work, "extracted")
-	if err := extract.File(st.dataFile, dir, obj.Spec.Extract.Format, r.extractLimits(st)); err != nil {
+	if err := extract.File(st.dataFile, dir, format, r.extractLimits(st)); err != nil {
 		return r.extractFailed(obj, err)
 	}
 	// The archive is not needed any more: free its share of the spool
 	// before the artifact is packed next to the extracted files.
 	_ = os.Remove(st.dataFile)
-	sel, err := extract.Select(dir, obj.Spec.Extract.SubPath)
+	sel, err := extract.Select(dir, subPath)
 	if err != nil {
 		return r.extractFailed(obj, err)
 	}

@@ -102,6 +102,11 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 		return nil
 	}
 	defer res.Body.Close()
+	if res.Archive != "" {
+		if err := severalFiles(obj, res.Archive); err != nil {
+			return failed(err)
+		}
+	}
 	if res.ContentLength > r.MaxDataSize {
 		return failed(fmt.Errorf("response of %d bytes exceeds the maximum size of %d bytes (--max-response-size)",
 			res.ContentLength, r.MaxDataSize))
@@ -141,9 +146,29 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 	if strings.ContainsAny(res.RevisionName, "@ \t\r\n") {
 		return failed(fmt.Errorf("the generator named the revision %q: it must not contain '@' or whitespace", res.RevisionName))
 	}
-	st.revisionName, st.record = res.RevisionName, res.Record
+	st.revisionName, st.record, st.archive = res.RevisionName, res.Record, res.Archive
 	r.FetchMetrics.RecordResponseSize(obj.Spec.Generator.Type, n)
 	conditions.Delete(obj, exsv1beta1.FetchFailedCondition)
+	return nil
+}
+
+// severalFiles checks that an object whose generator returned several
+// files packed in an archive (generator.Result.Archive) asks nothing that
+// takes one fetched file: spec.extract (the generator's archive is
+// unpacked instead), post-request hooks, spec.verify.digest.
+func severalFiles(obj *exsv1beta1.ExternalSource, format string) error {
+	const why = "the %s generator returned several files (spec.generator.%s selects more than one); %s takes one fetched file"
+	t := obj.Spec.Generator.Type
+	switch {
+	case format != generator.ArchiveTar:
+		return fmt.Errorf("the %s generator returned an archive of unknown format %q", t, format)
+	case obj.Spec.Extract != nil:
+		return generator.InvalidSpec("spec.extract", why, t, t, "extract")
+	case obj.Spec.Hooks != nil && len(obj.Spec.Hooks.PostRequest) > 0:
+		return generator.InvalidSpec("spec.hooks.postRequest", why, t, t, "a post-request hook")
+	case obj.Spec.Verify != nil:
+		return generator.InvalidSpec("spec.verify.digest", why, t, t, "a digest pin")
+	}
 	return nil
 }
 

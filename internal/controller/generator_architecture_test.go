@@ -199,3 +199,101 @@ func TestAnotherGeneratorTypeRunsThroughThePipeline(t *testing.T) {
 	g.Expect(conditions.GetReason(stalled, meta.ReadyCondition)).To(Equal(exsv1beta1.UnsupportedGeneratorReason))
 	g.Expect(conditions.GetMessage(stalled, meta.ReadyCondition)).To(ContainSubstring(`spec.generator.type: "ftp" has no implementation`))
 }
+
+// filesGenerator returns several files packed in a tar (Result.Archive), as
+// a generator that selects several upstream files does.
+type filesGenerator struct{ files map[string]string }
+
+func (f *filesGenerator) Generate(context.Context, *generator.Request) (*generator.Result, error) {
+	var buf strings.Builder
+	tw := tar.NewWriter(&buf)
+	for _, n := range []string{"crds.yaml", "install.yaml"} {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Size: int64(len(f.files[n])), Mode: 0o644}); err != nil {
+			return nil, err
+		}
+		if _, err := io.WriteString(tw, f.files[n]); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &generator.Result{Body: io.NopCloser(strings.NewReader(buf.String())), Archive: generator.ArchiveTar, RevisionName: "v1.0.0"}, nil
+}
+
+// TestGeneratorArchiveOfSeveralFiles: the files of a generator's archive
+// are published under spec.destinationPath; spec.extract and a digest pin,
+// which take one fetched file, are refused naming the field, and nothing
+// is published.
+func TestGeneratorArchiveOfSeveralFiles(t *testing.T) {
+	files := map[string]string{"crds.yaml": "kind: CustomResourceDefinition\n", "install.yaml": "kind: Deployment\n"}
+	tests := []struct {
+		name    string
+		mutate  func(*exsv1beta1.ExternalSourceSpec)
+		wantErr string
+	}{
+		{name: "files under destinationPath"},
+		{name: "extract", mutate: func(s *exsv1beta1.ExternalSourceSpec) { s.Extract = &exsv1beta1.ExtractSpec{Format: "tar"} },
+			wantErr: "spec.extract: the files generator returned several files"},
+		{name: "digest pin", mutate: func(s *exsv1beta1.ExternalSourceSpec) {
+			s.Verify = &exsv1beta1.VerifySpec{Digest: "sha256:" + strings.Repeat("0", 64)}
+		}, wantErr: "spec.verify.digest: the files generator returned several files"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			scheme := runtime.NewScheme()
+			utilruntime.Must(corev1.AddToScheme(scheme))
+			utilruntime.Must(sourcev1.AddToScheme(scheme))
+			utilruntime.Must(exsv1beta1.AddToScheme(scheme))
+			gens := generator.NewRegistry()
+			g.Expect(gens.Register("files", &filesGenerator{files: files})).To(Succeed())
+			obj := &exsv1beta1.ExternalSource{
+				ObjectMeta: metav1.ObjectMeta{Name: "files", Namespace: "default", Generation: 1},
+				Spec: exsv1beta1.ExternalSourceSpec{Interval: metav1.Duration{Duration: 600e9}, DestinationPath: "deploy",
+					Generator: exsv1beta1.GeneratorSpec{Type: "files"}},
+			}
+			if tt.mutate != nil {
+				tt.mutate(&obj.Spec)
+			}
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(obj).
+				WithStatusSubresource(&exsv1beta1.ExternalSource{}, &sourcev1.ExternalArtifact{}).Build()
+			store := memory.New(memory.Options{BaseURL: "http://artifacts.test"})
+			r := &controller.ExternalSourceReconciler{Client: c, Recorder: events.NewNopRecorder(), APIReader: c,
+				ControllerName: "externalsource-controller", Generators: gens, Storage: store, MaxDataSize: 1 << 20,
+				Retention: storage.DefaultRetention, TempDir: t.TempDir()}
+			_, _ = r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+			got := &exsv1beta1.ExternalSource{}
+			g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(obj), got)).To(Succeed())
+			if tt.wantErr != "" {
+				g.Expect(conditions.IsStalled(got)).To(BeTrue(), "%v", got.Status.Conditions)
+				g.Expect(conditions.GetReason(got, meta.ReadyCondition)).To(Equal(exsv1beta1.InvalidSpecReason))
+				g.Expect(conditions.GetMessage(got, meta.ReadyCondition)).To(ContainSubstring(tt.wantErr))
+				g.Expect(got.Status.Artifact).To(BeNil())
+				return
+			}
+			g.Expect(conditions.IsReady(got)).To(BeTrue(), "%v", got.Status.Conditions)
+			g.Expect(got.Status.Artifact.Revision).To(HavePrefix("v1.0.0@sha256:"))
+			rc, _, err := store.Open(context.Background(), got.Status.Artifact.Path)
+			g.Expect(err).ToNot(HaveOccurred())
+			defer rc.Close()
+			gz, err := gzip.NewReader(rc)
+			g.Expect(err).ToNot(HaveOccurred())
+			tr := tar.NewReader(gz)
+			published := map[string]string{}
+			for {
+				h, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				g.Expect(err).ToNot(HaveOccurred())
+				if h.Typeflag == tar.TypeReg {
+					b, err := io.ReadAll(tr)
+					g.Expect(err).ToNot(HaveOccurred())
+					published[h.Name] = string(b)
+				}
+			}
+			g.Expect(published).To(Equal(map[string]string{"deploy/crds.yaml": files["crds.yaml"], "deploy/install.yaml": files["install.yaml"]}))
+		})
+	}
+}

@@ -56,9 +56,12 @@ type reconcileState struct {
 	notModified bool
 	// changeDetection says how the generator detected the change.
 	changeDetection string
-	// revisionName and record are the generator's (generator.Result).
+	// revisionName, record and archive are the generator's
+	// (generator.Result): archive is the format of a data file that packs
+	// several files, unpacked by reconcileExtract.
 	revisionName string
 	record       func(*exsv1beta1.ExternalSourceStatus)
+	archive      string
 	// warnings of the generator, for Ready's message.
 	warnings []string
 	// fetched says this reconcile asked the upstream (or the pin answered

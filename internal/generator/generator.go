@@ -147,11 +147,23 @@ type Result struct {
 	// the data as handled. A NotModified result leaves the status as it is.
 	Record func(status *exsv1beta1.ExternalSourceStatus)
 
+	// Archive, when set ("tar", ArchiveTar), says Body is an archive of
+	// several files the generator packed (e.g. several release assets):
+	// the reconciler unpacks it, as it unpacks spec.extract's archive, and
+	// publishes the files under spec.destinationPath. spec.extract,
+	// post-request hooks and spec.verify.digest take one fetched file, so
+	// the reconciler refuses an object that sets them (InvalidSpec naming
+	// the field); a generator need not check them.
+	Archive string
+
 	// Warnings are conditions the user must know about although the fetch
 	// worked (e.g. TLS verification disabled). The reconciler adds them to
 	// Ready's message and emits a Warning event when one appears.
 	Warnings []string
 }
+
+// ArchiveTar is Result.Archive for a tar stream.
+const ArchiveTar = "tar"
 
 // InvalidSpecError says that the object's spec cannot be used as it is. The
 // reconciler marks the object Stalled until the spec changes, instead of

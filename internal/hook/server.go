@@ -145,6 +145,12 @@ func (s *Server) handler() http.Handler {
 		release, berr := s.Budget.Acquire(r.Context(), r.Header.Get(namespaceHeader), res.Sandbox.Memory)
 		// stdout streams back while stdin still streams in.
 		_ = http.NewResponseController(w).EnableFullDuplex()
+		// A run may end before its stdin is read to the end (a refusal, a
+		// command that never reads it). In full duplex, net/http would read
+		// the rest only after the handler returns, too late to stop its
+		// background read, and panic on the connection's next request
+		// (golang/go#68560): the handler closes the body itself.
+		defer r.Body.Close()
 		w.Header().Set("Trailer", trailerError+", "+trailerReason+", "+trailerExit+", "+trailerStderr+", "+trailerGeneration)
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)

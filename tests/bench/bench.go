@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -349,6 +351,9 @@ type run struct {
 	s3       *s3test.Server
 	// labels, when set, labels source i at creation.
 	labels func(i int) map[string]string
+	// died ends the run's context with its cause when a controller
+	// process exits that the harness did not stop (startProc).
+	died context.CancelCauseFunc
 }
 
 // stopAll stops every controller process started.
@@ -422,23 +427,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer r.s3.Stop()
 	}
 
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A controller process that exits on its own (a port taken between
+	// devenv.FreeAddr and its bind, a crash) ends rctx, and with it every
+	// wait of the phases, with the exit as the cause: nothing the harness
+	// waits for can come any more.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.died = cancel
 	if err := r.startWatches(rctx); err != nil {
 		return nil, err
 	}
 	if cfg.Shards > 0 {
 		defer r.stopAll()
 		if err := r.phaseSharding(rctx, logf); err != nil {
-			return r.rep, err
+			return r.rep, withCause(rctx, err)
 		}
 	} else {
 		if _, err := r.startController(rctx, true); err != nil {
-			return nil, err
+			return nil, withCause(rctx, err)
 		}
 		defer r.stopAll()
 		if err := r.phases(rctx, logf); err != nil {
-			return r.rep, err
+			return r.rep, withCause(rctx, err)
 		}
 	}
 
@@ -459,13 +469,33 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.ReadyFalse = r.tr.readyFalseCount()
 	r.stopAll()
-	cancel()
+	cancel(nil)
 
 	if err := r.writeOutputs(); err != nil {
 		return r.rep, err
 	}
 	logf("done")
 	return r.rep, nil
+}
+
+// withCause adds why ctx ended to err, when a controller's exit ended it.
+func withCause(ctx context.Context, err error) error {
+	var exit *exitError
+	if errors.As(context.Cause(ctx), &exit) && !errors.As(err, &exit) {
+		return fmt.Errorf("%w: %w", exit, err)
+	}
+	return err
+}
+
+// exitError is a controller process that exited while the harness still
+// needed it.
+type exitError struct {
+	name, log string
+	err       error
+}
+
+func (e *exitError) Error() string {
+	return fmt.Sprintf("controller %s exited on its own (%v); see %s", e.name, e.err, e.log)
 }
 
 // proc is one controller process of a scenario.
@@ -476,8 +506,11 @@ type proc struct {
 	// storage is the address of its artifact server.
 	storage string
 	stop    func()
-	exited  chan struct{}
-	log     string
+	// started says it came up (startProc); stopping says the harness
+	// stopped it: its exit is expected.
+	started, stopping atomic.Bool
+	exited            chan struct{}
+	log               string
 }
 
 // controllerArgs returns the flags of a controller process: the
@@ -553,10 +586,27 @@ func (r *run) startController(ctx context.Context, fresh bool) (func(), error) {
 	return p.stop, nil
 }
 
+// errPortTaken is a process that exited at start-up because an address
+// devenv.FreeAddr had found free was taken before the process bound it.
+var errPortTaken = errors.New("an address it was given was taken in the meantime")
+
 // startProc starts one controller process named name with extra flags and
-// waits for its metrics endpoint; fresh empties its filesystem storage.
-// The returned proc's stop is idempotent.
+// waits for its metrics endpoint and artifact server; fresh empties its
+// filesystem storage. A process that could not bind an address the
+// harness chose (devenv.FreeAddr frees the port it found, and any other
+// process, another package's test among them, may take it before the
+// controller binds it) is started again on new ones, twice at most. The
+// returned proc's stop is idempotent.
 func (r *run) startProc(ctx context.Context, name string, extra []string, fresh bool) (*proc, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := r.startProcOnce(ctx, name, extra, fresh)
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			return p, err
+		}
+	}
+}
+
+func (r *run) startProcOnce(ctx context.Context, name string, extra []string, fresh bool) (*proc, error) {
 	cfg := r.cfg
 	kubeconfig := filepath.Join(cfg.OutDir, cfg.Name+"-kubeconfig")
 	if err := r.env.WriteKubeconfig(kubeconfig); err != nil {
@@ -610,10 +660,18 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	p := &proc{name: name, pid: cmd.Process.Pid, metrics: metrics, storage: storageAddr, exited: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); logFile.Close(); close(p.exited) }()
+	go func() {
+		err := cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+		if p.started.Load() && !p.stopping.Load() && r.died != nil {
+			r.died(&exitError{name: name, log: logPath, err: err})
+		}
+	}()
 	var once sync.Once
 	p.stop = func() {
 		once.Do(func() {
+			p.stopping.Store(true)
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-p.exited:
@@ -624,21 +682,39 @@ func (r *run) startProc(ctx context.Context, name string, extra []string, fresh 
 		})
 	}
 
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := readReconciles(ctx, metrics); err == nil {
-			break
+	// Up: its metrics answer and its artifact server accepts connections
+	// (the null producer has none), so that a port taken under it shows
+	// here, at start-up, and not as sources nobody reconciles.
+	up := func() bool {
+		if _, err := readReconciles(ctx, metrics); err != nil {
+			return false
 		}
+		if cfg.nullProducer() {
+			return true
+		}
+		c, err := net.DialTimeout("tcp", storageAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !up() {
 		select {
 		case <-p.exited:
+			if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "address already in use") {
+				return nil, fmt.Errorf("the controller exited at start-up: %w; see %s", errPortTaken, logPath)
+			}
 			return nil, fmt.Errorf("the controller exited at start-up; see %s", logPath)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, errors.New("the controller's metrics endpoint did not come up within 1m")
+			return nil, errors.New("the controller's metrics endpoint and artifact server did not come up within 1m")
 		}
 	}
+	p.started.Store(true)
 	return p, nil
 }
 
@@ -943,8 +1019,11 @@ func (r *run) phaseLatency(ctx context.Context, logf func(string, ...any)) error
 		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for r.tr.pendingCount() > 0 && time.Now().Before(deadline) {
+	for r.tr.pendingCount() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	vals, missed := r.tr.latencies()
 	sort.Float64s(vals)

@@ -28,6 +28,8 @@ import (
 	. "github.com/onsi/gomega"
 	flag "github.com/spf13/pflag"
 
+	runtimectrl "github.com/fluxcd/pkg/runtime/controller"
+
 	controllercmd "github.com/externalsource/externalsource-controller/internal/cmd/controller"
 	"github.com/externalsource/externalsource-controller/internal/cmd/hookexecutor"
 )
@@ -129,5 +131,110 @@ func TestMetricsAreDocumented(t *testing.T) {
 			continue
 		}
 		g.Expect(defined).To(HaveKey(name), "docs/metrics.md documents %s, which no code defines", name)
+	}
+}
+
+// layoutPath is a backticked path in the first cell of a row of
+// docs/dev/development.md's layout table.
+var layoutPath = regexp.MustCompile("`([^`]+)`")
+
+// TestLayoutIsDocumented reads the layout table of docs/dev/development.md:
+// every directory of internal/, hack/ and tests/ that holds Go files is in
+// it, as a row of its own or named in the row of a parent (`http/` in the
+// row of internal/generator), so that a new package fails here until the
+// table says what it is for.
+func TestLayoutIsDocumented(t *testing.T) {
+	g := NewWithT(t)
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "dev", "development.md"))
+	g.Expect(err).ToNot(HaveOccurred())
+	_, table, ok := strings.Cut(string(b), "\n## Layout\n")
+	g.Expect(ok).To(BeTrue(), "development.md has a Layout section")
+	table, _, _ = strings.Cut(table, "\n## ")
+	type row struct {
+		paths []string
+		text  string
+	}
+	var rows []row
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		r := row{text: line}
+		for _, m := range layoutPath.FindAllStringSubmatch(cells[1], -1) {
+			r.paths = append(r.paths, strings.TrimSuffix(m[1], "/"))
+		}
+		rows = append(rows, r)
+	}
+	g.Expect(rows).ToNot(BeEmpty())
+
+	documented := func(dir string) bool {
+		for _, r := range rows {
+			for _, p := range r.paths {
+				if ok, _ := filepath.Match(p, dir); ok || p == dir {
+					return true
+				}
+				rest, ok := strings.CutPrefix(dir, p+"/")
+				if !ok {
+					continue
+				}
+				first, _, _ := strings.Cut(rest, "/")
+				if strings.Contains(r.text, "`"+first+"/") || strings.Contains(r.text, "/"+first+"`") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var missing []string
+	for _, top := range []string{"internal", "hack", "tests"} {
+		err := filepath.WalkDir(filepath.Join("..", "..", top), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.Contains(p, "testdata") {
+				return err
+			}
+			dir, _ := filepath.Rel(filepath.Join("..", ".."), filepath.Dir(p))
+			if !documented(filepath.ToSlash(dir)) && !slices.Contains(missing, dir) {
+				missing = append(missing, dir)
+			}
+			return nil
+		})
+		g.Expect(err).ToNot(HaveOccurred())
+	}
+	g.Expect(missing).To(BeEmpty(), "directories docs/dev/development.md's layout table does not name")
+}
+
+// envRead is an environment variable the programs read: a string literal
+// given to os.Getenv, os.LookupEnv or envOr, or Flux's runtime namespace.
+var envRead = regexp.MustCompile(`(?:os\.Getenv|os\.LookupEnv|envOr)\("([A-Z_]+)"|(runtimectrl\.EnvRuntimeNamespace)`)
+
+// TestEnvIsDocumented reads the programs' wiring (internal/cmd, main.go):
+// every environment variable they read is named in docs/flags.md.
+func TestEnvIsDocumented(t *testing.T) {
+	g := NewWithT(t)
+	var files []string
+	err := filepath.WalkDir(filepath.Join("..", "..", "internal", "cmd"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
+		}
+		return err
+	})
+	g.Expect(err).ToNot(HaveOccurred())
+	read := map[string]bool{}
+	for _, f := range append(files, filepath.Join("..", "..", "main.go")) {
+		b, err := os.ReadFile(f)
+		g.Expect(err).ToNot(HaveOccurred())
+		for _, m := range envRead.FindAllStringSubmatch(string(b), -1) {
+			if m[2] != "" {
+				m[1] = runtimectrl.EnvRuntimeNamespace
+			}
+			read[m[1]] = true
+		}
+	}
+	g.Expect(read).To(HaveKey("METRICS_ADDR"), "the scan finds what the programs read")
+	g.Expect(read).To(HaveKey("RUNTIME_NAMESPACE"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "flags.md"))
+	g.Expect(err).ToNot(HaveOccurred())
+	for name := range read {
+		g.Expect(string(doc)).To(ContainSubstring("`"+name+"`"), "docs/flags.md does not name the environment variable %s", name)
 	}
 }

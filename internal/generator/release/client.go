@@ -18,6 +18,8 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,6 +52,9 @@ type asset struct {
 	DownloadURL string
 	// Digest is the provider's "sha256:<hex>", when it gives one.
 	Digest string
+	// Identity is what the list says of the upload (id, size, ...): it
+	// changes when the asset is replaced under the same name.
+	Identity string
 }
 
 // provider knows one API's URLs, headers and JSON.
@@ -103,7 +108,7 @@ func (c *client) find(ctx context.Context, sel *selector) (*release, generator.V
 			break
 		}
 		h := c.p.headers(c.token)
-		if page == 1 && prev.ETag != "" {
+		if page == 1 && prev.ETag != "" && !isFingerprint(prev.ETag) {
 			h.Set("If-None-Match", prev.ETag)
 		}
 		resp, err := c.get(ctx, next, h)
@@ -112,7 +117,7 @@ func (c *client) find(ctx context.Context, sel *selector) (*release, generator.V
 		}
 		if page == 1 {
 			validators.ETag = validator(resp.Header.Get("ETag"))
-			if resp.StatusCode == http.StatusNotModified && prev.ETag != "" {
+			if resp.StatusCode == http.StatusNotModified && prev.ETag != "" && !isFingerprint(prev.ETag) {
 				resp.Body.Close()
 				if validators.ETag == "" {
 					validators.ETag = prev.ETag
@@ -155,8 +160,35 @@ func (c *client) find(ctx context.Context, sel *selector) (*release, generator.V
 		return nil, validators, false, fmt.Errorf("no release of %s matches %s within the first %d pages of its release list",
 			c.req.Source.Spec.Generator.Release.Repository, describe(c.req.Source.Spec.Generator.Release), c.g.opts.MaxPages)
 	}
+	if validators.ETag == "" {
+		// No ETag (Gitea and Forgejo send none for the list): the
+		// selected release's own fingerprint tells an unchanged
+		// selection, so that it costs the list request alone.
+		validators.ETag = fingerprint(best)
+		if prev.ETag == validators.ETag {
+			return best, validators, true, nil
+		}
+	}
 	return best, validators, false, nil
 }
+
+// fingerprintPrefix marks a validator the generator made itself: unquoted,
+// so it is never a provider's ETag and is never sent as If-None-Match.
+const fingerprintPrefix = "release-fingerprint:"
+
+// fingerprint sums what the list says of a release that the artifact
+// depends on: its tag, flags, URL, publication time and every asset's name,
+// download URL, digest and upload identity.
+func fingerprint(r *release) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %v %v %q %s\n", r.Tag, r.Draft, r.Prerelease, r.URL, r.PublishedAt.UTC().Format(time.RFC3339Nano))
+	for _, a := range r.Assets {
+		fmt.Fprintf(h, "%q %q %q %q\n", a.Name, a.DownloadURL, a.Digest, a.Identity)
+	}
+	return fingerprintPrefix + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func isFingerprint(v string) bool { return strings.HasPrefix(v, fingerprintPrefix) }
 
 // describe says what the version selects, for messages.
 func describe(spec *exsv1beta1.ReleaseGeneratorSpec) string {

@@ -18,6 +18,7 @@ package release
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -122,7 +123,7 @@ func (g *github) downloadHeaders(token string) http.Header {
 
 func (g *github) parse(data []byte) ([]release, error) {
 	return parseReleases(data, func(a releaseAsset) asset {
-		return asset{Name: a.Name, DownloadURL: a.URL, Digest: a.Digest}
+		return asset{Name: a.Name, DownloadURL: a.URL, Digest: a.Digest, Identity: a.identity()}
 	})
 }
 
@@ -146,7 +147,7 @@ func (g *gitea) downloadHeaders(token string) http.Header {
 
 func (g *gitea) parse(data []byte) ([]release, error) {
 	return parseReleases(data, func(a releaseAsset) asset {
-		return asset{Name: a.Name, DownloadURL: a.BrowserDownloadURL}
+		return asset{Name: a.Name, DownloadURL: a.BrowserDownloadURL, Identity: a.identity()}
 	})
 }
 
@@ -158,6 +159,21 @@ type releaseAsset struct {
 	URL                string `json:"url"`
 	BrowserDownloadURL string `json:"browser_download_url"`
 	Digest             string `json:"digest"`
+	// What changes when an asset is replaced: its id (a new upload is a
+	// new asset), size, Gitea's uuid, GitHub's updated_at.
+	ID        int64  `json:"id"`
+	Size      int64  `json:"size"`
+	UUID      string `json:"uuid"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// identity is what the list says about the asset's upload; "" when it
+// says nothing.
+func (a releaseAsset) identity() string {
+	if a.ID == 0 && a.Size == 0 && a.UUID == "" && a.UpdatedAt == "" {
+		return ""
+	}
+	return fmt.Sprintf("id=%d size=%d uuid=%s updated=%s", a.ID, a.Size, a.UUID, a.UpdatedAt)
 }
 
 // parseReleases reads the release list that GitHub and Gitea share the
@@ -215,6 +231,7 @@ func (g *gitlab) parse(data []byte) ([]release, error) {
 		} `json:"_links"`
 		Assets struct {
 			Links []struct {
+				ID             int64  `json:"id"`
 				Name           string `json:"name"`
 				URL            string `json:"url"`
 				DirectAssetURL string `json:"direct_asset_url"`
@@ -232,7 +249,11 @@ func (g *gitlab) parse(data []byte) ([]release, error) {
 			if u == "" {
 				u = a.URL
 			}
-			rel.Assets = append(rel.Assets, asset{Name: a.Name, DownloadURL: u})
+			id := ""
+			if a.ID != 0 {
+				id = fmt.Sprintf("id=%d", a.ID)
+			}
+			rel.Assets = append(rel.Assets, asset{Name: a.Name, DownloadURL: u, Identity: id})
 		}
 		out = append(out, rel)
 	}

@@ -24,6 +24,7 @@ limitations under the License.
 package release
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,6 +48,12 @@ import (
 
 // DefaultMaxPages bounds the pages of the release list read per fetch.
 const DefaultMaxPages = 10
+
+// ChangeDetectionReleaseList is status.changeDetection when the provider
+// sends no ETag for its release list (Gitea, Forgejo): the list is read in
+// full and the selected release's fingerprint (tag, assets' names, URLs and
+// upload identities) decides whether anything is downloaded.
+const ChangeDetectionReleaseList = "ReleaseList"
 
 // tokenKey is the key of secretRef's Secret that holds the token.
 const tokenKey = "token"
@@ -100,10 +107,8 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	if err != nil {
 		return nil, err
 	}
-	if len(spec.Assets) != 1 {
-		// Several assets need the reconciler to package several files;
-		// until it can, one asset per source.
-		return nil, generator.InvalidSpec("spec.generator.release.assets", "exactly one pattern is supported for now, got %d", len(spec.Assets))
+	if len(spec.Assets) == 0 {
+		return nil, generator.InvalidSpec("spec.generator.release.assets", "at least one pattern is required")
 	}
 	for _, pat := range spec.Assets {
 		if _, err := path.Match(pat, ""); err != nil {
@@ -122,30 +127,55 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	if err != nil {
 		return nil, err
 	}
+	detection := generator.ChangeDetectionGET
+	switch {
+	case isFingerprint(validators.ETag):
+		detection = ChangeDetectionReleaseList
+	case !req.Previous.IsZero():
+		detection = generator.ChangeDetectionConditionalGET
+	}
 	if notModified {
-		return &generator.Result{NotModified: true, Validators: validators, ChangeDetection: generator.ChangeDetectionConditionalGET}, nil
+		return &generator.Result{NotModified: true, Validators: validators, ChangeDetection: detection}, nil
 	}
 	c.rel = rel
 	if strings.ContainsAny(rel.Tag, "@ \t\r\n") || len(rel.Tag) > 256 {
 		return nil, fmt.Errorf("release tag %q cannot name a revision (it contains '@' or whitespace, or is over 256 bytes)", rel.Tag)
 	}
-	asset, err := matchAsset(rel, spec.Assets[0])
+	assets, err := matchAssets(rel, spec.Assets)
 	if err != nil {
 		return nil, err
 	}
-	want := ""
-	if spec.Checksums != exsv1beta1.ReleaseChecksumsNone {
-		if want, err = c.expectedDigest(ctx, rel, asset); err != nil {
+	files := make([]*tempFile, 0, len(assets))
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}()
+	var size int64
+	for _, a := range assets {
+		want := ""
+		if spec.Checksums != exsv1beta1.ReleaseChecksumsNone {
+			if want, err = c.expectedDigest(ctx, rel, a); err != nil {
+				return nil, err
+			}
+		}
+		f, n, err := c.download(ctx, a, want)
+		if err != nil {
 			return nil, err
 		}
+		files, size = append(files, f), size+n
 	}
-	body, size, err := c.download(ctx, asset, want)
-	if err != nil {
-		return nil, err
-	}
-	detection := generator.ChangeDetectionGET
-	if !req.Previous.IsZero() {
-		detection = generator.ChangeDetectionConditionalGET
+	var body io.ReadCloser = files[0]
+	archive := ""
+	if len(files) > 1 {
+		// Several assets: one tar of them, unpacked by the reconciler
+		// under spec.destinationPath.
+		if body, size, err = c.packTar(assets, files); err != nil {
+			return nil, err
+		}
+		archive = generator.ArchiveTar
 	}
 	st := &exsv1beta1.ReleaseStatus{Tag: rel.Tag, URL: rel.URL}
 	if !rel.PublishedAt.IsZero() {
@@ -153,8 +183,8 @@ func (g *Generator) Generate(ctx context.Context, req *generator.Request) (_ *ge
 	}
 	return &generator.Result{
 		Body: body, ContentLength: size, Validators: validators, ChangeDetection: detection,
-		RevisionName: rel.Tag,
-		Record:       func(s *exsv1beta1.ExternalSourceStatus) { s.Release = st.DeepCopy() },
+		RevisionName: rel.Tag, Archive: archive,
+		Record: func(s *exsv1beta1.ExternalSourceStatus) { s.Release = st.DeepCopy() },
 	}, nil
 }
 
@@ -257,6 +287,68 @@ func (s *selector) better(a, b *release) bool {
 // exact tag, or latest (the lists are newest first).
 func (s *selector) final() bool { return s.constraint == nil }
 
+// matchAssets returns the one asset each pattern matches, in the
+// patterns' order; two patterns may not select the same asset.
+func matchAssets(r *release, patterns []string) ([]*asset, error) {
+	out := make([]*asset, 0, len(patterns))
+	by := map[string]string{}
+	for _, p := range patterns {
+		a, err := matchAsset(r, p)
+		if err != nil {
+			return nil, err
+		}
+		if other, ok := by[a.Name]; ok {
+			return nil, generator.InvalidSpec("spec.generator.release.assets", "patterns %q and %q both match asset %q of release %s",
+				other, p, a.Name, r.Tag)
+		}
+		by[a.Name] = p
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// packTar packs the downloaded assets, named by their asset names, into
+// one tar in TempDir and closes (removes) their files. The metadata is
+// fixed: the reconciler re-packs the files deterministically anyway.
+func (c *client) packTar(assets []*asset, files []*tempFile) (io.ReadCloser, int64, error) {
+	f, err := os.CreateTemp(c.g.opts.TempDir, "release-assets-*.tar")
+	if err != nil {
+		return nil, 0, err
+	}
+	out := &tempFile{File: f}
+	tw := tar.NewWriter(f)
+	for i, a := range assets {
+		src := files[i]
+		fi, err := src.Stat()
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: a.Name, Size: fi.Size(), Mode: 0o644, Format: tar.FormatPAX})
+		}
+		if err == nil {
+			_, err = io.Copy(tw, src)
+		}
+		if err != nil {
+			out.Close()
+			return nil, 0, fmt.Errorf("packing asset %s: %w", a.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		out.Close()
+		return nil, 0, err
+	}
+	for _, src := range files {
+		src.Close()
+	}
+	n, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		out.Close()
+		return nil, 0, err
+	}
+	return out, n, nil
+}
+
 // matchAsset returns the one asset pattern matches.
 func matchAsset(r *release, pattern string) (*asset, error) {
 	var found []*asset
@@ -299,7 +391,7 @@ func quoteList(names []string) string {
 // when want is set, and returns the file as the body (removed on Close).
 // The bytes are verified before anything is handed on, so that a mismatch
 // is reported as such and never packaged.
-func (c *client) download(ctx context.Context, a *asset, want string) (io.ReadCloser, int64, error) {
+func (c *client) download(ctx context.Context, a *asset, want string) (*tempFile, int64, error) {
 	resp, err := c.get(ctx, a.DownloadURL, c.p.downloadHeaders(c.tokenFor(a.DownloadURL)))
 	if err != nil {
 		return nil, 0, err

@@ -17,6 +17,7 @@ limitations under the License.
 package release
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -138,24 +139,61 @@ func TestSemverSelectionAcrossPages(t *testing.T) {
 	}
 }
 
+// TestUnchangedListIsOneConditionalRequest: an unchanged release list
+// costs one request and no download, with the provider's ETag (GitHub's
+// 304) or without one (Gitea's list: the selected release's fingerprint);
+// a replaced asset is downloaded again.
 func TestUnchangedListIsOneConditionalRequest(t *testing.T) {
-	g := NewWithT(t)
-	s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right")})
-	gen := newGen()
-	res, err := gen.Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
-	g.Expect(err).ToNot(HaveOccurred())
-	res.Body.Close()
-	before := s.Counts()
+	tests := []struct {
+		name      string
+		noETag    bool
+		detection string
+	}{
+		{name: "ETag and 304", detection: generator.ChangeDetectionConditionalGET},
+		{name: "no ETag: the release's fingerprint", noETag: true, detection: ChangeDetectionReleaseList},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := newStandIn(t, releaseapi.Options{Releases: fiveReleases("right"), NoETag: tt.noETag})
+			gen := newGen()
+			res, err := gen.Generate(context.Background(), request(sourceFor(s, nil), generator.Validators{}))
+			g.Expect(err).ToNot(HaveOccurred())
+			res.Body.Close()
+			first := res.Validators
+			g.Expect(first.ETag).ToNot(BeEmpty())
+			before := s.Counts()
 
-	res, err = gen.Generate(context.Background(), request(sourceFor(s, nil), res.Validators))
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(res.NotModified).To(BeTrue())
-	g.Expect(res.ChangeDetection).To(Equal(generator.ChangeDetectionConditionalGET))
-	g.Expect(res.Validators.ETag).To(Equal(s.ETag()))
-	after := s.Counts()
-	g.Expect(after.Lists-before.Lists).To(Equal(1), "one request for an unchanged list")
-	g.Expect(after.NotModified).To(Equal(1))
-	g.Expect(after.Downloads-before.Downloads).To(Equal(0), "no download for an unchanged list")
+			res, err = gen.Generate(context.Background(), request(sourceFor(s, nil), first))
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(res.NotModified).To(BeTrue())
+			g.Expect(res.ChangeDetection).To(Equal(tt.detection))
+			g.Expect(res.Validators).To(Equal(first))
+			after := s.Counts()
+			g.Expect(after.Lists-before.Lists).To(Equal(1), "one request for an unchanged list")
+			g.Expect(after.Downloads-before.Downloads).To(Equal(0), "no download for an unchanged list")
+			if tt.noETag {
+				g.Expect(after.NotModified).To(Equal(0))
+				// A fingerprint is ours: never sent as If-None-Match.
+				g.Expect(s.IfNoneMatch()).To(HaveEach(BeEmpty()))
+			} else {
+				g.Expect(after.NotModified).To(Equal(1))
+				g.Expect(s.IfNoneMatch()).To(Equal([]string{"", first.ETag}))
+			}
+
+			// The selected release's asset is replaced (another upload):
+			// downloaded again.
+			rels := fiveReleases("right")
+			rels[3].Assets["install.yaml"] = []byte("kind: List # v1.2.0 again\n")
+			rels[3].Assets["checksums.txt"] = []byte(sum("kind: List # v1.2.0 again\n") + "  install.yaml\n")
+			s.SetReleases(rels)
+			res, err = gen.Generate(context.Background(), request(sourceFor(s, nil), first))
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(res.NotModified).To(BeFalse())
+			g.Expect(read(g, res)).To(Equal("kind: List # v1.2.0 again\n"))
+			g.Expect(res.Validators.ETag).ToNot(Equal(first.ETag))
+		})
+	}
 }
 
 func TestRateLimitRequeuesAtReset(t *testing.T) {
@@ -361,6 +399,81 @@ func TestAssetOverTheSizeLimit(t *testing.T) {
 			left, err := os.ReadDir(dir)
 			g.Expect(err).ToNot(HaveOccurred())
 			g.Expect(left).To(BeEmpty())
+		})
+	}
+}
+
+// TestSeveralAssets: several patterns, each matching one asset, are
+// verified one by one and packed into one tar (Result.Archive) that the
+// reconciler unpacks; patterns selecting the same asset are refused, and
+// one asset that disagrees with the checksums fails the whole fetch.
+func TestSeveralAssets(t *testing.T) {
+	files := map[string]string{"install.yaml": "kind: List # install\n", "crds.yaml": "kind: List # crds\n"}
+	sums := sum(files["install.yaml"]) + "  install.yaml\n" + sum(files["crds.yaml"]) + "  crds.yaml\n"
+	tests := []struct {
+		name      string
+		patterns  []string
+		checksums string
+		wantErr   string
+		mismatch  bool
+	}{
+		{name: "two patterns", patterns: []string{"install.yaml", "crds.*"}, checksums: sums},
+		{name: "same asset twice", patterns: []string{"install.yaml", "install.*"}, checksums: sums,
+			wantErr: `patterns "install.yaml" and "install.*" both match asset "install.yaml"`},
+		{name: "one pattern matches nothing", patterns: []string{"install.yaml", "*.tgz"}, checksums: sums,
+			wantErr: `pattern "*.tgz" matches no asset`},
+		{name: "one asset disagrees", patterns: []string{"install.yaml", "crds.yaml"},
+			checksums: sum(files["install.yaml"]) + "  install.yaml\n" + strings.Repeat("ab", 32) + "  crds.yaml\n", mismatch: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			rel := releaseapi.Release{Tag: "v1.2.0", Assets: map[string][]byte{"checksums.txt": []byte(tt.checksums)}}
+			for n, b := range files {
+				rel.Assets[n] = []byte(b)
+			}
+			s := newStandIn(t, releaseapi.Options{GitLab: true, Releases: []releaseapi.Release{rel}})
+			dir := t.TempDir()
+			h := httpgen.New(httpgen.Options{URLPolicy: &httpgen.URLPolicy{AllowedRanges: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+			gen := New(Options{Sender: h.Sender(), TempDir: dir})
+			res, err := gen.Generate(context.Background(), request(sourceFor(s, func(spec *exsv1beta1.ReleaseGeneratorSpec) {
+				spec.Assets = tt.patterns
+			}), generator.Validators{}))
+			defer func() {
+				left, err := os.ReadDir(dir)
+				g.Expect(err).ToNot(HaveOccurred())
+				g.Expect(left).To(BeEmpty(), "nothing left in the spool directory")
+			}()
+			switch {
+			case tt.mismatch:
+				var dm *generator.DigestMismatchError
+				g.Expect(errors.As(err, &dm)).To(BeTrue(), "%v", err)
+				g.Expect(err.Error()).To(ContainSubstring("crds.yaml"))
+				return
+			case tt.wantErr != "":
+				var inv *generator.InvalidSpecError
+				g.Expect(errors.As(err, &inv)).To(BeTrue(), "%v", err)
+				g.Expect(inv.Field).To(Equal("spec.generator.release.assets"))
+				g.Expect(err.Error()).To(ContainSubstring(tt.wantErr))
+				return
+			}
+			g.Expect(err).ToNot(HaveOccurred())
+			g.Expect(res.Archive).To(Equal(generator.ArchiveTar))
+			g.Expect(res.RevisionName).To(Equal("v1.2.0"))
+			got := map[string]string{}
+			tr := tar.NewReader(res.Body)
+			for {
+				hdr, err := tr.Next()
+				if err == io.EOF {
+					break
+				}
+				g.Expect(err).ToNot(HaveOccurred())
+				b, err := io.ReadAll(tr)
+				g.Expect(err).ToNot(HaveOccurred())
+				got[hdr.Name] = string(b)
+			}
+			g.Expect(got).To(Equal(files))
+			g.Expect(res.Body.Close()).To(Succeed())
 		})
 	}
 }

@@ -25,6 +25,7 @@ package releaseapi
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -72,6 +73,9 @@ type Options struct {
 	// body that quotes the credentials it was sent (to prove they never
 	// reach an error).
 	FailWith int
+	// NoETag sends no ETag and never answers 304, as Gitea's and
+	// Forgejo's release lists do.
+	NoETag bool
 	// Unstarted leaves API and CDN unstarted, so a test can set their
 	// Listener (e.g. on a test bridge's address) before calling Start.
 	Unstarted bool
@@ -96,6 +100,7 @@ type Server struct {
 	counts   Counts
 	apiAuth  []string
 	cdnAuth  []string
+	inm      []string
 }
 
 // New starts a stand-in (unless opts.Unstarted) and stops it when t ends.
@@ -179,6 +184,14 @@ func (s *Server) Auth() (api, cdn []string) {
 	return append([]string(nil), s.apiAuth...), append([]string(nil), s.cdnAuth...)
 }
 
+// IfNoneMatch are the If-None-Match headers of the list requests, in
+// order ("" for none).
+func (s *Server) IfNoneMatch() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.inm...)
+}
+
 // ETag is the list's current entity tag: it changes with the tags and
 // their assets' names and bytes.
 func (s *Server) ETag() string {
@@ -196,6 +209,12 @@ func (s *Server) etag() string {
 		}
 	}
 	return `"` + hex.EncodeToString(h.Sum(nil))[:16] + `"`
+}
+
+// assetID is an upload's id: another upload (other bytes) has another.
+func assetID(tag, name string, body []byte) int64 {
+	h := sha256.Sum256([]byte(tag + "\x00" + name + "\x00" + string(body)))
+	return int64(binary.BigEndian.Uint32(h[:4]))
 }
 
 // Sum is the hex sha256 of b, as checksums files write it.
@@ -247,6 +266,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counts.Lists++
+	s.inm = append(s.inm, r.Header.Get("If-None-Match"))
 	if !s.opts.RateLimitReset.IsZero() {
 		p := "X-RateLimit-"
 		code := http.StatusForbidden
@@ -260,8 +280,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	etag := s.etag()
-	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
+	if !s.opts.NoETag {
+		w.Header().Set("ETag", etag)
+	}
+	if !s.opts.NoETag && r.Header.Get("If-None-Match") == etag {
 		s.counts.NotModified++
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -290,10 +312,10 @@ func (s *Server) render(rel Release) map[string]any {
 		body := rel.Assets[name]
 		if s.opts.GitLab {
 			// A release link pointing straight at another origin.
-			assets = append(assets, map[string]any{"name": name, "url": s.CDN.URL + "/dl/" + rel.Tag + "/" + name})
+			assets = append(assets, map[string]any{"id": assetID(rel.Tag, name, body), "name": name, "url": s.CDN.URL + "/dl/" + rel.Tag + "/" + name})
 			continue
 		}
-		a := map[string]any{"name": name,
+		a := map[string]any{"id": assetID(rel.Tag, name, body), "size": len(body), "name": name,
 			"url":                  s.API.URL + "/repos/" + s.opts.Owner + "/" + s.opts.Repo + "/releases/assets/" + rel.Tag + "/" + name,
 			"browser_download_url": "https://github.invalid/" + s.opts.Owner + "/" + s.opts.Repo + "/releases/download/" + rel.Tag + "/" + name}
 		switch d := rel.Digests[name]; d {
