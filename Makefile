@@ -27,7 +27,7 @@ dev: build ## Run the controller on a local control plane with the memory store 
 	$(BIN)/dev
 
 # Scenarios of `make bench` (tests/bench/cmd: n5, n1000, n5000, large, floor1000,
-# floor5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000,
+# floor5000, hooks1000, hooks5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000,
 # failing; docs/benchmarks.md) and
 # extra flags (e.g. BENCH_FLAGS="-qps 50 -burst 300 -suffix -qps50").
 BENCH_SCENARIOS ?= floor1000,floor5000,n10000,n10000fs,restart-fs,restart-s3,restart-mem,shard6000,failing
@@ -35,7 +35,8 @@ BENCH_FLAGS ?=
 
 .PHONY: bench
 bench: ## Run the scale benchmark: real control plane, controller process, N sources; writes tests/bench/out and docs/benchmarks/*.png.
-	hack/tools.sh etcd kube-apiserver versitygw crds
+	hack/tools.sh etcd kube-apiserver versitygw yq crds
+	@test -x /usr/bin/jq || { echo "make bench: the hooks scenarios need jq at /usr/bin/jq (apt-get install jq)"; exit 1; }
 	go run ./tests/bench/cmd -scenarios $(BENCH_SCENARIOS) -out tests/bench/out -docs docs/benchmarks $(BENCH_FLAGS)
 
 .PHONY: test

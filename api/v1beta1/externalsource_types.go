@@ -475,6 +475,15 @@ type ExternalSourceStatus struct {
 	// +optional
 	LastHandledDigest string `json:"lastHandledDigest,omitempty"`
 
+	// LastHandledInputDigest is the sha256 of the fetched data (before the
+	// post-request hooks) the artifact was built from, for a source with
+	// post-request hooks. When a fetch returns the same bytes for the same
+	// generation, with the artifact in storage and no forced reconcile,
+	// the hooks are not run and the artifact stays: their output is part
+	// of the revision only when their input changed.
+	// +optional
+	LastHandledInputDigest string `json:"lastHandledInputDigest,omitempty"`
+
 	// ChangeDetection says how the last successful fetch learned whether the
 	// upstream changed: HEAD (a HEAD request returned the recorded ETag; no
 	// data was downloaded), ConditionalGET (a GET with If-None-Match or

@@ -236,14 +236,16 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 		r.firstChecks = &firstChecks{}
 	}
 	pred := predicate.Or(predicate.GenerationChangedPredicate{}, predicates.ReconcileRequestedPredicate{})
+	copts := controller.Options{
+		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+		RateLimiter:             opts.RateLimiter,
+		RecoverPanic:            ptr.To(true),
+	}
+	r.withNamespaceShare(&copts, opts, mgr.GetLogger())
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&exsv1beta1.ExternalSource{}, builder.WithPredicates(pred)).
 		Owns(&sourcev1.ExternalArtifact{}, builder.WithPredicates(predicate.Or(externalArtifactChanged, artifactReconcileRequested))).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
-			RateLimiter:             opts.RateLimiter,
-			RecoverPanic:            ptr.To(true),
-		})
+		WithOptions(copts)
 	if opts.HookWhitelistChanged != nil {
 		// A whitelist change can unstall (or stall) objects with hooks:
 		// requeue them all, and only them.
@@ -256,7 +258,6 @@ func (r *ExternalSourceReconciler) SetupWithManager(mgr ctrl.Manager, opts Recon
 			return err
 		}
 	}
-	b = r.withNamespaceShare(b, opts)
 	return b.Complete(r)
 }
 
@@ -288,6 +289,24 @@ var externalArtifactChanged = predicate.Funcs{
 	GenericFunc: func(event.GenericEvent) bool { return false },
 }
 
+// scheduledCheckLast gives the next scheduled check of a Ready object (its
+// interval's requeue) the queue's low priority, the one controller-runtime
+// gives the objects of its initial list: anything else queued first. While
+// new sources wait for their first artifact (a ramp: thousands created at
+// once, which their create events queue at the default priority), the
+// re-checks that come due meanwhile wait for them, as the first checks
+// after a restart are spread (firstChecks), and are made when the backlog
+// is through: each at most as late as it waited, each only once. A check
+// already queued is raised to a higher priority when an event (a spec
+// change, a reconcile request) queues the object again, so nothing asked
+// for waits. A failure's retry keeps its priority.
+func scheduledCheckLast(obj *exsv1beta1.ExternalSource, result ctrl.Result, err error) ctrl.Result {
+	if err == nil && result.RequeueAfter > 0 && conditions.IsReady(obj) {
+		result.Priority = ptr.To(handler.LowPriority)
+	}
+	return result
+}
+
 // reconcileFunc is one step of the pipeline.
 type reconcileFunc func(ctx context.Context, obj *exsv1beta1.ExternalSource, st *reconcileState) error
 
@@ -295,13 +314,10 @@ type reconcileFunc func(ctx context.Context, obj *exsv1beta1.ExternalSource, st 
 // summarize and patch, finalizer, suspend, then the steps.
 func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	// One namespace never holds more than its share of the workers
-	// (fairshare.go): over it, the request waits without a worker and
-	// without any API call.
-	release, retryAfter, admitted := r.namespaceShare.Admit(ctx, req)
-	if !admitted {
-		return ctrl.Result{RequeueAfter: retryAfter}, nil
-	}
-	defer release()
+	// (fairshare.go): the controller's queue (ShareQueue) admitted req
+	// into it; the share is left after storage (reconcileLeaveShare) or,
+	// at the latest, when the queue is told req is done.
+	release := func() { r.namespaceShare.Leave(req) }
 
 	start := time.Now()
 
@@ -344,6 +360,7 @@ func (r *ExternalSourceReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.summarize(ctx, obj, st, done, retErr)
 			recordArtifactRequest(obj, artifactReq)
 			result, retErr = r.patch(ctx, sp, obj, st, done, retErr)
+			result = scheduledCheckLast(obj, result, retErr)
 		}
 		r.recordMetrics(ctx, obj, start)
 	}()

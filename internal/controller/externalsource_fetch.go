@@ -58,6 +58,9 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 
 	var prev generator.Validators
 	force := meta.ShouldHandleForceRequest(obj)
+	// Asking twice answers false the second time (the request is then
+	// marked handled): the hooks step reads the answer from here.
+	st.forced = force
 	if obj.GetArtifact() != nil && obj.Generation == obj.Status.ObservedGeneration && !force {
 		prev = generator.Validators{ETag: obj.Status.LastHandledETag, LastModified: obj.Status.LastModified}
 	}
@@ -136,10 +139,9 @@ func (r *ExternalSourceReconciler) reconcileFetch(ctx context.Context,
 	if n > r.MaxDataSize {
 		return failed(fmt.Errorf("response exceeds the maximum size of %d bytes (--max-response-size)", r.MaxDataSize))
 	}
-	if pin := pinnedDigest(obj); pin != "" {
-		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != pin {
-			return digestMismatch(obj, pin, got)
-		}
+	st.inputDigest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if pin := pinnedDigest(obj); pin != "" && st.inputDigest != pin {
+		return digestMismatch(obj, pin, st.inputDigest)
 	}
 	st.dataSize = n
 	st.validators = res.Validators

@@ -27,6 +27,7 @@ import (
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
 	"github.com/externalsource/externalsource-controller/internal/hook"
 	"github.com/externalsource/externalsource-controller/internal/iobuf"
+	"github.com/externalsource/externalsource-controller/internal/metrics"
 )
 
 // reconcileHooks runs the post-request hooks on the fetched data, in order,
@@ -37,7 +38,17 @@ import (
 // and output), and their sum is capped by --max-spool-bytes-per-reconcile.
 func (r *ExternalSourceReconciler) reconcileHooks(ctx context.Context,
 	obj *exsv1beta1.ExternalSource, st *reconcileState) error {
-	if st.notModified || obj.Spec.Hooks == nil || len(obj.Spec.Hooks.PostRequest) == 0 {
+	if st.notModified || !hasPostRequestHooks(obj) {
+		return nil
+	}
+	if inputUnchanged(obj, st) {
+		// The published artifact was built from these very bytes by
+		// these very hooks: running them again could only produce a
+		// revision the upstream did not make (a hook that reads the
+		// clock), at the cost of a sandboxed exec per hook per interval.
+		st.notModified = true
+		st.fetchResult = metrics.ResultUnchanged
+		conditions.Delete(obj, exsv1beta1.HookFailedCondition)
 		return nil
 	}
 	// The hooks share the fetch's deadline: spec.timeout bounds both.

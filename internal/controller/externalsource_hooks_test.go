@@ -22,6 +22,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/fluxcd/pkg/runtime/conditions"
 
 	exsv1beta1 "github.com/externalsource/externalsource-controller/api/v1beta1"
+	"github.com/externalsource/externalsource-controller/internal/generator"
 	"github.com/externalsource/externalsource-controller/internal/testutil"
 )
 
@@ -288,4 +290,105 @@ func TestHookExecutorDown(t *testing.T) {
 	obj := withHooks(newSourceOn("hooks-down", ns, "down", up.URL), nil, []exsv1beta1.Hook{jq("ok", "-c", ".")})
 	NewWithT(t).Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
 	waitHookFailed(t, obj, false, "hook executor unreachable")
+}
+
+// sidecarRuns counts the runs of the hook named name in the suite
+// sidecar's log (one "hook ran" line per run, logged before the answer).
+func sidecarRuns(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(hookExecutorLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "hook ran") && strings.Contains(line, fmt.Sprintf(`"hook": %q`, name)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPostRequestHooksRunOnlyForNewInput: the post-request hooks' output
+// is part of the revision only when their input changed. On the real
+// sidecar, a hook that stamps the time (its output differs at every run)
+// runs once for the first fetch; a fetch of the same bytes without
+// validators runs no hook and keeps the revision (the input digest
+// decides), and so does a 304 after a HEAD; new bytes, a forced
+// reconcile and a new generation run it again.
+func TestPostRequestHooksRunOnlyForNewInput(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	stamp := "stamp-" + ns
+	filter := `{v: .v, at: now}`
+	runs := func() int { return sidecarRuns(t, stamp) }
+
+	// No ETag, no Last-Modified: every check is a plain GET.
+	up := newUpstream(t, `{"v": 1}`)
+	obj := withHooks(newSource(ns, "plain", up.URL), nil, []exsv1beta1.Hook{jq(stamp, "-c", filter)})
+	g.Expect(k8sClient.Create(testCtx, obj)).To(Succeed())
+	rev := waitReady(t, obj).Status.Artifact.Revision
+	g.Expect(runs()).To(Equal(1))
+	cur := getSource(g, obj)
+	g.Expect(cur.Status.LastHandledInputDigest).To(HavePrefix("sha256:"))
+
+	for range 3 {
+		reqs := up.requests.Load()
+		cur = requestReconcile(t, obj)
+		g.Expect(up.requests.Load()).To(BeNumerically(">", reqs), "the upstream was asked")
+		g.Expect(cur.Status.ChangeDetection).To(Equal(generator.ChangeDetectionGET))
+		g.Expect(cur.Status.Artifact.Revision).To(Equal(rev), "the same input is the same revision")
+		g.Expect(runs()).To(Equal(1), "no hook runs for the input the artifact was built from")
+	}
+
+	// New bytes: the hook runs, a new revision.
+	up.set(http.StatusOK, `{"v": 2}`)
+	cur = requestReconcile(t, obj)
+	g.Expect(runs()).To(Equal(2))
+	g.Expect(cur.Status.Artifact.Revision).NotTo(Equal(rev))
+	rev = cur.Status.Artifact.Revision
+
+	// A forced reconcile runs the hooks on the same bytes.
+	g.Eventually(func() error {
+		c := &exsv1beta1.ExternalSource{}
+		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), c); err != nil {
+			return err
+		}
+		p := client.MergeFrom(c.DeepCopy())
+		c.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "force-1", meta.ForceRequestAnnotation: "force-1"}
+		return k8sClient.Patch(testCtx, c, p)
+	}, timeout).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := getSource(g, obj)
+		g.Expect(c.Status.LastHandledForceAt).To(Equal("force-1"))
+	}, timeout).Should(Succeed())
+	g.Expect(runs()).To(Equal(3))
+	g.Expect(getSource(g, obj).Status.Artifact.Revision).NotTo(Equal(rev), "the stamp changed")
+
+	// A new generation (the hooks changed): they run.
+	g.Eventually(func() error {
+		c := &exsv1beta1.ExternalSource{}
+		if err := k8sClient.Get(testCtx, client.ObjectKeyFromObject(obj), c); err != nil {
+			return err
+		}
+		p := client.MergeFrom(c.DeepCopy())
+		c.Spec.Hooks.PostRequest[0].Args = []string{"-c", `{v: .v, at: now, gen: 2}`}
+		return k8sClient.Patch(testCtx, c, p)
+	}, timeout).Should(Succeed())
+	waitReady(t, obj)
+	g.Expect(runs()).To(Equal(4))
+
+	// With an ETag: the HEAD's 304 skips the download and the hooks.
+	stampE := "stamp-etag-" + ns
+	upE := newCountingUpstream(t, `{"v": 1}`, `"e1"`, "", true)
+	objE := withHooks(newSource(ns, "etag", upE.URL), nil, []exsv1beta1.Hook{jq(stampE, "-c", filter)})
+	g.Expect(k8sClient.Create(testCtx, objE)).To(Succeed())
+	revE := waitReady(t, objE).Status.Artifact.Revision
+	g.Expect(sidecarRuns(t, stampE)).To(Equal(1))
+	for range 2 {
+		cur = requestReconcile(t, objE)
+		g.Expect(cur.Status.Artifact.Revision).To(Equal(revE))
+	}
+	g.Expect(upE.heads.Load()).To(BeNumerically(">=", 1))
+	g.Expect(sidecarRuns(t, stampE)).To(Equal(1))
 }

@@ -66,6 +66,7 @@ func (r *ExternalSourceReconciler) reconcileStorage(ctx context.Context,
 		obj.Status.LastHandledETag = ""
 		obj.Status.LastModified = ""
 		obj.Status.LastHandledDigest = ""
+		obj.Status.LastHandledInputDigest = ""
 		conditions.Delete(obj, exsv1beta1.ArtifactInStorageCondition)
 		return nil
 	default:

@@ -23,9 +23,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
@@ -89,6 +91,14 @@ const parkedRetry = time.Second
 // A request over the share is parked and woken, not requeued after a fixed
 // delay: with a delay, a burst in one namespace (flux-system at start-up)
 // would run one share of requests per delay while workers sit idle.
+//
+// The share is applied by the controller's queue (ShareQueue), where a
+// worker takes a request, not in Reconcile: a request parked inside
+// Reconcile was a reconcile of its own (controller_runtime_reconcile_total,
+// a worker's round trip), so that every new source of a namespace over its
+// share, most of them at thousands of sources in one namespace, was
+// reconciled twice (issue 27). Parked in the queue, a request is
+// reconciled once, when it runs.
 type NamespaceShare struct {
 	limit int
 
@@ -103,6 +113,9 @@ type NamespaceShare struct {
 	waiting map[string]*list.List // of reconcile.Request
 	parked  map[reconcile.Request]*list.Element
 	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
+	// running holds the release of each request ShareQueue admitted,
+	// until its reconcile leaves the share (Leave) or ends (Done).
+	running map[reconcile.Request]func()
 }
 
 // NewNamespaceShare returns a share of limit reconciles per namespace; a
@@ -113,6 +126,7 @@ func NewNamespaceShare(limit int) *NamespaceShare {
 		inFlight: map[string]int{},
 		waiting:  map[string]*list.List{},
 		parked:   map[reconcile.Request]*list.Element{},
+		running:  map[reconcile.Request]func(){},
 	}
 }
 
@@ -205,14 +219,22 @@ func (s *NamespaceShare) unpark(req reconcile.Request) {
 }
 
 // withNamespaceShare gives the reconciler its per-namespace share of the
-// workers, and the controller the source that lets the share wake the
-// requests it parks.
-func (r *ExternalSourceReconciler) withNamespaceShare(b *builder.Builder, opts ReconcilerOptions) *builder.Builder {
+// workers, applied by the controller's queue (ShareQueue): copts gets the
+// NewQueue that builds it, controller-runtime's default priority queue
+// wrapped.
+func (r *ExternalSourceReconciler) withNamespaceShare(copts *controller.Options, opts ReconcilerOptions, log logr.Logger) {
 	r.namespaceShare = namespaceShareFor(opts)
-	if r.namespaceShare == nil {
-		return b
+	share := r.namespaceShare
+	if share == nil {
+		return
 	}
-	return b.WatchesRawSource(r.namespaceShare.Source())
+	copts.NewQueue = func(name string, rl workqueue.TypedRateLimiter[reconcile.Request]) workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		l := log.WithValues("controller", name)
+		q := priorityqueue.New(name, func(o *priorityqueue.Opts[reconcile.Request]) {
+			o.Log, o.RateLimiter = l, rl
+		})
+		return NewShareQueue(q, share, l)
+	}
 }
 
 // namespaceShareFor returns the share the options ask for; nil when it
@@ -227,4 +249,78 @@ func namespaceShareFor(opts ReconcilerOptions) *NamespaceShare {
 		return nil
 	}
 	return NewNamespaceShare(limit)
+}
+
+// ShareQueue is the controller's queue with the namespace share applied
+// where a worker takes a request: GetWithPriority hands out only requests
+// their namespace's share admits, parks the others (the queue forgets
+// them until the share wakes them) without a reconcile, and Done leaves
+// the share if the reconcile did not already (Leave).
+type ShareQueue struct {
+	priorityqueue.PriorityQueue[reconcile.Request]
+	share *NamespaceShare
+	log   logr.Logger
+}
+
+// NewShareQueue wraps q with share, and gives the share q to wake parked
+// requests through.
+func NewShareQueue(q priorityqueue.PriorityQueue[reconcile.Request], share *NamespaceShare, log logr.Logger) *ShareQueue {
+	share.mu.Lock()
+	share.queue = q
+	share.mu.Unlock()
+	return &ShareQueue{PriorityQueue: q, share: share, log: log}
+}
+
+// Get is GetWithPriority without the priority.
+func (q *ShareQueue) Get() (reconcile.Request, bool) {
+	req, _, shutdown := q.GetWithPriority()
+	return req, shutdown
+}
+
+// GetWithPriority returns the next request its namespace's share admits;
+// a request over its share is parked and the next one taken.
+func (q *ShareQueue) GetWithPriority() (reconcile.Request, int, bool) {
+	ctx := ctrl.LoggerInto(context.Background(), q.log)
+	for {
+		req, prio, shutdown := q.PriorityQueue.GetWithPriority()
+		if shutdown {
+			return req, prio, shutdown
+		}
+		release, retryAfter, ok := q.share.Admit(ctx, req)
+		if ok {
+			q.share.mu.Lock()
+			q.share.running[req] = release
+			q.share.mu.Unlock()
+			return req, prio, false
+		}
+		// Parked (or, with no queue to wake it, to retry later): the
+		// queue forgets it until then.
+		if retryAfter > 0 {
+			q.PriorityQueue.AddAfter(req, retryAfter)
+		}
+		q.PriorityQueue.Done(req)
+	}
+}
+
+// Done leaves the share of req, if its reconcile did not, and tells the
+// queue req is done.
+func (q *ShareQueue) Done(req reconcile.Request) {
+	q.share.Leave(req)
+	q.PriorityQueue.Done(req)
+}
+
+// Leave gives back the share slot of a request ShareQueue admitted and
+// wakes the oldest parked request of its namespace; it does nothing for a
+// request not admitted, or already left. Nil-safe.
+func (s *NamespaceShare) Leave(req reconcile.Request) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	release := s.running[req]
+	delete(s.running, req)
+	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 }

@@ -22,13 +22,14 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -198,10 +199,12 @@ func TestNamespaceShareWithoutQueue(t *testing.T) {
 }
 
 // TestNamespaceShareUnderLoad runs the share as the controller does:
-// workers take requests from a real workqueue, admit them, work a random
-// short time and release. Every request of every namespace must be
-// reconciled (no request is lost while parked), and no namespace may ever
-// run more than its share at once.
+// workers take requests from the controller's queue (ShareQueue over
+// controller-runtime's priority queue), work a random short time and end
+// them. Every request of every namespace must be handed to a worker
+// exactly once (a parked request is no reconcile of its own, issue 27; none
+// is lost while parked), and no namespace may ever run more than its share
+// at once.
 func TestNamespaceShareUnderLoad(t *testing.T) {
 	g := NewWithT(t)
 	const (
@@ -210,22 +213,43 @@ func TestNamespaceShareUnderLoad(t *testing.T) {
 		namespaces = 5
 		perNS      = 40
 	)
-	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
 	s := NewNamespaceShare(limit)
-	g.Expect(s.Source().Start(context.Background(), q)).To(Succeed())
+	q := NewShareQueue(priorityqueue.New[reconcile.Request]("share-under-load"), s, logr.Discard())
+	var once sync.Once
+	shutdown := func() { once.Do(q.ShutDown) } // the priority queue panics on a second ShutDown
+	defer shutdown()
 
 	var (
 		mu      sync.Mutex
 		running = map[string]int{}
 		peak    = map[string]int{}
-		done    = map[reconcile.Request]bool{}
-		parks   atomic.Int64
+		handed  = map[reconcile.Request]int{}
 	)
 	// Namespace after namespace, as a tenant creating many objects at
 	// once queues them: the first workers all take the same namespace.
 	for i := range namespaces * perNS {
 		q.Add(request(fmt.Sprintf("ns%d/obj%d", i/perNS, i)))
 	}
+	// Wait for the priority queue to hand them out in order.
+	g.Eventually(q.Len, 5*time.Second, time.Millisecond).Should(Equal(namespaces * perNS))
+	// Taken by hand: three of ns0 run, then the next Get parks the rest of
+	// ns0 inside the queue and hands out the first of ns1.
+	var first []reconcile.Request
+	for range limit {
+		req, _ := q.Get()
+		g.Expect(req.Namespace).To(Equal("ns0"))
+		first = append(first, req)
+	}
+	next, _ := q.Get()
+	g.Expect(next.Namespace).To(Equal("ns1"), "ns0 over its share is skipped, not handed to a worker")
+	s.mu.Lock()
+	g.Expect(s.parked).To(HaveLen(perNS - limit))
+	s.mu.Unlock()
+	for _, req := range append(first, next) {
+		handed[req]++
+		q.Done(req)
+	}
+
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -236,36 +260,35 @@ func TestNamespaceShareUnderLoad(t *testing.T) {
 				if shutdown {
 					return
 				}
-				release, _, ok := s.Admit(context.Background(), req)
-				if !ok {
-					parks.Add(1)
-					q.Done(req)
-					continue
-				}
 				mu.Lock()
+				handed[req]++
 				running[req.Namespace]++
 				peak[req.Namespace] = max(peak[req.Namespace], running[req.Namespace])
 				mu.Unlock()
 				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 				mu.Lock()
 				running[req.Namespace]--
-				done[req] = true
 				mu.Unlock()
-				release()
+				if rand.IntN(2) == 0 {
+					s.Leave(req) // as reconcileLeaveShare: before the end
+				}
 				q.Done(req)
 			}
 		}()
 	}
-	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(done) }, 30*time.Second, 10*time.Millisecond).
+	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(handed) }, 30*time.Second, 10*time.Millisecond).
 		Should(Equal(namespaces*perNS), "every request is reconciled, parked ones included")
-	q.ShutDown()
+	shutdown()
 	wg.Wait()
-	g.Expect(parks.Load()).To(BeNumerically(">", 0), "the load did exceed the share")
+	for req, n := range handed {
+		g.Expect(n).To(Equal(1), "%s was handed to a worker %d times", req, n)
+	}
 	for ns, p := range peak {
 		g.Expect(p).To(BeNumerically("<=", limit), "namespace %s ran %d at once", ns, p)
 	}
 	g.Expect(s.inFlight).To(BeEmpty())
 	g.Expect(s.parked).To(BeEmpty())
+	g.Expect(s.running).To(BeEmpty())
 }
 
 func TestNamespaceShareFor(t *testing.T) {

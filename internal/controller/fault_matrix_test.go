@@ -124,6 +124,7 @@ type faultyUpstream struct {
 	addr    string
 	mode    atomic.Value // fault name; "" serves the data
 	garbage atomic.Bool  // answer the TLS handshake with plain text
+	data    atomic.Value // what it serves when not faulty: upstreamData, or other data
 	mu      sync.Mutex
 	srv     *httptest.Server
 	reqs    []time.Time // GETs while faulty
@@ -134,6 +135,7 @@ const upstreamData = "price: 42\n"
 func newFaultyUpstream(t *testing.T, useTLS bool) *faultyUpstream {
 	u := &faultyUpstream{t: t, tls: useTLS}
 	u.mode.Store("")
+	u.data.Store(upstreamData)
 	u.start("127.0.0.1:0")
 	t.Cleanup(func() {
 		u.mu.Lock()
@@ -201,7 +203,7 @@ func (u *faultyUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			conn.Close()
 		}
 	default:
-		_, _ = io.WriteString(w, upstreamData)
+		_, _ = io.WriteString(w, u.data.Load().(string))
 	}
 }
 
@@ -478,7 +480,15 @@ func TestFaultMatrix(t *testing.T) {
 			inject: func(e *faultEnv) { e.s3.Stop() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.s3.Restart()).To(Succeed()) },
 			condition: exsv1beta1.StorageOperationFailedCondition, message: "connection refused"},
 		{name: "hook-sidecar-down", store: "memory", hooks: true,
-			inject: func(e *faultEnv) { e.sidecar.down() }, heal: func(e *faultEnv) { NewWithT(t).Expect(e.sidecar.up()).To(Succeed()) },
+			// New data while the sidecar is down: for the data the
+			// artifact was built from, no hook needs to run (issue 27).
+			// The data is back to it when the sidecar is: nothing new is
+			// published.
+			inject: func(e *faultEnv) { e.sidecar.down(); e.up.data.Store("price: 43\n") },
+			heal: func(e *faultEnv) {
+				e.up.data.Store(upstreamData)
+				NewWithT(t).Expect(e.sidecar.up()).To(Succeed())
+			},
 			condition: exsv1beta1.HookFailedCondition, message: "hook executor unreachable", downloadable: true},
 	}
 

@@ -202,3 +202,20 @@ func isHookError(err error) bool {
 	var h *hookStepError
 	return errors.As(err, &h)
 }
+
+// hasPostRequestHooks says obj has post-request hooks.
+func hasPostRequestHooks(obj *exsv1beta1.ExternalSource) bool {
+	return obj.Spec.Hooks != nil && len(obj.Spec.Hooks.PostRequest) > 0
+}
+
+// inputUnchanged says the fetched data is the input the published
+// artifact was built from (status.lastHandledInputDigest), for the same
+// generation (the same hooks), with the artifact in storage and no forced
+// reconcile: the conditions under which a fetch may skip the download
+// (reconcileFetch), applied to the data when the upstream gave no
+// validator, or gave a new one for the same bytes.
+func inputUnchanged(obj *exsv1beta1.ExternalSource, st *reconcileState) bool {
+	return st.inputDigest != "" && st.inputDigest == obj.Status.LastHandledInputDigest &&
+		obj.GetArtifact() != nil && st.lost == nil &&
+		obj.Generation == obj.Status.ObservedGeneration && !st.forced
+}

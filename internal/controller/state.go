@@ -52,8 +52,15 @@ type reconcileState struct {
 	// extractDir is the directory of files to publish when spec.extract
 	// is set (its subPath already selected); "" otherwise.
 	extractDir string
-	// notModified says the upstream confirmed the published data.
+	// notModified says the upstream confirmed the published data, or the
+	// fetched data was the input of the published artifact
+	// (inputUnchanged): nothing is packaged, stored or published.
 	notModified bool
+	// inputDigest is the sha256 of the fetched data, before the hooks.
+	inputDigest string
+	// forced says the fetch handled a force request
+	// (reconcile.fluxcd.io/forceAt): the hooks run whatever their input.
+	forced bool
 	// changeDetection says how the generator detected the change.
 	changeDetection string
 	// revisionName, record and archive are the generator's
@@ -195,6 +202,14 @@ func recordFetchResult(obj *exsv1beta1.ExternalSource, st *reconcileState) {
 	}
 	// The pin the data was verified against (a skipped fetch keeps it).
 	obj.Status.LastHandledDigest = pinnedDigest(obj)
+	// The post-request hooks' input, when they ran on fetched data (a
+	// skipped fetch, or hooks skipped for the same input, keep it).
+	if st.inputDigest != "" && !st.notModified {
+		obj.Status.LastHandledInputDigest = ""
+		if hasPostRequestHooks(obj) {
+			obj.Status.LastHandledInputDigest = st.inputDigest
+		}
+	}
 }
 
 // recordFetch records the reconcile's fetch once, from its state: the

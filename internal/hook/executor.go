@@ -135,6 +135,17 @@ var _ Runner = (*Executor)(nil)
 
 // Run implements Runner.
 func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
+	// The phases of the run (runPhases): each mark is when one ends.
+	var started, spawned, armedAt, waited time.Time
+	began := time.Now()
+	defer func() {
+		end := time.Now()
+		observePhase(PhasePrepare, began, started)
+		observePhase(PhaseStart, started, spawned)
+		observePhase(PhaseSandbox, spawned, armedAt)
+		observePhase(PhaseExec, armedAt, waited)
+		observePhase(PhaseCleanup, waited, end)
+	}()
 	res, err := e.Whitelist().Check(h)
 	if err != nil {
 		return err
@@ -211,7 +222,9 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	cmd.WaitDelay = pipeDelay
 
 	oomBefore, oomKnown := oomKills()
+	started = time.Now()
 	err = cmd.Start()
+	spawned = time.Now()
 	errW.Close()
 	specR.Close()
 	if err != nil {
@@ -229,9 +242,11 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	defaultWatchdog.add(run)
 	defer defaultWatchdog.remove(run)
 	sandboxErr := make(chan string, 1)
+	armedTime := make(chan time.Time, 1)
 	go func() {
 		// EOF without a word: the command was exec'd in its sandbox.
 		b, _ := io.ReadAll(io.LimitReader(errR, stderrTail))
+		armedTime <- time.Now()
 		if len(b) == 0 {
 			run.armed.Store(true)
 		}
@@ -239,10 +254,13 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	}()
 	// Kill whatever the command left behind, whatever happened.
 	waitErr := cmd.Wait()
+	waited = time.Now()
 	_ = killGroup(cmd)
 
 	stderr := strings.TrimSpace(errBuf.String())
-	if msg := <-sandboxErr; msg != "" {
+	msg := <-sandboxErr
+	armedAt = <-armedTime
+	if msg != "" {
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
 	}
 	switch {

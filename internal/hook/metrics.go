@@ -41,8 +41,43 @@ var generationMismatches = prometheus.NewCounter(prometheus.CounterOpts{
 	Help: "Hook refusals retried instead of stalled because the controller and the hook executor enforced different whitelist generations.",
 })
 
+// runPhases splits the sidecar's cost of a run into its phases, so that
+// an operator (and the benchmark's hooks scenarios) can tell what a run
+// spends its time on besides the command itself: budget (waiting for the
+// memory budget), prepare (the checks, the run's directory, the pipes),
+// start (fork and exec of the trampoline), sandbox (the trampoline's own
+// start-up, Landlock, seccomp and rlimits, until it execs the command),
+// exec (the command running while its stdin streams in and its stdout
+// out, until both are done) and cleanup (the process group and the
+// directory removed). Recorded by the sidecar, per phase only: its
+// labels are bounded.
+var runPhases = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "externalsource_hook_run_phase_seconds",
+	Help:    "Time hook runs spend in each phase in the sidecar (budget, prepare, start, sandbox, exec, cleanup).",
+	Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
+}, []string{"phase"})
+
+// Phases of a hook run (runPhases).
+const (
+	PhaseBudget  = "budget"
+	PhasePrepare = "prepare"
+	PhaseStart   = "start"
+	PhaseSandbox = "sandbox"
+	PhaseExec    = "exec"
+	PhaseCleanup = "cleanup"
+)
+
+// observePhase records that a run spent from..to in phase; a zero from
+// (a phase that did not happen) records nothing.
+func observePhase(phase string, from, to time.Time) {
+	if from.IsZero() || to.Before(from) {
+		return
+	}
+	runPhases.WithLabelValues(phase).Observe(to.Sub(from).Seconds())
+}
+
 func init() {
-	metrics.Registry.MustRegister(hookDuration, generationMismatches)
+	metrics.Registry.MustRegister(hookDuration, generationMismatches, runPhases)
 }
 
 // Instrumented wraps a Runner and records every run's duration and result

@@ -57,3 +57,38 @@ func TestInstrumented(t *testing.T) {
 		g.Expect(sampleCount(t, run.command, run.result)).To(Equal(before+1), run.result)
 	}
 }
+
+// phaseCount returns how many runs recorded phase.
+func phaseCount(t *testing.T, phase string) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := runPhases.WithLabelValues(phase).(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}
+
+// TestRunPhasesAreRecorded: a run of a real command through the sandbox
+// records each of its phases once; a refused run records none after the
+// refusal.
+func TestRunPhasesAreRecorded(t *testing.T) {
+	g := NewWithT(t)
+	e := newExecutor(t, 0)
+	phases := []string{PhasePrepare, PhaseStart, PhaseSandbox, PhaseExec, PhaseCleanup}
+	before := map[string]uint64{}
+	for _, p := range phases {
+		before[p] = phaseCount(t, p)
+	}
+	var out bytes.Buffer
+	g.Expect(e.Run(context.Background(), exsv1beta1.Hook{Name: "a", Command: "jq", Args: []string{"-c", "."}},
+		strings.NewReader(`{"a": 1}`), &out)).To(Succeed())
+	g.Expect(out.String()).To(Equal("{\"a\":1}\n"))
+	for _, p := range phases {
+		g.Expect(phaseCount(t, p)).To(Equal(before[p]+1), p)
+	}
+	// Not on the whitelist: refused before anything starts.
+	g.Expect(e.Run(context.Background(), exsv1beta1.Hook{Name: "b", Command: "nope"}, strings.NewReader(""), &out)).NotTo(Succeed())
+	for _, p := range phases[1:] {
+		g.Expect(phaseCount(t, p)).To(Equal(before[p]+1), p)
+	}
+}

@@ -142,7 +142,9 @@ func (s *Server) handler() http.Handler {
 		}
 		// The run waits here, before its response starts, until its
 		// memory limit fits in the budget, or is refused.
+		waitBudget := time.Now()
 		release, berr := s.Budget.Acquire(r.Context(), r.Header.Get(namespaceHeader), res.Sandbox.Memory)
+		observePhase(PhaseBudget, waitBudget, time.Now())
 		// stdout streams back while stdin still streams in.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		// A run may end before its stdin is read to the end (a refusal, a

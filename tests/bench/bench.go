@@ -160,6 +160,15 @@ type Config struct {
 	Shards int `json:"shards,omitempty"`
 	Moved  int `json:"moved,omitempty"`
 
+	// Hooks gives every source a jq post-request hook and one in ten a
+	// yq pre-request hook (hooks.go), run by a hook-executor sidecar with
+	// the shipped whitelist; the report's Hooks says what they cost, and
+	// what the same commands cost exec'd bare (BareExec) first.
+	Hooks bool `json:"hooks,omitempty"`
+	// SidecarArgs are extra flags of the hook-executor (e.g. its memory
+	// budget, sized for more concurrent runs).
+	SidecarArgs []string `json:"sidecarArgs,omitempty"`
+
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`
 }
@@ -218,6 +227,12 @@ type Report struct {
 	Ready           int     `json:"ready"`
 	// InitialReconcilesPerSecond is N / AllReadySeconds.
 	InitialReconcilesPerSecond float64 `json:"initialReconcilesPerSecond"`
+	// InitialReconciles are the reconciles (controller_runtime_reconcile_total)
+	// from the first create until every source is Ready and two seconds
+	// more, so that a reconcile triggered by the last writes is counted;
+	// ReconcilesPerNewSource is that over N (1.00 at the floor).
+	InitialReconciles      int64   `json:"initialReconciles"`
+	ReconcilesPerNewSource float64 `json:"reconcilesPerNewSource"`
 	// InitialAPIWrites are the controller's writes until all were Ready.
 	InitialAPIWrites          APIWrites `json:"initialApiWrites"`
 	InitialAPIWritesPerSource float64   `json:"initialApiWritesPerSource"`
@@ -248,6 +263,7 @@ type Report struct {
 	// first CPUProfile of the creates (its "MiB" are seconds).
 	CPU      *HeapReport     `json:"cpu,omitempty"`
 	Restart  *RestartReport  `json:"restart,omitempty"`
+	Hooks    *HooksReport    `json:"hooks,omitempty"`
 	Failing  *FailingReport  `json:"failing,omitempty"`
 	Sharding *ShardingReport `json:"sharding,omitempty"`
 
@@ -349,6 +365,7 @@ type run struct {
 	proc     *proc
 	procs    []*proc
 	s3       *s3test.Server
+	sidecar  *sidecar
 	// labels, when set, labels source i at creation.
 	labels func(i int) map[string]string
 	// died ends the run's context with its cause when a controller
@@ -394,6 +411,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			GzipMiBps: float64(len(fixed)) / (1 << 20) / secs}
 	}
 
+	if cfg.Hooks {
+		// The floor first, on a machine nothing else of the run loads.
+		conc := hookRunConcurrency(cfg.Concurrent)
+		logf("bare-exec floor: the hooks' commands on their inputs, %d at a time, no sidecar", conc)
+		bare, err := BareExec(ctx, cfg.N, cfg.PayloadSize, conc, func(i int) string { return fmt.Sprintf("http://127.0.0.1:40000/s/%d", i) })
+		if err != nil {
+			return nil, fmt.Errorf("bare-exec floor: %w", err)
+		}
+		r.rep.Hooks = &HooksReport{Bare: bare}
+		logf("bare-exec floor: %d runs in %.1fs (%.1f s CPU)", bare.Runs, bare.Seconds, bare.CPUSeconds)
+	}
+
 	logf("starting the control plane")
 	env, err := devenv.Start()
 	if err != nil {
@@ -431,6 +460,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// devenv.FreeAddr and its bind, a crash) ends rctx, and with it every
 	// wait of the phases, with the exit as the cause: nothing the harness
 	// waits for can come any more.
+	if cfg.Hooks {
+		if err := r.startSidecar(ctx); err != nil {
+			return nil, err
+		}
+		defer r.sidecar.stop()
+	}
+
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.died = cancel
@@ -469,6 +505,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.rep.ReadyFalse = r.tr.readyFalseCount()
 	r.stopAll()
+	if r.sidecar != nil {
+		// The runs it reaped count in its children's CPU once waited for.
+		if p, err := ReadProc(r.sidecar.pid); err == nil {
+			h := r.rep.Hooks
+			h.SidecarCPUSeconds, h.ChildrenCPUSeconds, h.SidecarPeakRSSMiB = p.CPUSeconds, p.ChildCPUSeconds, max(p.HWMMiB, p.RSSMiB)
+		}
+		r.sidecar.stop()
+	}
 	cancel(nil)
 
 	if err := r.writeOutputs(); err != nil {
@@ -533,6 +577,9 @@ func (r *run) controllerArgs(metrics, storageAddr, name string, fresh bool) ([]s
 			// The benchmark's upstreams listen on loopback, denied by default.
 			"--allowed-address-ranges=127.0.0.0/8",
 		)
+		if r.sidecar != nil {
+			args = append(args, "--hook-executor-socket="+r.sidecar.socket, "--hook-whitelist="+r.sidecar.whitelist)
+		}
 		switch cfg.Backend {
 		case "filesystem":
 			dir := filepath.Join(cfg.OutDir, name+"-storage")
@@ -775,6 +822,9 @@ func (r *run) createSources(ctx context.Context, labels func(i int) map[string]s
 		if labels != nil {
 			obj.Labels = labels(i)
 		}
+		if cfg.Hooks {
+			obj.Spec.Hooks = hooksOf(i)
+		}
 		return r.c.Create(ctx, obj)
 	})
 }
@@ -786,6 +836,20 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	w0, err := ReadAPIWrites(ctx, r.admin)
 	if err != nil {
 		return err
+	}
+	rc0, err := readReconciles(ctx, r.metrics)
+	if err != nil {
+		return err
+	}
+	var runs0 map[string]int64
+	var phases0 phaseSums
+	if r.sidecar != nil {
+		if runs0, err = readHookRuns(ctx, r.metrics); err != nil {
+			return err
+		}
+		if phases0, err = readSidecarPhases(ctx, r.sidecar.metrics); err != nil {
+			return err
+		}
 	}
 	logf("creating %d ExternalSources", cfg.N)
 	start := time.Now()
@@ -819,6 +883,31 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	r.rep.InitialAPIWrites = w1.Sub(w0)
 	delete(r.rep.InitialAPIWrites, "externalsources POST") // the harness's creates
 	r.rep.InitialAPIWritesPerSource = float64(r.rep.InitialAPIWrites.Total()) / float64(cfg.N)
+	// A reconcile the producer's own last writes trigger comes within
+	// moments of them: wait for it before counting.
+	time.Sleep(2 * time.Second)
+	rc1, err := readReconciles(ctx, r.metrics)
+	if err != nil {
+		return err
+	}
+	r.rep.InitialReconciles = rc1 - rc0
+	r.rep.ReconcilesPerNewSource = float64(r.rep.InitialReconciles) / float64(cfg.N)
+	if r.sidecar != nil {
+		runs1, err := readHookRuns(ctx, r.metrics)
+		if err != nil {
+			return err
+		}
+		phases1, err := readSidecarPhases(ctx, r.sidecar.metrics)
+		if err != nil {
+			return err
+		}
+		h := r.rep.Hooks
+		var total int64
+		h.RampRuns, total = subRuns(runs1, runs0)
+		h.RampRunsPerSource = float64(total) / float64(cfg.N)
+		h.Phases = phases1.sub(phases0)
+		logf("hooks during the ramp: %v (%.2f per source); sidecar mean ms per run: %s", h.RampRuns, h.RampRunsPerSource, fmtPhases(h.Phases))
+	}
 	if r.rep.Throughput != nil {
 		t := r.rep.Throughput
 		t.ControllerSeconds = r.rep.AllReadySeconds
@@ -829,7 +918,7 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 			t.RSSGrowthMiB = max(t.RSSGrowthMiB, p.HWMMiB-r.rep.BaselineRSSMiB)
 		}
 	}
-	logf("all %d Ready after %.1fs", cfg.N, r.rep.AllReadySeconds)
+	logf("all %d Ready after %.1fs; %.2f reconciles per new source", cfg.N, r.rep.AllReadySeconds, r.rep.ReconcilesPerNewSource)
 	return nil
 }
 
@@ -840,6 +929,7 @@ type snapshot struct {
 	upstream   UpstreamCounts
 	reconciles int64
 	published  int64
+	hookRuns   map[string]int64
 }
 
 func (r *run) snapshot(ctx context.Context) (snapshot, error) {
@@ -848,7 +938,12 @@ func (r *run) snapshot(ctx context.Context) (snapshot, error) {
 	if s.writes, err = ReadAPIWrites(ctx, r.admin); err != nil {
 		return s, err
 	}
-	s.reconciles, err = readReconciles(ctx, r.metrics)
+	if s.reconciles, err = readReconciles(ctx, r.metrics); err != nil {
+		return s, err
+	}
+	if r.sidecar != nil {
+		s.hookRuns, err = readHookRuns(ctx, r.metrics)
+	}
 	return s, err
 }
 
@@ -908,6 +1003,15 @@ func (r *run) phaseSteady(ctx context.Context, logf func(string, ...any)) error 
 		return err
 	}
 	*st = r.steadyReport(s0, s1)
+	if r.sidecar != nil {
+		h := r.rep.Hooks
+		var total int64
+		h.SteadyRuns, total = subRuns(s1.hookRuns, s0.hookRuns)
+		h.SteadyRunsPerSource = float64(total) / float64(cfg.N)
+		h.SteadyPostRunsPerSrc = float64(h.SteadyRuns["jq"]) / float64(cfg.N)
+		h.SteadyPreRunsPerSrc = float64(h.SteadyRuns["yq"]) / float64(cfg.N)
+		logf("hooks in the steady window: %v (%.2f per source)", h.SteadyRuns, h.SteadyRunsPerSource)
+	}
 	if p, err := ReadProc(r.pid); err == nil {
 		r.rep.RSSMiB = p.RSSMiB
 	}

@@ -39,8 +39,11 @@ const clockTicks = 100
 // ProcStat is what /proc says about a process.
 type ProcStat struct {
 	CPUSeconds float64
-	RSSMiB     float64
-	HWMMiB     float64
+	// ChildCPUSeconds is the CPU of the children it waited for
+	// (cutime+cstime).
+	ChildCPUSeconds float64
+	RSSMiB          float64
+	HWMMiB          float64
 }
 
 // ReadProc reads utime+stime from /proc/<pid>/stat and VmRSS and VmHWM
@@ -59,6 +62,11 @@ func ReadProc(pid int) (ProcStat, error) {
 	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
 	st, _ := strconv.ParseFloat(f[12], 64) // field 15
 	s.CPUSeconds = (ut + st) / clockTicks
+	if len(f) >= 15 {
+		cut, _ := strconv.ParseFloat(f[13], 64) // field 16
+		cst, _ := strconv.ParseFloat(f[14], 64) // field 17
+		s.ChildCPUSeconds = (cut + cst) / clockTicks
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

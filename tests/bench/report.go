@@ -183,12 +183,15 @@ type Summary struct {
 	RSSGrowthKiBPerSource float64 `json:"rssGrowthKiBPerSource,omitempty"`
 	// Floor compares the null producer with the controller.
 	Floor []FloorRow `json:"floor,omitempty"`
+	// Hooks compares the controller with hooks, without them, and the
+	// bare-exec floor.
+	Hooks []HooksRow `json:"hooks,omitempty"`
 }
 
 // Summarize derives the per-source RSS growth from the memory-backend runs
 // with the fewest and the most sources.
 func Summarize(reps []*Report) Summary {
-	s := Summary{Reports: reps, Floor: FloorRows(reps)}
+	s := Summary{Reports: reps, Floor: FloorRows(reps), Hooks: HooksRows(reps)}
 	var lo, hi *Report
 	for _, r := range reps {
 		if r.Config.Backend != "memory" || r.Config.Throughput || r.Config.Group != "" || r.Failing != nil || r.Restart != nil {
@@ -270,6 +273,10 @@ type FloorRow struct {
 	OursWritesBySourceVerb string  `json:"oursWritesByResourceVerb"`
 	NullRevisionByVerb     string  `json:"nullRevisionByResourceVerb"`
 	OursRevisionByVerb     string  `json:"oursRevisionByResourceVerb"`
+	// NullReconcilesPerSource and OursReconcilesPerSource are the
+	// reconciles per new source until all were Ready (the first run's).
+	NullReconcilesPerSource float64 `json:"nullReconcilesPerSource"`
+	OursReconcilesPerSource float64 `json:"oursReconcilesPerSource"`
 }
 
 // FloorRows pairs the null producer's and the controller's reports of
@@ -338,6 +345,7 @@ func FloorRows(reps []*Report) []FloorRow {
 		row.OursWritesPerRevision = float64(or.Total()) / float64(n)
 		row.OursEventsPerRevision = float64(ore) / float64(n)
 		row.NullRevisionByVerb, row.OursRevisionByVerb = perSource(nr, n), perSource(or, n)
+		row.NullReconcilesPerSource, row.OursReconcilesPerSource = null.ReconcilesPerNewSource, ours.ReconcilesPerNewSource
 		rows = append(rows, row)
 	}
 	return rows
@@ -363,6 +371,7 @@ func PrintFloor(w io.Writer, rows []FloorRow) {
 			fmt.Fprintf(w, "  %d sources, null producer with the 2 NewArtifact events: %.1f s (%v; %.2f events/source until Ready); ours / it = %.2f\n",
 				r.N, r.NullEventsSeconds, r.NullEventsRuns, r.NullEventsPerSource, r.RatioToNullEvents)
 		}
+		fmt.Fprintf(w, "  %d sources, reconciles per new source: null %.2f, ours %.2f\n", r.N, r.NullReconcilesPerSource, r.OursReconcilesPerSource)
 		fmt.Fprintf(w, "  %d sources, per new source: null: %s\n", r.N, r.NullWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new source: ours: %s\n", r.N, r.OursWritesBySourceVerb)
 		fmt.Fprintf(w, "  %d sources, per new revision: null: %s\n", r.N, r.NullRevisionByVerb)
@@ -449,6 +458,34 @@ func PrintFailing(w io.Writer, reps []*Report) {
 func writeScenarioPlots(rep *Report, dir string) ([]string, error) {
 	var out []string
 	name := rep.Config.Name
+	if h := rep.Hooks; h != nil && len(h.Phases) > 0 {
+		// Where a hook run's time goes in the sidecar, beside the bare
+		// exec's mean wall time per run.
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: mean ms per hook run in the sidecar during the ramp (N=%d)", name, rep.Config.N)
+		p.Y.Label.Text = "ms per run"
+		var vals plotter.Values
+		var labels []string
+		for _, k := range phaseOrder {
+			vals = append(vals, h.Phases[k].MeanMs)
+			labels = append(labels, k)
+		}
+		if h.Bare.Runs > 0 {
+			vals = append(vals, 1000*h.Bare.Seconds*float64(h.Bare.Concurrency)/float64(h.Bare.Runs))
+			labels = append(labels, "bare exec")
+		}
+		bars, err := plotter.NewBarChart(vals, vg.Points(30))
+		if err != nil {
+			return nil, err
+		}
+		p.Add(bars)
+		p.NominalX(labels...)
+		f := filepath.Join(dir, name+"-hook-phases.png")
+		if err := p.Save(7*vg.Inch, 4*vg.Inch, f); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
 	if rr := rep.Restart; rr != nil && len(rr.PerSecond) > 0 {
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s: upstream requests per second after a restart (N=%d, %s, %d host)", name, rep.Config.N, rr.Backend, rr.Hosts)

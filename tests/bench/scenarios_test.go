@@ -19,6 +19,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -61,19 +62,24 @@ func TestScenarios(t *testing.T) {
 		g := NewWithT(t)
 		var reps []*Report
 		for _, p := range []string{ProducerNull, ProducerNullEvents, ProducerController} {
-			reps = append(reps, run(t, Config{Name: "floor-" + p, Group: "floor8", Producer: p, N: 8, PayloadSize: 1 << 10,
+			reps = append(reps, run(t, Config{Name: "floor-" + p, Group: "floor8", Producer: p, N: 20, PayloadSize: 1 << 10,
 				ETag: true, Steady: SteadyRequest, ChangeFraction: 1}))
 		}
 		for _, r := range reps {
-			g.Expect(r.Ready).To(Equal(8))
+			g.Expect(r.Ready).To(Equal(20))
 			// Every source has a new revision in the request window.
-			g.Expect(r.Steady.ArtifactsPublished).To(BeNumerically("==", 8), r.Config.Producer)
+			g.Expect(r.Steady.ArtifactsPublished).To(BeNumerically("==", 20), r.Config.Producer)
+			// One reconcile per new source (issue 27): twenty sources in
+			// one namespace are more than its share of the ten workers,
+			// and those over it were reconciled twice.
+			g.Expect(r.ReconcilesPerNewSource).To(Equal(1.0), r.Config.Producer)
 		}
 		rows := FloorRows(reps)
 		g.Expect(rows).To(HaveLen(1))
 		row := rows[0]
 		t.Logf("per new source: null %s; ours %s", row.NullWritesBySourceVerb, row.OursWritesBySourceVerb)
 		g.Expect(row.Ratio).To(BeNumerically(">", 0))
+		g.Expect(row.OursReconcilesPerSource).To(Equal(1.0))
 		// The floor: finalizer, ExternalArtifact create and status,
 		// ExternalSource status; a new revision: the two statuses.
 		g.Expect(row.NullWritesPerSource).To(Equal(4.0))
@@ -92,6 +98,49 @@ func TestScenarios(t *testing.T) {
 		var b bytes.Buffer
 		PrintFloor(&b, rows)
 		g.Expect(b.String()).To(ContainSubstring("ratio"))
+		t.Logf("%s", b.String())
+	})
+
+	t.Run("hooks", func(t *testing.T) {
+		g := NewWithT(t)
+		var reps []*Report
+		for _, h := range []bool{false, true} {
+			reps = append(reps, run(t, Config{Name: fmt.Sprintf("hooks-%v", h), Group: "hooks10", Hooks: h, N: 10,
+				PayloadSize: 1 << 10, ETag: true, Steady: SteadyRequest}))
+		}
+		g.Expect(reps[0].Hooks).To(BeNil())
+		h := reps[1].Hooks
+		g.Expect(h).NotTo(BeNil())
+		for _, r := range reps {
+			g.Expect(r.Ready).To(Equal(10))
+			g.Expect(r.ReconcilesPerNewSource).To(Equal(1.0))
+		}
+		// Every source's jq once, source 0's yq once, until all Ready.
+		g.Expect(h.RampRuns).To(Equal(map[string]int64{"jq": 10, "yq": 1}))
+		g.Expect(h.RampRunsPerSource).To(Equal(1.1))
+		// A reconcile request on every source with an unchanged upstream:
+		// the HEAD's 304 skips the download and the post-request hooks;
+		// the pre-request hook makes the HEAD, so it runs.
+		g.Expect(h.SteadyRuns).To(Equal(map[string]int64{"yq": 1}))
+		g.Expect(h.SteadyPostRunsPerSrc).To(BeZero())
+		g.Expect(h.SteadyPreRunsPerSrc).To(Equal(0.1))
+		for _, p := range phaseOrder {
+			g.Expect(h.Phases).To(HaveKey(p))
+			g.Expect(h.Phases[p].Runs).To(BeNumerically("==", 11), p)
+		}
+		g.Expect(h.Phases["exec"].MeanMs).To(BeNumerically(">", 0))
+		g.Expect(h.Phases["sandbox"].MeanMs).To(BeNumerically(">", 0))
+		g.Expect(h.SidecarPeakRSSMiB).To(BeNumerically(">", 0))
+		g.Expect(h.SidecarCPUSeconds + h.ChildrenCPUSeconds).To(BeNumerically(">", 0))
+		g.Expect(h.Bare.Runs).To(Equal(11))
+		g.Expect(h.Bare.Concurrency).To(Equal(5))
+		g.Expect(h.Bare.CPUSeconds).To(BeNumerically(">", 0))
+		g.Expect(reps[1].Plots).To(ContainElement(HaveSuffix("hooks-true-hook-phases.png")))
+		rows := HooksRows(reps)
+		g.Expect(rows).To(HaveLen(1))
+		g.Expect(rows[0].Ratio).To(BeNumerically(">", 0))
+		var b bytes.Buffer
+		PrintHooks(&b, rows)
 		t.Logf("%s", b.String())
 	})
 

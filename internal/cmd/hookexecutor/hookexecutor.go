@@ -63,7 +63,7 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"Confine hook runs as on a kernel whose Landlock ABI is at most this (0: no Landlock); -1 is the kernel's own. "+
 			"For tests, and to see what an older node would give.")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "0",
-		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads); 0 disables.")
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads, run phases); 0 disables.")
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")

@@ -58,6 +58,12 @@ var scenarios = map[string][]bench.Config{
 	// Three shards and the main instance on one bucket; 100 sources move.
 	"shard6000": {{N: 6000, PayloadSize: 1 << 10, ETag: true, Backend: "s3", Interval: 10 * time.Minute,
 		Steady: bench.SteadyNone, Shards: 3, Moved: 100, ReadyTimeout: 30 * time.Minute}},
+	// Hooks: the controller without hooks, then with a jq post-request
+	// hook on every source and a yq pre-request hook on one in ten (the
+	// bare-exec floor runs first in the hooks run); the upstream pool and
+	// the method of floor1000, a steady interval of 1m.
+	"hooks1000": hooks(1000),
+	"hooks5000": hooks(5000),
 	// Ten sources whose upstream answers 500, for ten minutes.
 	"failing": {{N: 10, PayloadSize: 1 << 10, Failing: true, FailDuration: 10 * time.Minute, FailWindow: time.Minute}},
 }
@@ -67,6 +73,19 @@ func floor(n int) []bench.Config {
 	for _, p := range []string{bench.ProducerNull, bench.ProducerNullEvents, bench.ProducerController} {
 		out = append(out, bench.Config{Name: fmt.Sprintf("floor%d-%s", n, p), Group: fmt.Sprintf("floor%d", n), Producer: p,
 			N: n, PayloadSize: 1 << 10, ETag: true, Steady: bench.SteadyRequest, ChangeFraction: 1, ReadyTimeout: 30 * time.Minute})
+	}
+	return out
+}
+
+func hooks(n int) []bench.Config {
+	var out []bench.Config
+	for _, h := range []bool{false, true} {
+		name := fmt.Sprintf("hooks%d-hookless", n)
+		if h {
+			name = fmt.Sprintf("hooks%d-hooks", n)
+		}
+		out = append(out, bench.Config{Name: name, Group: fmt.Sprintf("hooks%d", n), Hooks: h,
+			N: n, PayloadSize: 1 << 10, ETag: true, Steady: bench.SteadyInterval, ReadyTimeout: 30 * time.Minute})
 	}
 	return out
 }
@@ -85,7 +104,7 @@ func main() {
 
 func run() error {
 	names := flag.String("scenarios", "floor1000,n10000,restart-fs,shard6000",
-		"Comma-separated scenarios: n5, n1000, n5000, large, floor1000, floor5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000, failing.")
+		"Comma-separated scenarios: n5, n1000, n5000, large, floor1000, floor5000, hooks1000, hooks5000, n10000, n10000fs, restart-fs, restart-s3, restart-mem, shard6000, failing.")
 	out := flag.String("out", "tests/bench/out", "The output directory.")
 	docs := flag.String("docs", "", "A directory the plots are copied into (e.g. docs/benchmarks).")
 	bin := flag.String("controller-bin", "", "The controller binary; built from this checkout when empty.")
@@ -101,6 +120,7 @@ func run() error {
 	rate := flag.Float64("latency-rate", 0, "Reconcile requests per second in the latency phase (default 5).")
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
+	sidecarArgs := flag.String("sidecar-args", "", "Extra flags of the hook-executor of the hooks scenarios, space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
 	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
@@ -162,6 +182,9 @@ func run() error {
 		if *ctrlArgs != "" && cfg.Producer != bench.ProducerNull && cfg.Producer != bench.ProducerNullEvents {
 			cfg.ExtraArgs = append(cfg.ExtraArgs, strings.Fields(*ctrlArgs)...)
 		}
+		if *sidecarArgs != "" && cfg.Hooks {
+			cfg.SidecarArgs = append(cfg.SidecarArgs, strings.Fields(*sidecarArgs)...)
+		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
 		}
@@ -220,6 +243,7 @@ func run() error {
 	}
 	sum := bench.Summarize(reps)
 	bench.PrintFloor(os.Stdout, sum.Floor)
+	bench.PrintHooks(os.Stdout, sum.Hooks)
 	bench.PrintScale(os.Stdout, reps)
 	bench.PrintRestart(os.Stdout, reps)
 	bench.PrintSharding(os.Stdout, reps)
