@@ -38,6 +38,8 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/externalsource/externalsource-controller/internal/hook/sandboxtest"
 )
 
 const fluxNS = "flux-system"
@@ -64,6 +66,16 @@ func projectImages(t *testing.T) []Image {
 		if images, imagesErr = ProjectImages(testCluster.opts.Root, dir); imagesErr != nil {
 			return
 		}
+		var tools Image
+		for _, img := range images {
+			if img.Name == HookExecutorImage {
+				tools, imagesErr = ToolsImage(testCluster.opts.Root, dir, img)
+			}
+		}
+		if imagesErr != nil {
+			return
+		}
+		images = append(images, tools)
 		if imagesErr = testCluster.ImportImages(context.Background(), images...); imagesErr != nil {
 			return
 		}
@@ -82,8 +94,10 @@ func projectImages(t *testing.T) []Image {
 
 // overlay is what a user writes to install: the shipped Flux component
 // (config/flux, which includes config/default) over Flux's
-// kustomize-controller, with nothing changed but the images' names.
-// helm-controller is not installed yet: the chart scenario is not written.
+// kustomize-controller and helm-controller, with the images' names changed and the hook
+// whitelist replaced by the admin's (whitelist.yaml: the shipped entries
+// and the probe's, a tool of their own in their hook executor image,
+// ToolsHookExecutorImage).
 func overlay(component string) string {
 	return fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -96,16 +110,39 @@ images:
   - {name: ghcr.io/externalsource/externalsource-controller, newName: %s, newTag: %s}
   - {name: ghcr.io/externalsource/externalsource-hook-executor, newName: %s, newTag: %s}
   - {name: fluxcd/kustomize-controller, newName: %s, newTag: %s}
+  - {name: fluxcd/helm-controller, newName: %s, newTag: %s}
+patches:
+  - path: whitelist.yaml
 `, fluxNS, component,
 		refName(ControllerImage), refTag(ControllerImage),
-		refName(HookExecutorImage), refTag(HookExecutorImage),
-		refName(KustomizeControllerImage), refTag(KustomizeControllerImage))
+		refName(ToolsHookExecutorImage), refTag(ToolsHookExecutorImage),
+		refName(KustomizeControllerImage), refTag(KustomizeControllerImage),
+		refName(HelmControllerImage), refTag(HelmControllerImage))
+}
+
+// whitelistPatch is the admin's whitelist: the shipped one with the
+// probe's entries (probe: no network, fileSize 1Mi; probe-net: network).
+func whitelistPatch(t *testing.T) string {
+	t.Helper()
+	wl, err := sandboxtest.ShippedWhitelist("/usr/bin/yq", ProbePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := yaml.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "externalsource-hook-whitelist"},
+		"data":     map[string]any{"whitelist.yaml": wl},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func refName(ref string) string { return ref[:strings.LastIndex(ref, ":")] }
 func refTag(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 
-// fluxControllers are Flux's controllers (kustomize-controller) as their
+// fluxControllers are Flux's controllers (kustomize-controller, helm-controller) as their
 // own modules' config/manager describes them, with the service
 // accounts and the cluster-admin binding Flux's install gives them.
 func fluxControllers(t *testing.T) string {
@@ -113,6 +150,7 @@ func fluxControllers(t *testing.T) string {
 	var docs []string
 	for _, m := range []struct{ mod, ver, name string }{
 		{"github.com/fluxcd/kustomize-controller", "v1.7.3", "kustomize-controller"},
+		{"github.com/fluxcd/helm-controller", "v1.6.4", "helm-controller"},
 	} {
 		dir, err := moduleDir(testCluster.opts.Root, m.mod, m.ver)
 		if err != nil {
@@ -179,17 +217,46 @@ func install(t *testing.T) {
 			}
 		}
 	}
+	if err := c.Apply(ctx, buildOverlay(t, "", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"externalsource-controller", "kustomize-controller", "helm-controller"} {
+		if err := c.waitFor(ctx, d+" ready", 4*time.Minute, func(ctx context.Context) (bool, error) {
+			dep, err := c.Client.AppsV1().Deployments(fluxNS).Get(ctx, d, metav1.GetOptions{})
+			return err == nil && deploymentReady(dep), nil
+		}); err != nil {
+			describePods(t, fluxNS)
+			t.Fatal(err)
+		}
+	}
+	installed, installErr = true, ""
+}
+
+// buildOverlay writes the user's overlay (overlay(), with extra appended
+// to its kustomization, which ends in its list of patches, and files
+// beside it) and returns what kustomize
+// builds from it.
+func buildOverlay(t *testing.T, extra string, files map[string]string) string {
+	t.Helper()
+	c := testCluster
 	dir := t.TempDir()
 	// kustomize takes no absolute path to a component: a relative one.
 	component, err := filepath.Rel(dir, filepath.Join(c.opts.Root, "config", "flux"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(overlay(component)), 0o644); err != nil {
-		t.Fatal(err)
+	all := map[string]string{
+		"kustomization.yaml": overlay(component) + extra,
+		"flux.yaml":          fluxControllers(t),
+		"whitelist.yaml":     whitelistPatch(t),
 	}
-	if err := os.WriteFile(filepath.Join(dir, "flux.yaml"), []byte(fluxControllers(t)), 0o644); err != nil {
-		t.Fatal(err)
+	for k, v := range files {
+		all[k] = v
+	}
+	for name, content := range all {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsNone
@@ -201,19 +268,7 @@ func install(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Apply(ctx, string(out)); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{"externalsource-controller", "kustomize-controller"} {
-		if err := c.waitFor(ctx, d+" ready", 4*time.Minute, func(ctx context.Context) (bool, error) {
-			dep, err := c.Client.AppsV1().Deployments(fluxNS).Get(ctx, d, metav1.GetOptions{})
-			return err == nil && deploymentReady(dep), nil
-		}); err != nil {
-			describePods(t, fluxNS)
-			t.Fatal(err)
-		}
-	}
-	installed, installErr = true, ""
+	return string(out)
 }
 
 // describePods logs the pods' states and events, for a failed wait.

@@ -36,6 +36,15 @@ const (
 	ControllerImage          = "localhost/exs/externalsource-controller:test"
 	HookExecutorImage        = "localhost/exs/externalsource-hook-executor:test"
 	KustomizeControllerImage = "localhost/exs/kustomize-controller:test"
+	HelmControllerImage      = "localhost/exs/helm-controller:test"
+	// ToolsHookExecutorImage is the hook executor with one more tool, the
+	// sandbox tests' probe (internal/hook/sandboxtest/probe), at
+	// ProbePath: what an admin does to whitelist a tool of their own
+	// (docs/hooks.md). The probe does what jq and yq cannot (connect,
+	// write files without end) for scenarios b and e.
+	ToolsHookExecutorImage = "localhost/exs/externalsource-hook-executor:test-tools"
+	// ProbePath is where ToolsHookExecutorImage has the probe.
+	ProbePath = "/usr/local/bin/probe"
 )
 
 // HookExecutorPackages are the Debian packages Dockerfile.hook-executor
@@ -175,8 +184,23 @@ func ProjectImages(root, dir string) ([]Image, error) {
 	}, nil
 }
 
-// FluxImages builds Flux's kustomize-controller image from the binary
-// hack/tools.sh builds, with the libc it links against.
+// ToolsImage returns the hook executor image with the probe added at
+// ProbePath, named ToolsHookExecutorImage. The shipped image's files are
+// unchanged (TestImagesMatchDockerfiles compares those).
+func ToolsImage(root, dir string, hookExecutor Image) (Image, error) {
+	probe, err := GoBinary(root, dir, "./internal/hook/sandboxtest/probe", "probe")
+	if err != nil {
+		return Image{}, err
+	}
+	img := hookExecutor
+	img.Name = ToolsHookExecutorImage
+	img.Files = append(append([]File(nil), hookExecutor.Files...),
+		File{Path: strings.TrimPrefix(ProbePath, "/"), Mode: 0o755, Source: probe})
+	return img, nil
+}
+
+// FluxImages builds Flux's kustomize-controller and helm-controller images
+// from the binaries hack/tools.sh builds, with the libc it links against.
 func FluxImages(root string) ([]Image, error) {
 	libc, err := DebFiles("libc6", "ca-certificates")
 	if err != nil {
@@ -186,6 +210,7 @@ func FluxImages(root string) ([]Image, error) {
 	var imgs []Image
 	for _, fc := range []struct{ name, image string }{
 		{"kustomize-controller", KustomizeControllerImage},
+		{"helm-controller", HelmControllerImage},
 	} {
 		imgs = append(imgs, Image{Name: fc.image, User: "65534:65534", Entrypoint: []string{"/usr/local/bin/" + fc.name},
 			Files: append(append(baseFiles(), libc...), File{Path: "usr/local/bin/" + fc.name, Mode: 0o755, Source: bin(fc.name)})})

@@ -99,3 +99,82 @@ spec:
 	// Which protections this node's kernel gives, one gauge each.
 	g.Expect(sandbox).To(ContainElement(HavePrefix("externalsource_hook_sandbox_protection{")))
 }
+
+// TestSandboxNetworkInPod is scenario b's TCP row: inside the real
+// container, a hook of a whitelist entry with `network: false` that
+// connects to a listener on the bridge's address fails with the kernel's
+// error (Landlock's EACCES on connect, or the seccomp filter's on socket),
+// never a timeout; the same connect from an entry with `network: true`
+// reaches the listener (the positive control: the address is reachable
+// from the pod, so the refusal is the sandbox's).
+func TestSandboxNetworkInPod(t *testing.T) {
+	g := NewWithT(t)
+	install(t)
+	ctx := context.Background()
+	c := testCluster
+	l, err := net.Listen("tcp", net.JoinHostPort(c.NodeIP.String(), "0"))
+	g.Expect(err).NotTo(HaveOccurred())
+	defer l.Close()
+	got := make(chan string, 16)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				b, _ := io.ReadAll(io.LimitReader(conn, 256))
+				got <- strings.TrimSpace(string(b))
+			}()
+		}
+	}()
+	// A namespace of their own: the hook memory budget is shared per
+	// namespace, and other tests' hooks run in flux-system.
+	ns := createNamespace(t, "network")
+	source := func(name, command string) string {
+		return fmt.Sprintf(`apiVersion: source.externalsource.io/v1beta1
+kind: ExternalSource
+metadata: {name: %s, namespace: %s}
+spec:
+  interval: 1m
+  timeout: 30s
+  destinationPath: out.txt
+  generator:
+    type: http
+    http: {url: "%s/flags"}
+  hooks:
+    postRequest:
+      - {name: dial, command: %s, args: [connect, "%s"]}
+`, name, ns, upstream(t), command, l.Addr().String())
+	}
+	g.Expect(c.Apply(ctx, source("connect-denied", "probe"))).To(Succeed())
+	var msg string
+	g.Eventually(func() string {
+		u, err := dyn(t).Resource(esGVR).Namespace(ns).Get(ctx, "connect-denied", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		msg = hookFailedMessage(u)
+		return msg
+	}, 3*time.Minute, time.Second).Should(ContainSubstring("spec.hooks.postRequest[0]"))
+	t.Logf("network: false: %s", msg)
+	g.Expect(msg).To(Or(ContainSubstring("permission denied"), ContainSubstring("operation not permitted")), "the kernel's error")
+	g.Expect(msg).NotTo(ContainSubstring("timeout"))
+	g.Expect(got).NotTo(Receive(), "nothing reached the listener")
+	// Its retries would hold a share of the namespace's hook memory budget,
+	// which probe-net (512Mi, the default) needs whole.
+	g.Expect(dyn(t).Resource(esGVR).Namespace(ns).Delete(ctx, "connect-denied", metav1.DeleteOptions{})).To(Succeed())
+
+	g.Expect(c.Apply(ctx, source("connect-allowed", "probe-net"))).To(Succeed())
+	g.Eventually(func() string {
+		u, err := dyn(t).Resource(esGVR).Namespace(ns).Get(ctx, "connect-allowed", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		s, m := readyCondition(u)
+		return s + ": " + m
+	}, 3*time.Minute, time.Second).Should(HavePrefix("True"))
+	g.Eventually(got, 10*time.Second).Should(Receive(Equal("hello from a hook")), "network: true reached the listener")
+}

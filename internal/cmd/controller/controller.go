@@ -196,6 +196,11 @@ func run(ctx context.Context, f *flags, version string) error {
 		RenewDeadline:                 &f.leaderElectionOptions.RenewDeadline,
 		RetryPeriod:                   &f.leaderElectionOptions.RetryPeriod,
 		LeaderElectionID:              leaderElectionID,
+		// The lease is released only once the reconciles have stopped: a
+		// wait longer than the pod's termination grace period ends in
+		// SIGKILL with the lease held, and the other replica then waits
+		// the whole lease duration (tests/cluster TestLeaderHandover).
+		GracefulShutdownTimeout: &f.gracefulShutdown,
 		// In a pod the namespace is found from the service account; out of
 		// a cluster (development, tests) RUNTIME_NAMESPACE names it.
 		LeaderElectionNamespace: os.Getenv(runtimectrl.EnvRuntimeNamespace),

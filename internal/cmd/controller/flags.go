@@ -42,22 +42,25 @@ import (
 // and the flag reference (docs/flags.md) read the defaults.
 type flags struct {
 	metricsAddr, healthAddr, eventsAddr string
-	concurrent                          int
-	storageBackend                      string
-	memoryMaxBytes                      int64
-	memoryMaxBytesPerNamespace          int64
-	maxFetchTimeout                     time.Duration
-	maxConcurrentPerNamespace           int
-	maxConcurrentPerHost                int
-	s3                                  s3.Options
-	maxResponseSize                     int64
-	maxExtractFiles                     int
-	maxExtractSize                      int64
-	hookSocket, hookWhitelist           string
-	hookLimits                          controller.HookLimits
-	allowedURLs, deniedURLs             []string
-	allowLinkLocal                      bool
-	allowedAddressRanges                []string
+	// gracefulShutdown bounds the wait for running reconciles at shutdown,
+	// before the lease is released.
+	gracefulShutdown           time.Duration
+	concurrent                 int
+	storageBackend             string
+	memoryMaxBytes             int64
+	memoryMaxBytesPerNamespace int64
+	maxFetchTimeout            time.Duration
+	maxConcurrentPerNamespace  int
+	maxConcurrentPerHost       int
+	s3                         s3.Options
+	maxResponseSize            int64
+	maxExtractFiles            int
+	maxExtractSize             int64
+	hookSocket, hookWhitelist  string
+	hookLimits                 controller.HookLimits
+	allowedURLs, deniedURLs    []string
+	allowLinkLocal             bool
+	allowedAddressRanges       []string
 
 	// artifactOptions are Flux's storage, server, retention and digest
 	// options (--storage-path, --storage-addr, --storage-adv-addr,
@@ -102,6 +105,9 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", envOr("METRICS_ADDR", ":8080"),
 		"The address the metric endpoint binds to. Defaults to $METRICS_ADDR when set.")
 	fs.StringVar(&f.healthAddr, "health-addr", ":9440", "The address the health endpoint binds to.")
+	fs.DurationVar(&f.gracefulShutdown, "graceful-shutdown-timeout", 3*time.Second,
+		"How long a stopping controller waits for running reconciles (whose context is cancelled) before it releases "+
+			"its leader-election lease and exits; keep it under the pod's terminationGracePeriodSeconds.")
 	fs.StringVar(&f.eventsAddr, "events-addr", "", "The address of the events receiver (notification-controller).")
 	fs.IntVar(&f.concurrent, "concurrent", 10, "The number of concurrent ExternalSource reconciles.")
 	fs.StringVar(&f.storageBackend, "storage-backend", "memory",

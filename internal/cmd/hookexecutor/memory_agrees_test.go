@@ -54,8 +54,12 @@ func TestHookMemoryAgrees(t *testing.T) {
 	limit, ok := sidecar.Resources.Limits[corev1.ResourceMemory]
 	g.Expect(ok).To(BeTrue(), "the sidecar has a memory limit")
 	g.Expect(budget.Total).To(BeNumerically(">", 0), "the budget is on")
-	g.Expect(budget.Total+hook.SidecarReserve.Value()).To(BeNumerically("<=", limit.Value()),
-		"--hook-memory-budget plus the sidecar's reserve fits the container's memory limit %s", limit.String())
+	// The pages of files in a memory-backed volume (tmpfs) are charged to
+	// the container of the process that wrote them: the runs' own files
+	// count in the container's memory besides their processes' memory.
+	tmpfs := memoryVolumes(g, sidecar)
+	g.Expect(budget.Total+hook.SidecarReserve.Value()+tmpfs).To(BeNumerically("<=", limit.Value()),
+		"--hook-memory-budget plus the sidecar's reserve plus its memory-backed volumes (%d bytes) fits the container's memory limit %s", tmpfs, limit.String())
 	g.Expect(budget.PerNamespace).To(BeNumerically("<=", budget.Total))
 	g.Expect(hook.DefaultMemory.Value()).To(BeNumerically("<=", budget.PerNamespace),
 		"an entry without limits (memory %s) can run", hook.DefaultMemory.String())
@@ -84,4 +88,59 @@ func TestHookMemoryAgrees(t *testing.T) {
 		}
 		g.Expect(mem).To(BeNumerically("<=", budget.PerNamespace), "whitelist entry %s: memory %d", c.Name, mem)
 	}
+}
+
+// memoryVolumes sums the sizeLimits of the memory-backed emptyDirs the
+// container mounts (each must have one: a tmpfs without it is half the
+// node's memory).
+func memoryVolumes(g Gomega, c *corev1.Container) int64 {
+	mounted := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounted[m.Name] = true
+	}
+	var sum int64
+	for _, v := range testutil.ShippedDeployment(g).Spec.Template.Spec.Volumes {
+		if !mounted[v.Name] || v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory {
+			continue
+		}
+		g.Expect(v.EmptyDir.SizeLimit).ToNot(BeNil(), "memory-backed volume %s has a sizeLimit", v.Name)
+		sum += v.EmptyDir.SizeLimit.Value()
+	}
+	return sum
+}
+
+// TestHookRunsDirectoryIsBounded: the runs' working directories live in
+// the sidecar's temporary directory (its spool, under TMPDIR or /tmp),
+// which must be a memory-backed emptyDir with a sizeLimit: the kernel's
+// tmpfs size then stops a hook writing file after file with ENOSPC. No
+// limit of the whitelist bounds how many files a run writes, and a
+// disk-backed emptyDir over its sizeLimit gets the whole pod evicted
+// (tests/cluster TestNoTenantEvictsThePod).
+func TestHookRunsDirectoryIsBounded(t *testing.T) {
+	g := NewWithT(t)
+	sidecar := testutil.ShippedContainer(g, "hook-executor")
+	tmp := "/tmp"
+	for _, e := range sidecar.Env {
+		if e.Name == "TMPDIR" {
+			tmp = e.Value
+		}
+	}
+	volume := ""
+	for _, m := range sidecar.VolumeMounts {
+		if m.MountPath == tmp {
+			volume = m.Name
+		}
+	}
+	g.Expect(volume).ToNot(BeEmpty(), "%s is a volume, not the read-only root filesystem", tmp)
+	found := false
+	for _, v := range testutil.ShippedDeployment(g).Spec.Template.Spec.Volumes {
+		if v.Name != volume {
+			continue
+		}
+		found = true
+		g.Expect(v.EmptyDir).ToNot(BeNil())
+		g.Expect(v.EmptyDir.Medium).To(Equal(corev1.StorageMediumMemory), "volume %s is a tmpfs, bounded by the kernel", v.Name)
+		g.Expect(v.EmptyDir.SizeLimit).ToNot(BeNil(), "volume %s has a sizeLimit (the tmpfs's size)", v.Name)
+	}
+	g.Expect(found).To(BeTrue())
 }

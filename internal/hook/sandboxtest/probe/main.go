@@ -23,7 +23,7 @@ limitations under the License.
 // usage: probe read PATH | write PATH | connect HOST:PORT | udp HOST:PORT |
 // unix PATH | abstract NAME | signal PID | ptrace PID | setsid SECONDS |
 // hold SECONDS | threads N SECONDS | mem BYTES | fork | syscalls N | i386 | x32 | spin | fsize BYTES |
-// nofile N | limits
+// nofile N | fill SECONDS [MiB] | limits
 package main
 
 import (
@@ -174,6 +174,32 @@ func main() {
 		n, err := strconv.Atoi(arg)
 		check(err)
 		check(os.WriteFile("big", make([]byte, n), 0o644))
+	case "fill":
+		// A hook that writes without end: files of 512 KiB (under any
+		// fileSize limit of 1Mi or more) in its working directory until
+		// a write fails or MiB are written, then holds them SECONDS (so
+		// that the kubelet, which measures volumes every few seconds,
+		// sees the peak).
+		s, _ := strconv.Atoi(arg)
+		limit := 1 << 20
+		if len(os.Args) > 3 {
+			limit, _ = strconv.Atoi(os.Args[3])
+		}
+		chunk := make([]byte, 512<<10)
+		var err error
+		n := 0
+		for ; err == nil && n < 2*limit; n++ {
+			err = os.WriteFile(fmt.Sprintf("fill%d", n), chunk, 0o644)
+		}
+		if err != nil {
+			n-- // the last one failed
+		}
+		fmt.Fprintf(os.Stderr, "probe: wrote %d files of 512 KiB\n", n)
+		if err == nil {
+			err = fmt.Errorf("wrote %d MiB", limit)
+		}
+		time.Sleep(time.Duration(s) * time.Second)
+		fail(err)
 	case "nofile":
 		n, err := strconv.Atoi(arg)
 		check(err)

@@ -45,7 +45,7 @@ const (
 
 // Server is a running versitygw.
 type Server struct {
-	// Endpoint is host:port on loopback.
+	// Endpoint is host:port (on loopback unless started with StartOn).
 	Endpoint string
 	dir      string
 	logf     func(string, ...any)
@@ -68,10 +68,16 @@ func Start(t testing.TB) *Server {
 
 // StartDir starts a server over dir on a free loopback port.
 func StartDir(dir string, logf func(string, ...any)) (*Server, error) {
+	return StartOn(dir, "127.0.0.1", logf)
+}
+
+// StartOn starts a server over dir on a free port of host, an address of
+// this machine (tests/cluster binds the test bridge's, for pods).
+func StartOn(dir, host string, logf func(string, ...any)) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return nil, err
 	}
