@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,17 +267,8 @@ type phaseSums map[string]PhaseCost
 // readSidecarPhases reads externalsource_hook_run_phase_seconds from the
 // sidecar's metrics endpoint.
 func readSidecarPhases(ctx context.Context, addr string) (phaseSums, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	const name = "externalsource_hook_run_phase_seconds"
-	series, err := parseProm(resp.Body, func(n string) bool { return n == name+"_sum" || n == name+"_count" })
+	series, err := scrapeProm(ctx, addr, func(n string) bool { return n == name+"_sum" || n == name+"_count" })
 	if err != nil {
 		return nil, err
 	}
@@ -311,16 +301,7 @@ func (p phaseSums) sub(o phaseSums) map[string]PhaseCost {
 // readHookRuns reads the controller's successful hook runs by command
 // (externalsource_hook_duration_seconds_count{result="success"}).
 func readHookRuns(ctx context.Context, metricsAddr string) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	series, err := parseProm(resp.Body, func(n string) bool { return n == "externalsource_hook_duration_seconds_count" })
+	series, err := scrapeProm(ctx, metricsAddr, func(n string) bool { return n == "externalsource_hook_duration_seconds_count" })
 	if err != nil {
 		return nil, err
 	}

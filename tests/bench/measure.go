@@ -153,6 +153,21 @@ type promSeries struct {
 
 // parseProm parses the Prometheus text exposition format; enough for the
 // counters read here (no escaped quotes in label values).
+// scrapeProm reads the series of one process's /metrics endpoint that want
+// keeps.
+func scrapeProm(ctx context.Context, addr string, want func(name string) bool) ([]promSeries, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := metricsClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return parseProm(resp.Body, want)
+}
+
 func parseProm(r io.Reader, want func(name string) bool) ([]promSeries, error) {
 	var out []promSeries
 	sc := bufio.NewScanner(r)
@@ -272,16 +287,7 @@ func ReadAPIWrites(ctx context.Context, rc rest.Interface) (APIWrites, error) {
 // readReconciles sums controller_runtime_reconcile_total from the
 // controller's metrics endpoint.
 func readReconciles(ctx context.Context, metricsAddr string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	series, err := parseProm(resp.Body, func(n string) bool { return n == "controller_runtime_reconcile_total" })
+	series, err := scrapeProm(ctx, metricsAddr, func(n string) bool { return n == "controller_runtime_reconcile_total" })
 	if err != nil {
 		return 0, err
 	}

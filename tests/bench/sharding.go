@@ -381,16 +381,7 @@ func fetchArtifact(ctx context.Context, url, digest string) error {
 // series per reconciled object) from a controller's metrics: the number
 // of reconciles by object name.
 func readReconcilesByName(ctx context.Context, metricsAddr string) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := metricsClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	series, err := parseProm(resp.Body, func(n string) bool { return n == "gotk_reconcile_duration_seconds_count" })
+	series, err := scrapeProm(ctx, metricsAddr, func(n string) bool { return n == "gotk_reconcile_duration_seconds_count" })
 	if err != nil {
 		return nil, err
 	}
