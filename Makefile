@@ -64,14 +64,15 @@ fuzz: ## Run every fuzz target for FUZZ_TIME.
 		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZ_TIME) ./$$pkg; \
 	done
 
-# The tools `make test` runs; goreleaser is built by release-check alone.
+# The tools `make test` runs; goreleaser is built by release-check (and by
+# `make tools EXTRA_TOOLS=goreleaser` in .ci/run, beside the others).
 # CLUSTER_TOOLS are the node's parts tests/cluster and `make cluster` run.
 CLUSTER_TOOLS := kubelet kube-controller-manager kube-scheduler kube-proxy coredns
 TEST_TOOLS := etcd kube-apiserver versitygw kustomize-controller helm-controller notification-controller flux yq kube-state-metrics gitea $(CLUSTER_TOOLS)
 
 .PHONY: tools
 tools: ## Build the binaries the tests run (idempotent; seconds when warm).
-	hack/tools.sh $(TEST_TOOLS) crds debs
+	hack/tools.sh $(TEST_TOOLS) $(EXTRA_TOOLS) crds debs
 
 .PHONY: cluster
 cluster: ## Bring up the tests' one-node cluster (root, Linux) until Ctrl-C; KUBECONFIG=bin/cluster.kubeconfig.

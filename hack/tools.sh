@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the binaries the tests run (etcd, kube-apiserver, ...) from the small Go
-# modules under tests/tools, one at a time, into a cache outside the clone keyed by
+# modules under tests/tools, two lanes at a time, into a cache outside the clone keyed by
 # the tool module's go.mod/go.sum, the Go version and the build flags, and links
 # them into bin/. A warm run only checks keys and links: seconds.
 #
@@ -80,45 +80,96 @@ fi
 # and builds the package inside it.
 build_from_source() {
   local t=$1 dir=$2 out=$3 mod=${srcmod[$1]} ver src work rel
-  ver=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod")
+  ver=$(cd "$dir" && go list -m -f '{{.Version}}' "$mod") || return 1
   src=$(cd "$dir" && go mod download -json "$mod@$ver" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -n "$src" ] || { echo "tools: cannot download $mod@$ver" >&2; exit 1; }
+  [ -n "$src" ] || { echo "tools: cannot download $mod@$ver" >&2; return 1; }
   work="$out/src"
-  cp -r "$src" "$work" && chmod -R u+w "$work"
+  cp -r "$src" "$work" && chmod -R u+w "$work" || return 1
   case $t in
   flux)
     mkdir -p "$work/cmd/flux/manifests"
     printf '# placeholder: the tests never install Flux with this binary\n' >"$work/cmd/flux/manifests/placeholder.yaml"
     ;;
   gitea)
-    (cd "$work" && CGO_ENABLED=0 go generate -tags bindata ./modules/options ./modules/templates ./modules/public ./modules/migration)
+    (cd "$work" && CGO_ENABLED=0 go generate -tags bindata ./modules/options ./modules/templates ./modules/public ./modules/migration) || return 1
     ;;
   esac
   rel=${pkg[$t]#"$mod"}
-  (cd "$work" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$out/$t" "./${rel#/}")
+  (cd "$work" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$out/$t" "./${rel#/}") || return 1
   rm -rf "$work"
 }
 
+# Tools that share most of their dependencies build one after another in one
+# lane, so that the later ones find the earlier one's packages in the build
+# cache rather than compiling them a second time at the same moment; lanes
+# run side by side (EXS_TOOLS_JOBS at once, default 2). One go build leaves a
+# core idle through its link and the narrow parts of its package graph, and
+# one tool's module downloads wait on the network: a second lane fills both.
+declare -A lane=(
+  [kube-apiserver]=k8s [kubelet]=k8s [kube-controller-manager]=k8s
+  [kube-scheduler]=k8s [kube-proxy]=k8s
+  [kustomize-controller]=flux [helm-controller]=flux
+  [notification-controller]=flux [flux]=flux
+)
+# The lanes in the order they start: the longest first (cold builds, 2 cores:
+# the Flux controllers together ~15 min, Kubernetes' five ~6, Gitea ~5.5).
+lane_order=(flux k8s gitea)
+
+# build_tool TOOL KEY: builds one tool into its cache entry.
+build_tool() {
+  local t=$1 key=$2 dir="$root/tests/tools/$1" start tmp
+  echo "tools: building $t (${pkg[$t]}); the first build can take minutes" >&2
+  start=$(date +%s)
+  tmp="$cache/$t-$key.tmp.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  if [ -n "${srcmod[$t]:-}" ]; then
+    build_from_source "$t" "$dir" "$tmp" || { rm -rf "$tmp"; return 1; }
+  else
+    (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}") || { rm -rf "$tmp"; return 1; }
+  fi
+  rm -rf "$cache/$t-$key" && mv "$tmp" "$cache/$t-$key" || return 1
+  echo "tools: built $t in $(( $(date +%s) - start ))s" >&2
+}
+
+# run_lane "TOOL:KEY ...": a lane's tools in order; the first failure ends it.
+# (Called in a list, so `set -e` does not apply inside: every step of
+# build_tool and build_from_source returns its own failure.)
+run_lane() {
+  local tk
+  for tk in $1; do build_tool "${tk%%:*}" "${tk#*:}" || return 1; done
+}
+
+declare -A out_of=() lane_tools=()
+units=()
 for t in "${tools[@]}"; do
   dir="$root/tests/tools/$t"
   [ -n "${pkg[$t]:-}" ] || { echo "tools: unknown tool $t" >&2; exit 1; }
   key=$( { cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null; go version; echo "${pkg[$t]} ${ldflags[$t]:-}"; [ -z "${cgo[$t]:-}" ] || echo "CGO_ENABLED=${cgo[$t]}"; [ -z "${tags[$t]:-}" ] || echo "tags=${tags[$t]}"; } | sha256sum | cut -c1-16)
-  out="$cache/$t-$key/$t"
-  if [ ! -x "$out" ]; then
-    echo "tools: building $t (${pkg[$t]}); the first build can take minutes" >&2
-    start=$(date +%s)
-    tmp="$cache/$t-$key.tmp.$$"
-    mkdir -p "$tmp"
-    if [ -n "${srcmod[$t]:-}" ]; then
-      build_from_source "$t" "$dir" "$tmp"
-    else
-      (cd "$dir" && CGO_ENABLED=${cgo[$t]:-$(go env CGO_ENABLED)} go build -trimpath -tags "${tags[$t]:-}" -ldflags "${ldflags[$t]:-}" -o "$tmp/$t" "${pkg[$t]}")
-    fi
-    rm -rf "$cache/$t-$key" && mv "$tmp" "$cache/$t-$key"
-    echo "tools: built $t in $(( $(date +%s) - start ))s" >&2
-  fi
-  ln -sfn "$out" "$root/bin/$t"
+  out_of[$t]="$cache/$t-$key/$t"
+  [ -x "${out_of[$t]}" ] && continue
+  l=${lane[$t]:-$t}
+  [ -n "${lane_tools[$l]:-}" ] || units+=("$l")
+  lane_tools[$l]="${lane_tools[$l]:-} $t:$key"
 done
+ordered=()
+for l in "${lane_order[@]}"; do [ -z "${lane_tools[$l]:-}" ] || ordered+=("$l"); done
+for l in "${units[@]}"; do [[ " ${lane_order[*]} " == *" $l "* ]] || ordered+=("$l"); done
+
+jobs_max=${EXS_TOOLS_JOBS:-2}
+running=0
+for l in "${ordered[@]}"; do
+  if [ "$running" -ge "$jobs_max" ]; then wait -n || true; running=$((running - 1)); fi
+  run_lane "${lane_tools[$l]}" &
+  running=$((running + 1))
+done
+wait
+# Success is judged by what is in the cache, not by exit statuses a
+# finished lane may already have handed to `wait -n`.
+failed=()
+for t in "${tools[@]}"; do
+  if [ -x "${out_of[$t]}" ]; then ln -sfn "${out_of[$t]}" "$root/bin/$t"; else failed+=("$t"); fi
+done
+[ ${#failed[@]} -eq 0 ] || { echo "tools: failed to build: ${failed[*]} (the errors are above)" >&2; exit 1; }
 
 # The Flux CRDs the tests install (Flux owns them; we never ship copies):
 # taken from the released controller modules in the module cache.
