@@ -42,8 +42,11 @@ var (
 	DefaultMemoryBudget = resource.MustParse("960Mi")
 	// DefaultMemoryPerNamespace is --hook-memory-per-namespace: what one
 	// namespace's runs may reserve together; at least DefaultMemory, so
-	// that an entry without limits can run.
-	DefaultMemoryPerNamespace = resource.MustParse("512Mi")
+	// that an entry without limits can run, and room for the runs one
+	// namespace's reconciles send at once (half of the controller's
+	// --concurrent) with the shipped whitelist's limits, so that they
+	// never queue for memory they would not use (issue 27).
+	DefaultMemoryPerNamespace = resource.MustParse("640Mi")
 	// SidecarReserve is what the sidecar itself needs beside the runs
 	// (its heap, the runs' pipes and buffers).
 	SidecarReserve = resource.MustParse("64Mi")

@@ -413,7 +413,7 @@ func TestSandboxLimits(t *testing.T) {
 		hook exsv1beta1.Hook
 		want string
 	}{
-		{name: "jq memory bomb", hook: exsv1beta1.Hook{Name: "bomb", Command: "jq", Args: []string{"-n", "[range(100000000)]"}}, want: "exceeded its memory limit (256Mi)"},
+		{name: "jq memory bomb", hook: exsv1beta1.Hook{Name: "bomb", Command: "jq", Args: []string{"-n", "[range(100000000)]"}}, want: "exceeded its memory limit (128Mi)"},
 		{name: "probe memory bomb", hook: probe("mem", fmt.Sprint(1<<30)), want: "exceeded its memory limit (128Mi)"},
 		{name: "fork bomb", hook: probe("fork"), want: "exceeded its process limit (16)"},
 		{name: "cpu", hook: probe("spin"), want: "exceeded its cpu limit (1s)"},

@@ -126,7 +126,10 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 	}
 	names, _ := d.Readdirnames(-1)
 	d.Close()
-	type usage struct{ tasks, rss int64 }
+	type usage struct {
+		tasks, rss int64
+		killed     bool
+	}
 	use := map[int]*usage{}
 	for _, n := range names {
 		if n[0] < '0' || n[0] > '9' {
@@ -137,7 +140,8 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 			continue
 		}
 		pgrp, tasks, rss, ok := parseStat(b)
-		if !ok || runs[pgrp] == nil {
+		r := runs[pgrp]
+		if !ok || r == nil {
 			continue
 		}
 		u := use[pgrp]
@@ -147,14 +151,17 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 		}
 		u.tasks += tasks
 		u.rss += rss * pageSize
-	}
-	for pgid, u := range use {
-		r := runs[pgid]
-		switch {
-		case u.rss > r.policy.Memory:
-			r.kill(fmt.Sprintf("memory limit (%s)", quantity(r.policy.Memory)))
-		case u.tasks > r.policy.Processes:
-			r.kill(fmt.Sprintf("process limit (%d)", r.policy.Processes))
+		// At once, not after the scan: a fork bomb's group grows while
+		// /proc is read (its processes are most of what there is to
+		// read), and every task it adds before the kill counts against
+		// the uid's RLIMIT_NPROC, which every tenant's runs share.
+		if !u.killed && (u.rss > r.policy.Memory || u.tasks > r.policy.Processes) {
+			u.killed = true
+			if u.rss > r.policy.Memory {
+				r.kill(fmt.Sprintf("memory limit (%s)", quantity(r.policy.Memory)))
+			} else {
+				r.kill(fmt.Sprintf("process limit (%d)", r.policy.Processes))
+			}
 		}
 	}
 }

@@ -261,11 +261,13 @@ type Report struct {
 	Heap *HeapReport `json:"heap,omitempty"`
 	// CPU summarizes a CPU profile of the controller taken during the
 	// first CPUProfile of the creates (its "MiB" are seconds).
-	CPU      *HeapReport     `json:"cpu,omitempty"`
-	Restart  *RestartReport  `json:"restart,omitempty"`
-	Hooks    *HooksReport    `json:"hooks,omitempty"`
-	Failing  *FailingReport  `json:"failing,omitempty"`
-	Sharding *ShardingReport `json:"sharding,omitempty"`
+	CPU *HeapReport `json:"cpu,omitempty"`
+	// SidecarCPU is the same for the hook sidecar (hooks scenarios).
+	SidecarCPU *HeapReport     `json:"sidecarCpu,omitempty"`
+	Restart    *RestartReport  `json:"restart,omitempty"`
+	Hooks      *HooksReport    `json:"hooks,omitempty"`
+	Failing    *FailingReport  `json:"failing,omitempty"`
+	Sharding   *ShardingReport `json:"sharding,omitempty"`
 
 	RSSSamples []Sample `json:"rssSamples"`
 	Plots      []string `json:"plots,omitempty"`

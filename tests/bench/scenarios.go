@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/externalsource/externalsource-controller/internal/storage/s3/s3test"
@@ -99,30 +100,40 @@ type Bytes struct {
 
 // cpuProfile takes a CPU profile of the controller for d from its pprof
 // endpoint and summarizes it by package (in the background: it returns
-// at once, and the report gets the summary when it is done).
+// at once, and the report gets the summary when it is done). In a hooks
+// scenario it takes the hook sidecar's over the same window too.
 func (r *run) cpuProfile(ctx context.Context, d time.Duration, logf func(string, ...any)) <-chan struct{} {
 	done := make(chan struct{})
-	metrics := r.metrics
-	go func() {
-		defer close(done)
-		path := filepath.Join(r.cfg.OutDir, r.cfg.Name+"-cpu.pb.gz")
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics, int(d.Seconds()))
-		if err := download(ctx, url, path); err != nil {
-			logf("cpu profile: %v", err)
-			return
-		}
-		c, err := SummarizeCPU(ctx, path)
-		if err != nil {
-			logf("cpu profile: %v", err)
-			return
-		}
-		r.rep.CPU = c
-		var parts []string
-		for _, b := range c.ByPackage[:min(8, len(c.ByPackage))] {
-			parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", b.Name, b.MiB, b.Percent))
-		}
-		logf("cpu during the creates (%s): %.1f s; by package: %s", d, c.InuseMiB, strings.Join(parts, ", "))
-	}()
+	var wg sync.WaitGroup
+	profile := func(who, addr, file string, set func(*HeapReport)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			path := filepath.Join(r.cfg.OutDir, r.cfg.Name+file)
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+			if err := download(ctx, url, path); err != nil {
+				logf("%s cpu profile: %v", who, err)
+				return
+			}
+			c, err := SummarizeCPU(ctx, path)
+			if err != nil {
+				logf("%s cpu profile: %v", who, err)
+				return
+			}
+			set(c)
+			var parts []string
+			for _, b := range c.ByPackage[:min(8, len(c.ByPackage))] {
+				parts = append(parts, fmt.Sprintf("%s %.2f s (%.0f%%)", b.Name, b.MiB, b.Percent))
+			}
+			logf("%s cpu during the creates (%s): %.1f s; by package: %s", who, d, c.InuseMiB, strings.Join(parts, ", "))
+		}()
+	}
+	// Each goroutine writes its own field; the report is read after done.
+	profile("controller", r.metrics, "-cpu.pb.gz", func(c *HeapReport) { r.rep.CPU = c })
+	if r.sidecar != nil {
+		profile("hook sidecar", r.sidecar.metrics, "-hook-executor-cpu.pb.gz", func(c *HeapReport) { r.rep.SidecarCPU = c })
+	}
+	go func() { wg.Wait(); close(done) }()
 	return done
 }
 

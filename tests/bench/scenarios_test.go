@@ -106,9 +106,15 @@ func TestScenarios(t *testing.T) {
 		var reps []*Report
 		for _, h := range []bool{false, true} {
 			reps = append(reps, run(t, Config{Name: fmt.Sprintf("hooks-%v", h), Group: "hooks10", Hooks: h, N: 10,
-				PayloadSize: 1 << 10, ETag: true, Steady: SteadyRequest}))
+				PayloadSize: 1 << 10, ETag: true, Steady: SteadyRequest, CPUProfile: 2 * time.Second}))
 		}
 		g.Expect(reps[0].Hooks).To(BeNil())
+		// The sidecar's CPU profile beside the controller's, from its
+		// metrics address's /debug/pprof/.
+		g.Expect(reps[0].SidecarCPU).To(BeNil())
+		g.Expect(reps[1].SidecarCPU).NotTo(BeNil())
+		g.Expect(reps[1].SidecarCPU.Profile).To(BeAnExistingFile())
+		g.Expect(reps[1].CPU).NotTo(BeNil())
 		h := reps[1].Hooks
 		g.Expect(h).NotTo(BeNil())
 		for _, r := range reps {

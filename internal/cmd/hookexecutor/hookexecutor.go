@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/runtime/logger"
+	"github.com/fluxcd/pkg/runtime/pprof"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	flag "github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -63,7 +64,8 @@ func (f *flags) bind(fs *flag.FlagSet) {
 		"Confine hook runs as on a kernel whose Landlock ABI is at most this (0: no Landlock); -1 is the kernel's own. "+
 			"For tests, and to see what an older node would give.")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "0",
-		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads, run phases); 0 disables.")
+		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads, run phases) "+
+			"and Go's profiles (/debug/pprof/, as the controller's metrics address); 0 disables.")
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
 		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
 			"empty is this binary, whose start-up costs tens of milliseconds per run.")
@@ -147,7 +149,7 @@ func Run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
-		msrv := &http.Server{Handler: promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		msrv := &http.Server{Handler: metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(ln) }()
 		defer msrv.Close()
 		log.Info("serving metrics", "addr", ln.Addr().String())
@@ -165,4 +167,17 @@ func Run(args []string) error {
 		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: f.trampoline,
 			Protected: []string{f.whitelist}, Node: &node}}
 	return srv.Serve(ctx)
+}
+
+// metricsHandler serves /metrics and, as the controller's metrics server
+// does (fluxcd/pkg/runtime/pprof), Go's profiles under /debug/pprof/: the
+// sidecar is where every hook run's CPU goes, and sizing it needs its
+// profile, not a guess (docs/benchmarks.md, "Hooks").
+func metricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+	for path, h := range pprof.GetHandlers() {
+		mux.Handle(path, h)
+	}
+	return mux
 }

@@ -17,6 +17,8 @@ limitations under the License.
 package hookexecutor
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -45,6 +47,33 @@ func TestHookExecutorFlags(t *testing.T) {
 				return
 			}
 			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
+		})
+	}
+}
+
+// TestMetricsAddressServes: the sidecar's metrics address serves its
+// metrics and, like the controller's, Go's profiles (what the hooks
+// benchmark profiles the sidecar with); nothing else.
+func TestMetricsAddressServes(t *testing.T) {
+	srv := httptest.NewServer(metricsHandler())
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		path string
+		want int
+	}{
+		{path: "/metrics", want: http.StatusOK},
+		{path: "/debug/pprof/", want: http.StatusOK},
+		{path: "/debug/pprof/heap", want: http.StatusOK},
+		{path: "/debug/pprof/goroutine", want: http.StatusOK},
+		{path: "/", want: http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			g := NewWithT(t)
+			resp, err := http.Get(srv.URL + tt.path)
+			g.Expect(err).ToNot(HaveOccurred())
+			resp.Body.Close()
+			g.Expect(resp.StatusCode).To(Equal(tt.want))
 		})
 	}
 }

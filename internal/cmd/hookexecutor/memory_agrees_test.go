@@ -87,8 +87,25 @@ func TestHookMemoryAgrees(t *testing.T) {
 			mem = c.Limits.Memory.Value()
 		}
 		g.Expect(mem).To(BeNumerically("<=", budget.PerNamespace), "whitelist entry %s: memory %d", c.Name, mem)
+		// One namespace's reconciles run hooks at once, one each; the
+		// share admits that many runs of every shipped entry, or they
+		// queue in the sidecar for memory jq and yq never use (issue 27's
+		// hooks1000 waited longer for the budget than it ran).
+		g.Expect(int64(perNamespaceRuns)*mem).To(BeNumerically("<=", budget.PerNamespace),
+			"%d runs of whitelist entry %s (memory %d) fit --hook-memory-per-namespace", perNamespaceRuns, c.Name, mem)
+	}
+	// perNamespaceRuns is the controller's default: half of --concurrent
+	// (10) per namespace; the manifest sets neither flag.
+	for _, a := range testutil.ShippedContainer(g, "manager").Args {
+		g.Expect(a).ToNot(HavePrefix("--concurrent"), "update perNamespaceRuns")
+		g.Expect(a).ToNot(HavePrefix("--max-concurrent-per-namespace"), "update perNamespaceRuns")
 	}
 }
+
+// perNamespaceRuns is how many reconciles of one namespace run at once with
+// the controller's defaults (--max-concurrent-per-namespace 0: half of
+// --concurrent, 10), each running its hooks one after another.
+const perNamespaceRuns = 5
 
 // memoryVolumes sums the sizeLimits of the memory-backed emptyDirs the
 // container mounts (each must have one: a tmpfs without it is half the
