@@ -361,7 +361,11 @@ func exceededLimit(ps *os.ProcessState, pol SandboxPolicy, stderr string) string
 	case strings.Contains(low, "too many open files"):
 		return fmt.Sprintf("open files limit (%d)", pol.OpenFiles)
 	case strings.Contains(low, "resource temporarily unavailable"), strings.Contains(low, "failed to create new os thread"):
-		return fmt.Sprintf("process limit (%d)", pol.Processes)
+		// The watchdog kills a run over its own count (and says so); a
+		// refused fork or thread it did not see is the uid-wide backstop
+		// (RLIMIT_NPROC) or the pod's PID limit, which every run shares:
+		// the run may have been far below its own limit.
+		return fmt.Sprintf("process limit (%d), or the limit on tasks all runs share", pol.Processes)
 	}
 	return ""
 }

@@ -231,3 +231,28 @@ func TestTailBufferDropsTheCutLine(t *testing.T) {
 		})
 	}
 }
+
+// TestExceededLimit: a command that failed on its own is told which limit
+// it ran into from what it printed; a refused fork or thread says it may
+// be the limit every run shares, not only the run's own.
+func TestExceededLimit(t *testing.T) {
+	pol := SandboxPolicy{Memory: 128 << 20, FileSize: 1 << 20, OpenFiles: 16, Processes: 32}
+	tests := []struct {
+		name, stderr, want string
+	}{
+		{name: "jq out of memory", stderr: "jq: error: cannot allocate memory\n", want: "memory limit (128Mi)"},
+		{name: "file too large", stderr: "write: File too large", want: "file size limit (1Mi)"},
+		{name: "open files", stderr: "open f17: too many open files", want: "open files limit (16)"},
+		{name: "Go thread refused", stderr: "runtime: failed to create new OS thread (have 2 already; errno=11)",
+			want: "process limit (32), or the limit on tasks all runs share"},
+		{name: "fork refused", stderr: "sh: fork: Resource temporarily unavailable",
+			want: "process limit (32), or the limit on tasks all runs share"},
+		{name: "anything else", stderr: "jq: error: syntax error", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := NewWithT(t)
+			g.Expect(exceededLimit(nil, pol, tt.stderr)).To(Equal(tt.want))
+		})
+	}
+}
