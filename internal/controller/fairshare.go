@@ -51,8 +51,9 @@ const parkedRetry = time.Second
 // A request over its namespace's share does not wait on a worker: it is
 // parked, with no API call and no status write, and put back on the
 // controller's queue as soon as a reconcile of its namespace ends, in the
-// order requests were parked. Nothing polls, and a namespace below its
-// share is never delayed.
+// order requests were parked, with the ended reconcile's slot held for it:
+// a request that arrives meanwhile parks behind it. Nothing polls, and a
+// namespace below its share is never delayed.
 //
 // The nil share admits everything.
 //
@@ -116,6 +117,15 @@ type NamespaceShare struct {
 	// running holds the release of each request ShareQueue admitted,
 	// until its reconcile leaves the share (Leave) or ends (Done).
 	running map[reconcile.Request]func()
+	// reserved holds the woken requests whose slot a release handed over
+	// and which have not been admitted yet: the slot stays counted in
+	// inFlight for them. Without it, whatever a worker took from the
+	// queue between the release and the woken request's admission (the
+	// scheduled re-checks coming due during a ramp, at the queue's low
+	// priority) took the slot, and the woken request parked again at the
+	// back: hooks5000 re-checked sources 0.63 times each before every new
+	// source had its first artifact.
+	reserved map[reconcile.Request]bool
 }
 
 // NewNamespaceShare returns a share of limit reconciles per namespace; a
@@ -127,6 +137,7 @@ func NewNamespaceShare(limit int) *NamespaceShare {
 		waiting:  map[string]*list.List{},
 		parked:   map[reconcile.Request]*list.Element{},
 		running:  map[reconcile.Request]func(){},
+		reserved: map[reconcile.Request]bool{},
 	}
 }
 
@@ -158,8 +169,13 @@ func (s *NamespaceShare) Admit(ctx context.Context, req reconcile.Request) (rele
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ns := req.Namespace
-	if s.inFlight[ns] < s.limit {
-		s.inFlight[ns]++
+	if s.reserved[req] || s.inFlight[ns] < s.limit {
+		if s.reserved[req] {
+			// Its slot was handed over by the release that woke it.
+			delete(s.reserved, req)
+		} else {
+			s.inFlight[ns]++
+		}
 		s.unpark(req)
 		var once sync.Once
 		return func() { once.Do(func() { s.release(ns) }) }, 0, true
@@ -181,22 +197,25 @@ func (s *NamespaceShare) Admit(ctx context.Context, req reconcile.Request) (rele
 }
 
 // release ends a running reconcile of ns and wakes the oldest parked
-// request of ns, which the freed slot can now admit. Parking and waking
+// request of ns, handing it the freed slot. Parking and waking
 // happen under one lock, so no request is parked after the last wake-up
 // of its namespace: a parked request always has a running reconcile of its
 // namespace whose end will wake it.
 func (s *NamespaceShare) release(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inFlight[ns]--; s.inFlight[ns] <= 0 {
-		delete(s.inFlight, ns)
-	}
 	w := s.waiting[ns]
 	if w == nil {
+		if s.inFlight[ns]--; s.inFlight[ns] <= 0 {
+			delete(s.inFlight, ns)
+		}
 		return
 	}
+	// The slot passes to the oldest parked request (it stays counted),
+	// which only that request's admission takes.
 	next := w.Front().Value.(reconcile.Request)
 	s.unpark(next)
+	s.reserved[next] = true
 	s.queue.Add(next)
 }
 
