@@ -123,8 +123,7 @@ type NamespaceShare struct {
 	// queue between the release and the woken request's admission (the
 	// scheduled re-checks coming due during a ramp, at the queue's low
 	// priority) took the slot, and the woken request parked again at the
-	// back: hooks5000 re-checked sources 0.63 times each before every new
-	// source had its first artifact.
+	// back, behind those re-checks.
 	reserved map[reconcile.Request]bool
 }
 
