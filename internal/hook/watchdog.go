@@ -166,9 +166,10 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 	}
 }
 
-// statBufSize holds any /proc/<pid>/stat: 52 numeric fields and a command
-// name of at most 64 bytes.
-const statBufSize = 1024
+// statBufSize holds any /proc/<pid>/stat (52 numeric fields of at most 20
+// digits and a command name of at most 64 bytes) with room to spare; the
+// fields the watchdog reads are among the first 24 in any case.
+const statBufSize = 4096
 
 // readStat reads /proc/<pid>/stat into buf with three system calls and no
 // allocation but the path: the watchdog reads every process of the
@@ -182,7 +183,9 @@ func readStat(pid string, buf []byte) ([]byte, bool) {
 	}
 	n, err := syscall.Read(fd, buf)
 	_ = syscall.Close(fd)
-	if err != nil || n <= 0 || n == len(buf) {
+	// A short read still holds the first fields: never skip a process
+	// (a run the watchdog skips is a run it does not stop).
+	if err != nil || n <= 0 {
 		return nil, false
 	}
 	return buf[:n], true

@@ -122,7 +122,7 @@ func run() error {
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
 	sidecarArgs := flag.String("sidecar-args", "", "Extra flags of the hook-executor of the hooks scenarios, space-separated.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
-	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller for this long from the first create.")
+	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller (and of the hook sidecar, in a hooks scenario) for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
 	flag.Parse()
