@@ -50,10 +50,19 @@ const parkedRetry = time.Second
 // NamespaceShare bounds how many reconciles of one namespace run at once.
 // A request over its namespace's share does not wait on a worker: it is
 // parked, with no API call and no status write, and put back on the
-// controller's queue as soon as a reconcile of its namespace ends, in the
-// order requests were parked, with the ended reconcile's slot held for it:
-// a request that arrives meanwhile parks behind it. Nothing polls, and a
-// namespace below its share is never delayed.
+// controller's queue as soon as a reconcile of its namespace ends, with the
+// ended reconcile's slot held for it: a request that arrives meanwhile
+// parks behind it. Nothing polls, and a namespace below its share is never
+// delayed.
+//
+// Parked requests are woken in the queue's order: those the queue held
+// below its default priority (scheduled checks, scheduledCheckLast, and the objects
+// of an informer's initial list) after all the others (new sources, spec
+// changes, reconcile requests, retries), each class oldest first. A ramp
+// of thousands of new sources in one namespace parks most of them; a
+// scheduled check that comes due meanwhile waits until they are through,
+// even when sources are still being created after it came due, and an
+// event that queues a parked check again raises it.
 //
 // The nil share admits everything.
 //
@@ -111,8 +120,8 @@ type NamespaceShare struct {
 	// thousands of sources in one namespace most requests are parked at
 	// some point, and a slice scanned under the lock at every wake-up was
 	// a tenth of the controller's CPU and serialized its workers.
-	waiting map[string]*list.List // of reconcile.Request
-	parked  map[reconcile.Request]*list.Element
+	waiting map[string]*waitingLists
+	parked  map[reconcile.Request]parkedAt
 	queue   workqueue.TypedRateLimitingInterface[reconcile.Request]
 	// running holds the release of each request ShareQueue admitted,
 	// until its reconcile leaves the share (Leave) or ends (Done).
@@ -133,8 +142,8 @@ func NewNamespaceShare(limit int) *NamespaceShare {
 	return &NamespaceShare{
 		limit:    max(1, limit),
 		inFlight: map[string]int{},
-		waiting:  map[string]*list.List{},
-		parked:   map[reconcile.Request]*list.Element{},
+		waiting:  map[string]*waitingLists{},
+		parked:   map[reconcile.Request]parkedAt{},
 		running:  map[reconcile.Request]func(){},
 		reserved: map[reconcile.Request]bool{},
 	}
@@ -162,6 +171,26 @@ func (s *NamespaceShare) Source() source.Source {
 // share not started by a controller) it cannot wake anyone, and asks for a
 // jittered requeue instead.
 func (s *NamespaceShare) Admit(ctx context.Context, req reconcile.Request) (release func(), retryAfter time.Duration, ok bool) {
+	return s.admit(ctx, req, 0)
+}
+
+// waitingLists are the parked requests of one namespace: those taken from
+// the queue at its low priority apart, woken only when no other waits.
+type waitingLists struct {
+	normal, low list.List // of reconcile.Request
+}
+
+// parkedAt is a parked request's place: its element and which list holds
+// it.
+type parkedAt struct {
+	e   *list.Element
+	low bool
+}
+
+// admit is Admit for a request the queue handed out at priority prio:
+// parked, a request below the default priority waits behind all the
+// others.
+func (s *NamespaceShare) admit(ctx context.Context, req reconcile.Request, prio int) (release func(), retryAfter time.Duration, ok bool) {
 	if s == nil {
 		return func() {}, 0, true
 	}
@@ -182,21 +211,30 @@ func (s *NamespaceShare) Admit(ctx context.Context, req reconcile.Request) (rele
 	if s.queue == nil {
 		return nil, parkedRetry + rand.N(parkedRetry), false
 	}
-	if _, ok := s.parked[req]; !ok {
+	low := prio < 0
+	if p, ok := s.parked[req]; !ok || (p.low && !low) {
+		// Parked once; parked again at a higher priority (an event
+		// queued a parked scheduled check again), it moves up.
+		s.unpark(req)
 		w := s.waiting[ns]
 		if w == nil {
-			w = list.New()
+			w = &waitingLists{}
 			s.waiting[ns] = w
 		}
-		s.parked[req] = w.PushBack(req)
+		l := &w.normal
+		if low {
+			l = &w.low
+		}
+		s.parked[req] = parkedAt{e: l.PushBack(req), low: low}
 	}
 	ctrl.LoggerFrom(ctx).V(1).Info("namespace at its share of the workers: waiting for one of its reconciles to end",
 		"maxConcurrentPerNamespace", s.limit)
 	return nil, 0, false
 }
 
-// release ends a running reconcile of ns and wakes the oldest parked
-// request of ns, handing it the freed slot. Parking and waking
+// release ends a running reconcile of ns and wakes the parked request of
+// ns that comes first (the oldest, low priority last), handing it the
+// freed slot. Parking and waking
 // happen under one lock, so no request is parked after the last wake-up
 // of its namespace: a parked request always has a running reconcile of its
 // namespace whose end will wake it.
@@ -212,7 +250,11 @@ func (s *NamespaceShare) release(ns string) {
 	}
 	// The slot passes to the oldest parked request (it stays counted),
 	// which only that request's admission takes.
-	next := w.Front().Value.(reconcile.Request)
+	front := w.normal.Front()
+	if front == nil {
+		front = w.low.Front()
+	}
+	next := front.Value.(reconcile.Request)
 	s.unpark(next)
 	s.reserved[next] = true
 	s.queue.Add(next)
@@ -220,7 +262,7 @@ func (s *NamespaceShare) release(ns string) {
 
 // unpark forgets a parked request: it is running or about to.
 func (s *NamespaceShare) unpark(req reconcile.Request) {
-	e, ok := s.parked[req]
+	p, ok := s.parked[req]
 	if !ok {
 		return
 	}
@@ -228,10 +270,15 @@ func (s *NamespaceShare) unpark(req reconcile.Request) {
 	if len(s.parked) == 0 {
 		// A map keeps the room of its largest size: the backlog of a
 		// burst (thousands of new sources) is not kept for good.
-		s.parked = map[reconcile.Request]*list.Element{}
+		s.parked = map[reconcile.Request]parkedAt{}
 	}
 	w := s.waiting[req.Namespace]
-	if w.Remove(e); w.Len() == 0 {
+	l := &w.normal
+	if p.low {
+		l = &w.low
+	}
+	l.Remove(p.e)
+	if w.normal.Len()+w.low.Len() == 0 {
 		delete(s.waiting, req.Namespace)
 	}
 }
@@ -304,7 +351,7 @@ func (q *ShareQueue) GetWithPriority() (reconcile.Request, int, bool) {
 		if shutdown {
 			return req, prio, shutdown
 		}
-		release, retryAfter, ok := q.share.Admit(ctx, req)
+		release, retryAfter, ok := q.share.admit(ctx, req, prio)
 		if ok {
 			q.share.mu.Lock()
 			q.share.running[req] = release

@@ -29,7 +29,9 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
@@ -74,6 +76,7 @@ func TestNamespaceShareAdmit(t *testing.T) {
 	type step struct {
 		op   string // "admit" or "release"
 		req  string
+		low  bool     // admit: handed out at the queue's low priority (a scheduled check)
 		want string   // admit: "run" or "park"
 		woke []string // what the queue holds after the step
 	}
@@ -131,6 +134,39 @@ func TestNamespaceShareAdmit(t *testing.T) {
 			{op: "release", req: "a/2"},
 			{op: "release", req: "a/4"},
 		}},
+		{"first-fetches-wake-before-a-scheduled-check-parked-earlier", 1, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			// A check came due while a/1 ran; a/2 and a/3 were created
+			// after it: new sources first.
+			{op: "admit", req: "a/check", low: true, want: "park"},
+			{op: "admit", req: "a/2", want: "park"},
+			{op: "admit", req: "a/3", want: "park"},
+			{op: "release", req: "a/1", woke: []string{"a/2"}},
+			{op: "admit", req: "a/2", want: "run"},
+			{op: "release", req: "a/2", woke: []string{"a/3"}},
+			{op: "admit", req: "a/3", want: "run"},
+			{op: "release", req: "a/3", woke: []string{"a/check"}},
+			{op: "admit", req: "a/check", want: "run"},
+			{op: "release", req: "a/check"},
+		}},
+		{"an-event-raises-a-parked-scheduled-check", 1, []step{
+			{op: "admit", req: "a/1", want: "run"},
+			{op: "admit", req: "a/check1", low: true, want: "park"},
+			{op: "admit", req: "a/check2", low: true, want: "park"},
+			{op: "admit", req: "a/2", want: "park"},
+			// A reconcile request on check2's object queues it again at
+			// the default priority: it moves up, behind a/2.
+			{op: "admit", req: "a/check2", want: "park"},
+			// Queued again at the low priority, a raised one stays up.
+			{op: "admit", req: "a/check2", low: true, want: "park"},
+			{op: "release", req: "a/1", woke: []string{"a/2"}},
+			{op: "admit", req: "a/2", want: "run"},
+			{op: "release", req: "a/2", woke: []string{"a/check2"}},
+			{op: "admit", req: "a/check2", want: "run"},
+			{op: "release", req: "a/check2", woke: []string{"a/check1"}},
+			{op: "admit", req: "a/check1", low: true, want: "run"},
+			{op: "release", req: "a/check1"},
+		}},
 		{"a-release-wakes-only-its-namespace", 1, []step{
 			{op: "admit", req: "a/1", want: "run"},
 			{op: "admit", req: "b/1", want: "run"},
@@ -152,7 +188,11 @@ func TestNamespaceShareAdmit(t *testing.T) {
 			for i, st := range tt.steps {
 				switch st.op {
 				case "admit":
-					release, retry, ok := s.Admit(context.Background(), request(st.req))
+					prio := 0
+					if st.low {
+						prio = handler.LowPriority
+					}
+					release, retry, ok := s.admit(context.Background(), request(st.req), prio)
 					g.Expect(retry).To(BeZero(), "step %d: a started share never polls", i)
 					g.Expect(ok).To(Equal(st.want == "run"), "step %d: %s %s", i, st.op, st.req)
 					if ok {
@@ -171,6 +211,54 @@ func TestNamespaceShareAdmit(t *testing.T) {
 			g.Expect(s.waiting).To(BeEmpty())
 		})
 	}
+}
+
+// TestShareQueueRunsScheduledChecksAfterNewSources: through the
+// controller's queue (controller-runtime's priority queue, wrapped as
+// withNamespaceShare builds it), a scheduled check that came due while
+// its namespace was at its share, and was parked before new sources of
+// the namespace were created, runs after them: the ramp of hooks5000,
+// longer than the interval, made no scheduled check before every source
+// was Ready.
+func TestShareQueueRunsScheduledChecksAfterNewSources(t *testing.T) {
+	g := NewWithT(t)
+	share := NewNamespaceShare(1)
+	q := NewShareQueue(priorityqueue.New[reconcile.Request]("share-order"), share, logr.Discard())
+	defer q.ShutDown()
+	q.Add(request("a/1"))
+	running, _ := q.Get()
+	g.Expect(running).To(Equal(request("a/1")))
+	// A second worker: it parks what its namespace's share does not admit
+	// and hands out what it does.
+	got := make(chan reconcile.Request)
+	go func() {
+		defer close(got)
+		for {
+			req, shutdown := q.Get()
+			if shutdown {
+				return
+			}
+			got <- req
+		}
+	}()
+	parked := func() int {
+		share.mu.Lock()
+		defer share.mu.Unlock()
+		return len(share.parked)
+	}
+	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, request("a/check"))
+	g.Eventually(parked).Should(Equal(1))
+	q.Add(request("a/2"))
+	q.Add(request("a/3"))
+	g.Eventually(parked).Should(Equal(3))
+	var order []string
+	for range 3 {
+		q.Done(running)
+		g.Eventually(got).Should(Receive(&running))
+		order = append(order, running.Name)
+	}
+	q.Done(running)
+	g.Expect(order).To(Equal([]string{"2", "3", "check"}))
 }
 
 // TestNamespaceShareWithoutQueue: a nil share admits everything; a share

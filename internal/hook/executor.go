@@ -201,7 +201,12 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	defer cancel()
 
 	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg)
-	cmd.Env = []string{} // nothing of our own environment leaks in
+	// Nothing of our own environment leaks in: the command's is in the
+	// spec. The trampoline's own is one Go setting: a single P, so its
+	// runtime neither reads the cgroup files that size GOMAXPROCS nor
+	// starts threads for goroutines it never runs, which is most of what
+	// a Go program costs to start and the trampoline starts every run.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if e.runAs != nil {

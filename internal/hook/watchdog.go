@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // watchInterval is how often the watchdog looks at the running hooks.
@@ -41,6 +43,12 @@ type watchdog struct {
 	mu      sync.Mutex
 	runs    map[int]*watchedRun // by process group
 	running bool
+	// lookedIdle says the last look found no run.
+	lookedIdle bool
+	// adopted is how many processes the last look found adopted
+	// (AdoptOrphans) and not yet waited for: the watchdog keeps looking
+	// after the last run ends until they are gone.
+	adopted int
 }
 
 // watchedRun is one run under watch.
@@ -96,11 +104,16 @@ func (w *watchdog) loop() {
 	defer t.Stop()
 	for range t.C {
 		w.mu.Lock()
-		if len(w.runs) == 0 {
+		idle := len(w.runs) == 0
+		if idle && w.adopted == 0 && w.lookedIdle {
 			w.running = false
+			w.lookedIdle = false
 			w.mu.Unlock()
 			return
 		}
+		// Once idle, one look more than the last run needs: what its
+		// group leaves is killed as it ends, after the last look.
+		w.lookedIdle = idle
 		runs := make(map[int]*watchedRun, len(w.runs))
 		for k, v := range w.runs {
 			if v.armed.Load() {
@@ -108,8 +121,11 @@ func (w *watchdog) loop() {
 			}
 		}
 		w.mu.Unlock()
-		if len(runs) > 0 {
-			w.check(runs)
+		if len(runs) > 0 || idle {
+			adopted := w.check(runs)
+			w.mu.Lock()
+			w.adopted = adopted
+			w.mu.Unlock()
 		}
 	}
 }
@@ -117,11 +133,16 @@ func (w *watchdog) loop() {
 var pageSize = int64(os.Getpagesize())
 
 // check sums the tasks and resident memory of each run's group and kills
-// the groups over their limits.
-func (w *watchdog) check(runs map[int]*watchedRun) {
+// the groups over their limits. In the same pass it waits for the zombies
+// this process adopted, and returns how many adopted processes (alive or
+// not) it found. Adopted means a child of this process that leads no
+// process group: every child the executor starts leads its own
+// (Setpgid), and os/exec alone waits for those; a run's processes cannot
+// lead a group (the seccomp filter refuses setsid and setpgid).
+func (w *watchdog) check(runs map[int]*watchedRun) (adopted int) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return
+		return 0
 	}
 	names, _ := d.Readdirnames(-1)
 	d.Close()
@@ -130,6 +151,7 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 		killed     bool
 	}
 	use := map[int]*usage{}
+	self := os.Getpid()
 	var buf [statBufSize]byte
 	for _, n := range names {
 		if n[0] < '0' || n[0] > '9' {
@@ -139,9 +161,22 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 		if !ok {
 			continue
 		}
-		pgrp, tasks, rss, ok := parseStat(b)
+		st, ok := parseStat(b)
+		if !ok {
+			continue
+		}
+		if st.ppid == self {
+			if pid, _ := atoi([]byte(n)); int(pid) != st.pgrp {
+				adopted++
+				if st.state == 'Z' {
+					var ws syscall.WaitStatus
+					_, _ = syscall.Wait4(int(pid), &ws, syscall.WNOHANG, nil)
+				}
+			}
+		}
+		pgrp, tasks, rss := st.pgrp, st.tasks, st.rss
 		r := runs[pgrp]
-		if !ok || r == nil {
+		if r == nil {
 			continue
 		}
 		u := use[pgrp]
@@ -164,6 +199,7 @@ func (w *watchdog) check(runs map[int]*watchedRun) {
 			}
 		}
 	}
+	return adopted
 }
 
 // statBufSize holds any /proc/<pid>/stat (52 numeric fields of at most 20
@@ -191,18 +227,28 @@ func readStat(pid string, buf []byte) ([]byte, bool) {
 	return buf[:n], true
 }
 
-// parseStat reads the process group, the number of threads and the
-// resident pages from /proc/<pid>/stat. The command name (field 2) may
-// hold spaces and parentheses, so fields are counted from its last ')'.
-func parseStat(b []byte) (pgrp int, tasks, rss int64, ok bool) {
+// procStat is what the watchdog reads of one process.
+type procStat struct {
+	// state is the one-letter state ('Z' a zombie).
+	state      byte
+	ppid, pgrp int
+	// tasks are its threads, rss its resident pages.
+	tasks, rss int64
+}
+
+// parseStat reads the state, parent, process group, number of threads
+// and resident pages from /proc/<pid>/stat. The command name (field 2)
+// may hold spaces and parentheses, so fields are counted from its last
+// ')'.
+func parseStat(b []byte) (st procStat, ok bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, 0, false
+		return st, false
 	}
-	// After ')', field 3 (state) is the first: pgrp is field 5,
+	// After ')', field 3 (state) is the first: ppid is field 4, pgrp 5,
 	// num_threads 20, rss 24.
-	var g, t, r int64
-	var okG, okT, okR bool
+	var p, g, t, r int64
+	var okS, okP, okG, okT, okR bool
 	field := 2
 	for rest := b[i+1:]; len(rest) > 0 && field < 24; {
 		rest = bytes.TrimLeft(rest, " \n")
@@ -215,6 +261,10 @@ func parseStat(b []byte) (pgrp int, tasks, rss int64, ok bool) {
 		}
 		field++
 		switch field {
+		case 3:
+			st.state, okS = rest[0], end == 1
+		case 4:
+			p, okP = atoi(rest[:end])
 		case 5:
 			g, okG = atoi(rest[:end])
 		case 20:
@@ -224,10 +274,11 @@ func parseStat(b []byte) (pgrp int, tasks, rss int64, ok bool) {
 		}
 		rest = rest[end:]
 	}
-	if !okG || !okT || !okR {
-		return 0, 0, 0, false
+	if !okS || !okP || !okG || !okT || !okR {
+		return procStat{}, false
 	}
-	return int(g), t, r, true
+	st.ppid, st.pgrp, st.tasks, st.rss = int(p), int(g), t, r
+	return st, true
 }
 
 // atoi parses a decimal, optionally negative, without allocating.
@@ -250,4 +301,17 @@ func atoi(b []byte) (int64, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+// AdoptOrphans makes the process the reaper of its descendants' orphans
+// (PR_SET_CHILD_SUBREAPER), which in its pod the sidecar is anyway as its
+// container's PID 1: a run's process that outlives its parent (a shell's
+// background job) becomes the sidecar's child, not some other process's,
+// and the watchdog, which kills it with its run's group, waits for it.
+// Without that wait every such process would stay a zombie, holding its
+// pid and one of the tasks that all runs share (RLIMIT_NPROC counts them):
+// a tenant leaving one behind per run would, in time, have every tenant's
+// runs refused.
+func AdoptOrphans() error {
+	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }

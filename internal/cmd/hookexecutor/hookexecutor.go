@@ -132,6 +132,12 @@ func Run(args []string) error {
 		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
 			"seccomp", node.Seccomp, "protections", node.Protections)
 	}
+	// What a run leaves behind when its parent exits comes to this
+	// process, which waits for it (hook.AdoptOrphans); in the pod it is
+	// the container's PID 1 and would receive it anyway.
+	if err := hook.AdoptOrphans(); err != nil {
+		log.Info("WARNING: cannot adopt the orphans of hook runs; the processes a run leaves behind are waited for by whoever adopts them", "error", err.Error())
+	}
 	wl, err := hook.NewStore(f.whitelist, log)
 	if err != nil {
 		return fmt.Errorf("--hook-whitelist: %w", err)

@@ -140,8 +140,10 @@ func sandboxExec() error {
 	// trampoline's own heap (the whole sidecar binary's) must not grow
 	// into them.
 	debug.SetGCPercent(-1)
-	// One thread from here to exec: no_new_privs and the filter are
-	// per-thread attributes until synchronised.
+	// One thread from here to exec, never unlocked: no_new_privs, the
+	// Landlock domain and the seccomp filter are applied to this thread
+	// alone (restrict, applySeccomp), and execve hands the command the
+	// calling thread's.
 	runtime.LockOSThread()
 	f := os.NewFile(SpecFD, "sandbox-spec")
 	b, err := io.ReadAll(io.LimitReader(f, maxSpec))
@@ -294,8 +296,27 @@ func restrict(s *Spec) error {
 			rules = append(rules, landlock.ROFiles(p))
 		}
 	}
-	if err := cfg.Restrict(rules...); err != nil {
+	// The ruleset is enforced on this thread only, the one that execs
+	// (sandboxExec holds it from its start): a domain, like no_new_privs
+	// and the seccomp filter, passes through execve from the thread that
+	// calls it, and every other thread ends there. cfg.Restrict would
+	// stop every thread of the trampoline to apply it to each, a quarter
+	// of the trampoline's CPU for threads that never run the command.
+	fd, flags, err := cfg.NewRulesetFD(rules...)
+	if err != nil {
 		return fmt.Errorf("landlock: %w", err)
+	}
+	if fd < 0 {
+		// Strict configs never come back empty: refuse rather than run
+		// unconfined.
+		return errors.New("landlock: nothing to enforce")
+	}
+	defer syscall.Close(fd)
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("landlock: no_new_privs: %w", err)
+	}
+	if err := llsys.LandlockRestrictSelf(fd, flags); err != nil {
+		return fmt.Errorf("landlock: restricting the trampoline: %w", err)
 	}
 	return nil
 }

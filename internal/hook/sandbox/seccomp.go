@@ -215,8 +215,9 @@ func SeccompAvailable() bool {
 	return err == nil
 }
 
-// applySeccomp installs the run's filter on every thread of the
-// trampoline (TSYNC: the thread that execs inherits it whichever it is).
+// applySeccomp installs the run's filter on the calling thread, which
+// sandboxExec holds locked until it execs: the command inherits that
+// thread's filter, and the trampoline's other threads end at execve.
 func applySeccomp(network bool) error {
 	if auditArch == 0 {
 		return fmt.Errorf("seccomp: no filter for %s", runtime.GOARCH)
@@ -226,7 +227,7 @@ func applySeccomp(network bool) error {
 	}
 	f := seccompFilter(network, unix.Getpid(), unix.Getpgrp())
 	prog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
-	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog)))
 	runtime.KeepAlive(f)
 	if errno != 0 {
 		return fmt.Errorf("seccomp: installing the filter: %w", errno)
