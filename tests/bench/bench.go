@@ -523,6 +523,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if p, err := ReadProc(r.sidecar.pid); err == nil {
 			h := r.rep.Hooks
 			h.SidecarCPUSeconds, h.ChildrenCPUSeconds, h.SidecarPeakRSSMiB = p.CPUSeconds, p.ChildCPUSeconds, max(p.HWMMiB, p.RSSMiB)
+			h.SidecarOwnPIDs = r.sidecar.ownPIDs
 		}
 		r.sidecar.stop()
 	}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -73,6 +74,11 @@ type HooksReport struct {
 	SidecarCPUSeconds  float64 `json:"sidecarCpuSeconds"`
 	ChildrenCPUSeconds float64 `json:"childrenCpuSeconds"`
 	SidecarPeakRSSMiB  float64 `json:"sidecarPeakRssMiB"`
+	// SidecarOwnPIDs says the sidecar ran as PID 1 of a PID namespace of
+	// its own, with its own /proc, as in its pod (root and unshare(1)
+	// needed): its watchdog then reads only its own processes, not the
+	// host's, and it adopts its runs' orphans as PID 1.
+	SidecarOwnPIDs bool `json:"sidecarOwnPids"`
 	// RampRuns are the successful hook runs by command from the first
 	// create until every source was Ready; SteadyRuns those of the steady
 	// window (one interval of every source, or a reconcile request on
@@ -162,13 +168,36 @@ func writeWhitelist(path, yq string) error {
 
 // sidecar is the hook-executor process of a hooks scenario.
 type sidecar struct {
+	// pid is the sidecar's, as the host sees it.
 	pid       int
+	ownPIDs   bool
 	socket    string
 	whitelist string
 	metrics   string
 	stop      func()
 	exited    chan struct{}
 	log       string
+}
+
+// onlyChild waits for the child of pid (unshare's, which it forks once
+// it has made the namespaces) and returns its pid.
+func onlyChild(pid int, exited <-chan struct{}) (int, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	path := fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)
+	for {
+		b, err := os.ReadFile(path)
+		if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+			return strconv.Atoi(f[0])
+		}
+		select {
+		case <-exited:
+			return 0, fmt.Errorf("unshare exited before starting the hook executor")
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("unshare started no hook executor within 10s (%s)", path)
+		}
+	}
 }
 
 // startSidecar starts the controller binary's hook-executor with the
@@ -206,6 +235,13 @@ func (r *run) startSidecar(ctx context.Context) error {
 	args := append([]string{"hook-executor", "--socket=" + sc.socket, "--hook-whitelist=" + sc.whitelist,
 		"--hook-sandbox-trampoline=" + tramp, "--metrics-addr=" + sc.metrics, "--log-level=error"}, cfg.SidecarArgs...)
 	cmd := exec.Command(cfg.ControllerBin, args...)
+	unshare, _ := exec.LookPath("unshare")
+	if sc.ownPIDs = os.Geteuid() == 0 && unshare != ""; sc.ownPIDs {
+		// As in its pod: PID 1 of its own PID namespace, whose /proc
+		// (mounted by unshare in a mount namespace of its own) holds its
+		// processes alone. unshare forks it and kills it when it dies.
+		cmd = exec.Command(unshare, append([]string{"--pid", "--mount-proc", "--kill-child", cfg.ControllerBin}, args...)...)
+	}
 	cmd.Env = []string{"GOGC=50"}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -213,12 +249,20 @@ func (r *run) startSidecar(ctx context.Context) error {
 		logFile.Close()
 		return fmt.Errorf("starting the hook executor: %w", err)
 	}
-	sc.pid = cmd.Process.Pid
 	go func() { _ = cmd.Wait(); logFile.Close(); close(sc.exited) }()
+	sc.pid = cmd.Process.Pid
+	if sc.ownPIDs {
+		if sc.pid, err = onlyChild(cmd.Process.Pid, sc.exited); err != nil {
+			_ = cmd.Process.Kill()
+			return err
+		}
+	}
 	var once sync.Once
 	sc.stop = func() {
 		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
+			// The sidecar itself (its host pid): as a PID 1 it gets
+			// only the signals it handles, as in its pod.
+			_ = syscall.Kill(sc.pid, syscall.SIGTERM)
 			select {
 			case <-sc.exited:
 			case <-time.After(10 * time.Second):
@@ -482,5 +526,10 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 		fmt.Fprintf(w, "  %d sources, runs to all-Ready: hookless %v s, hooks %v s; bare exec: %d runs, %d at a time, %.1f s (%.1f s CPU)\n",
 			r.N, r.HooklessRuns, r.HooksRuns, h.Bare.Runs, h.Bare.Concurrency, h.Bare.Seconds, h.Bare.CPUSeconds)
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
+		where := "the host's PID namespace (not root, or no unshare)"
+		if h.SidecarOwnPIDs {
+			where = "a PID namespace of its own, as in its pod"
+		}
+		fmt.Fprintf(w, "  %d sources, the sidecar ran in %s\n", r.N, where)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -120,7 +121,14 @@ func TestScenarios(t *testing.T) {
 		for _, r := range reps {
 			g.Expect(r.Ready).To(Equal(10))
 			g.Expect(r.ReconcilesPerNewSource).To(Equal(1.0))
+			// A ramp of seconds, an interval of a minute: no scheduled check.
+			g.Expect(r.RampRechecks).To(BeZero())
+			g.Expect(r.LateRechecks).To(BeZero())
 		}
+		// Where it can (CI runs as root, with unshare), the sidecar runs
+		// as in its pod: PID 1 of its own PID namespace.
+		_, err := exec.LookPath("unshare")
+		g.Expect(h.SidecarOwnPIDs).To(Equal(os.Geteuid() == 0 && err == nil))
 		// Every source's jq once, source 0's yq once, until all Ready.
 		g.Expect(h.RampRuns).To(Equal(map[string]int64{"jq": 10, "yq": 1}))
 		g.Expect(h.RampRunsPerSource).To(Equal(1.1))
