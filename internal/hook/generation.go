@@ -39,6 +39,13 @@ func (wl *Whitelist) Generation() string {
 	if wl == nil {
 		return NoGeneration
 	}
+	if wl.generation != "" {
+		return wl.generation
+	}
+	return wl.computeGeneration()
+}
+
+func (wl *Whitelist) computeGeneration() string {
 	// Every field an entry has (and any the whitelist gains) is exported
 	// with a JSON name: it is what the admin wrote, parsed.
 	b, err := json.Marshal(wl.Commands)

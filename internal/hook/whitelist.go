@@ -113,6 +113,10 @@ type Whitelist struct {
 	Commands []Command `json:"commands"`
 
 	byName map[string]*Command
+	// generation is Generation, computed once by Parse: the controller
+	// and the sidecar ask for it at every run, and a whitelist is not
+	// changed once parsed (a reload parses a new one).
+	generation string
 }
 
 // Parse reads and validates a whitelist. Patterns are anchored whatever
@@ -175,6 +179,7 @@ func Parse(data []byte) (*Whitelist, error) {
 		c.policy = policy
 		wl.byName[c.Name] = c
 	}
+	wl.generation = wl.computeGeneration()
 	return &wl, nil
 }
 

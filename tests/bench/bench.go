@@ -168,6 +168,9 @@ type Config struct {
 	// SidecarArgs are extra flags of the hook-executor (e.g. its memory
 	// budget, sized for more concurrent runs).
 	SidecarArgs []string `json:"sidecarArgs,omitempty"`
+	// SidecarHostPIDs runs the hook-executor in the harness's PID
+	// namespace even where it could have its own (HooksReport.SidecarOwnPIDs).
+	SidecarHostPIDs bool `json:"sidecarHostPids,omitempty"`
 
 	// Log receives progress lines; nil discards them.
 	Log io.Writer `json:"-"`
@@ -902,11 +905,14 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	// A reconcile the producer's own last writes trigger comes within
 	// moments of them: wait for it before counting.
 	time.Sleep(2 * time.Second)
+	// The upstream first: a check's HEAD precedes the end of its
+	// reconcile, so a check counted here is one the reconciles read next
+	// count too.
+	up1 := r.up.Counts()
 	rc1, err := readReconciles(ctx, r.metrics)
 	if err != nil {
 		return err
 	}
-	up1 := r.up.Counts()
 	r.rep.InitialReconciles = rc1 - rc0
 	r.rep.ReconcilesPerNewSource = float64(r.rep.InitialReconciles) / float64(cfg.N)
 	r.rep.RampRechecks, r.rep.LateRechecks = upReady.HEAD-up0.HEAD, up1.HEAD-upReady.HEAD

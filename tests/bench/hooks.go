@@ -236,13 +236,15 @@ func (r *run) startSidecar(ctx context.Context) error {
 		"--hook-sandbox-trampoline=" + tramp, "--metrics-addr=" + sc.metrics, "--log-level=error"}, cfg.SidecarArgs...)
 	cmd := exec.Command(cfg.ControllerBin, args...)
 	unshare, _ := exec.LookPath("unshare")
-	if sc.ownPIDs = os.Geteuid() == 0 && unshare != ""; sc.ownPIDs {
+	if sc.ownPIDs = os.Geteuid() == 0 && unshare != "" && !cfg.SidecarHostPIDs; sc.ownPIDs {
 		// As in its pod: PID 1 of its own PID namespace, whose /proc
 		// (mounted by unshare in a mount namespace of its own) holds its
 		// processes alone. unshare forks it and kills it when it dies.
 		cmd = exec.Command(unshare, append([]string{"--pid", "--mount-proc", "--kill-child", cfg.ControllerBin}, args...)...)
 	}
-	cmd.Env = []string{"GOGC=50"}
+	// The environment config/manager gives the hook-executor container:
+	// none (GOGC=50 is the manager's, whose heap is the informer cache).
+	cmd.Env = []string{}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

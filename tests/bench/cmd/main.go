@@ -121,6 +121,7 @@ func run() error {
 	moved := flag.Int("moved", -1, "Sources moved between shards (shard scenarios).")
 	ctrlArgs := flag.String("controller-args", "", "Extra flags of the controller processes (not the null producer), space-separated.")
 	sidecarArgs := flag.String("sidecar-args", "", "Extra flags of the hook-executor of the hooks scenarios, space-separated.")
+	sidecarHostPIDs := flag.Bool("sidecar-host-pids", false, "Run the hooks scenarios' hook-executor in the harness's PID namespace, not in one of its own as in its pod.")
 	repeat := flag.Int("repeat", 1, "Run each scenario's configurations this many times, in reverse order every other time (the floor's null/controller alternate).")
 	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller (and of the hook sidecar, in a hooks scenario) for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
@@ -184,6 +185,9 @@ func run() error {
 		}
 		if *sidecarArgs != "" && cfg.Hooks {
 			cfg.SidecarArgs = append(cfg.SidecarArgs, strings.Fields(*sidecarArgs)...)
+		}
+		if *sidecarHostPIDs {
+			cfg.SidecarHostPIDs = true
 		}
 		if *moved >= 0 {
 			cfg.Moved = *moved
