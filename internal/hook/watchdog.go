@@ -43,12 +43,13 @@ type watchdog struct {
 	mu      sync.Mutex
 	runs    map[int]*watchedRun // by process group
 	running bool
-	// lookedIdle says the last look found no run.
-	lookedIdle bool
-	// adopted is how many processes the last look found adopted
-	// (AdoptOrphans) and not yet waited for: the watchdog keeps looking
-	// after the last run ends until they are gone.
-	adopted int
+	// ended holds the process groups of the runs that ended while some
+	// of their processes may still be around: orphans this process
+	// adopted (AdoptOrphans), killed with the group as the run ended,
+	// which the watchdog waits for. A group is forgotten at the first
+	// look that finds nothing of it; the watchdog looks until none is
+	// left.
+	ended map[int]bool
 }
 
 // watchedRun is one run under watch.
@@ -96,6 +97,10 @@ func (w *watchdog) remove(r *watchedRun) {
 	defer w.mu.Unlock()
 	if w.runs[r.pgid] == r {
 		delete(w.runs, r.pgid)
+		if w.ended == nil {
+			w.ended = map[int]bool{}
+		}
+		w.ended[r.pgid] = true
 	}
 }
 
@@ -104,29 +109,33 @@ func (w *watchdog) loop() {
 	defer t.Stop()
 	for range t.C {
 		w.mu.Lock()
-		idle := len(w.runs) == 0
-		if idle && w.adopted == 0 && w.lookedIdle {
+		if len(w.runs) == 0 && len(w.ended) == 0 {
 			w.running = false
-			w.lookedIdle = false
 			w.mu.Unlock()
 			return
 		}
-		// Once idle, one look more than the last run needs: what its
-		// group leaves is killed as it ends, after the last look.
-		w.lookedIdle = idle
 		runs := make(map[int]*watchedRun, len(w.runs))
 		for k, v := range w.runs {
 			if v.armed.Load() {
 				runs[k] = v
 			}
 		}
-		w.mu.Unlock()
-		if len(runs) > 0 || idle {
-			adopted := w.check(runs)
-			w.mu.Lock()
-			w.adopted = adopted
-			w.mu.Unlock()
+		ended := make(map[int]bool, len(w.ended))
+		for k := range w.ended {
+			ended[k] = true
 		}
+		w.mu.Unlock()
+		if len(runs) == 0 && len(ended) == 0 {
+			continue
+		}
+		seen := w.check(runs, ended)
+		w.mu.Lock()
+		for g := range ended {
+			if !seen[g] && w.runs[g] == nil {
+				delete(w.ended, g)
+			}
+		}
+		w.mu.Unlock()
 	}
 }
 
@@ -134,15 +143,17 @@ var pageSize = int64(os.Getpagesize())
 
 // check sums the tasks and resident memory of each run's group and kills
 // the groups over their limits. In the same pass it waits for the zombies
-// this process adopted, and returns how many adopted processes (alive or
-// not) it found. Adopted means a child of this process that leads no
-// process group: every child the executor starts leads its own
-// (Setpgid), and os/exec alone waits for those; a run's processes cannot
-// lead a group (the seccomp filter refuses setsid and setpgid).
-func (w *watchdog) check(runs map[int]*watchedRun) (adopted int) {
+// of the ended runs' groups that this process adopted, and returns the
+// ended groups it found a process of. It never waits for a group's
+// leader: that is the executor's own child, which os/exec waits for; a
+// run's other processes cannot lead a group (the seccomp filter refuses
+// setsid and setpgid), and no other child of this process is in a run's
+// group.
+func (w *watchdog) check(runs map[int]*watchedRun, ended map[int]bool) (seen map[int]bool) {
+	seen = map[int]bool{}
 	d, err := os.Open("/proc")
 	if err != nil {
-		return 0
+		return seen
 	}
 	names, _ := d.Readdirnames(-1)
 	d.Close()
@@ -165,13 +176,11 @@ func (w *watchdog) check(runs map[int]*watchedRun) (adopted int) {
 		if !ok {
 			continue
 		}
-		if st.ppid == self {
-			if pid, _ := atoi([]byte(n)); int(pid) != st.pgrp {
-				adopted++
-				if st.state == 'Z' {
-					var ws syscall.WaitStatus
-					_, _ = syscall.Wait4(int(pid), &ws, syscall.WNOHANG, nil)
-				}
+		if ended[st.pgrp] {
+			seen[st.pgrp] = true
+			if pid, _ := atoi([]byte(n)); st.state == 'Z' && st.ppid == self && int(pid) != st.pgrp {
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(int(pid), &ws, syscall.WNOHANG, nil)
 			}
 		}
 		pgrp, tasks, rss := st.pgrp, st.tasks, st.rss
@@ -199,7 +208,7 @@ func (w *watchdog) check(runs map[int]*watchedRun) (adopted int) {
 			}
 		}
 	}
-	return adopted
+	return seen
 }
 
 // statBufSize holds any /proc/<pid>/stat (52 numeric fields of at most 20

@@ -19,7 +19,9 @@ package hook
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,6 +106,10 @@ func TestExecutorReapsTheOrphansItAdopts(t *testing.T) {
 	_, _, errno := unix.Syscall(unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&sub)), 0)
 	g.Expect(errno).To(BeZero())
 	g.Expect(sub).To(Equal(int32(1)), "orphans of runs come to this process")
+	// A child of this process that is no run's: the watchdog must leave
+	// it to the Wait of whoever started it, even as a zombie.
+	other := exec.Command("sh", "-c", "exit 7")
+	g.Expect(other.Start()).To(Succeed())
 	e := newExecutor(t, 0)
 	for i := range 3 {
 		h := exsv1beta1.Hook{Name: "orphans", Command: "sh", Args: []string{"-c", "sleep 30 & sleep 30 & echo " + strconv.Itoa(i)}}
@@ -111,6 +117,11 @@ func TestExecutorReapsTheOrphansItAdopts(t *testing.T) {
 		g.Expect(e.Run(context.Background(), h, strings.NewReader(""), &out)).To(Succeed())
 		g.Expect(out.String()).To(Equal(strconv.Itoa(i) + "\n"))
 	}
+	// Let the watchdog look a few times more, the other child a zombie.
+	time.Sleep(5 * watchInterval)
+	var exit *exec.ExitError
+	g.Expect(errors.As(other.Wait(), &exit)).To(BeTrue(), "the other child's status is its starter's")
+	g.Expect(exit.ExitCode()).To(Equal(7))
 	g.Eventually(adoptedZombies, 5*time.Second).Should(BeEmpty(), "every orphan killed at the end of its run is waited for")
 }
 
