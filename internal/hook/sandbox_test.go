@@ -641,12 +641,7 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := exsv1beta1.Hook{Name: "b", Command: "jq", Args: []string{"-c", ".a"}}
-	small := filepath.Join(b.TempDir(), "hook-sandbox")
-	build := exec.Command("go", "build", "-o", small, "./sandbox/trampoline")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("%v: %s", err, out)
-	}
+	small := buildImageTrampoline(b)
 	b.Run("plain-exec", func(b *testing.B) {
 		defer reportChildCPU(b)()
 		for b.Loop() {
@@ -697,12 +692,7 @@ func BenchmarkTrampolineCPU(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	small := filepath.Join(b.TempDir(), "hook-sandbox")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", small, "./sandbox/trampoline")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("%v: %s", err, out)
-	}
+	small := buildImageTrampoline(b)
 	b.Run("plain-exec", func(b *testing.B) {
 		defer reportChildCPU(b)()
 		for b.Loop() {
@@ -721,6 +711,18 @@ func BenchmarkTrampolineCPU(b *testing.B) {
 			}
 		}
 	})
+}
+
+// buildImageTrampoline builds the hook-sandbox trampoline as the image
+// does (Dockerfile.hook-executor) into a temporary directory.
+func buildImageTrampoline(b *testing.B) string {
+	small := filepath.Join(b.TempDir(), "hook-sandbox")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", small, "./sandbox/trampoline")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	return small
 }
 
 // reportChildCPU reports, when the returned func runs, the CPU its
