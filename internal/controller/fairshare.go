@@ -56,9 +56,10 @@ const parkedRetry = time.Second
 // delayed.
 //
 // Parked requests are woken in the queue's order: those the queue held
-// below its default priority (scheduled checks, scheduledCheckLast, and the objects
-// of an informer's initial list) after all the others (new sources, spec
-// changes, reconcile requests, retries), each class oldest first. A ramp
+// below its default priority (scheduled checks, scheduledCheckLast, and
+// the objects of an informer's initial list) after all the others (new
+// sources, spec changes, reconcile requests, retries), each class oldest
+// first. A ramp
 // of thousands of new sources in one namespace parks most of them; a
 // scheduled check that comes due meanwhile waits until they are through,
 // even when sources are still being created after it came due, and an
@@ -234,10 +235,9 @@ func (s *NamespaceShare) admit(ctx context.Context, req reconcile.Request, prio 
 
 // release ends a running reconcile of ns and wakes the parked request of
 // ns that comes first (the oldest, low priority last), handing it the
-// freed slot. Parking and waking
-// happen under one lock, so no request is parked after the last wake-up
-// of its namespace: a parked request always has a running reconcile of its
-// namespace whose end will wake it.
+// freed slot. Parking and waking happen under one lock, so no request is
+// parked after the last wake-up of its namespace: a parked request always
+// has a running reconcile of its namespace whose end will wake it.
 func (s *NamespaceShare) release(ns string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -247,14 +247,14 @@ func TestShareQueueRunsScheduledChecksAfterNewSources(t *testing.T) {
 		return len(share.parked)
 	}
 	q.AddWithOpts(priorityqueue.AddOpts{Priority: ptr.To(handler.LowPriority)}, request("a/check"))
-	g.Eventually(parked).Should(Equal(1))
+	g.Eventually(parked, 10*time.Second, time.Millisecond).Should(Equal(1))
 	q.Add(request("a/2"))
 	q.Add(request("a/3"))
-	g.Eventually(parked).Should(Equal(3))
+	g.Eventually(parked, 10*time.Second, time.Millisecond).Should(Equal(3))
 	var order []string
 	for range 3 {
 		q.Done(running)
-		g.Eventually(got).Should(Receive(&running))
+		g.Eventually(got, 10*time.Second).Should(Receive(&running))
 		order = append(order, running.Name)
 	}
 	q.Done(running)

@@ -179,6 +179,22 @@ type sidecar struct {
 	log       string
 }
 
+// OwnPIDNamespaceTool returns unshare(1) and whether the harness can start
+// the hook-executor in a PID namespace of its own through it: as root,
+// and with /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN), from
+// which onlyChild learns the hook-executor's pid.
+func OwnPIDNamespaceTool() (string, bool) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		return "", false
+	}
+	self := os.Getpid()
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d/children", self, self)); err != nil {
+		return "", false
+	}
+	return unshare, true
+}
+
 // onlyChild waits for the child of pid (unshare's, which it forks once
 // it has made the namespaces) and returns its pid.
 func onlyChild(pid int, exited <-chan struct{}) (int, error) {
@@ -235,8 +251,8 @@ func (r *run) startSidecar(ctx context.Context) error {
 	args := append([]string{"hook-executor", "--socket=" + sc.socket, "--hook-whitelist=" + sc.whitelist,
 		"--hook-sandbox-trampoline=" + tramp, "--metrics-addr=" + sc.metrics, "--log-level=error"}, cfg.SidecarArgs...)
 	cmd := exec.Command(cfg.ControllerBin, args...)
-	unshare, _ := exec.LookPath("unshare")
-	if sc.ownPIDs = os.Geteuid() == 0 && unshare != "" && !cfg.SidecarHostPIDs; sc.ownPIDs {
+	unshare, canOwn := OwnPIDNamespaceTool()
+	if sc.ownPIDs = canOwn && !cfg.SidecarHostPIDs; sc.ownPIDs {
 		// As in its pod: PID 1 of its own PID namespace, whose /proc
 		// (mounted by unshare in a mount namespace of its own) holds its
 		// processes alone. unshare forks it and kills it when it dies.
@@ -528,7 +544,7 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 		fmt.Fprintf(w, "  %d sources, runs to all-Ready: hookless %v s, hooks %v s; bare exec: %d runs, %d at a time, %.1f s (%.1f s CPU)\n",
 			r.N, r.HooklessRuns, r.HooksRuns, h.Bare.Runs, h.Bare.Concurrency, h.Bare.Seconds, h.Bare.CPUSeconds)
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
-		where := "the host's PID namespace (not root, or no unshare)"
+		where := "the harness's PID namespace (-sidecar-host-pids, or not root, no unshare or no /proc children file)"
 		if h.SidecarOwnPIDs {
 			where = "a PID namespace of its own, as in its pod"
 		}
