@@ -19,7 +19,6 @@ package hook
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +88,11 @@ type Executor struct {
 	// Sandbox is landlock (the default, also when "") or none (rlimits
 	// and the watchdog only).
 	Sandbox SandboxMode
-	// Trampoline is the binary that confines a run and execs its command:
+	// StartMode is how a run is started and confined (StartMode's
+	// values); "" is ParseStartMode's default.
+	StartMode StartMode
+	// Trampoline is, with StartTrampoline, the binary that confines a run
+	// and execs its command:
 	// one whose main calls RunSandboxExecIfAsked first, such as
 	// internal/hook/sandbox/trampoline (hook-sandbox in the image). "" is
 	// this process's own binary.
@@ -136,14 +139,25 @@ var _ Runner = (*Executor)(nil)
 // Run implements Runner.
 func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, stdout io.Writer) error {
 	// The phases of the run (runPhases): each mark is when one ends.
-	var started, spawned, armedAt, waited time.Time
+	// A direct start sets its sandbox up (prepared) before the clone,
+	// the trampoline after its own start.
+	var started, prepared, spawned, armedAt, waited time.Time
 	began := time.Now()
 	defer func() {
 		end := time.Now()
 		observePhase(PhasePrepare, began, started)
-		observePhase(PhaseStart, started, spawned)
-		observePhase(PhaseSandbox, spawned, armedAt)
-		observePhase(PhaseExec, armedAt, waited)
+		if prepared.IsZero() {
+			observePhase(PhaseStart, started, spawned)
+			observePhase(PhaseSandbox, spawned, armedAt)
+		} else {
+			observePhase(PhaseSandbox, started, prepared)
+			observePhase(PhaseStart, prepared, spawned)
+		}
+		execFrom := armedAt
+		if spawned.After(execFrom) {
+			execFrom = spawned
+		}
+		observePhase(PhaseExec, execFrom, waited)
 		observePhase(PhaseCleanup, waited, end)
 	}()
 	res, err := e.Whitelist().Check(h)
@@ -178,96 +192,57 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 		CPUSeconds: int64((pol.CPU + time.Second - 1) / time.Second), FileSize: pol.FileSize,
 		Processes: pol.Processes, OpenFiles: pol.OpenFiles,
 		LandlockABI: node.LandlockABI, Seccomp: node.Seccomp}
-	specJSON, err := json.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	tramp := e.Trampoline
-	if tramp == "" {
-		tramp = "/proc/self/exe"
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer errR.Close()
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		errW.Close()
-		return err
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, res.Timeout)
 	defer cancel()
-
-	cmd := exec.CommandContext(ctx, tramp, sandbox.ExecArg)
-	// Nothing of our own environment leaks in: the command's is in the
-	// spec. The trampoline's own is one Go setting: a single P, so its
-	// runtime neither reads the cgroup files that size GOMAXPROCS nor
-	// starts threads for goroutines it never runs, which is most of what
-	// a Go program costs to start and the trampoline starts every run.
-	cmd.Env = []string{"GOMAXPROCS=1"}
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if e.runAs != nil {
-		cmd.SysProcAttr.Credential = e.runAs
 		if err := os.Chown(dir, int(e.runAs.Uid), int(e.runAs.Gid)); err != nil {
 			return err
 		}
 	}
-	// fd 3: the trampoline's error pipe; fd 4: its spec.
-	cmd.ExtraFiles = []*os.File{errW, specR}
-	cmd.Stdin = stdin
-	// Over the cap the command's writes fail and Wait reports it.
+	// Over the cap the command's writes fail and wait reports it.
 	out := &iobuf.CappedWriter{W: stdout, Max: max}
 	errBuf := &tailBuffer{max: stderrTail}
-	cmd.Stdout = out
-	cmd.Stderr = errBuf
-	cmd.Cancel = func() error { return killGroup(cmd) }
-	cmd.WaitDelay = pipeDelay
+	rio := runIO{stdin: stdin, stdout: out, stderr: errBuf}
 
 	oomBefore, oomKnown := oomKills()
 	started = time.Now()
-	err = cmd.Start()
+	var p *startedRun
+	if e.startMode() == StartDirect {
+		p, err = e.startDirect(ctx, &spec, rio)
+	} else {
+		p, err = e.startTrampoline(ctx, &spec, rio)
+	}
 	spawned = time.Now()
-	errW.Close()
-	specR.Close()
-	if err != nil {
-		specW.Close()
+	var sbErr *sandboxError
+	switch {
+	case errors.As(err, &sbErr):
+		armedAt, waited = spawned, spawned
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + sbErr.Error()}
+	case err != nil:
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("starting %s: %v", res.Path, err)}
 	}
-	// Written while the trampoline reads: a spec may exceed the pipe's
-	// buffer. A trampoline that dies first makes the write fail, and the
-	// run fails below on its own account.
-	go func() {
-		_, _ = specW.Write(specJSON)
-		specW.Close()
-	}()
-	run := &watchedRun{pgid: cmd.Process.Pid, policy: pol}
+	prepared = p.prepared
+	run := &watchedRun{pgid: p.pid, policy: pol}
 	defaultWatchdog.add(run)
 	defer defaultWatchdog.remove(run)
 	sandboxErr := make(chan string, 1)
-	armedTime := make(chan time.Time, 1)
 	go func() {
-		// EOF without a word: the command was exec'd in its sandbox.
-		b, _ := io.ReadAll(io.LimitReader(errR, stderrTail))
-		armedTime <- time.Now()
-		if len(b) == 0 {
+		msg, at := p.armed()
+		armedAt = at
+		if msg == "" {
 			run.armed.Store(true)
 		}
-		sandboxErr <- string(b)
+		sandboxErr <- msg
 	}()
 	// Kill whatever the command left behind, whatever happened.
-	waitErr := cmd.Wait()
+	ps, waitErr := p.wait()
 	waited = time.Now()
-	_ = killGroup(cmd)
+	_ = killGroup(p.pid)
+	if msg := <-sandboxErr; msg != "" {
+		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: strings.TrimSpace(errBuf.String())}
+	}
 
 	stderr := strings.TrimSpace(errBuf.String())
-	msg := <-sandboxErr
-	armedAt = <-armedTime
-	if msg != "" {
-		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: "sandbox: " + msg, Stderr: stderr}
-	}
 	switch {
 	case out.Exceeded():
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("output exceeds the limit of %d bytes (--hook-max-output)", max), Stderr: stderr}
@@ -276,14 +251,14 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: fmt.Sprintf("timed out after %s", res.Timeout), Stderr: stderr}
 	case waitErr != nil:
-		if limit := exceededLimit(cmd.ProcessState, pol, errBuf.Head()+"\n"+stderr); limit != "" {
+		if limit := exceededLimit(ps, pol, errBuf.Head()+"\n"+stderr); limit != "" {
 			code := -1
-			if cmd.ProcessState != nil {
-				code = cmd.ProcessState.ExitCode()
+			if ps != nil {
+				code = ps.ExitCode()
 			}
 			return &ExecError{Hook: h.Name, ExitCode: code, Reason: "exceeded its " + limit, Stderr: stderr}
 		}
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); cmd.ProcessState != nil && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
+		if ws, ok := processWaitStatus(ps); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL && ctx.Err() == nil {
 			// Neither the watchdog, nor the timeout, nor the CPU limit.
 			return &ExecError{Hook: h.Name, ExitCode: -1, Reason: killedReason(pol, oomBefore, oomKnown), Stderr: stderr}
 		}
@@ -302,6 +277,24 @@ func (e *Executor) Run(ctx context.Context, h exsv1beta1.Hook, stdin io.Reader, 
 		return &ExecError{Hook: h.Name, ExitCode: -1, Reason: ctx.Err().Error(), Stderr: stderr}
 	}
 	return nil
+}
+
+// startMode is the StartMode in force.
+func (e *Executor) startMode() StartMode {
+	if e.StartMode != "" {
+		return e.StartMode
+	}
+	m, _ := ParseStartMode("")
+	return m
+}
+
+// processWaitStatus is how the run's first process ended, when it did.
+func processWaitStatus(ps *os.ProcessState) (syscall.WaitStatus, bool) {
+	if ps == nil {
+		return 0, false
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ws, ok
 }
 
 // checkReadPaths refuses readPaths that would hold a protected path: the
@@ -375,13 +368,12 @@ func exceededLimit(ps *os.ProcessState, pol SandboxPolicy, stderr string) string
 	return ""
 }
 
-func killGroup(cmd *exec.Cmd) error {
-	if cmd.Process == nil {
-		return nil
-	}
-	// The negative pid addresses the whole group (Setpgid made the
-	// command its leader).
-	err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+// killGroup kills the run whose first process is pid, with everything
+// it started.
+func killGroup(pid int) error {
+	// The negative pid addresses the whole group (the run's first process
+	// leads its own).
+	err := syscall.Kill(-pid, syscall.SIGKILL)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
 	}

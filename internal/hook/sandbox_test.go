@@ -87,6 +87,13 @@ func buildProbe(t testing.TB) string {
 
 func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig {
 	t.Helper()
+	return newSandboxRigStarting(t, mode, permissive, "")
+}
+
+// newSandboxRigStarting is newSandboxRig whose executor starts runs as
+// start says ("" is the default).
+func newSandboxRigStarting(t testing.TB, mode SandboxMode, permissive bool, start StartMode) *sandboxRig {
+	t.Helper()
 	if mode != SandboxNone {
 		requireSandboxKernel(t)
 	}
@@ -164,7 +171,7 @@ func newSandboxRig(t testing.TB, mode SandboxMode, permissive bool) *sandboxRig 
 
 	r.runs = filepath.Join(dir, "runs")
 	srv := &Server{Socket: r.socket, Log: ctrl.Log,
-		Executor: &Executor{Whitelist: r.store.Get, MaxOutput: 1 << 20, TempDir: r.runs, Sandbox: mode}}
+		Executor: &Executor{Whitelist: r.store.Get, MaxOutput: 1 << 20, TempDir: r.runs, Sandbox: mode, StartMode: start}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
@@ -250,13 +257,20 @@ func errText(err error) string {
 // the kernel still stops all of them. Nothing secret comes out, nothing
 // is written outside the run, no connection arrives.
 func TestSandboxStopsEscapes(t *testing.T) {
-	for _, permissive := range []bool{false, true} {
-		name := "shipped whitelist"
+	type variant struct {
+		start      StartMode
+		permissive bool
+	}
+	// Both ways of starting a run, with the shipped patterns and with
+	// every pattern widened; the trampoline once, with the wider.
+	for _, v := range []variant{{StartDirect, false}, {StartDirect, true}, {StartTrampoline, true}} {
+		permissive := v.permissive
+		name := string(v.start) + ", shipped whitelist"
 		if permissive {
-			name = "patterns widened to .*"
+			name = string(v.start) + ", patterns widened to .*"
 		}
 		t.Run(name, func(t *testing.T) {
-			r := newSandboxRig(t, SandboxLandlock, permissive)
+			r := newSandboxRigStarting(t, SandboxLandlock, permissive, v.start)
 			r.env.VictimPID = r.startVictim(t)
 			r.env.VictimDir = victimDir(t, r.env.VictimPID)
 			for _, a := range sandboxtest.Attacks(r.env) {
@@ -392,12 +406,17 @@ func TestSandboxNetworkAllowed(t *testing.T) {
 func TestSandboxSignalsWithinTheRun(t *testing.T) {
 	g := NewWithT(t)
 	r := newSandboxRig(t, SandboxLandlock, false)
-	out, err := r.run(exsv1beta1.Hook{Name: "own", Command: "probe", Args: []string{"signal", "0"}}, "")
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(out).To(Equal("signalled\n"))
+	// kill(0), its own pid and its group by number: the filter holds the
+	// last two by value, written in by the run's child (a direct start)
+	// or known to the trampoline.
+	for _, to := range []string{"0", "self", "group"} {
+		out, err := r.run(exsv1beta1.Hook{Name: "own", Command: "probe", Args: []string{"signal", to}}, "")
+		g.Expect(err).ToNot(HaveOccurred(), to)
+		g.Expect(out).To(Equal("signalled\n"), to)
+	}
 	// A spinning Go program is preempted by signals to its own threads;
 	// it is stopped at its CPU limit, not by a refused signal.
-	_, err = r.run(exsv1beta1.Hook{Name: "spin", Command: "probe", Args: []string{"spin"}, Timeout: &metav1.Duration{Duration: time.Minute}}, "")
+	_, err := r.run(exsv1beta1.Hook{Name: "spin", Command: "probe", Args: []string{"spin"}, Timeout: &metav1.Duration{Duration: time.Minute}}, "")
 	g.Expect(err).To(MatchError(ContainSubstring("exceeded its cpu limit (1s)")))
 }
 
@@ -630,10 +649,11 @@ func TestCheckSandbox(t *testing.T) {
 // BenchmarkSandboxOverhead: the cost of the sandbox per hook run, jq on a
 // small input: a plain exec (what the executor did before the sandbox),
 // the trampoline with rlimits only (--hook-sandbox=none), and Landlock
-// with the seccomp filter (the default), each with the test binary as
-// trampoline (as the sidecar's own binary is by default) and with the
-// small hook-sandbox trampoline; and Landlock without the filter, whose
-// difference to the default is the filter's cost.
+// with the seccomp filter, each with the test binary as trampoline (as
+// the sidecar's own binary is when no --hook-sandbox-trampoline is given),
+// with the small hook-sandbox trampoline, and started directly (the
+// default, no trampoline); and Landlock without the filter, whose
+// difference to Landlock with it is the filter's cost.
 // Run with -benchtime=200x.
 func BenchmarkSandboxOverhead(b *testing.B) {
 	wl, err := Parse([]byte("commands: [{name: jq, path: /usr/bin/jq, args: ['.*']}]"))
@@ -668,9 +688,16 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 		{"none-hook-sandbox", SandboxNone, small, nil},
 		{"landlock-without-seccomp-hook-sandbox", SandboxLandlock, small, &withoutSeccomp},
 		{"landlock-hook-sandbox", SandboxLandlock, small, nil},
+		{"none-direct", SandboxNone, "", nil},
+		{"landlock-direct", SandboxLandlock, "", nil},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: c.mode, Trampoline: c.trampoline, Node: c.node}
+			start := StartTrampoline
+			if strings.HasSuffix(c.name, "-direct") {
+				start = StartDirect
+			}
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: c.mode, StartMode: start,
+				Trampoline: c.trampoline, Node: c.node}
 			defer reportChildCPU(b)()
 			for b.Loop() {
 				if err := e.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), io.Discard); err != nil {
@@ -683,10 +710,11 @@ func BenchmarkSandboxOverhead(b *testing.B) {
 
 // BenchmarkTrampolineCPU: the CPU a run's confinement costs, apart from
 // its command's: /bin/true (whose own cost is small and steady, unlike
-// jq's) exec'd plain and through the executor with the hook-sandbox
-// trampoline, Landlock and the seccomp filter. The difference of the two
-// rows' child-cpu-ms/op is the trampoline's CPU per run. Run with
-// -benchtime=1000x -count=3.
+// jq's) exec'd plain and through the executor with Landlock and the
+// seccomp filter, started directly (the default) and through the
+// hook-sandbox trampoline. A row's child-cpu-ms/op less the plain exec's
+// is what confining a run costs its processes. Run with -benchtime=1000x
+// -count=3.
 func BenchmarkTrampolineCPU(b *testing.B) {
 	wl, err := Parse([]byte("commands: [{name: true, path: /bin/true, args: []}]"))
 	if err != nil {
@@ -701,16 +729,25 @@ func BenchmarkTrampolineCPU(b *testing.B) {
 			}
 		}
 	})
-	b.Run("landlock-hook-sandbox", func(b *testing.B) {
-		e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: SandboxLandlock, Trampoline: small}
-		h := exsv1beta1.Hook{Name: "b", Command: "true"}
-		defer reportChildCPU(b)()
-		for b.Loop() {
-			if err := e.Run(context.Background(), h, strings.NewReader(""), io.Discard); err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		name  string
+		start StartMode
+	}{
+		{"landlock-direct", StartDirect},
+		{"landlock-hook-sandbox", StartTrampoline},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			e := &Executor{Whitelist: func() *Whitelist { return wl }, TempDir: b.TempDir(), Sandbox: SandboxLandlock,
+				StartMode: c.start, Trampoline: small}
+			h := exsv1beta1.Hook{Name: "b", Command: "true"}
+			defer reportChildCPU(b)()
+			for b.Loop() {
+				if err := e.Run(context.Background(), h, strings.NewReader(""), io.Discard); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
 
 // buildImageTrampoline builds the hook-sandbox trampoline as the image

@@ -46,6 +46,7 @@ const Subcommand = "hook-executor"
 // reference (docs/flags.md) read the same flag set the sidecar parses.
 type flags struct {
 	socket, whitelist, sandbox, metricsAddr, trampoline string
+	start                                               string
 	memoryBudget, memoryPerNamespace                    string
 	maxOutput                                           int64
 	maxLandlockABI                                      int
@@ -66,9 +67,13 @@ func (f *flags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "0",
 		"The address the sidecar serves its metrics on (/metrics: externalsource_hook_sandbox_protection, whitelist reloads, run phases) "+
 			"and Go's profiles (/debug/pprof/, as the controller's metrics address); 0 disables.")
+	fs.StringVar(&f.start, "hook-sandbox-start", "",
+		"How a hook run is confined before its command is exec'd: direct (the sidecar's child applies Landlock, the rlimits and the seccomp filter "+
+			"between clone and exec; the default on linux/amd64 and linux/arm64) or trampoline (the child execs --hook-sandbox-trampoline, "+
+			"which applies them and execs the command: the same layers, one more program start per run; the default elsewhere).")
 	fs.StringVar(&f.trampoline, "hook-sandbox-trampoline", "",
-		"The binary that confines each hook run before exec'ing it (hook-sandbox in the image: it starts in a millisecond); "+
-			"empty is this binary, whose start-up costs tens of milliseconds per run.")
+		"With --hook-sandbox-start=trampoline, the binary that confines each hook run before exec'ing it (hook-sandbox in the image: "+
+			"it starts in a millisecond); empty is this binary, whose start-up costs tens of milliseconds per run.")
 	fs.StringVar(&f.memoryBudget, "hook-memory-budget", hook.DefaultMemoryBudget.String(),
 		"The memory all running hooks may reserve together, by their limits: the sidecar container's memory limit less "+
 			hook.SidecarReserve.String()+"; a run waits up to 10s for its limit to fit, then fails naming the budget. 0 admits every run.")
@@ -169,8 +174,13 @@ func Run(args []string) error {
 	if err != nil {
 		return err
 	}
+	start, err := hook.ParseStartMode(f.start)
+	if err != nil {
+		return err
+	}
 	srv := &hook.Server{Socket: f.socket, Log: log, Budget: budget,
-		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode, Trampoline: f.trampoline,
+		Executor: &hook.Executor{Whitelist: wl.Get, MaxOutput: f.maxOutput, TempDir: sp.Path(), Sandbox: mode,
+			StartMode: start, Trampoline: f.trampoline,
 			Protected: []string{f.whitelist}, Node: &node}}
 	return srv.Serve(ctx)
 }

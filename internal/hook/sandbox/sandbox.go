@@ -156,12 +156,7 @@ func sandboxExec() error {
 		return fmt.Errorf("bad sandbox spec: %w", err)
 	}
 	// Counted while /proc can still be read.
-	nproc := uint64(s.Processes)
-	if uid := os.Getuid(); uid != 0 {
-		// A backstop only (see NprocBackstop): root is not held to it by
-		// the kernel, and the watchdog counts the run's group in any case.
-		nproc = uint64(tasksOfUser(uid)) + max(NprocBackstop, uint64(s.Processes))
-	}
+	nproc := runNproc(&s, os.Getuid())
 	if s.LandlockABI > 0 {
 		if err := restrict(&s); err != nil {
 			return err
@@ -183,28 +178,47 @@ func sandboxExec() error {
 	return nil
 }
 
-// setLimits sets soft and hard limits alike, so the command cannot raise
-// them again.
-func setLimits(s *Spec, nproc uint64) error {
-	limits := []struct {
-		name     string
-		resource int
-		cur, max uint64
-	}{
+// rlimit is one limit of a run, soft and hard alike, so the command
+// cannot raise it again.
+type rlimit struct {
+	name     string
+	resource int
+	lim      unix.Rlimit
+}
+
+// runLimits are the rlimits of a run with the spec's policy; nproc is
+// RLIMIT_NPROC (see NprocBackstop).
+func runLimits(s *Spec, nproc uint64) []rlimit {
+	return []rlimit{
 		// Exceeding the soft CPU limit sends SIGXCPU (which Go programs
 		// ignore); the hard limit one second later SIGKILL.
-		{"cpu", unix.RLIMIT_CPU, uint64(s.CPUSeconds), uint64(s.CPUSeconds) + 1},
-		{"data", unix.RLIMIT_DATA, uint64(s.DataBytes), uint64(s.DataBytes)},
-		{"fsize", unix.RLIMIT_FSIZE, uint64(s.FileSize), uint64(s.FileSize)},
-		{"nofile", unix.RLIMIT_NOFILE, uint64(s.OpenFiles), uint64(s.OpenFiles)},
-		{"nproc", unix.RLIMIT_NPROC, nproc, nproc},
+		{"cpu", unix.RLIMIT_CPU, unix.Rlimit{Cur: uint64(s.CPUSeconds), Max: uint64(s.CPUSeconds) + 1}},
+		{"data", unix.RLIMIT_DATA, unix.Rlimit{Cur: uint64(s.DataBytes), Max: uint64(s.DataBytes)}},
+		{"fsize", unix.RLIMIT_FSIZE, unix.Rlimit{Cur: uint64(s.FileSize), Max: uint64(s.FileSize)}},
+		{"nofile", unix.RLIMIT_NOFILE, unix.Rlimit{Cur: uint64(s.OpenFiles), Max: uint64(s.OpenFiles)}},
+		{"nproc", unix.RLIMIT_NPROC, unix.Rlimit{Cur: nproc, Max: nproc}},
 		// No core dumps: one would be written into the run's directory.
-		{"core", unix.RLIMIT_CORE, 0, 0},
+		{"core", unix.RLIMIT_CORE, unix.Rlimit{}},
 	}
-	for _, l := range limits {
+}
+
+// runNproc is the run's RLIMIT_NPROC when it runs as uid: a backstop
+// only (see NprocBackstop). Root is not held to it by the kernel, and the
+// watchdog counts the run's group in any case.
+func runNproc(s *Spec, uid int) uint64 {
+	if uid == 0 {
+		return uint64(s.Processes)
+	}
+	return uint64(tasksOfUser(uid)) + max(NprocBackstop, uint64(s.Processes))
+}
+
+// setLimits applies the run's limits to the trampoline, which passes them
+// on through exec.
+func setLimits(s *Spec, nproc uint64) error {
+	for _, l := range runLimits(s, nproc) {
 		// syscall.Setrlimit, not unix's: for RLIMIT_NOFILE it also stops
 		// the Go runtime from restoring the soft limit it found at start.
-		if err := syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: l.cur, Max: l.max}); err != nil {
+		if err := syscall.Setrlimit(l.resource, &syscall.Rlimit{Cur: l.lim.Cur, Max: l.lim.Max}); err != nil {
 			return fmt.Errorf("setrlimit %s: %w", l.name, err)
 		}
 	}
@@ -269,15 +283,16 @@ func landlockConfig(v int, network bool) (landlock.Config, error) {
 	return cfg, nil
 }
 
-// restrict applies Landlock: read and execute the binary and the read
-// paths, read and write the run's directory and /dev/null, nothing else;
-// from ABI 4 no TCP unless allowed; from ABI 6 no abstract Unix sockets or
-// signals outside the run. Strict: when the kernel cannot enforce what
-// the ABI asked for, the run fails.
-func restrict(s *Spec) error {
+// rulesetFD makes the run's Landlock ruleset: read and execute the binary
+// and the read paths, read and write the run's directory and /dev/null,
+// nothing else; from ABI 4 no TCP unless allowed; from ABI 6 no abstract
+// Unix sockets or signals outside the run. Strict: when the kernel cannot
+// enforce what the ABI asked for, the run fails. The caller closes the
+// descriptor; flags go to landlock_restrict_self.
+func rulesetFD(s *Spec) (fd int, flags uint32, err error) {
 	cfg, err := landlockConfig(s.LandlockABI, s.Network)
 	if err != nil {
-		return err
+		return -1, 0, err
 	}
 	rules := []landlock.Rule{landlock.ROFiles(s.Path), landlock.RWDirs(s.Dir),
 		// The sink every shell redirects to, and Go's os/exec opens for a
@@ -289,27 +304,36 @@ func restrict(s *Spec) error {
 		case errors.Is(err, os.ErrNotExist):
 			continue // granting what does not exist grants nothing
 		case err != nil:
-			return fmt.Errorf("readPaths: %w", err)
+			return -1, 0, fmt.Errorf("readPaths: %w", err)
 		case fi.IsDir():
 			rules = append(rules, landlock.RODirs(p))
 		default:
 			rules = append(rules, landlock.ROFiles(p))
 		}
 	}
-	// The ruleset is enforced on this thread only, the one that execs
-	// (sandboxExec holds it from its start): a domain, like no_new_privs
-	// and the seccomp filter, passes through execve from the thread that
-	// calls it, and every other thread ends there. cfg.Restrict would
-	// stop every thread of the trampoline to apply it to each, a quarter
-	// of the trampoline's CPU for threads that never run the command.
-	fd, flags, err := cfg.NewRulesetFD(rules...)
+	fd, flags, err = cfg.NewRulesetFD(rules...)
 	if err != nil {
-		return fmt.Errorf("landlock: %w", err)
+		return -1, 0, fmt.Errorf("landlock: %w", err)
 	}
 	if fd < 0 {
 		// Strict configs never come back empty: refuse rather than run
 		// unconfined.
-		return errors.New("landlock: nothing to enforce")
+		return -1, 0, errors.New("landlock: nothing to enforce")
+	}
+	return fd, flags, nil
+}
+
+// restrict applies the run's Landlock ruleset (rulesetFD) to the
+// trampoline's calling thread only, the one that execs (sandboxExec holds
+// it from its start): a domain, like no_new_privs and the seccomp filter,
+// passes through execve from the thread that calls it, and every other
+// thread ends there. cfg.Restrict would stop every thread of the
+// trampoline to apply it to each, a quarter of the trampoline's CPU for
+// threads that never run the command.
+func restrict(s *Spec) error {
+	fd, flags, err := rulesetFD(s)
+	if err != nil {
+		return err
 	}
 	defer syscall.Close(fd)
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -108,8 +108,18 @@ func main() {
 		c.Close()
 		fmt.Println("connected")
 	case "signal":
-		pid, err := strconv.Atoi(arg)
-		check(err)
+		// A pid, or its own (self) or its group's (group, as kill takes it).
+		var pid int
+		switch arg {
+		case "self":
+			pid = os.Getpid()
+		case "group":
+			pid = -syscall.Getpgrp()
+		default:
+			var err error
+			pid, err = strconv.Atoi(arg)
+			check(err)
+		}
 		check(syscall.Kill(pid, syscall.SIGURG))
 		fmt.Println("signalled")
 	case "ptrace":
