@@ -45,8 +45,11 @@ var generationMismatches = prometheus.NewCounter(prometheus.CounterOpts{
 // an operator (and the benchmark's hooks scenarios) can tell what a run
 // spends its time on besides the command itself: budget (waiting for the
 // memory budget), prepare (the checks, the run's directory, the pipes),
-// start (fork and exec of the trampoline), sandbox (the trampoline's own
-// start-up, Landlock, seccomp and rlimits, until it execs the command),
+// start (fork and exec: of the trampoline; with a direct start, of the
+// command, the child's confinement included), sandbox (the trampoline's
+// own start-up, Landlock, seccomp and rlimits, until it execs the
+// command; with a direct start, the ruleset, filter and limits the
+// sidecar prepares before the clone),
 // exec (the command running while its stdin streams in and its stdout
 // out, until both are done) and cleanup (the process group and the
 // directory removed). Recorded by the sidecar, per phase only: its

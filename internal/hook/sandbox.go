@@ -34,13 +34,14 @@ import (
 // bounded by the kernel, in layers: Landlock (files; TCP from ABI 4; IPC
 // scopes from ABI 6) at whatever ABI the node has, a seccomp-bpf filter
 // (sockets, signals, setsid, the calls container runtimes deny) on every
-// kernel, and rlimits, applied to the child between fork and exec. Go
-// cannot run code in a child before exec, so the sidecar starts a
-// trampoline (package sandbox: its own binary again, or the small
-// hook-sandbox binary) that confines itself and then execs the hook's
-// command: the confinement is inherited across exec and can never be
-// lifted. The resident memory and the process count of a run are watched
-// from the sidecar (watchdog.go).
+// kernel, and rlimits, applied to the child between fork and exec: by
+// the child itself, making raw system calls only (sandbox.Start, the
+// default), or by a trampoline it execs (package sandbox: the sidecar's
+// own binary again, or the small hook-sandbox binary) that confines
+// itself and then execs the hook's command (StartMode). Either way the
+// confinement is inherited across exec and can never be lifted. The
+// resident memory and the process count of a run are watched from the
+// sidecar (watchdog.go).
 //
 // The sidecar never exits for a kernel reason: it shares the pod with the
 // manager, whose artifacts do not depend on hooks. A node that cannot give

@@ -535,9 +535,10 @@ func TestSandboxReadPathsProtected(t *testing.T) {
 	}
 }
 
-// TestTrampolineIsStrict: a trampoline asked for less than the sandbox
-// needs, or for a path it cannot grant, refuses to exec the command and
-// says why on its error pipe; nothing runs.
+// TestTrampolineIsStrict: a trampoline, or a direct start, asked for less
+// than the sandbox needs, or for a path it cannot grant, refuses to exec
+// the command and says why (on the trampoline's error pipe; in Start's
+// error); nothing runs.
 func TestTrampolineIsStrict(t *testing.T) {
 	tests := []struct {
 		name string
@@ -580,6 +581,14 @@ func TestTrampolineIsStrict(t *testing.T) {
 			g.Expect(cmd.ProcessState.ExitCode()).To(Equal(127), "%v", err)
 			msg, _ := io.ReadAll(r)
 			g.Expect(string(msg)).To(ContainSubstring(tt.want))
+
+			// The direct start: the child's report, and no child left.
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			g.Expect(err).ToNot(HaveOccurred())
+			defer null.Close()
+			pid, _, err := sandbox.Start(&tt.spec, [3]*os.File{null, null, null}, nil)
+			g.Expect(err).To(MatchError(ContainSubstring(tt.want)))
+			g.Expect(pid).To(BeZero())
 		})
 	}
 }

@@ -56,8 +56,8 @@ type watchdog struct {
 type watchedRun struct {
 	pgid   int
 	policy SandboxPolicy
-	// armed is set once the command runs (after the trampoline's exec):
-	// the trampoline itself is not the hook.
+	// armed is set once the command runs (after the trampoline's exec,
+	// or the direct start's): the trampoline itself is not the hook.
 	armed atomic.Bool
 	mu    sync.Mutex
 	// exceeded names the limit the watchdog killed the run for.

@@ -125,6 +125,10 @@ func Run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--hook-sandbox: %w", err)
 	}
+	start, err := hook.ParseStartMode(f.start)
+	if err != nil {
+		return err
+	}
 	// One line, whatever the kernel: the sidecar serves in any case.
 	switch {
 	case mode == hook.SandboxNone:
@@ -134,7 +138,7 @@ func Run(args []string) error {
 		log.Info("WARNING: hook sandbox: "+node.Refusal(), "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
 			"seccomp", node.Seccomp, "protections", node.Protections)
 	default:
-		log.Info("hook sandbox enabled", "sandbox", mode, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
+		log.Info("hook sandbox enabled", "sandbox", mode, "start", start, "landlockABI", node.LandlockABI, "kernelLandlockABI", node.KernelLandlockABI,
 			"seccomp", node.Seccomp, "protections", node.Protections)
 	}
 	// What a run leaves behind when its parent exits comes to this
@@ -171,10 +175,6 @@ func Run(args []string) error {
 		}
 	}()
 	budget, err := f.budget()
-	if err != nil {
-		return err
-	}
-	start, err := hook.ParseStartMode(f.start)
 	if err != nil {
 		return err
 	}

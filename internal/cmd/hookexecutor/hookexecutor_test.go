@@ -24,8 +24,9 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// TestHookExecutorFlags: --help is not a failure, and a sandbox mode or an
-// ABI cap that does not parse stops the sidecar before it serves anything
+// TestHookExecutorFlags: --help is not a failure, and a sandbox mode, a
+// start or an ABI cap that does not parse stops the sidecar before it
+// serves anything
 // (a kernel without Landlock never does: TestHooksOnANodeWithoutLandlock).
 func TestHookExecutorFlags(t *testing.T) {
 	tests := []struct {
@@ -36,6 +37,7 @@ func TestHookExecutorFlags(t *testing.T) {
 		{name: "help", args: []string{"--help"}},
 		{name: "unknown sandbox", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox=seccomp"}, want: `--hook-sandbox: unknown hook sandbox "seccomp"`},
 		{name: "whitelist required", args: []string{"--hook-sandbox=none"}, want: "--hook-whitelist is required"},
+		{name: "unknown start", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox-start=fork"}, want: `--hook-sandbox-start="fork": want direct or trampoline`},
 		{name: "max Landlock ABI not a number", args: []string{"--hook-whitelist=/nonexistent", "--hook-sandbox-max-landlock-abi=six"}, want: `invalid argument "six" for "--hook-sandbox-max-landlock-abi" flag`},
 	}
 	for _, tt := range tests {

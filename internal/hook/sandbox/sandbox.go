@@ -14,12 +14,14 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package sandbox is the trampoline that confines one hook run: started by
-// the hook executor between fork and exec (Go cannot run code there), it
-// applies Landlock (at the ABI the sidecar asks for), rlimits and a
-// seccomp-bpf filter to itself and execs the hook's command, which
-// inherits all three for good. It depends on nothing of the controller,
-// so that a binary made of it alone (./trampoline) starts in a
+// Package sandbox confines one hook run: Landlock (at the ABI the sidecar
+// asks for), rlimits and a seccomp-bpf filter, applied to the run's first
+// process before it execs the hook's command, which inherits all three
+// for good. Two ways apply them: Start (direct.go), the sidecar's own
+// child between clone and exec, the default; or the trampoline
+// (RunIfAsked), a program the sidecar starts, which confines itself and
+// execs the command. The package depends on nothing of the controller, so
+// that a trampoline made of it alone (./trampoline) starts in a
 // millisecond; the sidecar's own binary can serve as well.
 package sandbox
 
