@@ -540,12 +540,16 @@ func TestSandboxReadPathsProtected(t *testing.T) {
 // the command and says why (on the trampoline's error pipe; in Start's
 // error); nothing runs.
 func TestTrampolineIsStrict(t *testing.T) {
+	notExecutable := filepath.Join(t.TempDir(), "not-executable")
+	NewWithT(t).Expect(os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644)).To(Succeed())
 	tests := []struct {
 		name string
 		spec sandbox.Spec
 		want string
 	}{
 		{name: "binary missing", spec: sandbox.Spec{Path: "/nonexistent/jq", LandlockABI: LandlockABI(), Seccomp: true}, want: "no such file or directory"},
+		// Confined, then refused by execve: the child's own report.
+		{name: "binary not executable", spec: sandbox.Spec{Path: notExecutable, LandlockABI: LandlockABI(), Seccomp: true}, want: "exec " + notExecutable + ": permission denied"},
 	}
 	if LandlockABI() < 10 {
 		// ABI 10 handles UDP: a kernel before it cannot enforce the
