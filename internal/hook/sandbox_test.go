@@ -38,6 +38,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -1047,4 +1048,37 @@ func TestExecutorRefusesWhatItCannotConfine(t *testing.T) {
 	out.Reset()
 	g.Expect(none.Run(context.Background(), h, strings.NewReader(`{"a": 1}`), &out)).To(Succeed())
 	g.Expect(out.String()).To(Equal("1\n"))
+}
+
+// TestDirectStartStdioBelow3: a stdio source that is itself one of the
+// descriptors 0-2 (a sidecar started with them closed gets its pipes
+// there) still reaches the command where it belongs: the child's dup3
+// onto 0-2, in order, must not replace it first. Here the command's stdout
+// is a pipe placed at descriptor 0, which the stdin's dup3 would replace.
+func TestDirectStartStdioBelow3(t *testing.T) {
+	g := NewWithT(t)
+	r, w, err := os.Pipe()
+	g.Expect(err).ToNot(HaveOccurred())
+	defer r.Close()
+	saved, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(unix.Dup3(int(w.Fd()), 0, unix.O_CLOEXEC)).To(Succeed())
+	w.Close()
+	low := os.NewFile(0, "stdout-at-0")
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	g.Expect(err).ToNot(HaveOccurred())
+	defer null.Close()
+	pid, _, startErr := sandbox.Start(&sandbox.Spec{Path: "/bin/echo", Args: []string{"wired"}, Dir: t.TempDir(),
+		DataBytes: 1 << 30, CPUSeconds: 10, FileSize: 1 << 20, Processes: 16, OpenFiles: 16}, [3]*os.File{null, low, null}, nil)
+	// The test's own stdin back before anything is asserted.
+	low.Close()
+	g.Expect(unix.Dup3(saved, 0, 0)).To(Succeed())
+	unix.Close(saved)
+	g.Expect(startErr).ToNot(HaveOccurred())
+	var ws syscall.WaitStatus
+	_, err = syscall.Wait4(pid, &ws, 0, nil)
+	g.Expect(err).ToNot(HaveOccurred())
+	out, err := io.ReadAll(r)
+	g.Expect(err).ToNot(HaveOccurred())
+	g.Expect(string(out)).To(Equal("wired\n"))
 }

@@ -130,18 +130,33 @@ func Start(s *Spec, stdio [3]*os.File, cred *syscall.Credential) (pid int, prepa
 	if c.dir, err = syscall.BytePtrFromString(s.Dir); err != nil {
 		return 0, prepared, fmt.Errorf("dir: %w", err)
 	}
-	for i, f := range stdio {
-		fd := int(f.Fd())
-		if fd < len(stdio) {
-			// dup3 onto 0-2 in order must not overwrite a later source.
-			moved, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, len(stdio))
-			if err != nil {
-				return 0, prepared, fmt.Errorf("stdio: %w", err)
-			}
-			defer unix.Close(moved)
-			fd = moved
+	// Every descriptor the child uses must stay above 2: its dup3 onto
+	// 0-2 would otherwise replace one (another stdio source, the ruleset,
+	// the error pipe) before its use. Only a sidecar started with 0-2
+	// closed gets such descriptors.
+	var moved []int
+	closeMoved := func() {
+		for _, fd := range moved {
+			unix.Close(fd)
 		}
-		c.stdio[i] = fd
+		moved = nil
+	}
+	defer closeMoved()
+	above2 := func(fd int) (int, error) {
+		if fd >= len(stdio) {
+			return fd, nil
+		}
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, len(stdio))
+		if err != nil {
+			return -1, err
+		}
+		moved = append(moved, nfd)
+		return nfd, nil
+	}
+	for i, f := range stdio {
+		if c.stdio[i], err = above2(int(f.Fd())); err != nil {
+			return 0, prepared, fmt.Errorf("stdio: %w", err)
+		}
 	}
 	uid := os.Getuid()
 	if cred != nil {
@@ -155,7 +170,10 @@ func Start(s *Spec, stdio [3]*os.File, cred *syscall.Credential) (pid int, prepa
 			return 0, prepared, err
 		}
 		defer syscall.Close(fd)
-		c.ruleset, c.rulesetFl, c.noNewPrivs = fd, uintptr(flags), true
+		if c.ruleset, err = above2(fd); err != nil {
+			return 0, prepared, fmt.Errorf("landlock: %w", err)
+		}
+		c.rulesetFl, c.noNewPrivs = uintptr(flags), true
 	}
 	if s.Seccomp {
 		if auditArch == 0 {
@@ -171,7 +189,10 @@ func Start(s *Spec, stdio [3]*os.File, cred *syscall.Credential) (pid int, prepa
 		return 0, prepared, err
 	}
 	defer errR.Close()
-	c.errPipe = int(errW.Fd())
+	if c.errPipe, err = above2(int(errW.Fd())); err != nil {
+		errW.Close()
+		return 0, prepared, err
+	}
 
 	prepared = time.Now()
 	// As package syscall does: no descriptor made without close-on-exec
@@ -182,7 +203,10 @@ func Start(s *Spec, stdio [3]*os.File, cred *syscall.Credential) (pid int, prepa
 	syscall.ForkLock.Unlock()
 	runtime.KeepAlive(c)
 	runtime.KeepAlive(stdio)
+	// Our copies of the error pipe closed (a moved one too), its EOF is
+	// the exec's.
 	errW.Close()
+	closeMoved()
 	if errno != 0 {
 		return 0, prepared, fmt.Errorf("clone: %w", errno)
 	}
