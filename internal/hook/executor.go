@@ -331,21 +331,19 @@ func (e *Executor) checkReadPaths(readPaths []string, runDir string) error {
 // runtime).
 func exceededLimit(ps *os.ProcessState, pol SandboxPolicy, stderr string) string {
 	cpu := fmt.Sprintf("cpu limit (%s)", pol.CPU)
-	if ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			switch ws.Signal() {
-			case syscall.SIGXCPU:
-				return cpu
-			case syscall.SIGXFSZ:
-				return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
-			case syscall.SIGKILL:
-				// The hard CPU limit is a SIGKILL, one second after the
-				// soft one's SIGXCPU (which Go programs ignore).
-				if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-					used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-					if used >= pol.CPU {
-						return cpu
-					}
+	if ws, ok := processWaitStatus(ps); ok && ws.Signaled() {
+		switch ws.Signal() {
+		case syscall.SIGXCPU:
+			return cpu
+		case syscall.SIGXFSZ:
+			return fmt.Sprintf("file size limit (%s)", quantity(pol.FileSize))
+		case syscall.SIGKILL:
+			// The hard CPU limit is a SIGKILL, one second after the
+			// soft one's SIGXCPU (which Go programs ignore).
+			if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+				used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+				if used >= pol.CPU {
+					return cpu
 				}
 			}
 		}

@@ -24,7 +24,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"time"
 
@@ -76,8 +75,8 @@ type startedRun struct {
 	// (exited 0, a child kept the output open past pipeDelay), or a copy
 	// error.
 	wait func() (*os.ProcessState, error)
-	// armed answers once the command itself runs (""), or why the
-	// sandbox could not start it, and when.
+	// armed answers, to its one caller, once the command itself runs
+	// (""), or why the sandbox could not start it, and when.
 	armed func() (string, time.Time)
 	// prepared, for a direct start, is when the sandbox's set-up in the
 	// sidecar ended and the clone began (zero for the trampoline, which
@@ -162,16 +161,15 @@ func (e *Executor) startTrampoline(ctx context.Context, spec *sandbox.Spec, rio 
 		b, _ := io.ReadAll(io.LimitReader(errR, stderrTail))
 		armed <- answer{string(b), time.Now()}
 	}()
-	var once sync.Once
-	var a answer
 	return &startedRun{
 		pid: cmd.Process.Pid,
 		wait: func() (*os.ProcessState, error) {
 			err := cmd.Wait()
 			return cmd.ProcessState, err
 		},
+		// Run asks once.
 		armed: func() (string, time.Time) {
-			once.Do(func() { a = <-armed })
+			a := <-armed
 			return a.msg, a.at
 		},
 	}, nil
