@@ -112,11 +112,11 @@ declare -A lane=(
   [notification-controller]=flux [flux]=flux
 )
 # The lanes in the order they start: the longest first. Cold, two lanes on
-# 2 cores with empty module and build caches (2026-12-07, .ci/run): the
-# Flux lane 37 min (its four tools pin different Kubernetes and
-# controller-runtime versions, so they share few compiled packages), the
-# Kubernetes lane 22 min (kube-apiserver 15.5 of it), Gitea 12; the
-# single tools 2-5 min each; all of them 47.6 min.
+# 2 cores with empty module and build caches (docs/dev/development.md, "CI"):
+# the Flux lane 18 min on one machine and 37 on a slower one (its four
+# tools pin different Kubernetes and controller-runtime versions, so they
+# share few compiled packages), the Kubernetes lane 10 and 22, Gitea 7
+# and 12.
 lane_order=(flux k8s gitea)
 
 # build_tool TOOL KEY: builds one tool into its cache entry.
