@@ -1060,20 +1060,23 @@ func TestDirectStartStdioBelow3(t *testing.T) {
 	r, w, err := os.Pipe()
 	g.Expect(err).ToNot(HaveOccurred())
 	defer r.Close()
-	saved, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
-	g.Expect(err).ToNot(HaveOccurred())
-	g.Expect(unix.Dup3(int(w.Fd()), 0, unix.O_CLOEXEC)).To(Succeed())
-	w.Close()
-	low := os.NewFile(0, "stdout-at-0")
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	g.Expect(err).ToNot(HaveOccurred())
 	defer null.Close()
+	// From here to the restore below nothing may fail: descriptor 0 is
+	// the pipe.
+	saved, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	g.Expect(err).ToNot(HaveOccurred())
+	dupErr := unix.Dup3(int(w.Fd()), 0, unix.O_CLOEXEC)
+	w.Close()
+	low := os.NewFile(0, "stdout-at-0")
 	pid, _, startErr := sandbox.Start(&sandbox.Spec{Path: "/bin/echo", Args: []string{"wired"}, Dir: t.TempDir(),
 		DataBytes: 1 << 30, CPUSeconds: 10, FileSize: 1 << 20, Processes: 16, OpenFiles: 16}, [3]*os.File{null, low, null}, nil)
 	// The test's own stdin back before anything is asserted.
 	low.Close()
 	g.Expect(unix.Dup3(saved, 0, 0)).To(Succeed())
 	unix.Close(saved)
+	g.Expect(dupErr).ToNot(HaveOccurred())
 	g.Expect(startErr).ToNot(HaveOccurred())
 	var ws syscall.WaitStatus
 	_, err = syscall.Wait4(pid, &ws, 0, nil)
