@@ -149,7 +149,7 @@ func fluxControllers(t *testing.T) string {
 	t.Helper()
 	var docs []string
 	for _, m := range []struct{ mod, ver, name string }{
-		{"github.com/fluxcd/kustomize-controller", "v1.7.3", "kustomize-controller"},
+		{"github.com/fluxcd/kustomize-controller", "v1.9.6", "kustomize-controller"},
 		{"github.com/fluxcd/helm-controller", "v1.6.4", "helm-controller"},
 	} {
 		dir, err := moduleDir(testCluster.opts.Root, m.mod, m.ver)
