@@ -467,6 +467,11 @@ type HooksRow struct {
 	// bare), met at 1.2 or below.
 	Target float64 `json:"target"`
 	Ratio  float64 `json:"ratio"`
+	// PairRatios are the ratios pair by pair: the i-th hooks run against
+	// the i-th hookless run (with -repeat, the one run right before or
+	// after it) plus its own bare floor. Ratio compares the means; these
+	// show how far one run from the next moves it.
+	PairRatios []float64 `json:"pairRatios,omitempty"`
 	// Hooks is the first hooks run's report.
 	Hooks *HooksReport `json:"hooks"`
 }
@@ -519,6 +524,11 @@ func HooksRows(reps []*Report) []HooksRow {
 		if d := row.HooklessSeconds + row.BareSeconds; d > 0 {
 			row.Ratio = row.HooksSeconds / d
 		}
+		for i := range min(len(p.hooks), len(p.hookless)) {
+			if d := p.hookless[i].AllReadySeconds + p.hooks[i].Hooks.Bare.Seconds; d > 0 {
+				row.PairRatios = append(row.PairRatios, p.hooks[i].AllReadySeconds/d)
+			}
+		}
 		rows = append(rows, row)
 	}
 	return rows
@@ -543,6 +553,14 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 		h := r.Hooks
 		fmt.Fprintf(w, "  %d sources, runs to all-Ready: hookless %v s, hooks %v s; bare exec: %d runs, %d at a time, %.1f s (%.1f s CPU)\n",
 			r.N, r.HooklessRuns, r.HooksRuns, h.Bare.Runs, h.Bare.Concurrency, h.Bare.Seconds, h.Bare.CPUSeconds)
+		if len(r.PairRatios) > 1 {
+			var parts []string
+			for _, x := range r.PairRatios {
+				parts = append(parts, fmt.Sprintf("%.2f", x))
+			}
+			fmt.Fprintf(w, "  %d sources, the ratio pair by pair (each hooks run against the hookless run beside it and its own bare floor): %s\n",
+				r.N, strings.Join(parts, ", "))
+		}
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
 		where := "the harness's PID namespace (-sidecar-host-pids, or not root, no unshare or no /proc children file)"
 		if h.SidecarOwnPIDs {
