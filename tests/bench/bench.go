@@ -276,6 +276,9 @@ type Report struct {
 	// CPU summarizes a CPU profile of the controller taken during the
 	// first CPUProfile of the creates (its "MiB" are seconds).
 	CPU *HeapReport `json:"cpu,omitempty"`
+	// RampCPU is the CPU the machine and each process used from the
+	// first create to all-Ready.
+	RampCPU *RampCPU `json:"rampCpu,omitempty"`
 	// SidecarCPU is the same for the hook sidecar (hooks scenarios).
 	SidecarCPU *HeapReport     `json:"sidecarCpu,omitempty"`
 	Restart    *RestartReport  `json:"restart,omitempty"`
@@ -870,6 +873,7 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	}
 	logf("creating %d ExternalSources", cfg.N)
 	up0 := r.up.Counts()
+	cpu0, cpuErr := r.cpuNow()
 	start := time.Now()
 	r.tr.setStart(start, cfg.N)
 	if cfg.CPUProfile > 0 && !cfg.nullProducer() {
@@ -890,6 +894,9 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	case <-ctx.Done():
 		r.rep.Ready = r.tr.readyCount()
 		return fmt.Errorf("waiting for %d sources to be Ready: %w; %s", cfg.N, ctx.Err(), r.stuck(r.tr.notReady(r.names())))
+	}
+	if cpu1, err := r.cpuNow(); err == nil && cpuErr == nil {
+		r.rep.RampCPU = rampCPU(cpu0, cpu1)
 	}
 	upReady := r.up.Counts()
 	r.rep.Ready = r.tr.readyCount()

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,10 @@ type BareExecReport struct {
 	Concurrency int     `json:"concurrency"`
 	Seconds     float64 `json:"seconds"`
 	CPUSeconds  float64 `json:"cpuSeconds"`
+	// Machine is the whole machine's CPU over the floor, HarnessCPUSeconds
+	// the harness's own (starting the commands, feeding and reading them).
+	Machine           *MachineCPU `json:"machine,omitempty"`
+	HarnessCPUSeconds float64     `json:"harnessCpuSeconds"`
 	// No resident size per run: the rusage of a child Go starts (clone
 	// with CLONE_VM until its exec) counts the harness's own pages
 	// (docs/hooks.md has the runs' sizes, measured with /usr/bin/time).
@@ -414,6 +419,8 @@ func BareExec(ctx context.Context, n, size, concurrency int, url func(int) strin
 	rep := BareExecReport{Runs: len(jobs), Concurrency: concurrency}
 	var mu sync.Mutex
 	var cpu time.Duration
+	m0, mErr := readMachineCPU()
+	self0, sErr := ReadProc(os.Getpid())
 	start := time.Now()
 	err = parallel(ctx, len(jobs), concurrency, func(k int) error {
 		j := jobs[k]
@@ -434,6 +441,13 @@ func BareExec(ctx context.Context, n, size, concurrency int, url func(int) strin
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.CPUSeconds = cpu.Seconds()
+	if m1, err := readMachineCPU(); err == nil && mErr == nil {
+		m := m1.sub(m0)
+		rep.Machine = &m
+	}
+	if self1, err := ReadProc(os.Getpid()); err == nil && sErr == nil {
+		rep.HarnessCPUSeconds = self1.CPUSeconds - self0.CPUSeconds
+	}
 	return rep, nil
 }
 
@@ -472,6 +486,9 @@ type HooksRow struct {
 	// after it) plus its own bare floor. Ratio compares the means; these
 	// show how far one run from the next moves it.
 	PairRatios []float64 `json:"pairRatios,omitempty"`
+	// Miss splits what the hooks runs took over the sum by who used the
+	// CPU: the mean over the pairs that measured it (nil for none).
+	Miss *CPUMiss `json:"miss,omitempty"`
 	// Hooks is the first hooks run's report.
 	Hooks *HooksReport `json:"hooks"`
 }
@@ -524,14 +541,87 @@ func HooksRows(reps []*Report) []HooksRow {
 		if d := row.HooklessSeconds + row.BareSeconds; d > 0 {
 			row.Ratio = row.HooksSeconds / d
 		}
+		var misses []CPUMiss
 		for i := range min(len(p.hooks), len(p.hookless)) {
 			if d := p.hookless[i].AllReadySeconds + p.hooks[i].Hooks.Bare.Seconds; d > 0 {
 				row.PairRatios = append(row.PairRatios, p.hooks[i].AllReadySeconds/d)
 			}
+			if m, ok := pairMiss(p.hooks[i], p.hookless[i]); ok {
+				misses = append(misses, m)
+			}
 		}
+		row.Miss = meanMiss(misses)
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// CPUMiss is hooks − (hookless + bare) in CPU-seconds of the ramps (the
+// floor's whole run), split by who used them. On a machine whose CPUs
+// are busy through the ramps, the components add up to the CPUs times the
+// difference in wall time: Total / CPUs is the miss in wall seconds.
+type CPUMiss struct {
+	Pairs int `json:"pairs"`
+	// Controller: the controller's CPU over the hookless run's.
+	Controller float64 `json:"controller"`
+	// Sidecar: the sidecar's own CPU (there is none without hooks).
+	Sidecar float64 `json:"sidecar"`
+	// Runs: the hook runs' CPU over the floor's: the same commands on
+	// the same inputs, beside the control plane instead of alone.
+	Runs float64 `json:"runs"`
+	// Harness: the harness's own CPU over the two others'.
+	Harness float64 `json:"harness"`
+	// Rest: kube-apiserver, etcd and the kernel, over the two others'.
+	Rest float64 `json:"rest"`
+	// Idle and Steal: CPU time nothing ran, and that the hypervisor
+	// took, over the two others'.
+	Idle  float64 `json:"idle"`
+	Steal float64 `json:"steal"`
+	// Total is the sum of the above.
+	Total float64 `json:"total"`
+}
+
+// pairMiss splits one hooks run's CPU over that of the hookless run beside
+// it and its own floor; false when a report lacks the counters.
+func pairMiss(hooks, hookless *Report) (CPUMiss, bool) {
+	h, l, b := hooks.RampCPU, hookless.RampCPU, hooks.Hooks.Bare
+	if h == nil || l == nil || b.Machine == nil {
+		return CPUMiss{}, false
+	}
+	bareRest := b.Machine.Busy - b.CPUSeconds - b.HarnessCPUSeconds
+	m := CPUMiss{
+		Pairs:      1,
+		Controller: h.Controller - l.Controller,
+		Sidecar:    h.Sidecar,
+		Runs:       h.Runs - b.CPUSeconds,
+		Harness:    h.Harness - l.Harness - b.HarnessCPUSeconds,
+		Rest:       h.Rest - l.Rest - bareRest,
+		Idle:       h.Machine.Idle - l.Machine.Idle - b.Machine.Idle,
+		Steal:      h.Machine.Steal - l.Machine.Steal - b.Machine.Steal,
+	}
+	m.Total = m.Controller + m.Sidecar + m.Runs + m.Harness + m.Rest + m.Idle + m.Steal
+	return m, true
+}
+
+// meanMiss is the mean of the pairs' splits, nil for none.
+func meanMiss(ms []CPUMiss) *CPUMiss {
+	if len(ms) == 0 {
+		return nil
+	}
+	var s CPUMiss
+	for _, m := range ms {
+		s.Controller += m.Controller
+		s.Sidecar += m.Sidecar
+		s.Runs += m.Runs
+		s.Harness += m.Harness
+		s.Rest += m.Rest
+		s.Idle += m.Idle
+		s.Steal += m.Steal
+		s.Total += m.Total
+	}
+	n := float64(len(ms))
+	return &CPUMiss{Pairs: len(ms), Controller: s.Controller / n, Sidecar: s.Sidecar / n, Runs: s.Runs / n,
+		Harness: s.Harness / n, Rest: s.Rest / n, Idle: s.Idle / n, Steal: s.Steal / n, Total: s.Total / n}
 }
 
 // PrintHooks writes the hooks table.
@@ -560,6 +650,11 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 			}
 			fmt.Fprintf(w, "  %d sources, the ratio pair by pair (each hooks run against the hookless run beside it and its own bare floor): %s\n",
 				r.N, strings.Join(parts, ", "))
+		}
+		if m := r.Miss; m != nil {
+			fmt.Fprintf(w, "  %d sources, hooks − (hookless + bare) in CPU-seconds, by who (mean of %d pairs): controller %+.1f, sidecar %+.1f, "+
+				"hook runs over the floor's %+.1f, harness %+.1f, kube-apiserver+etcd+kernel %+.1f, idle %+.1f, steal %+.1f; total %+.1f (%+.1f s of wall on %d CPUs)\n",
+				r.N, m.Pairs, m.Controller, m.Sidecar, m.Runs, m.Harness, m.Rest, m.Idle, m.Steal, m.Total, m.Total/float64(runtime.NumCPU()), runtime.NumCPU())
 		}
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
 		where := "the harness's PID namespace (-sidecar-host-pids, or not root, no unshare or no /proc children file)"

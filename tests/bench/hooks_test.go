@@ -18,6 +18,7 @@ package bench
 
 import (
 	"bytes"
+	"os"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -68,4 +69,70 @@ func TestHooksRows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHooksMiss checks the split of a miss on made-up reports: each
+// component is the hooks run's over the hookless run's and the floor's,
+// and the components add up to the whole machine's difference.
+func TestHooksMiss(t *testing.T) {
+	// 2 CPUs: hookless 10 s (20 CPU-s), floor 8 s (16), hooks 20 s (40).
+	hookless := &Report{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10,
+		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 19, Idle: 1}, Controller: 5, Harness: 2, Rest: 12}}
+	bare := BareExecReport{Seconds: 8, CPUSeconds: 14, HarnessCPUSeconds: 0.5,
+		Machine: &MachineCPU{Busy: 15, Idle: 0.5, Steal: 0.5}}
+	hooks := &Report{Config: Config{Group: "hooks1000", Hooks: true}, AllReadySeconds: 20,
+		Hooks:   &HooksReport{Bare: bare},
+		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 39, Idle: 0.25, Steal: 0.75}, Controller: 6, Sidecar: 2, Runs: 15, Harness: 2.5, Rest: 13.5}}
+	for _, tc := range []struct {
+		name string
+		reps []*Report
+		want *CPUMiss
+	}{
+		{name: "one pair", reps: []*Report{hookless, hooks}, want: &CPUMiss{Pairs: 1, Controller: 1, Sidecar: 2, Runs: 1,
+			Harness: 0, Rest: 1, Idle: -1.25, Steal: 0.25, Total: 4}},
+		{name: "a run without the counters (an older report) has no split",
+			reps: []*Report{{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10}, hooks}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			rows := HooksRows(tc.reps)
+			g.Expect(rows).To(HaveLen(1))
+			var b bytes.Buffer
+			PrintHooks(&b, rows)
+			if tc.want == nil {
+				g.Expect(rows[0].Miss).To(BeNil())
+				g.Expect(b.String()).NotTo(ContainSubstring("by who"))
+				return
+			}
+			g.Expect(rows[0].Miss).To(Equal(tc.want))
+			// The machine's own difference: 40 − 20 − 16 CPU-s.
+			g.Expect(tc.want.Total).To(Equal(40.0 - 20 - 16))
+			g.Expect(b.String()).To(ContainSubstring("controller +1.0, sidecar +2.0, hook runs over the floor's +1.0, harness +0.0, " +
+				"kube-apiserver+etcd+kernel +1.0, idle -1.2, steal +0.2; total +4.0"))
+		})
+	}
+}
+
+// TestRampCPU checks the ramp's split on made-up counters, and that the
+// machine's counters read here are there and only grow.
+func TestRampCPU(t *testing.T) {
+	g := NewWithT(t)
+	p0 := cpuPoint{machine: MachineCPU{Busy: 100, Idle: 50, Steal: 1}, controller: 3, sidecar: 1, runs: 10, harness: 4}
+	p1 := cpuPoint{machine: MachineCPU{Busy: 140, Idle: 51, Steal: 2}, controller: 8, sidecar: 3, runs: 30, harness: 6}
+	g.Expect(rampCPU(p0, p1)).To(Equal(&RampCPU{Machine: MachineCPU{Busy: 40, Idle: 1, Steal: 1},
+		Controller: 5, Sidecar: 2, Runs: 20, Harness: 2, Rest: 11}))
+
+	m0, err := readMachineCPU()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(m0.Busy).To(BeNumerically(">", 0))
+	g.Expect(m0.Idle + m0.Busy).To(BeNumerically(">", m0.Busy))
+	for range 1_000_000 { // some CPU for Busy to count
+		_ = os.Getpid()
+	}
+	m1, err := readMachineCPU()
+	g.Expect(err).NotTo(HaveOccurred())
+	d := m1.sub(m0)
+	g.Expect(d.Busy).To(BeNumerically(">=", 0))
+	g.Expect(d.Idle).To(BeNumerically(">=", 0))
+	g.Expect(d.Steal).To(BeNumerically(">=", 0))
 }
