@@ -571,7 +571,11 @@ type CPUMiss struct {
 	Runs float64 `json:"runs"`
 	// Harness: the harness's own CPU over the two others'.
 	Harness float64 `json:"harness"`
-	// Rest: kube-apiserver, etcd and the kernel, over the two others'.
+	// APIServer, Etcd: the control plane's over the hookless run's.
+	APIServer float64 `json:"apiserver"`
+	Etcd      float64 `json:"etcd"`
+	// Rest: the kernel's threads (and the control plane, for reports
+	// that did not tell it apart), over the two others'.
 	Rest float64 `json:"rest"`
 	// Idle and Steal: CPU time nothing ran, and that the hypervisor
 	// took, over the two others'.
@@ -595,11 +599,13 @@ func pairMiss(hooks, hookless *Report) (CPUMiss, bool) {
 		Sidecar:    h.Sidecar,
 		Runs:       h.Runs - b.CPUSeconds,
 		Harness:    h.Harness - l.Harness - b.HarnessCPUSeconds,
+		APIServer:  h.APIServer - l.APIServer,
+		Etcd:       h.Etcd - l.Etcd,
 		Rest:       h.Rest - l.Rest - bareRest,
 		Idle:       h.Machine.Idle - l.Machine.Idle - b.Machine.Idle,
 		Steal:      h.Machine.Steal - l.Machine.Steal - b.Machine.Steal,
 	}
-	m.Total = m.Controller + m.Sidecar + m.Runs + m.Harness + m.Rest + m.Idle + m.Steal
+	m.Total = m.Controller + m.Sidecar + m.Runs + m.Harness + m.APIServer + m.Etcd + m.Rest + m.Idle + m.Steal
 	return m, true
 }
 
@@ -614,6 +620,8 @@ func meanMiss(ms []CPUMiss) *CPUMiss {
 		s.Sidecar += m.Sidecar
 		s.Runs += m.Runs
 		s.Harness += m.Harness
+		s.APIServer += m.APIServer
+		s.Etcd += m.Etcd
 		s.Rest += m.Rest
 		s.Idle += m.Idle
 		s.Steal += m.Steal
@@ -621,7 +629,7 @@ func meanMiss(ms []CPUMiss) *CPUMiss {
 	}
 	n := float64(len(ms))
 	return &CPUMiss{Pairs: len(ms), Controller: s.Controller / n, Sidecar: s.Sidecar / n, Runs: s.Runs / n,
-		Harness: s.Harness / n, Rest: s.Rest / n, Idle: s.Idle / n, Steal: s.Steal / n, Total: s.Total / n}
+		Harness: s.Harness / n, APIServer: s.APIServer / n, Etcd: s.Etcd / n, Rest: s.Rest / n, Idle: s.Idle / n, Steal: s.Steal / n, Total: s.Total / n}
 }
 
 // PrintHooks writes the hooks table.
@@ -653,8 +661,8 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 		}
 		if m := r.Miss; m != nil {
 			fmt.Fprintf(w, "  %d sources, hooks − (hookless + bare) in CPU-seconds, by who (mean of %d pairs): controller %+.1f, sidecar %+.1f, "+
-				"hook runs over the floor's %+.1f, harness %+.1f, kube-apiserver+etcd+kernel %+.1f, idle %+.1f, steal %+.1f; total %+.1f (%+.1f s of wall on %d CPUs)\n",
-				r.N, m.Pairs, m.Controller, m.Sidecar, m.Runs, m.Harness, m.Rest, m.Idle, m.Steal, m.Total, m.Total/float64(runtime.NumCPU()), runtime.NumCPU())
+				"hook runs over the floor's %+.1f, harness %+.1f, kube-apiserver %+.1f, etcd %+.1f, kernel %+.1f, idle %+.1f, steal %+.1f; total %+.1f (%+.1f s of wall on %d CPUs)\n",
+				r.N, m.Pairs, m.Controller, m.Sidecar, m.Runs, m.Harness, m.APIServer, m.Etcd, m.Rest, m.Idle, m.Steal, m.Total, m.Total/float64(runtime.NumCPU()), runtime.NumCPU())
 		}
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
 		where := "the harness's PID namespace (-sidecar-host-pids, or not root, no unshare or no /proc children file)"

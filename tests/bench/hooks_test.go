@@ -19,6 +19,8 @@ package bench
 import (
 	"bytes"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -77,19 +79,19 @@ func TestHooksRows(t *testing.T) {
 func TestHooksMiss(t *testing.T) {
 	// 2 CPUs: hookless 10 s (20 CPU-s), floor 8 s (16), hooks 20 s (40).
 	hookless := &Report{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10,
-		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 19, Idle: 1}, Controller: 5, Harness: 2, Rest: 12}}
+		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 19, Idle: 1}, Controller: 5, Harness: 2, APIServer: 8, Etcd: 3, Rest: 1}}
 	bare := BareExecReport{Seconds: 8, CPUSeconds: 14, HarnessCPUSeconds: 0.5,
 		Machine: &MachineCPU{Busy: 15, Idle: 0.5, Steal: 0.5}}
 	hooks := &Report{Config: Config{Group: "hooks1000", Hooks: true}, AllReadySeconds: 20,
 		Hooks:   &HooksReport{Bare: bare},
-		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 39, Idle: 0.25, Steal: 0.75}, Controller: 6, Sidecar: 2, Runs: 15, Harness: 2.5, Rest: 13.5}}
+		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 39, Idle: 0.25, Steal: 0.75}, Controller: 6, Sidecar: 2, Runs: 15, Harness: 2.5, APIServer: 9.5, Etcd: 2.5, Rest: 1.5}}
 	for _, tc := range []struct {
 		name string
 		reps []*Report
 		want *CPUMiss
 	}{
 		{name: "one pair", reps: []*Report{hookless, hooks}, want: &CPUMiss{Pairs: 1, Controller: 1, Sidecar: 2, Runs: 1,
-			Harness: 0, Rest: 1, Idle: -1.25, Steal: 0.25, Total: 4}},
+			Harness: 0, APIServer: 1.5, Etcd: -0.5, Rest: 0, Idle: -1.25, Steal: 0.25, Total: 4}},
 		{name: "a run without the counters (an older report) has no split",
 			reps: []*Report{{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10}, hooks}},
 	} {
@@ -108,7 +110,7 @@ func TestHooksMiss(t *testing.T) {
 			// The machine's own difference: 40 − 20 − 16 CPU-s.
 			g.Expect(tc.want.Total).To(Equal(40.0 - 20 - 16))
 			g.Expect(b.String()).To(ContainSubstring("controller +1.0, sidecar +2.0, hook runs over the floor's +1.0, harness +0.0, " +
-				"kube-apiserver+etcd+kernel +1.0, idle -1.2, steal +0.2; total +4.0"))
+				"kube-apiserver +1.5, etcd -0.5, kernel +0.0, idle -1.2, steal +0.2; total +4.0"))
 		})
 	}
 }
@@ -117,10 +119,10 @@ func TestHooksMiss(t *testing.T) {
 // machine's counters read here are there and only grow.
 func TestRampCPU(t *testing.T) {
 	g := NewWithT(t)
-	p0 := cpuPoint{machine: MachineCPU{Busy: 100, Idle: 50, Steal: 1}, controller: 3, sidecar: 1, runs: 10, harness: 4}
-	p1 := cpuPoint{machine: MachineCPU{Busy: 140, Idle: 51, Steal: 2}, controller: 8, sidecar: 3, runs: 30, harness: 6}
+	p0 := cpuPoint{machine: MachineCPU{Busy: 100, Idle: 50, Steal: 1}, controller: 3, sidecar: 1, runs: 10, harness: 4, apiserver: 20, etcd: 5}
+	p1 := cpuPoint{machine: MachineCPU{Busy: 140, Idle: 51, Steal: 2}, controller: 8, sidecar: 3, runs: 30, harness: 6, apiserver: 27, etcd: 7}
 	g.Expect(rampCPU(p0, p1)).To(Equal(&RampCPU{Machine: MachineCPU{Busy: 40, Idle: 1, Steal: 1},
-		Controller: 5, Sidecar: 2, Runs: 20, Harness: 2, Rest: 11}))
+		Controller: 5, Sidecar: 2, Runs: 20, Harness: 2, APIServer: 7, Etcd: 2, Rest: 2}))
 
 	m0, err := readMachineCPU()
 	g.Expect(err).NotTo(HaveOccurred())
@@ -135,4 +137,40 @@ func TestRampCPU(t *testing.T) {
 	g.Expect(d.Busy).To(BeNumerically(">=", 0))
 	g.Expect(d.Idle).To(BeNumerically(">=", 0))
 	g.Expect(d.Steal).To(BeNumerically(">=", 0))
+}
+
+// TestControlPlaneCPU checks that the control plane's CPU is read from the
+// harness's children of its processes' names only: a busy child named
+// etcd (a copy of yes(1), a stand-in) counts, the same program under
+// another name does not.
+func TestControlPlaneCPU(t *testing.T) {
+	g := NewWithT(t)
+	yes, err := exec.LookPath("yes")
+	if err != nil {
+		t.Skip("no yes(1) to stand in for etcd")
+	}
+	b, err := os.ReadFile(yes)
+	g.Expect(err).NotTo(HaveOccurred())
+	dir := t.TempDir()
+	for _, name := range []string{"etcd", "other"} {
+		g.Expect(os.WriteFile(filepath.Join(dir, name), b, 0o755)).To(Succeed())
+	}
+	_, etcd0 := controlPlaneCPU(os.Getpid())
+	var cmds []*exec.Cmd
+	for _, name := range []string{"etcd", "other"} {
+		cmd := exec.Command(filepath.Join(dir, name))
+		g.Expect(cmd.Start()).To(Succeed())
+		cmds = append(cmds, cmd)
+	}
+	defer func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	g.Eventually(func() float64 { _, e := controlPlaneCPU(os.Getpid()); return e - etcd0 }, "20s", "50ms").Should(BeNumerically(">", 0))
+	api, _ := controlPlaneCPU(os.Getpid())
+	g.Expect(api).To(BeZero())
+	// Not a child of some other process.
+	g.Expect(controlPlaneCPU(1)).To(BeZero())
 }
