@@ -121,7 +121,9 @@ declare -A lane=(
 # tool modules hold every module they share at one version (the flux CLI
 # builds from its own go.mod): when kustomize-controller pinned other
 # Kubernetes and controller-runtime versions than the others, the lane
-# took 37 min there. Keep them aligned when bumping one.
+# took 37 min there. Keep them aligned when bumping one. A controller's version
+# is written only in its tool module: the CRD copies below and tests/cluster
+# (devenv.ToolModuleVersion) read it from there.
 lane_order=(flux k8s gitea)
 
 # build_tool TOOL KEY: builds one tool into its cache entry.
@@ -195,17 +197,33 @@ flux_crds() {
     install -m 0644 "$dir/config/crd/bases/$f" "$root/bin/$dest/$f"
   done
 }
+# modver GOMOD MODULE prints the version GOMOD requires MODULE at: each
+# version is written once, in the go.mod that builds against it (the
+# source-controller API ours compiles with; each Flux controller's tool
+# module), and read from there.
+modver() {
+  local v
+  v=$(awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$1")
+  [ -n "$v" ] || { echo "tools: $1 requires no $2" >&2; exit 1; }
+  echo "$v"
+}
 if [ $# -eq 0 ] || [[ " $* " == *" crds "* ]]; then
-  flux_crds github.com/fluxcd/source-controller v1.9.6 crds source.toolkit.fluxcd.io_externalartifacts.yaml
-  flux_crds github.com/fluxcd/source-controller v1.9.6 crds-e2e \
+  srcver=$(modver "$root/go.mod" github.com/fluxcd/source-controller/api)
+  flux_crds github.com/fluxcd/source-controller "$srcver" crds source.toolkit.fluxcd.io_externalartifacts.yaml
+  flux_crds github.com/fluxcd/source-controller "$srcver" crds-e2e \
     source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_gitrepositories.yaml \
     source.toolkit.fluxcd.io_helmcharts.yaml source.toolkit.fluxcd.io_helmrepositories.yaml \
     source.toolkit.fluxcd.io_ocirepositories.yaml
-  flux_crds github.com/fluxcd/kustomize-controller v1.9.6 crds-e2e kustomize.toolkit.fluxcd.io_kustomizations.yaml
-  flux_crds github.com/fluxcd/helm-controller v1.6.4 crds-e2e helm.toolkit.fluxcd.io_helmreleases.yaml
-  flux_crds github.com/fluxcd/notification-controller v1.9.3 crds-e2e \
-    notification.toolkit.fluxcd.io_alerts.yaml notification.toolkit.fluxcd.io_providers.yaml \
-    notification.toolkit.fluxcd.io_receivers.yaml
+  for c in kustomize-controller helm-controller notification-controller; do
+    ver=$(modver "$root/tests/tools/$c/go.mod" "github.com/fluxcd/$c")
+    case $c in
+      kustomize-controller) crds=(kustomize.toolkit.fluxcd.io_kustomizations.yaml) ;;
+      helm-controller) crds=(helm.toolkit.fluxcd.io_helmreleases.yaml) ;;
+      notification-controller) crds=(notification.toolkit.fluxcd.io_alerts.yaml
+        notification.toolkit.fluxcd.io_providers.yaml notification.toolkit.fluxcd.io_receivers.yaml) ;;
+    esac
+    flux_crds "github.com/fluxcd/$c" "$ver" crds-e2e "${crds[@]}"
+  done
 fi
 
 # The Debian packages the one-node cluster's images are built from

@@ -43,6 +43,28 @@ func Root() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// ToolModuleVersion is the version of mod that tests/tools/<tool>/go.mod
+// requires: the one hack/tools.sh builds the tool (and the test images)
+// from. Tests read a tool's version here rather than writing it again, so
+// that raising it in the tool module is the whole change.
+func ToolModuleVersion(tool, mod string) (string, error) {
+	path := filepath.Join(Root(), "tests", "tools", tool, "go.mod")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "require" {
+			f = f[1:]
+		}
+		if len(f) >= 2 && f[0] == mod && strings.HasPrefix(f[1], "v") {
+			return f[1], nil
+		}
+	}
+	return "", fmt.Errorf("%s requires no %s", path, mod)
+}
+
 // Env is a running control plane.
 type Env struct {
 	*envtest.Environment

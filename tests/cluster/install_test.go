@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/externalsource/externalsource-controller/internal/devenv"
 	"github.com/externalsource/externalsource-controller/internal/hook/sandboxtest"
 )
 
@@ -148,11 +149,16 @@ func refTag(ref string) string  { return ref[strings.LastIndex(ref, ":")+1:] }
 func fluxControllers(t *testing.T) string {
 	t.Helper()
 	var docs []string
-	for _, m := range []struct{ mod, ver, name string }{
-		{"github.com/fluxcd/kustomize-controller", "v1.9.6", "kustomize-controller"},
-		{"github.com/fluxcd/helm-controller", "v1.6.4", "helm-controller"},
+	for _, m := range []struct{ mod, name string }{
+		{"github.com/fluxcd/kustomize-controller", "kustomize-controller"},
+		{"github.com/fluxcd/helm-controller", "helm-controller"},
 	} {
-		dir, err := moduleDir(testCluster.opts.Root, m.mod, m.ver)
+		// The version the node runs is the one its image is built from.
+		ver, err := devenv.ToolModuleVersion(m.name, m.mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, err := moduleDir(testCluster.opts.Root, m.mod, ver)
 		if err != nil {
 			t.Fatal(err)
 		}
