@@ -271,6 +271,12 @@ type Report struct {
 	// ReadyFalse counts the times a source that had been Ready was seen
 	// with Ready=False (through the watch).
 	ReadyFalse int `json:"readyFalse"`
+	// NewArtifactEvents counts the NewArtifact Events the API server holds
+	// at the end of the run (two per new artifact are recorded: on the
+	// ExternalSource and on its ExternalArtifact). Fewer than recorded
+	// means client-go's broadcaster dropped some: it queues 1,000 and
+	// posts one at a time.
+	NewArtifactEvents int `json:"newArtifactEvents"`
 
 	Heap *HeapReport `json:"heap,omitempty"`
 	// CPU summarizes a CPU profile of the controller taken during the
@@ -375,6 +381,7 @@ type run struct {
 	env      *devenv.Env
 	c        client.Client
 	admin    rest.Interface
+	events   kubernetes.Interface
 	up       *Upstream
 	pid      int
 	metrics  string
@@ -460,6 +467,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r.admin = cs.RESTClient()
+	r.events = cs
 
 	up, err := StartUpstream(cfg.N, cfg.PayloadSize, cfg.ETag, fixed, cfg.Listeners)
 	if err != nil {
@@ -523,6 +531,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.rep.RSSPerSourceKiB = (r.rep.RSSMiB - r.rep.BaselineRSSMiB) * 1024 / float64(cfg.N)
 	}
 	r.rep.ReadyFalse = r.tr.readyFalseCount()
+	if evs, err := r.events.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=NewArtifact"}); err == nil {
+		r.rep.NewArtifactEvents = len(evs.Items)
+	} else {
+		logf("counting NewArtifact events: %v", err)
+	}
 	r.stopAll()
 	if r.sidecar != nil {
 		// The runs it reaped count in its children's CPU once waited for.

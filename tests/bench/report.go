@@ -148,6 +148,7 @@ func PrintTable(w io.Writer, reps []*Report) {
 	row("latency p99 ms", func(r *Report) string { return f1(r.Latency.P99Seconds * 1000) })
 	row("latency samples/missed", func(r *Report) string { return fmt.Sprintf("%d/%d", r.Latency.Samples, r.Latency.Missed) })
 	row("controller CPU s", func(r *Report) string { return f1(r.CPUSeconds) })
+	row("NewArtifact events kept", func(r *Report) string { return fmt.Sprintf("%d", r.NewArtifactEvents) })
 	row("RSS baseline MiB", func(r *Report) string { return f1(r.BaselineRSSMiB) })
 	row("RSS steady MiB", func(r *Report) string { return f1(r.RSSMiB) })
 	row("RSS peak MiB", func(r *Report) string { return f1(r.PeakRSSMiB) })

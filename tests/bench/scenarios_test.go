@@ -123,7 +123,17 @@ func TestScenarios(t *testing.T) {
 			// A ramp of seconds, an interval of a minute: no scheduled check.
 			g.Expect(r.RampRechecks).To(BeZero())
 			g.Expect(r.LateRechecks).To(BeZero())
+			// Two NewArtifact Events per source, all kept at ten sources.
+			g.Expect(r.NewArtifactEvents).To(Equal(20))
+			// The ramp's CPU, split by who used it.
+			g.Expect(r.RampCPU).NotTo(BeNil())
+			g.Expect(r.RampCPU.Machine.Busy).To(BeNumerically(">", 0))
+			g.Expect(r.RampCPU.Controller).To(BeNumerically(">", 0))
+			g.Expect(r.RampCPU.APIServer).To(BeNumerically(">", 0))
 		}
+		g.Expect(reps[0].RampCPU.Sidecar).To(BeZero())
+		g.Expect(reps[1].RampCPU.Runs).To(BeNumerically(">", 0))
+		g.Expect(h.Bare.Machine).NotTo(BeNil())
 		// Where it can (CI runs as root, with unshare), the sidecar runs
 		// as in its pod: PID 1 of its own PID namespace.
 		_, canOwn := OwnPIDNamespaceTool()
