@@ -489,6 +489,8 @@ type HooksRow struct {
 	// Miss splits what the hooks runs took over the sum by who used the
 	// CPU: the mean over the pairs that measured it (nil for none).
 	Miss *CPUMiss `json:"miss,omitempty"`
+	// PairMisses are the pairs' own splits, in the order of PairRatios.
+	PairMisses []CPUMiss `json:"pairMisses,omitempty"`
 	// Hooks is the first hooks run's report.
 	Hooks *HooksReport `json:"hooks"`
 }
@@ -543,14 +545,20 @@ func HooksRows(reps []*Report) []HooksRow {
 		}
 		var misses []CPUMiss
 		for i := range min(len(p.hooks), len(p.hookless)) {
+			var ratio float64
 			if d := p.hookless[i].AllReadySeconds + p.hooks[i].Hooks.Bare.Seconds; d > 0 {
-				row.PairRatios = append(row.PairRatios, p.hooks[i].AllReadySeconds/d)
+				ratio = p.hooks[i].AllReadySeconds / d
+				row.PairRatios = append(row.PairRatios, ratio)
 			}
 			if m, ok := pairMiss(p.hooks[i], p.hookless[i]); ok {
+				m.Ratio = ratio
 				misses = append(misses, m)
 			}
 		}
 		row.Miss = meanMiss(misses)
+		if len(misses) > 1 {
+			row.PairMisses = misses
+		}
 		rows = append(rows, row)
 	}
 	return rows
@@ -562,6 +570,8 @@ func HooksRows(reps []*Report) []HooksRow {
 // difference in wall time: Total / CPUs is the miss in wall seconds.
 type CPUMiss struct {
 	Pairs int `json:"pairs"`
+	// Ratio is the pair's ratio (0 in a mean).
+	Ratio float64 `json:"ratio,omitempty"`
 	// Controller: the controller's CPU over the hookless run's.
 	Controller float64 `json:"controller"`
 	// Sidecar: the sidecar's own CPU (there is none without hooks).
@@ -583,6 +593,22 @@ type CPUMiss struct {
 	Steal float64 `json:"steal"`
 	// Total is the sum of the above.
 	Total float64 `json:"total"`
+	// EventPosts are the Event POSTs inside the hooks run's window over
+	// those inside the hookless run's; HooksEventsKept and
+	// HooklessEventsKept the NewArtifact Events each run's API server
+	// held at its end. Events one run dropped are work the other did.
+	EventPosts         float64 `json:"eventPosts"`
+	HooksEventsKept    float64 `json:"hooksEventsKept"`
+	HooklessEventsKept float64 `json:"hooklessEventsKept"`
+}
+
+// String is the split as the hooks table prints it.
+func (m CPUMiss) String() string {
+	return fmt.Sprintf("controller %+.1f, sidecar %+.1f, hook runs over the floor's %+.1f, harness %+.1f, kube-apiserver %+.1f, etcd %+.1f, "+
+		"kernel %+.1f, idle %+.1f, steal %+.1f; total %+.1f (%+.1f s of wall on %d CPUs); Event POSTs in the window %+.0f; "+
+		"NewArtifact Events kept: hooks %.0f, hookless %.0f",
+		m.Controller, m.Sidecar, m.Runs, m.Harness, m.APIServer, m.Etcd, m.Rest, m.Idle, m.Steal, m.Total,
+		m.Total/float64(runtime.NumCPU()), runtime.NumCPU(), m.EventPosts, m.HooksEventsKept, m.HooklessEventsKept)
 }
 
 // pairMiss splits one hooks run's CPU over that of the hookless run beside
@@ -606,6 +632,8 @@ func pairMiss(hooks, hookless *Report) (CPUMiss, bool) {
 		Steal:      h.Machine.Steal - l.Machine.Steal - b.Machine.Steal,
 	}
 	m.Total = m.Controller + m.Sidecar + m.Runs + m.Harness + m.APIServer + m.Etcd + m.Rest + m.Idle + m.Steal
+	m.EventPosts = float64(hooks.InitialAPIWrites["events POST"] - hookless.InitialAPIWrites["events POST"])
+	m.HooksEventsKept, m.HooklessEventsKept = float64(hooks.NewArtifactEvents), float64(hookless.NewArtifactEvents)
 	return m, true
 }
 
@@ -626,10 +654,14 @@ func meanMiss(ms []CPUMiss) *CPUMiss {
 		s.Idle += m.Idle
 		s.Steal += m.Steal
 		s.Total += m.Total
+		s.EventPosts += m.EventPosts
+		s.HooksEventsKept += m.HooksEventsKept
+		s.HooklessEventsKept += m.HooklessEventsKept
 	}
 	n := float64(len(ms))
 	return &CPUMiss{Pairs: len(ms), Controller: s.Controller / n, Sidecar: s.Sidecar / n, Runs: s.Runs / n,
-		Harness: s.Harness / n, APIServer: s.APIServer / n, Etcd: s.Etcd / n, Rest: s.Rest / n, Idle: s.Idle / n, Steal: s.Steal / n, Total: s.Total / n}
+		Harness: s.Harness / n, APIServer: s.APIServer / n, Etcd: s.Etcd / n, Rest: s.Rest / n, Idle: s.Idle / n, Steal: s.Steal / n, Total: s.Total / n,
+		EventPosts: s.EventPosts / n, HooksEventsKept: s.HooksEventsKept / n, HooklessEventsKept: s.HooklessEventsKept / n}
 }
 
 // PrintHooks writes the hooks table.
@@ -660,9 +692,10 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 				r.N, strings.Join(parts, ", "))
 		}
 		if m := r.Miss; m != nil {
-			fmt.Fprintf(w, "  %d sources, hooks − (hookless + bare) in CPU-seconds, by who (mean of %d pairs): controller %+.1f, sidecar %+.1f, "+
-				"hook runs over the floor's %+.1f, harness %+.1f, kube-apiserver %+.1f, etcd %+.1f, kernel %+.1f, idle %+.1f, steal %+.1f; total %+.1f (%+.1f s of wall on %d CPUs)\n",
-				r.N, m.Pairs, m.Controller, m.Sidecar, m.Runs, m.Harness, m.APIServer, m.Etcd, m.Rest, m.Idle, m.Steal, m.Total, m.Total/float64(runtime.NumCPU()), runtime.NumCPU())
+			fmt.Fprintf(w, "  %d sources, hooks − (hookless + bare) in CPU-seconds, by who (mean of %d pairs): %s\n", r.N, m.Pairs, m)
+		}
+		for i, m := range r.PairMisses {
+			fmt.Fprintf(w, "    pair %d (ratio %.2f): %s\n", i+1, m.Ratio, m)
 		}
 		fmt.Fprintf(w, "  %d sources, the sidecar's mean ms per run during the ramp: %s\n", r.N, fmtPhases(h.Phases))
 		where := "the harness's PID namespace (-sidecar-host-pids, or not root, no unshare or no /proc children file)"

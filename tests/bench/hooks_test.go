@@ -79,19 +79,39 @@ func TestHooksRows(t *testing.T) {
 func TestHooksMiss(t *testing.T) {
 	// 2 CPUs: hookless 10 s (20 CPU-s), floor 8 s (16), hooks 20 s (40).
 	hookless := &Report{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10,
-		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 19, Idle: 1}, Controller: 5, Harness: 2, APIServer: 8, Etcd: 3, Rest: 1}}
+		RampCPU:          &RampCPU{Machine: MachineCPU{Busy: 19, Idle: 1}, Controller: 5, Harness: 2, APIServer: 8, Etcd: 3, Rest: 1},
+		InitialAPIWrites: APIWrites{"events POST": 400}, NewArtifactEvents: 1500}
 	bare := BareExecReport{Seconds: 8, CPUSeconds: 14, HarnessCPUSeconds: 0.5,
 		Machine: &MachineCPU{Busy: 15, Idle: 0.5, Steal: 0.5}}
 	hooks := &Report{Config: Config{Group: "hooks1000", Hooks: true}, AllReadySeconds: 20,
-		Hooks:   &HooksReport{Bare: bare},
-		RampCPU: &RampCPU{Machine: MachineCPU{Busy: 39, Idle: 0.25, Steal: 0.75}, Controller: 6, Sidecar: 2, Runs: 15, Harness: 2.5, APIServer: 9.5, Etcd: 2.5, Rest: 1.5}}
+		Hooks:            &HooksReport{Bare: bare},
+		RampCPU:          &RampCPU{Machine: MachineCPU{Busy: 39, Idle: 0.25, Steal: 0.75}, Controller: 6, Sidecar: 2, Runs: 15, Harness: 2.5, APIServer: 9.5, Etcd: 2.5, Rest: 1.5},
+		InitialAPIWrites: APIWrites{"events POST": 1100}, NewArtifactEvents: 2000}
+	// A second pair: 2 CPU-s more of the controller's, 1 s more of wall.
+	hooks2 := &Report{Config: hooks.Config, AllReadySeconds: 21, Hooks: hooks.Hooks, InitialAPIWrites: hooks.InitialAPIWrites,
+		NewArtifactEvents: 2000, RampCPU: &RampCPU{Machine: MachineCPU{Busy: 41, Idle: 0.25, Steal: 0.75}, Controller: 8,
+			Sidecar: 2, Runs: 15, Harness: 2.5, APIServer: 9.5, Etcd: 2.5, Rest: 1.5}}
 	for _, tc := range []struct {
-		name string
-		reps []*Report
-		want *CPUMiss
+		name  string
+		reps  []*Report
+		want  *CPUMiss
+		pairs []CPUMiss
+		print []string
 	}{
 		{name: "one pair", reps: []*Report{hookless, hooks}, want: &CPUMiss{Pairs: 1, Controller: 1, Sidecar: 2, Runs: 1,
-			Harness: 0, APIServer: 1.5, Etcd: -0.5, Rest: 0, Idle: -1.25, Steal: 0.25, Total: 4}},
+			Harness: 0, APIServer: 1.5, Etcd: -0.5, Rest: 0, Idle: -1.25, Steal: 0.25, Total: 4,
+			EventPosts: 700, HooksEventsKept: 2000, HooklessEventsKept: 1500}},
+		{name: "two pairs: the mean, and each pair with its ratio", reps: []*Report{hookless, hooks, hooks2, hookless},
+			want: &CPUMiss{Pairs: 2, Controller: 2, Sidecar: 2, Runs: 1, Harness: 0, APIServer: 1.5, Etcd: -0.5, Rest: 0,
+				Idle: -1.25, Steal: 0.25, Total: 5, EventPosts: 700, HooksEventsKept: 2000, HooklessEventsKept: 1500},
+			pairs: []CPUMiss{
+				{Pairs: 1, Ratio: 20.0 / 18, Controller: 1, Sidecar: 2, Runs: 1, APIServer: 1.5, Etcd: -0.5, Idle: -1.25, Steal: 0.25, Total: 4,
+					EventPosts: 700, HooksEventsKept: 2000, HooklessEventsKept: 1500},
+				{Pairs: 1, Ratio: 21.0 / 18, Controller: 3, Sidecar: 2, Runs: 1, APIServer: 1.5, Etcd: -0.5, Idle: -1.25, Steal: 0.25, Total: 6,
+					EventPosts: 700, HooksEventsKept: 2000, HooklessEventsKept: 1500},
+			},
+			print: []string{"pair 1 (ratio 1.11): controller +1.0,", "pair 2 (ratio 1.17): controller +3.0,",
+				"total +6.0 (+3.0 s of wall on 2 CPUs)"}},
 		{name: "a run without the counters (an older report) has no split",
 			reps: []*Report{{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10}, hooks}},
 	} {
@@ -107,10 +127,21 @@ func TestHooksMiss(t *testing.T) {
 				return
 			}
 			g.Expect(rows[0].Miss).To(Equal(tc.want))
-			// The machine's own difference: 40 − 20 − 16 CPU-s.
-			g.Expect(tc.want.Total).To(Equal(40.0 - 20 - 16))
+			g.Expect(rows[0].PairMisses).To(HaveLen(len(tc.pairs)))
+			for i, p := range tc.pairs {
+				g.Expect(rows[0].PairMisses[i].Ratio).To(BeNumerically("~", p.Ratio, 1e-9), "pair %d", i)
+				p.Ratio = rows[0].PairMisses[i].Ratio
+				g.Expect(rows[0].PairMisses[i]).To(Equal(p), "pair %d", i)
+				// Each pair's components add up to the machine's own
+				// difference: 40 (or 42) − 20 − 16 CPU-s.
+				g.Expect(p.Total).To(Equal(2 * (rows[0].HooksRuns[i] - 10 - 8)))
+			}
 			g.Expect(b.String()).To(ContainSubstring("controller +1.0, sidecar +2.0, hook runs over the floor's +1.0, harness +0.0, " +
 				"kube-apiserver +1.5, etcd -0.5, kernel +0.0, idle -1.2, steal +0.2; total +4.0"))
+			g.Expect(b.String()).To(ContainSubstring("Event POSTs in the window +700; NewArtifact Events kept: hooks 2000, hookless 1500"))
+			for _, want := range tc.print {
+				g.Expect(b.String()).To(ContainSubstring(want))
+			}
 		})
 	}
 }
