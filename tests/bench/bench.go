@@ -165,6 +165,12 @@ type Config struct {
 	// the shipped whitelist; the report's Hooks says what they cost, and
 	// what the same commands cost exec'd bare (BareExec) first.
 	Hooks bool `json:"hooks,omitempty"`
+	// MixedFloor runs the hookless controller with the bare-exec loop
+	// (BareExec) beside it, both from the first create: the hooks' work
+	// and the controller's together, with no sidecar and no hook, on the
+	// same CPUs at once (the report's Mixed). A diagnostic beside the
+	// target's sum, which times the two apart.
+	MixedFloor bool `json:"mixedFloor,omitempty"`
 	// SidecarArgs are extra flags of the hook-executor (e.g. its memory
 	// budget, sized for more concurrent runs).
 	SidecarArgs []string `json:"sidecarArgs,omitempty"`
@@ -289,6 +295,7 @@ type Report struct {
 	SidecarCPU *HeapReport     `json:"sidecarCpu,omitempty"`
 	Restart    *RestartReport  `json:"restart,omitempty"`
 	Hooks      *HooksReport    `json:"hooks,omitempty"`
+	Mixed      *MixedReport    `json:"mixed,omitempty"`
 	Failing    *FailingReport  `json:"failing,omitempty"`
 	Sharding   *ShardingReport `json:"sharding,omitempty"`
 
@@ -892,6 +899,19 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	if cfg.CPUProfile > 0 && !cfg.nullProducer() {
 		defer func(done <-chan struct{}) { <-done }(r.cpuProfile(ctx, cfg.CPUProfile, logf))
 	}
+	type mixedDone struct {
+		rep MixedReport
+		err error
+	}
+	var mixed chan mixedDone
+	if cfg.MixedFloor {
+		mixed = make(chan mixedDone, 1)
+		go func() {
+			bare, err := BareExec(ctx, cfg.N, cfg.PayloadSize, hookRunConcurrency(cfg.Concurrent),
+				func(i int) string { return fmt.Sprintf("http://127.0.0.1:40000/s/%d", i) })
+			mixed <- mixedDone{MixedReport{Bare: bare, BareEndSeconds: time.Since(start).Seconds()}, err}
+		}()
+	}
 	if err := r.createSources(ctx, r.labels); err != nil {
 		return err
 	}
@@ -907,6 +927,17 @@ func (r *run) phaseCreate(ctx context.Context, logf func(string, ...any)) error 
 	case <-ctx.Done():
 		r.rep.Ready = r.tr.readyCount()
 		return fmt.Errorf("waiting for %d sources to be Ready: %w; %s", cfg.N, ctx.Err(), r.stuck(r.tr.notReady(r.names())))
+	}
+	if mixed != nil {
+		// The mixed floor's window ends when both are done.
+		done := <-mixed
+		if done.err != nil {
+			return fmt.Errorf("the bare-exec loop beside the controller: %w", done.err)
+		}
+		m := &done.rep
+		r.rep.Mixed = m
+		m.Seconds = max(m.BareEndSeconds, r.tr.lastReady().Sub(start).Seconds())
+		logf("mixed floor: all Ready and %d bare runs (%.1f s CPU) done after %.1fs", m.Bare.Runs, m.Bare.CPUSeconds, m.Seconds)
 	}
 	if cpu1, err := r.cpuNow(); err == nil && cpuErr == nil {
 		r.rep.RampCPU = rampCPU(cpu0, cpu1)

@@ -98,6 +98,16 @@ type HooksReport struct {
 	Bare BareExecReport `json:"bare"`
 }
 
+// MixedReport is the mixed floor (Config.MixedFloor): the hookless
+// controller's ramp with the bare-exec loop beside it.
+type MixedReport struct {
+	// Seconds is from the first create until every source is Ready and
+	// the loop is done; BareEndSeconds when the loop was done.
+	Seconds        float64        `json:"seconds"`
+	BareEndSeconds float64        `json:"bareEndSeconds"`
+	Bare           BareExecReport `json:"bare"`
+}
+
 // PhaseCost is the sidecar's cost of one phase over a window.
 type PhaseCost struct {
 	Runs         int64   `json:"runs"`
@@ -491,6 +501,16 @@ type HooksRow struct {
 	Miss *CPUMiss `json:"miss,omitempty"`
 	// PairMisses are the pairs' own splits, in the order of PairRatios.
 	PairMisses []CPUMiss `json:"pairMisses,omitempty"`
+	// MixedSeconds is the mixed floor's mean time (with -mixed-floor):
+	// the hookless controller with the bare-exec loop beside it, until
+	// both are done; MixedRatio is hooks / mixed, MixedPairRatios the
+	// same pair by pair. A diagnostic: it times the two kinds of work on
+	// the CPUs at once, as the hooks run does, where the target's sum
+	// times them apart.
+	MixedSeconds    float64   `json:"mixedSeconds,omitempty"`
+	MixedRuns       []float64 `json:"mixedRuns,omitempty"`
+	MixedRatio      float64   `json:"mixedRatio,omitempty"`
+	MixedPairRatios []float64 `json:"mixedPairRatios,omitempty"`
 	// Hooks is the first hooks run's report.
 	Hooks *HooksReport `json:"hooks"`
 }
@@ -498,7 +518,7 @@ type HooksRow struct {
 // HooksRows pairs the hookless and the hooks runs of each group.
 func HooksRows(reps []*Report) []HooksRow {
 	var rows []HooksRow
-	type pair struct{ hookless, hooks []*Report }
+	type pair struct{ hookless, hooks, mixed []*Report }
 	byGroup := map[string]*pair{}
 	var order []string
 	for _, r := range reps {
@@ -511,9 +531,12 @@ func HooksRows(reps []*Report) []HooksRow {
 			byGroup[r.Config.Group] = p
 			order = append(order, r.Config.Group)
 		}
-		if r.Hooks != nil {
+		switch {
+		case r.Mixed != nil:
+			p.mixed = append(p.mixed, r)
+		case r.Hooks != nil:
 			p.hooks = append(p.hooks, r)
-		} else {
+		default:
 			p.hookless = append(p.hookless, r)
 		}
 	}
@@ -556,6 +579,16 @@ func HooksRows(reps []*Report) []HooksRow {
 			}
 		}
 		row.Miss = meanMiss(misses)
+		if len(p.mixed) > 0 {
+			for _, m := range p.mixed {
+				row.MixedRuns = append(row.MixedRuns, m.Mixed.Seconds)
+				row.MixedSeconds += m.Mixed.Seconds / float64(len(p.mixed))
+			}
+			row.MixedRatio = row.HooksSeconds / row.MixedSeconds
+			for i := range min(len(p.hooks), len(p.mixed)) {
+				row.MixedPairRatios = append(row.MixedPairRatios, p.hooks[i].AllReadySeconds/p.mixed[i].Mixed.Seconds)
+			}
+		}
 		if len(misses) > 1 {
 			row.PairMisses = misses
 		}
@@ -693,6 +726,14 @@ func PrintHooks(w io.Writer, rows []HooksRow) {
 		}
 		if m := r.Miss; m != nil {
 			fmt.Fprintf(w, "  %d sources, hooks − (hookless + bare) in CPU-seconds, by who (mean of %d pairs): %s\n", r.N, m.Pairs, m)
+		}
+		if r.MixedSeconds > 0 {
+			var parts []string
+			for _, x := range r.MixedPairRatios {
+				parts = append(parts, fmt.Sprintf("%.2f", x))
+			}
+			fmt.Fprintf(w, "  %d sources, the mixed floor (the hookless controller with the bare-exec loop beside it): %v s; hooks / mixed %.2f (pair by pair: %s)\n",
+				r.N, r.MixedRuns, r.MixedRatio, strings.Join(parts, ", "))
 		}
 		for i, m := range r.PairMisses {
 			fmt.Fprintf(w, "    pair %d (ratio %.2f): %s\n", i+1, m.Ratio, m)

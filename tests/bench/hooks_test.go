@@ -205,3 +205,35 @@ func TestControlPlaneCPU(t *testing.T) {
 	// Not a child of some other process.
 	g.Expect(controlPlaneCPU(1)).To(BeZero())
 }
+
+// TestHooksRowsMixed checks that a mixed floor's run is compared with the
+// hooks runs and not taken for a hookless one.
+func TestHooksRowsMixed(t *testing.T) {
+	g := NewWithT(t)
+	mixed := func(s float64) *Report {
+		return &Report{Config: Config{Group: "hooks1000", MixedFloor: true}, AllReadySeconds: s - 1, Mixed: &MixedReport{Seconds: s}}
+	}
+	reps := []*Report{
+		{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10},
+		{Config: Config{Group: "hooks1000", Hooks: true}, AllReadySeconds: 24, Hooks: &HooksReport{Bare: BareExecReport{Seconds: 10}}},
+		mixed(20),
+		mixed(30),
+		{Config: Config{Group: "hooks1000", Hooks: true}, AllReadySeconds: 33, Hooks: &HooksReport{Bare: BareExecReport{Seconds: 10}}},
+		{Config: Config{Group: "hooks1000"}, AllReadySeconds: 10},
+	}
+	rows := HooksRows(reps)
+	g.Expect(rows).To(HaveLen(1))
+	r := rows[0]
+	g.Expect(r.HooklessRuns).To(Equal([]float64{10, 10}))
+	g.Expect(r.PairRatios).To(HaveLen(2))
+	g.Expect(r.PairRatios[0]).To(BeNumerically("~", 1.2, 1e-9))
+	g.Expect(r.MixedRuns).To(Equal([]float64{20, 30}))
+	g.Expect(r.MixedSeconds).To(Equal(25.0))
+	g.Expect(r.MixedRatio).To(BeNumerically("~", 28.5/25, 1e-9))
+	g.Expect(r.MixedPairRatios).To(HaveLen(2))
+	g.Expect(r.MixedPairRatios[0]).To(BeNumerically("~", 1.2, 1e-9))
+	g.Expect(r.MixedPairRatios[1]).To(BeNumerically("~", 1.1, 1e-9))
+	var b bytes.Buffer
+	PrintHooks(&b, rows)
+	g.Expect(b.String()).To(ContainSubstring("the mixed floor (the hookless controller with the bare-exec loop beside it): [20 30] s; hooks / mixed 1.14 (pair by pair: 1.20, 1.10)"))
+}

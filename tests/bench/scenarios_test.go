@@ -134,6 +134,18 @@ func TestScenarios(t *testing.T) {
 		g.Expect(reps[0].RampCPU.Sidecar).To(BeZero())
 		g.Expect(reps[1].RampCPU.Runs).To(BeNumerically(">", 0))
 		g.Expect(h.Bare.Machine).NotTo(BeNil())
+		// The mixed floor: the hookless controller with the bare-exec
+		// loop beside it, timed until both are done.
+		mixed := run(t, Config{Name: "hooks-mixed", Group: "hooks10", MixedFloor: true, N: 10,
+			PayloadSize: 1 << 10, ETag: true, Steady: SteadyRequest})
+		g.Expect(mixed.Ready).To(Equal(10))
+		g.Expect(mixed.Hooks).To(BeNil())
+		g.Expect(mixed.Mixed).NotTo(BeNil())
+		g.Expect(mixed.Mixed.Bare.Runs).To(Equal(11))
+		g.Expect(mixed.Mixed.Bare.CPUSeconds).To(BeNumerically(">", 0))
+		g.Expect(mixed.Mixed.Seconds).To(BeNumerically(">=", mixed.AllReadySeconds))
+		g.Expect(mixed.Mixed.Seconds).To(BeNumerically(">=", mixed.Mixed.BareEndSeconds))
+		reps = append(reps, mixed)
 		// Where it can (CI runs as root, with unshare), the sidecar runs
 		// as in its pod: PID 1 of its own PID namespace.
 		_, canOwn := OwnPIDNamespaceTool()
@@ -162,8 +174,11 @@ func TestScenarios(t *testing.T) {
 		rows := HooksRows(reps)
 		g.Expect(rows).To(HaveLen(1))
 		g.Expect(rows[0].Ratio).To(BeNumerically(">", 0))
+		g.Expect(rows[0].HooklessRuns).To(HaveLen(1))
+		g.Expect(rows[0].MixedRatio).To(BeNumerically(">", 0))
 		var b bytes.Buffer
 		PrintHooks(&b, rows)
+		g.Expect(b.String()).To(ContainSubstring("the mixed floor"))
 		t.Logf("%s", b.String())
 	})
 

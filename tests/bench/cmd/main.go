@@ -126,6 +126,7 @@ func run() error {
 	cpuProf := flag.Duration("cpu-profile", 0, "Take a CPU profile of the controller (and of the hook sidecar, in a hooks scenario) for this long from the first create.")
 	upDelay := flag.Duration("upstream-delay", 0, "Added before every upstream answer (a slow host).")
 	failFor := flag.Duration("fail-duration", 0, "How long the failing scenario counts requests (default 10m).")
+	mixedFloor := flag.Bool("mixed-floor", false, "Add to each hooks scenario the mixed floor: the hookless controller with the bare-exec loop beside it, both from the first create.")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -155,6 +156,12 @@ func run() error {
 		group, ok := scenarios[name]
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
+		}
+		if *mixedFloor && len(group) > 0 && group[len(group)-1].Hooks {
+			m := group[0] // the hookless run
+			m.Name = strings.TrimSuffix(m.Name, "-hookless") + "-mixed"
+			m.MixedFloor = true
+			group = append(append([]bench.Config(nil), group...), m)
 		}
 		for k := range max(1, *repeat) {
 			for j := range group {
