@@ -18,6 +18,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -50,23 +51,15 @@ type ProcStat struct {
 // (peak RSS) from /proc/<pid>/status.
 func ReadProc(pid int) (ProcStat, error) {
 	var s ProcStat
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return s, err
 	}
-	// The command name may hold spaces: fields start after the last ')'.
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	if len(f) < 13 {
+	st, ok := parseStat(b)
+	if !ok {
 		return s, fmt.Errorf("short /proc/%d/stat", pid)
 	}
-	ut, _ := strconv.ParseFloat(f[11], 64) // field 14
-	st, _ := strconv.ParseFloat(f[12], 64) // field 15
-	s.CPUSeconds = (ut + st) / clockTicks
-	if len(f) >= 15 {
-		cut, _ := strconv.ParseFloat(f[13], 64) // field 16
-		cst, _ := strconv.ParseFloat(f[14], 64) // field 17
-		s.ChildCPUSeconds = (cut + cst) / clockTicks
-	}
+	s.CPUSeconds, s.ChildCPUSeconds = st.cpu, st.childCPU
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err
@@ -85,6 +78,37 @@ func ReadProc(pid int) (ProcStat, error) {
 		}
 	}
 	return s, nil
+}
+
+// procStat is what ReadProc and controlPlaneCPU take from a
+// /proc/<pid>/stat: the command name, the parent, and the CPU of the
+// process and of the children it waited for, in seconds.
+type procStat struct {
+	comm          string
+	ppid          int
+	cpu, childCPU float64
+}
+
+// parseStat parses a /proc/<pid>/stat; false when it is too short.
+func parseStat(b []byte) (procStat, bool) {
+	// The command name may hold spaces and parentheses: it is what lies
+	// between the first '(' and the last ')', and the fields follow.
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 15 {
+		return procStat{}, false
+	}
+	num := func(i int) float64 { v, _ := strconv.ParseFloat(f[i], 64); return v }
+	ppid, _ := strconv.Atoi(f[1]) // field 4
+	return procStat{
+		comm:     string(b[open+1 : end]),
+		ppid:     ppid,
+		cpu:      (num(11) + num(12)) / clockTicks, // fields 14, 15: utime, stime
+		childCPU: (num(13) + num(14)) / clockTicks, // fields 16, 17: cutime, cstime
+	}, true
 }
 
 // Sample is one RSS reading, Seconds after the controller started.

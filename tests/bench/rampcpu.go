@@ -17,7 +17,6 @@ limitations under the License.
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,27 +138,15 @@ func controlPlaneCPU(pid int) (apiserver, etcd float64) {
 		if err != nil {
 			continue
 		}
-		open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-		if open < 0 || end < open {
+		st, ok := parseStat(b)
+		if !ok || st.ppid != pid {
 			continue
 		}
-		comm := string(b[open+1 : end])
-		if comm != "kube-apiserver" && comm != "etcd" {
-			continue
-		}
-		f := strings.Fields(string(b[end+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); ppid != pid { // field 4
-			continue
-		}
-		ut, _ := strconv.ParseFloat(f[11], 64)
-		st, _ := strconv.ParseFloat(f[12], 64)
-		if comm == "etcd" {
-			etcd += (ut + st) / clockTicks
-		} else {
-			apiserver += (ut + st) / clockTicks
+		switch st.comm {
+		case "etcd":
+			etcd += st.cpu
+		case "kube-apiserver":
+			apiserver += st.cpu
 		}
 	}
 	return apiserver, etcd
